@@ -1,0 +1,8 @@
+"""DuckDB catalog of models, decompositions, datasets, runs, metrics, samples and experts.
+
+A thin adapter around t2core results; t2core never imports this package.
+"""
+
+from catalog.db import Catalog, CatalogBusyError, default_path
+
+__all__ = ["Catalog", "CatalogBusyError", "default_path"]

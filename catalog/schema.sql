@@ -1,0 +1,85 @@
+-- t2 catalog schema, version 1. Every statement is idempotent (applied on each open).
+CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at TIMESTAMP DEFAULT now());
+
+CREATE TABLE IF NOT EXISTS models (
+    weights_hash VARCHAR PRIMARY KEY,  -- sha256 of the state dict
+    alias        VARCHAR NOT NULL,
+    source       VARCHAR NOT NULL,
+    n_params     BIGINT,
+    first_seen   TIMESTAMP DEFAULT now()
+);
+
+CREATE TABLE IF NOT EXISTS decompositions (
+    decomp_key   VARCHAR PRIMARY KEY,  -- content key in the artifact store
+    weights_hash VARCHAR NOT NULL,
+    targets      VARCHAR NOT NULL,     -- mlp | attn | both
+    path         VARCHAR NOT NULL,
+    n_matrices   INTEGER,
+    bytes        BIGINT,
+    seconds      DOUBLE,               -- SVD compute time
+    max_error    DOUBLE,               -- max over matrices of max |U diag(S) V^T - W|
+    created_at   TIMESTAMP DEFAULT now()
+);
+
+CREATE TABLE IF NOT EXISTS decomposition_matrices (
+    decomp_key VARCHAR, name VARCHAR, rows INTEGER, cols INTEGER, max_error DOUBLE,
+    PRIMARY KEY (decomp_key, name)
+);
+
+CREATE TABLE IF NOT EXISTS datasets (
+    task VARCHAR, split VARCHAR, file VARCHAR, sha256 VARCHAR, n_records INTEGER,
+    first_seen TIMESTAMP DEFAULT now(),
+    PRIMARY KEY (task, split, file, sha256)
+);
+
+CREATE TABLE IF NOT EXISTS runs (
+    run_id       VARCHAR PRIMARY KEY,  -- content hash of what determines the result
+    kind         VARCHAR NOT NULL,     -- eval | svd | train | ...
+    model        VARCHAR,
+    weights_hash VARCHAR,
+    task         VARCHAR,
+    task_version VARCHAR,
+    split        VARCHAR,
+    config_hash  VARCHAR,
+    config_json  VARCHAR,
+    data_hashes  VARCHAR,              -- JSON {file: sha256}
+    git_sha      VARCHAR,
+    seed         INTEGER,
+    status       VARCHAR NOT NULL,     -- running | completed | failed
+    error        VARCHAR,
+    started_at   TIMESTAMP,
+    finished_at  TIMESTAMP,
+    seconds      DOUBLE
+);
+
+CREATE TABLE IF NOT EXISTS metrics (
+    run_id VARCHAR, name VARCHAR, value DOUBLE,
+    PRIMARY KEY (run_id, name)
+);
+
+CREATE TABLE IF NOT EXISTS samples (
+    run_id    VARCHAR,
+    idx       INTEGER,
+    sample_id VARCHAR,
+    prompt    VARCHAR,
+    output    VARCHAR,
+    parsed    VARCHAR,
+    target    VARCHAR,
+    correct   BOOLEAN,
+    detail    VARCHAR,
+    PRIMARY KEY (run_id, idx)
+);
+
+CREATE TABLE IF NOT EXISTS experts (
+    expert_id    VARCHAR PRIMARY KEY,
+    weights_hash VARCHAR NOT NULL,
+    task         VARCHAR,
+    method       VARCHAR,              -- svf | lora | ia3 | dora | ...
+    targets      VARCHAR,
+    path         VARCHAR,
+    run_id       VARCHAR,
+    metrics_json VARCHAR,
+    created_at   TIMESTAMP DEFAULT now()
+);
+
+INSERT INTO schema_version (version) SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM schema_version WHERE version = 1);

@@ -1,0 +1,38 @@
+"""Serve the `full-paper` and `svd` deployments against the configured Prefect API.
+
+    prefect server start            # in one shell (or any PREFECT_API_URL)
+    python -m flows.serve --profile tiny
+    prefect deployment run full-paper/full-paper --watch
+
+The served process polls for runs and executes them; `--profile` sets the deployment's
+default `profile` parameter (override per run with `--param profile=smol`).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from flows.pipelines import full_paper_flow, svd_flow
+
+
+def serve(profile: str = "smol", limit: int | None = None) -> None:
+    from prefect import serve as prefect_serve
+
+    from t2core.profiles import get_profile
+
+    prof = get_profile(profile)  # fail early on a bad name
+    full = full_paper_flow.to_deployment(name="full-paper", parameters={"profile": prof.name})
+    svd = svd_flow.to_deployment(name="svd", parameters={"model": prof.model, "targets": prof.targets})
+    prefect_serve(full, svd, limit=limit)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--profile", default="smol", help="default profile of the full-paper deployment")
+    ap.add_argument("--limit", type=int, default=None, help="max concurrent flow runs")
+    args = ap.parse_args(argv)
+    serve(args.profile, args.limit)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,261 @@
+"""`t2`: run the pipeline and query the catalog (Typer + rich).
+
+Every command takes `--seed`; user errors print one red line and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from dataclasses import asdict
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from t2core.errors import T2Error
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+catalog_app = typer.Typer(no_args_is_help=True, help="Inspect the DuckDB catalog.")
+app.add_typer(catalog_app, name="catalog")
+console = Console()
+err_console = Console(stderr=True)
+
+
+def handle_errors(fn):
+    """Print T2Error (and catalog busy) as one clear line, exit 2; no traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except T2Error as e:
+            err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+def _quiet_transformers() -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
+def _table(title: str, cols: list[str], rows: list[tuple]) -> Table:
+    t = Table(title=title, show_lines=False)
+    for c in cols:
+        t.add_column(c, overflow="fold")
+    for r in rows:
+        t.add_row(*["" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v)) for v in r])
+    return t
+
+
+@app.command()
+@handle_errors
+def models() -> None:
+    """List registered model aliases (any HF id or local directory also works)."""
+    from t2core.models import get_model_spec, model_aliases
+
+    rows = [(a, get_model_spec(a).description, "yes" if get_model_spec(a).needs_gpu else "") for a in model_aliases()]
+    console.print(_table("models", ["alias", "description", "GPU"], rows))
+
+
+@app.command()
+@handle_errors
+def tasks() -> None:
+    """List benchmarks, their splits and families."""
+    from t2core.tasks import get_task, task_names
+
+    rows = [(n, get_task(n).family, ", ".join(get_task(n).splits), get_task(n).version) for n in task_names()]
+    console.print(_table("tasks", ["task", "family", "splits", "version"], rows))
+
+
+@app.command()
+@handle_errors
+def profiles() -> None:
+    """List run profiles (tiny, smol, paper, ...)."""
+    from t2core.profiles import get_profile, profile_names
+
+    rows = []
+    for n in profile_names():
+        p = get_profile(n)
+        slices = ", ".join(f"{e.task}[:{e.limit}]" if e.limit else e.task for e in p.evals)
+        rows.append((n, p.model, p.dtype, slices, p.description))
+    console.print(_table("profiles", ["profile", "model", "dtype", "eval slices", "description"], rows))
+
+
+@app.command()
+@handle_errors
+def svd(
+    model: str = typer.Option("smollm2-135m", help="model alias, HF id or local directory"),
+    targets: str = typer.Option("mlp", help="mlp (paper default), attn or both"),
+    rebuild: bool = typer.Option(False, help="recompute even if a stored decomposition exists"),
+    seed: int = typer.Option(0, help="seed (only tiny-random uses it, for its weights)"),
+) -> None:
+    """Decompose the targeted matrices once (W = U diag(s) Vᵀ) and store them; reuse on later calls."""
+    _quiet_transformers()
+    from catalog import Catalog
+    from catalog import records as rec
+    from t2core.models import load_model
+    from t2core.models.targets import check_target_spec
+    from t2core.svd import ensure_svd
+
+    check_target_spec(targets)
+    loaded = load_model(model, seed=seed)
+    info = ensure_svd(loaded, targets, rebuild=rebuild)
+    cat = Catalog()
+    rec.record_model(cat, loaded)
+    new = rec.record_decomposition(cat, info)
+    rec.record_svd_run(cat, loaded, info, seed=seed)
+    what = "reused stored decomposition (no SVD computed)" if info.reused else f"computed SVD in {info.seconds:.2f}s"
+    console.print(f"[bold]{model}[/] targets={targets}: {what}")
+    console.print(f"key {info.key}  {info.n_matrices} matrices  {info.bytes / 1e6:.1f} MB  "
+                  f"max reconstruction error {info.max_error:.2e}  catalog: {'recorded' if new else 'already recorded'}")
+    console.print(f"path {info.path}")
+
+
+@app.command("eval")
+@handle_errors
+def eval_cmd(
+    model: str = typer.Option("smollm2-135m", help="model alias, HF id or local directory"),
+    task: str = typer.Option(..., help="benchmark name (see `t2 tasks`)"),
+    split: str = typer.Option("test", help="split to evaluate"),
+    limit: int | None = typer.Option(None, help="first N samples of the split"),
+    batch_size: int = typer.Option(16, help="generation batch size"),
+    dtype: str = typer.Option("float32", help="float32 or bfloat16 (autocast; ~2x faster on avx512_bf16 CPUs)"),
+    max_new_tokens: int | None = typer.Option(None, help="new-token cap (default: the task's)"),
+    data_dir: str | None = typer.Option(None, help="dataset directory (default: $T2_DATA_DIR or ../shared/datasets)"),
+    seed: int = typer.Option(0, help="random seed"),
+    force: bool = typer.Option(False, help="re-evaluate even if this exact run is already in the catalog"),
+) -> None:
+    """Greedy evaluation of the base model; accuracy and per-sample rows go into the catalog."""
+    _quiet_transformers()
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from catalog import Catalog
+    from catalog import records as rec
+    from t2core.evaluate import EvalConfig, evaluate, plan_eval
+    from t2core.models import load_model
+    from t2core.sampling import GenerationConfig
+    from t2core.tasks import get_task
+
+    gen = GenerationConfig(batch_size=batch_size, dtype=dtype, seed=seed,
+                           max_new_tokens=max_new_tokens or get_task(task).max_new_tokens)
+    cfg = EvalConfig(task=task, split=split, limit=limit, generation=gen)
+    loaded = load_model(model, seed=seed)
+    planned = plan_eval(loaded, cfg, data_dir)
+    task_obj, ds, run_id = planned
+    cat = Catalog()
+    rec.record_model(cat, loaded)
+    if rec.is_completed(cat, run_id) and not force:
+        _, rows = cat.query("SELECT value FROM metrics WHERE run_id=? AND name='accuracy'", [run_id])
+        console.print(f"run {run_id} is already in the catalog (use --force to redo): accuracy {rows[0][0]:.4f}")
+        return
+    rec.start_run(cat, run_id=run_id, kind="eval", model=loaded.alias, weights_hash=loaded.weights_hash, task=task,
+                  task_version=task_obj.version, split=split, config=asdict(cfg), data_files=ds.files, seed=seed)
+    try:
+        with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                      TimeElapsedColumn(), console=console, transient=False) as prog:
+            bar = prog.add_task(f"{task}/{split}", total=len(ds))
+            res = evaluate(loaded, cfg, data_dir, planned=planned, progress=lambda n: prog.advance(bar, n))
+    except BaseException as e:
+        rec.fail_run(cat, run_id, f"{type(e).__name__}: {e}")
+        raise
+    rec.record_eval(cat, res, n_records=ds.n_total)
+    m = res.metrics
+    console.print(f"[bold]{model}[/] {task}/{split}: accuracy [bold]{res.accuracy:.4f}[/] "
+                  f"({int(m['n_correct'])}/{int(m['n'])})  {res.seconds:.1f}s  {m['tokens_per_s']:.1f} new tok/s")
+    console.print(f"run {run_id}: {len(res.samples)} sample rows in {cat.path}")
+
+
+_TABLES = {
+    "runs": "SELECT run_id, kind, model, task, split, status, round(seconds, 2) AS seconds, git_sha, seed, finished_at "
+            "FROM runs ORDER BY started_at DESC LIMIT ?",
+    "models": "SELECT alias, weights_hash, source, n_params, first_seen FROM models ORDER BY first_seen LIMIT ?",
+    "decompositions": "SELECT decomp_key, targets, n_matrices, bytes, round(seconds, 2) AS seconds, max_error, path "
+                      "FROM decompositions ORDER BY created_at LIMIT ?",
+    "datasets": "SELECT task, split, file, sha256, n_records FROM datasets ORDER BY task, split LIMIT ?",
+    "metrics": "SELECT r.model, r.task, r.split, m.name, m.value, m.run_id FROM metrics m JOIN runs r USING (run_id) "
+               "ORDER BY r.model, r.task, m.name LIMIT ?",
+    "samples": "SELECT run_id, idx, sample_id, parsed, target, correct, left(output, 60) AS output FROM samples "
+               "ORDER BY run_id, idx LIMIT ?",
+    "experts": "SELECT expert_id, task, method, targets, path, created_at FROM experts ORDER BY created_at LIMIT ?",
+}
+
+
+@catalog_app.command("ls")
+@handle_errors
+def catalog_ls(
+    table: str | None = typer.Argument(None, help=f"one of: {', '.join(_TABLES)} (default: a summary)"),
+    limit: int = typer.Option(50, help="max rows"),
+) -> None:
+    """Show what the catalog holds (rich tables)."""
+    from catalog import Catalog
+    from t2core.errors import UnknownNameError
+
+    cat = Catalog()
+    if table is None:
+        counts = [(t, cat.query(f"SELECT count(*) FROM {t}")[1][0][0]) for t in _TABLES]
+        console.print(_table(f"catalog {cat.path}", ["table", "rows"], counts))
+        cols, rows = cat.query(
+            "SELECT r.model, r.task, r.split, m.value AS accuracy, (SELECT value FROM metrics n WHERE n.run_id=r.run_id "
+            "AND n.name='n') AS n, r.status, r.run_id FROM runs r LEFT JOIN metrics m ON m.run_id=r.run_id AND "
+            "m.name='accuracy' WHERE r.kind='eval' ORDER BY r.model, r.task LIMIT ?", [limit])
+        console.print(_table("evaluations", cols, rows))
+        return
+    if table not in _TABLES:
+        raise UnknownNameError("catalog table", table, list(_TABLES))
+    cols, rows = cat.query(_TABLES[table], [limit])
+    console.print(_table(table, cols, rows))
+
+
+@app.command()
+@handle_errors
+def run(
+    flow: str = typer.Argument(..., help="full-paper or svd"),
+    profile: str = typer.Option("smol", help="profile: tiny, smol, paper (see `t2 profiles`)"),
+    data_dir: str | None = typer.Option(None, help="dataset directory"),
+    seed: int | None = typer.Option(None, help="seed (default: the profile's)"),
+) -> None:
+    """Run a Prefect flow in-process (an ephemeral Prefect API starts if none is configured)."""
+    _quiet_transformers()
+    from t2core.errors import UnknownNameError
+    from t2core.profiles import get_profile
+
+    prof = get_profile(profile)
+    from flows.pipelines import full_paper_flow, svd_flow
+
+    if flow == "full-paper":
+        out = full_paper_flow(profile=profile, data_dir=data_dir, seed=seed)
+        rows = [(s["step"], s["state"], s.get("accuracy"), s.get("run_id") or s.get("key")) for s in out["steps"]]
+        console.print(_table(f"full-paper [{profile}] {out['model']}", ["step", "state", "accuracy", "id"], rows))
+    elif flow == "svd":
+        out = svd_flow(model=prof.model, targets=prof.targets, seed=seed or 0)
+        console.print(out)
+    else:
+        raise UnknownNameError("flow", flow, ["full-paper", "svd"])
+
+
+@app.command()
+@handle_errors
+def serve(
+    profile: str = typer.Option("smol", help="default profile of the full-paper deployment"),
+    limit: int | None = typer.Option(None, help="max concurrent flow runs"),
+) -> None:
+    """Serve the full-paper and svd deployments (then: prefect deployment run full-paper/full-paper)."""
+    _quiet_transformers()
+    from flows.serve import serve as do_serve
+
+    do_serve(profile, limit)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""Evaluate a model on a task split (paper §4: base-model rows of Tables 1-2).
+
+Pure: returns an `EvalResult` with per-sample rows and provenance; the catalog adapter
+stores it. The run id is a content hash of everything that determines the result
+(weights, task version, split, data file hashes, generation config, limit), so rerunning
+the same evaluation replaces its rows instead of duplicating them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import torch
+
+from t2core.errors import ConfigError, DataError
+from t2core.hashing import canonical_json, config_hash, sha256_bytes
+from t2core.models.registry import LoadedModel
+from t2core.paths import resolve_data_dir
+from t2core.sampling import GenerationConfig, Sampler, make_sampler
+from t2core.tasks import get_task
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    task: str
+    split: str = "test"
+    limit: int | None = None  # first N samples of the split (None: all)
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+
+    def __post_init__(self) -> None:
+        get_task(self.task).check_split(self.split)
+        if self.limit is not None and self.limit < 1:
+            raise ConfigError(f"limit={self.limit} must be >= 1 (or None for the whole split).")
+
+
+@dataclass
+class SampleResult:
+    idx: int
+    sample_id: str
+    prompt: str
+    output: str
+    parsed: str | None
+    target: str
+    correct: bool
+    detail: str = ""
+    n_new_tokens: int = 0
+
+
+@dataclass
+class EvalResult:
+    run_id: str
+    kind: str
+    model: str
+    weights_hash: str
+    task: str
+    task_version: str
+    split: str
+    config: dict
+    config_hash: str
+    data_files: dict[str, str]
+    samples: list[SampleResult]
+    seconds: float
+    seed: int
+
+    @property
+    def accuracy(self) -> float:
+        return sum(s.correct for s in self.samples) / max(1, len(self.samples))
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        toks = sum(s.n_new_tokens for s in self.samples)
+        return {"accuracy": self.accuracy, "n": float(len(self.samples)), "n_correct": float(sum(s.correct for s in self.samples)),
+                "new_tokens": float(toks), "tokens_per_s": toks / self.seconds if self.seconds else 0.0}
+
+
+def eval_run_id(weights_hash: str, cfg: EvalConfig, task_version: str, data_files: dict[str, str],
+                kind: str = "eval") -> str:
+    payload = [kind, weights_hash, asdict(cfg), task_version, sorted(data_files.values())]
+    return sha256_bytes(canonical_json(payload).encode())[:24]
+
+
+def plan_eval(loaded: LoadedModel, cfg: EvalConfig, data_dir: str | Path | None = None):
+    """Load the data and compute the run id without generating (lets callers skip finished runs)."""
+    task = get_task(cfg.task)
+    ds = task.load(cfg.split, resolve_data_dir(data_dir)).limit(cfg.limit)
+    if not ds.samples:
+        raise DataError(f"task {cfg.task!r} split {cfg.split!r} has no samples; nothing to evaluate.")
+    return task, ds, eval_run_id(loaded.weights_hash, cfg, task.version, ds.files)
+
+
+def evaluate(
+    loaded: LoadedModel,
+    cfg: EvalConfig,
+    data_dir: str | Path | None = None,
+    sampler: Sampler | None = None,
+    progress: Callable[[int], None] | None = None,
+    planned=None,
+) -> EvalResult:
+    task, ds, run_id = planned or plan_eval(loaded, cfg, data_dir)
+    gen = cfg.generation
+    if gen.max_new_tokens == GenerationConfig().max_new_tokens:  # task default unless set explicitly
+        gen = replace(gen, max_new_tokens=task.max_new_tokens)
+    sampler = sampler or make_sampler("hf", loaded=loaded)
+    torch.manual_seed(gen.seed)
+    convs = [task.messages(s) for s in ds.samples]
+    t0 = time.perf_counter()
+    completions = sampler.generate(convs, gen, progress=progress)
+    seconds = time.perf_counter() - t0
+    rows = []
+    for i, (s, conv, comp) in enumerate(zip(ds.samples, convs, completions, strict=True)):
+        sc = task.score(s, comp.text)
+        rows.append(SampleResult(i, s.id, conv[-1]["content"], comp.text, sc.parsed, task.reference(s),
+                                 sc.correct, sc.detail, comp.n_new_tokens))
+    conf = {"eval": asdict(cfg), "effective_generation": asdict(gen), "sampler": sampler.name}
+    return EvalResult(run_id=run_id, kind="eval", model=loaded.alias, weights_hash=loaded.weights_hash,
+                      task=cfg.task, task_version=task.version, split=cfg.split, config=conf,
+                      config_hash=config_hash(conf), data_files=ds.files, samples=rows, seconds=seconds,
+                      seed=gen.seed)

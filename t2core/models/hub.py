@@ -1,0 +1,100 @@
+"""Any Hugging Face model id or local directory, plus the paper's GPU models.
+
+Weights fingerprints are cached by (file names, sizes, mtimes) so an 8B model is
+hashed once, not on every load.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from t2core.artifacts import atomic_write_text
+from t2core.errors import ModelError
+from t2core.hashing import canonical_json, model_weights_hash, sha256_bytes
+from t2core.models.registry import LoadedModel, ModelSpec, register_model
+from t2core.paths import t2_home
+
+
+def _weight_files(directory: Path) -> list[Path]:
+    return sorted(p for p in directory.iterdir() if p.suffix in {".safetensors", ".bin", ".gguf"})
+
+
+def _fingerprint_cache_key(directory: Path) -> str | None:
+    files = _weight_files(directory)
+    if not files:
+        return None
+    stat = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files]
+    return sha256_bytes(canonical_json([str(directory.resolve()), stat]).encode())
+
+
+def cached_weights_hash(model: torch.nn.Module, directory: Path | None) -> str:
+    """`model_weights_hash`, memoised on disk for models loaded from a directory of weight files."""
+    key = _fingerprint_cache_key(directory) if directory and directory.is_dir() else None
+    cache = t2_home() / "fingerprints" / f"{key}.json" if key else None
+    if cache and cache.is_file():
+        return json.loads(cache.read_text())["weights_hash"]
+    h = model_weights_hash(model)
+    if cache:
+        atomic_write_text(cache, json.dumps({"weights_hash": h, "dir": str(directory)}))
+    return h
+
+
+def _device_map() -> str | None:
+    return "auto" if torch.cuda.is_available() else None
+
+
+def load_hf_model(name: str, alias: str | None = None, **_: object) -> LoadedModel:
+    """Load `name` (hub id or local dir) in fp32 with `transformers` AutoModelForCausalLM."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(name)
+        model = AutoModelForCausalLM.from_pretrained(name, dtype=torch.float32, device_map=_device_map())
+    except OSError as e:
+        offline = os.environ.get("HF_HUB_OFFLINE") == "1"
+        raise ModelError(
+            f"could not load model {name!r}: {e}. "
+            + ("HF_HUB_OFFLINE=1 is set, so only local directories or cached ids work. " if offline else "")
+            + "Pass a local directory with config.json + weights, a reachable hub id, or a registered alias."
+        ) from e
+    directory = Path(name) if Path(name).is_dir() else _snapshot_dir(name)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return LoadedModel(
+        alias=alias or name,
+        model=model,
+        tokenizer=tok,
+        weights_hash=cached_weights_hash(model, directory),
+        source=str(name),
+    )
+
+
+def _snapshot_dir(name: str) -> Path | None:
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(name, local_files_only=True))
+    except Exception:  # noqa: BLE001 - fingerprint caching is an optimisation only
+        return None
+
+
+def _hub_loader(hub_id: str):
+    def load(alias: str, seed: int = 0) -> LoadedModel:  # noqa: ARG001 - weights are not random
+        return load_hf_model(hub_id, alias=alias)
+
+    return load
+
+
+for _alias, _hub_id, _desc in [
+    ("llama3-8b", "meta-llama/Meta-Llama-3-8B-Instruct", "paper's main model (GPU)"),
+    ("mistral-7b", "mistralai/Mistral-7B-Instruct-v0.3", "paper's second model (GPU)"),
+    ("llama3-70b", "meta-llama/Meta-Llama-3-70B-Instruct", "paper's large model (multi-GPU)"),
+]:
+    register_model(
+        ModelSpec(alias=_alias, loader=_hub_loader(_hub_id), description=f"{_hub_id}: {_desc}",
+                  needs_gpu=True, extra={"hub_id": _hub_id})
+    )

@@ -1,0 +1,92 @@
+"""Model registry: alias -> how to load it and which matrices SVF targets.
+
+Adding a model family is one file that calls `register_model(...)` (house rule 1).
+Anything that is not a registered alias is treated as a Hugging Face id or a local
+directory and loaded with `transformers` (see `hub.py`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from t2core.errors import ModelError, UnknownNameError
+from t2core.models.targets import LLAMA_TARGETS, FamilyTargets
+
+
+@dataclass
+class LoadedModel:
+    """A causal LM with its tokenizer and provenance."""
+
+    alias: str
+    model: torch.nn.Module
+    tokenizer: object
+    weights_hash: str  # sha256 of the state dict: keys experts and SVD artifacts to this exact model
+    source: str  # where the weights came from (file path / hub id / "random:seed")
+    family: FamilyTargets = LLAMA_TARGETS
+    default_targets: str = "mlp"
+
+    @property
+    def n_params(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    alias: str
+    loader: Callable[..., LoadedModel]  # loader(alias=..., seed=...) -> LoadedModel
+    description: str
+    family: FamilyTargets = LLAMA_TARGETS
+    default_targets: str = "mlp"
+    needs_gpu: bool = False
+    extra: dict = field(default_factory=dict)
+
+
+_REGISTRY: dict[str, ModelSpec] = {}
+
+
+def register_model(spec: ModelSpec) -> ModelSpec:
+    if spec.alias in _REGISTRY:
+        raise ValueError(f"model alias {spec.alias!r} is already registered")
+    _REGISTRY[spec.alias] = spec
+    return spec
+
+
+def model_aliases() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def get_model_spec(alias: str) -> ModelSpec:
+    if alias not in _REGISTRY:
+        raise UnknownNameError("model alias", alias, model_aliases())
+    return _REGISTRY[alias]
+
+
+def _looks_like_hub_id(name: str) -> bool:
+    parts = name.split("/")
+    return len(parts) == 2 and all(parts) and not name.startswith((".", "/", "~"))
+
+
+def load_model(name: str, *, seed: int = 0) -> LoadedModel:
+    """Load a registered alias, a local model directory, or a Hugging Face hub id (fp32, eval mode)."""
+    if name in _REGISTRY:
+        spec = _REGISTRY[name]
+        loaded = spec.loader(alias=name, seed=seed)
+    elif Path(name).expanduser().is_dir() or _looks_like_hub_id(name):
+        from t2core.models.hub import load_hf_model
+
+        loaded = load_hf_model(name, alias=name)
+    else:
+        raise UnknownNameError(
+            "model alias",
+            name,
+            model_aliases(),
+            hint="Pass a registered alias, a local model directory, or a Hugging Face id like 'org/name'.",
+        )
+    if not isinstance(loaded.model, torch.nn.Module):
+        raise ModelError(f"loader for {name!r} returned {type(loaded.model).__name__}, not a torch module")
+    loaded.model.eval()
+    return loaded

@@ -1,0 +1,45 @@
+"""`tiny-random`: a 2-layer Llama with seeded random weights, built from a config (no files).
+
+Fast tests and the CI profile run the whole pipeline on it in seconds.
+"""
+
+from __future__ import annotations
+
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from t2core.hashing import model_weights_hash
+from t2core.models.registry import LoadedModel, ModelSpec, register_model
+from t2core.models.tokenizer import byte_level_tokenizer
+
+
+def tiny_config(vocab_size: int) -> LlamaConfig:
+    return LlamaConfig(
+        vocab_size=vocab_size,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        tie_word_embeddings=True,
+    )
+
+
+def load_tiny(alias: str = "tiny-random", seed: int = 0) -> LoadedModel:
+    tok = byte_level_tokenizer()
+    cfg = tiny_config(len(tok))
+    cfg.pad_token_id, cfg.eos_token_id = tok.pad_token_id, tok.eos_token_id
+    cfg.bos_token_id = tok.bos_token_id
+    gen = torch.random.fork_rng()
+    with gen:
+        torch.manual_seed(seed)
+        model = LlamaForCausalLM(cfg)
+    model.generation_config.pad_token_id = tok.pad_token_id
+    model.generation_config.eos_token_id = tok.eos_token_id
+    return LoadedModel(
+        alias=alias, model=model, tokenizer=tok, weights_hash=model_weights_hash(model), source=f"random:seed={seed}"
+    )
+
+
+register_model(ModelSpec(alias="tiny-random", loader=load_tiny, description="2-layer random Llama for tests"))

@@ -1,0 +1,88 @@
+"""Run profiles as data (house rule 3): which model, which slices, which generation settings.
+
+- `tiny`: tiny-random, a few samples per benchmark, seconds; for CI and flow tests.
+- `smol`: the embedded SmolLM2-135M on small slices; the README default on a laptop CPU.
+- `paper`: Llama-3-8B-Instruct on the full test sets (paper §4); needs a GPU.
+Adding a profile is one `register_profile(Profile(...))` call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from t2core.errors import ConfigError, UnknownNameError
+from t2core.models.targets import check_target_spec
+
+#: The paper's benchmarks: three training tasks, then the three unseen ones (paper §4).
+PAPER_TASKS = ("gsm8k", "mbpp", "arc_easy", "math", "humaneval", "arc_challenge")
+
+
+@dataclass(frozen=True)
+class EvalSlice:
+    task: str
+    split: str = "test"
+    limit: int | None = None  # None: the whole split
+
+    def __post_init__(self) -> None:
+        if self.limit is not None and self.limit < 1:
+            raise ConfigError(f"eval slice {self.task}: limit={self.limit} must be >= 1 or None.")
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    model: str = field(metadata={"help": "model alias, HF id or local directory"})
+    targets: str = field(default="mlp", metadata={"help": "SVF targets: mlp (paper), attn or both"})
+    evals: tuple[EvalSlice, ...] = field(default=(), metadata={"help": "base-model evaluation slices"})
+    batch_size: int = field(default=8, metadata={"help": "generation batch size"})
+    dtype: str = field(default="float32", metadata={"help": "float32 or bfloat16 (autocast)"})
+    max_new_tokens: int | None = field(default=None, metadata={"help": "cap on new tokens (None: task default)"})
+    seed: int = 0
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        check_target_spec(self.targets)
+        if self.batch_size < 1:
+            raise ConfigError(f"profile {self.name}: batch_size={self.batch_size} must be >= 1.")
+        if self.dtype not in ("float32", "bfloat16"):
+            raise ConfigError(f"profile {self.name}: dtype={self.dtype!r} must be float32 or bfloat16.")
+        if self.max_new_tokens is not None and self.max_new_tokens < 1:
+            raise ConfigError(f"profile {self.name}: max_new_tokens={self.max_new_tokens} must be >= 1.")
+
+
+_PROFILES: dict[str, Profile] = {}
+
+
+def register_profile(p: Profile) -> Profile:
+    if p.name in _PROFILES:
+        raise ValueError(f"profile {p.name!r} is already registered")
+    _PROFILES[p.name] = p
+    return p
+
+
+def profile_names() -> list[str]:
+    return sorted(_PROFILES)
+
+
+def get_profile(name: str) -> Profile:
+    if name not in _PROFILES:
+        raise UnknownNameError("profile", name, profile_names())
+    return _PROFILES[name]
+
+
+register_profile(Profile(
+    name="tiny", model="tiny-random", batch_size=4, max_new_tokens=8,
+    evals=tuple(EvalSlice(t, limit=3) for t in PAPER_TASKS),
+    description="tiny random model, 3 samples per benchmark: seconds (CI, flow tests)",
+))
+register_profile(Profile(
+    name="smol", model="smollm2-135m", batch_size=16, dtype="bfloat16", max_new_tokens=256,
+    evals=(EvalSlice("gsm8k", limit=16), EvalSlice("mbpp", limit=16), EvalSlice("arc_easy", limit=50),
+           EvalSlice("math", limit=16), EvalSlice("humaneval", limit=16), EvalSlice("arc_challenge", limit=50)),
+    description="embedded SmolLM2-135M on small slices: minutes on a laptop CPU",
+))
+register_profile(Profile(
+    name="paper", model="llama3-8b", batch_size=32, dtype="bfloat16",
+    evals=tuple(EvalSlice(t) for t in PAPER_TASKS),
+    description="Llama-3-8B-Instruct, full test sets (paper §4): GPU",
+))

@@ -1,0 +1,71 @@
+"""`hf` sampler: batched `transformers.generate` with left padding and the KV cache.
+
+Prompts are rendered with the tokenizer's chat template and sorted by length so a batch
+wastes little padding; results come back in input order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+
+import torch
+
+from t2core.models.registry import LoadedModel
+from t2core.sampling.base import Completion, GenerationConfig, Sampler, register_sampler
+
+
+def render_prompt(tokenizer, messages: list[dict[str, str]]) -> str:
+    return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+
+
+class HFSampler(Sampler):
+    name = "hf"
+
+    def __init__(self, loaded: LoadedModel) -> None:
+        self.loaded = loaded
+
+    def _autocast(self, cfg: GenerationConfig, device: torch.device):
+        if cfg.dtype == "bfloat16":
+            return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    @torch.no_grad()
+    def generate(self, conversations, cfg: GenerationConfig, progress: Callable[[int], None] | None = None):
+        tok, model = self.loaded.tokenizer, self.loaded.model
+        device = next(model.parameters()).device
+        texts = [render_prompt(tok, m) for m in conversations]
+        enc_lens = [len(tok(t, add_special_tokens=False)["input_ids"]) for t in texts]
+        order = sorted(range(len(texts)), key=lambda i: -enc_lens[i])
+        results: list[Completion | None] = [None] * len(texts)
+        torch.manual_seed(cfg.seed)
+        old_side = tok.padding_side
+        tok.padding_side = "left"
+        try:
+            for start in range(0, len(order), cfg.batch_size):
+                idx = order[start : start + cfg.batch_size]
+                batch = tok([texts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False)
+                batch = {k: v.to(device) for k, v in batch.items()}
+                kwargs = dict(max_new_tokens=cfg.max_new_tokens, pad_token_id=tok.pad_token_id,
+                              eos_token_id=tok.eos_token_id)
+                if cfg.temperature > 0:
+                    kwargs.update(do_sample=True, temperature=cfg.temperature, top_p=cfg.top_p)
+                else:
+                    kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+                with self._autocast(cfg, device):
+                    out = model.generate(**batch, **kwargs)  # (B, prompt_len + new)
+                new = out[:, batch["input_ids"].shape[1] :]
+                for row, i in enumerate(idx):
+                    toks = new[row]
+                    n_new = int((toks != tok.pad_token_id).sum()) if tok.pad_token_id is not None else len(toks)
+                    if tok.pad_token_id == tok.eos_token_id:  # count the EOS itself once
+                        n_new = min(len(toks), n_new + 1)
+                    results[i] = Completion(tok.decode(toks, skip_special_tokens=True), enc_lens[i], n_new)
+                if progress:
+                    progress(len(idx))
+        finally:
+            tok.padding_side = old_side
+        return results  # type: ignore[return-value]
+
+
+register_sampler("hf", HFSampler)

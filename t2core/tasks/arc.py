@@ -1,0 +1,72 @@
+"""ARC-Easy (reasoning training task) and ARC-Challenge (unseen task), paper §4.
+
+Splits: `train`, `valid` (AI2's Dev = the hub's `validation`), `test`. Answer keys are
+the item's own labels (A-E or 1-5) and items have 3 to 5 choices: always compare
+against the item's label list, never a fixed A-D index.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from t2core.errors import DataError
+from t2core.tasks.answers import extract_choice
+from t2core.tasks.base import ChoiceSample, Dataset, Score, Task, register_task
+from t2core.tasks.data import data_file, file_hashes, hub_records, parse_records, read_jsonl, require
+
+PROMPT = "{question}\n\n{options}\n\nAnswer with the letter of the correct option only."
+_FILE_SPLIT = {"train": "Train", "valid": "Dev", "test": "Test"}
+_HUB_SPLIT = {"train": "train", "valid": "validation", "test": "test"}
+
+
+def parse_arc(rec: dict, where: str) -> ChoiceSample:
+    if "question" in rec and isinstance(rec["question"], str):  # hub layout -> AI2 layout
+        ch = rec["choices"]
+        rec = {"id": rec["id"], "answerKey": rec["answerKey"],
+               "question": {"stem": rec["question"],
+                            "choices": [{"text": t, "label": lab} for t, lab in zip(ch["text"], ch["label"], strict=True)]}}
+    require(rec, ("id", "question", "answerKey"), where)
+    q = rec["question"]
+    require(q, ("stem", "choices"), where + " (question)")
+    labels = tuple(str(c["label"]) for c in q["choices"])
+    texts = tuple(str(c["text"]) for c in q["choices"])
+    key = str(rec["answerKey"])
+    if not 2 <= len(labels) <= 8:
+        raise DataError(f"{where}: {len(labels)} choices; expected 2 to 8.")
+    if key not in labels:
+        raise DataError(f"{where}: answerKey {key!r} is not one of the item's labels {labels}.")
+    return ChoiceSample(id=str(rec["id"]), question=q["stem"], labels=labels, choices=texts, answer=key)
+
+
+class ARC(Task):
+    family = "choice"
+    version = "1"
+    splits = ("train", "valid", "test")
+    max_new_tokens = 16
+
+    def __init__(self, name: str, subset: str) -> None:
+        self.name, self.subset = name, subset  # subset: "Easy" | "Challenge"
+
+    def load(self, split: str, data_dir: Path | None) -> Dataset:
+        self.check_split(split)
+        if data_dir is None:
+            rows, files = hub_records("allenai/ai2_arc", f"ARC-{self.subset}", _HUB_SPLIT[split])
+            samples = parse_records(enumerate(rows), f"hub:allenai/ai2_arc/{split}", parse_arc)
+        else:
+            rel = f"arc/ARC-{self.subset}/ARC-{self.subset}-{_FILE_SPLIT[split]}.jsonl"
+            path = data_file(data_dir, rel)
+            samples = parse_records(read_jsonl(path), str(path), parse_arc)
+            files = file_hashes([path])
+        return Dataset(self.name, split, samples, files, len(samples))
+
+    def messages(self, sample: ChoiceSample) -> list[dict[str, str]]:
+        options = "\n".join(f"{lab}. {txt}" for lab, txt in zip(sample.labels, sample.choices, strict=True))
+        return [{"role": "user", "content": PROMPT.format(question=sample.question, options=options)}]
+
+    def score(self, sample: ChoiceSample, output: str) -> Score:
+        parsed = extract_choice(output, sample.labels, sample.choices)
+        return Score(parsed, parsed == sample.answer)
+
+
+register_task(ARC("arc_easy", "Easy"))
+register_task(ARC("arc_challenge", "Challenge"))

@@ -1,0 +1,133 @@
+"""Task interface, normalised sample types and the task registry.
+
+A task (paper §4: GSM8K, MBPP, ARC-Easy for training; MATH, HumanEval, ARC-Challenge
+unseen) knows how to load its splits, turn a sample into a chat prompt, and score a
+model output. One sample type per task family keeps prompts and checkers shared.
+Adding a task is one file that calls `register_task(...)`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from t2core.errors import DataError, UnknownNameError
+
+
+@dataclass(frozen=True)
+class MathSample:
+    """GSM8K / MATH / MATH-500: a question with one final answer."""
+
+    id: str
+    question: str
+    answer: str  # final answer as text (GSM8K number, MATH boxed content)
+    solution: str = ""  # reference worked solution
+    meta: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+
+
+@dataclass(frozen=True)
+class ChoiceSample:
+    """ARC: a multiple-choice question; labels are the item's own (A-E or 1-5)."""
+
+    id: str
+    question: str
+    labels: tuple[str, ...]
+    choices: tuple[str, ...]
+    answer: str  # one of `labels`
+
+    @property
+    def answer_text(self) -> str:
+        return self.choices[self.labels.index(self.answer)]
+
+
+@dataclass(frozen=True)
+class CodeSample:
+    """MBPP / HumanEval: a programming problem checked by executing tests."""
+
+    id: str
+    prompt: str  # natural-language task (MBPP) or function stub with docstring (HumanEval)
+    tests: str  # Python source that raises on failure
+    entry_point: str = ""
+    solution: str = ""  # reference solution (LoRA-NTP targets)
+    setup: str = ""  # code run before the tests (imports)
+    prefix: str = ""  # code the completion continues (HumanEval's stub), prepended when missing
+
+
+Sample = MathSample | ChoiceSample | CodeSample
+
+
+@dataclass
+class Dataset:
+    """Samples of one split plus provenance: the sha256 of every file read."""
+
+    task: str
+    split: str
+    samples: list
+    files: dict[str, str]  # path (or hub id) -> sha256
+    n_total: int = 0  # records in the split before any limit
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def limit(self, n: int | None) -> Dataset:
+        if n is None or n >= len(self.samples):
+            return self
+        return Dataset(self.task, self.split, self.samples[:n], self.files, self.n_total)
+
+
+@dataclass(frozen=True)
+class Score:
+    parsed: str | None  # what was extracted from the output (None: nothing parseable)
+    correct: bool
+    detail: str = ""  # e.g. sandbox error for code tasks
+
+
+class Task(ABC):
+    """One benchmark. Subclasses are small: data loading, prompt, checker."""
+
+    name: str
+    family: str  # "math" | "choice" | "code"
+    version: str  # bump when prompts, parsing or splits change: recorded with every run
+    splits: tuple[str, ...]
+    max_new_tokens: int = 256
+
+    @abstractmethod
+    def load(self, split: str, data_dir: Path | None) -> Dataset: ...
+
+    @abstractmethod
+    def messages(self, sample: Sample) -> list[dict[str, str]]:
+        """Chat messages for the sample (rendered with the tokenizer's chat template)."""
+
+    @abstractmethod
+    def score(self, sample: Sample, output: str) -> Score: ...
+
+    def reference(self, sample: Sample) -> str:
+        """The gold answer as stored in the per-sample results."""
+        return str(getattr(sample, "answer", "") or getattr(sample, "solution", ""))
+
+    def check_split(self, split: str) -> str:
+        if split not in self.splits:
+            raise DataError(f"task {self.name!r} has no split {split!r}; its splits are {', '.join(self.splits)}.")
+        return split
+
+
+_TASKS: dict[str, Task] = {}
+
+
+def register_task(task: Task) -> Task:
+    if task.name in _TASKS:
+        raise ValueError(f"task {task.name!r} is already registered")
+    _TASKS[task.name] = task
+    return task
+
+
+def task_names() -> list[str]:
+    return sorted(_TASKS)
+
+
+def get_task(name: str) -> Task:
+    if name not in _TASKS:
+        raise UnknownNameError("task", name, task_names())
+    return _TASKS[name]

@@ -1,0 +1,81 @@
+"""MATH (unseen math task, paper §4.2) and MATH-500 (PRM800K's 500-problem test subset).
+
+The gold answer is the last `\\boxed{}` of the reference solution; predictions are
+compared after normalisation (`answers.normalize_math`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from t2core.errors import DataError
+from t2core.tasks.answers import last_boxed, math_equal
+from t2core.tasks.base import Dataset, MathSample, Score, Task, register_task
+from t2core.tasks.data import data_file, file_hashes, hub_records, parse_records, read_jsonl, require
+
+SUBJECTS = ("algebra", "counting_and_probability", "geometry", "intermediate_algebra", "number_theory",
+            "prealgebra", "precalculus")
+PROMPT = "{question}\n\nSolve the problem step by step and put the final answer in \\boxed{{}}."
+
+
+def parse_math(rec: dict, where: str) -> MathSample:
+    require(rec, ("problem", "solution"), where)
+    answer = rec.get("answer") or last_boxed(rec["solution"])
+    if answer is None:
+        raise DataError(f"{where}: solution has no \\boxed{{...}} answer and no 'answer' field.")
+    uid = rec.get("unique_id") or where
+    return MathSample(id=str(uid), question=rec["problem"], answer=str(answer), solution=rec["solution"],
+                      meta={"level": rec.get("level"), "type": rec.get("type") or rec.get("subject")})
+
+
+class _MathBase(Task):
+    family = "math"
+    version = "1"
+    max_new_tokens = 512
+
+    def messages(self, sample: MathSample) -> list[dict[str, str]]:
+        return [{"role": "user", "content": PROMPT.format(question=sample.question)}]
+
+    def score(self, sample: MathSample, output: str) -> Score:
+        parsed = last_boxed(output)
+        return Score(parsed, math_equal(parsed, sample.answer))
+
+
+class MATH(_MathBase):
+    name = "math"
+    splits = ("train", "test")
+
+    def load(self, split: str, data_dir: Path | None) -> Dataset:
+        self.check_split(split)
+        if data_dir is None:
+            rows, files = [], {}
+            for subject in SUBJECTS:  # the hub copy has one config per subject
+                r, f = hub_records("EleutherAI/hendrycks_math", subject, split)
+                rows += r
+                files |= f
+            samples = parse_records(enumerate(rows), f"hub:EleutherAI/hendrycks_math/{split}", parse_math)
+        else:
+            path = data_file(data_dir, f"math/{split}.jsonl.gz")
+            samples = parse_records(read_jsonl(path), str(path), parse_math)
+            files = file_hashes([path])
+        return Dataset(self.name, split, samples, files, len(samples))
+
+
+class MATH500(_MathBase):
+    name = "math500"
+    splits = ("test",)
+
+    def load(self, split: str, data_dir: Path | None) -> Dataset:
+        self.check_split(split)
+        if data_dir is None:
+            rows, files = hub_records("HuggingFaceH4/MATH-500", None, "test")
+            samples = parse_records(enumerate(rows), "hub:HuggingFaceH4/MATH-500/test", parse_math)
+        else:
+            path = data_file(data_dir, "math500/test.jsonl")
+            samples = parse_records(read_jsonl(path), str(path), parse_math)
+            files = file_hashes([path])
+        return Dataset(self.name, split, samples, files, len(samples))
+
+
+register_task(MATH())
+register_task(MATH500())

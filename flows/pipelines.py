@@ -13,6 +13,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
+from flows.runtime import fault_injection_point
 from flows.steps import data_dir_str, eval_step, load_model_step, svd_step
 from t2core.profiles import get_profile
 from t2core.sampling import GenerationConfig
@@ -47,4 +48,5 @@ def full_paper_flow(profile: str = "smol", data_dir: str | None = None, seed: in
         out = state.result()
         steps.append({"step": f"eval:{sl.task}", "state": state.name, **out})
         logger.info("eval %s/%s: accuracy %.3f (%s)", sl.task, sl.split, out.get("accuracy") or 0.0, state.name)
+        fault_injection_point("eval")
     return {"profile": profile, "model": prof.model, "weights_hash": ident["weights_hash"], "steps": steps}

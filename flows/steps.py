@@ -18,7 +18,7 @@ from prefect.context import TaskRunContext
 
 from catalog import Catalog
 from catalog import records as rec
-from flows.runtime import fault_injection_point, get_model
+from flows.runtime import get_model
 from t2core.artifacts import ArtifactStore
 from t2core.evaluate import EvalConfig, evaluate, plan_eval
 from t2core.hashing import config_hash
@@ -100,7 +100,6 @@ def eval_step(ident: dict[str, Any], task_name: str, split: str, limit: int | No
         rec.fail_run(cat, run_id, f"{type(e).__name__}: {e}")
         raise
     rec.record_eval(cat, res, n_records=ds.n_total)
-    fault_injection_point("eval")
     return {"run_id": run_id, "task": task_name, "accuracy": res.accuracy, "n": len(res.samples), "skipped": False}
 
 

@@ -231,8 +231,11 @@ def run(
 
     if flow == "full-paper":
         out = full_paper_flow(profile=profile, data_dir=data_dir, seed=seed)
-        rows = [(s["step"], s["state"], s.get("accuracy"), s.get("run_id") or s.get("key")) for s in out["steps"]]
-        console.print(_table(f"full-paper [{profile}] {out['model']}", ["step", "state", "accuracy", "id"], rows))
+        rows = [(s["step"], s["state"], s.get("accuracy"), s.get("run_id") or s.get("key"),
+                 "found in catalog" if s.get("skipped") else ("artifact reused" if s.get("reused") else ""))
+                for s in out["steps"]]
+        console.print(_table(f"full-paper [{profile}] {out['model']}", ["step", "state", "accuracy", "id", "note"],
+                             rows))
     elif flow == "svd":
         out = svd_flow(model=prof.model, targets=prof.targets, seed=seed or 0)
         console.print(out)

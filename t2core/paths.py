@@ -18,6 +18,17 @@ def t2_home() -> Path:
     return home
 
 
+def cache_dir() -> Path:
+    """Downloaded and converted models: `$T2_CACHE_DIR`, default `T2_HOME/cache`.
+
+    Separate from the home so tests (and several homes) can share one converted model.
+    """
+    env = os.environ.get("T2_CACHE_DIR")
+    path = Path(env).expanduser() if env else t2_home() / "cache"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def default_data_dir_candidates() -> list[Path]:
     """Places searched for the offline datasets when `T2_DATA_DIR` is not set."""
     return [_REPO_ROOT.parent / "shared" / "datasets", Path.cwd().parent / "shared" / "datasets"]

@@ -16,7 +16,7 @@ from t2core.artifacts import atomic_write_text
 from t2core.errors import ModelError
 from t2core.hashing import canonical_json, model_weights_hash, sha256_bytes
 from t2core.models.registry import LoadedModel, ModelSpec, register_model
-from t2core.paths import t2_home
+from t2core.paths import cache_dir
 
 
 def _weight_files(directory: Path) -> list[Path]:
@@ -34,7 +34,7 @@ def _fingerprint_cache_key(directory: Path) -> str | None:
 def cached_weights_hash(model: torch.nn.Module, directory: Path | None) -> str:
     """`model_weights_hash`, memoised on disk for models loaded from a directory of weight files."""
     key = _fingerprint_cache_key(directory) if directory and directory.is_dir() else None
-    cache = t2_home() / "fingerprints" / f"{key}.json" if key else None
+    cache = cache_dir() / "fingerprints" / f"{key}.json" if key else None
     if cache and cache.is_file():
         return json.loads(cache.read_text())["weights_hash"]
     h = model_weights_hash(model)

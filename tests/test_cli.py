@@ -1,0 +1,67 @@
+"""The `t2` CLI as a user runs it: output, catalog rows, and one clear line per user error."""
+
+import duckdb
+
+from tests.conftest import t2_cli
+
+
+def _rows(home, sql):
+    con = duckdb.connect(str(home / "catalog.duckdb"))
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def test_eval_writes_rows_and_reuses(t2_home, data_dir):
+    r = t2_cli("eval", "--model", "tiny-random", "--task", "arc_easy", "--limit", "5", "--max-new-tokens", "4")
+    assert r.returncode == 0, r.stderr
+    assert "accuracy" in r.stdout
+    assert _rows(t2_home, "SELECT count(*) FROM samples") == [(5,)]
+    assert _rows(t2_home, "SELECT kind, status, task, split FROM runs") == [("eval", "completed", "arc_easy", "test")]
+    r2 = t2_cli("eval", "--model", "tiny-random", "--task", "arc_easy", "--limit", "5", "--max-new-tokens", "4")
+    assert r2.returncode == 0 and "already in the catalog" in r2.stdout
+    assert _rows(t2_home, "SELECT count(*) FROM samples") == [(5,)]
+    ls = t2_cli("catalog", "ls")
+    assert ls.returncode == 0 and "arc_easy" in ls.stdout
+    assert t2_cli("catalog", "ls", "samples").returncode == 0
+
+
+def test_svd_twice_records_once(t2_home):
+    r1 = t2_cli("svd", "--model", "tiny-random")
+    assert r1.returncode == 0, r1.stderr
+    assert "computed SVD" in r1.stdout
+    r2 = t2_cli("svd", "--model", "tiny-random")
+    assert r2.returncode == 0 and "reused stored decomposition (no SVD computed)" in r2.stdout
+    assert _rows(t2_home, "SELECT count(*) FROM decompositions") == [(1,)]
+    assert _rows(t2_home, "SELECT count(*) FROM runs WHERE kind = 'svd'") == [(1,)]
+
+
+def _one_line_error(r, *needles):
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    err = r.stderr.strip()
+    assert err.startswith("error:") and "Traceback" not in err
+    for n in needles:
+        assert n in " ".join(err.split()), err
+
+
+def test_unknown_model_alias():
+    _one_line_error(t2_cli("svd", "--model", "llama9"), "unknown model alias 'llama9'", "smollm2-135m")
+
+
+def test_missing_data_dir(tmp_path):
+    r = t2_cli("eval", "--model", "tiny-random", "--task", "gsm8k", "--limit", "2",
+               env={"T2_DATA_DIR": str(tmp_path / "missing")})
+    _one_line_error(r, "missing", "does not exist", "T2_DATA_DIR")
+
+
+def test_corrupted_svd_file(t2_home):
+    assert t2_cli("svd", "--model", "tiny-random").returncode == 0
+    f = next((t2_home / "artifacts" / "svd").glob("*/svd.safetensors"))
+    f.write_bytes(f.read_bytes()[:-7] + b"garbage")
+    _one_line_error(t2_cli("svd", "--model", "tiny-random"), "corrupted", "rerun")
+
+
+def test_unknown_task_and_profile():
+    _one_line_error(t2_cli("eval", "--model", "tiny-random", "--task", "gsm9k"), "unknown task 'gsm9k'")
+    _one_line_error(t2_cli("run", "full-paper", "--profile", "huge"), "unknown profile 'huge'")

@@ -1,0 +1,67 @@
+"""Evaluation: scoring with a dummy sampler (hand-computed), the real HF sampler on tiny-random."""
+
+import re
+
+import pytest
+
+from t2core.errors import ConfigError
+from t2core.evaluate import EvalConfig, evaluate, plan_eval
+from t2core.sampling import GenerationConfig, make_sampler
+from t2core.tasks import load_split
+
+
+def test_dummy_sampler_accuracy_is_exact(tiny, data_dir):
+    ds = load_split("arc_easy", "test", data_dir, limit=10)
+    right = {s.question for s in ds.samples[:7]}
+    answers = {s.question: s.answer for s in ds.samples}
+
+    def respond(messages):
+        q = messages[-1]["content"].split("\n\n")[0]
+        return f"The answer is {answers[q]}" if q in right else "I do not know"
+
+    res = evaluate(tiny, EvalConfig("arc_easy", limit=10), data_dir, sampler=make_sampler("dummy", respond=respond))
+    assert res.accuracy == pytest.approx(0.7)
+    assert [s.correct for s in res.samples] == [True] * 7 + [False] * 3
+    assert res.samples[0].parsed == ds.samples[0].answer and res.samples[9].parsed is None
+    assert res.task_version == "1" and list(res.data_files.values())[0] == (
+        "ce32a0774b4beb1977d2c6b16dda5dd2b24fdc9c7f506882c452678676bd09be")
+
+
+def test_run_id_is_content_addressed(tiny, data_dir):
+    a = plan_eval(tiny, EvalConfig("gsm8k", limit=5), data_dir)[2]
+    assert a == plan_eval(tiny, EvalConfig("gsm8k", limit=5), data_dir)[2]
+    assert a != plan_eval(tiny, EvalConfig("gsm8k", limit=6), data_dir)[2]
+    assert a != plan_eval(tiny, EvalConfig("gsm8k", limit=5, generation=GenerationConfig(seed=1)), data_dir)[2]
+
+
+def test_hf_sampler_on_tiny_random(tiny, data_dir):
+    cfg = EvalConfig("gsm8k", limit=5, generation=GenerationConfig(max_new_tokens=6, batch_size=2))
+    res = evaluate(tiny, cfg, data_dir)
+    assert len(res.samples) == 5
+    assert all(0 < s.n_new_tokens <= 6 for s in res.samples)
+    # greedy decoding is deterministic, and batching must not change the answers
+    again = evaluate(tiny, EvalConfig("gsm8k", limit=5, generation=GenerationConfig(max_new_tokens=6, batch_size=5)),
+                     data_dir)
+    assert [s.output for s in res.samples] == [s.output for s in again.samples]
+
+
+def test_code_task_end_to_end_with_dummy(tiny, data_dir):
+    ds = load_split("humaneval", "test", data_dir, limit=4)
+    sols = {s.prompt: s.solution for s in ds.samples}
+
+    def respond(messages):
+        stub = re.search(r"```python\n(.*)```", messages[-1]["content"], re.S).group(1)
+        return f"```python\n{sols[stub]}\n```" if stub.startswith("from typing") else "```python\npass\n```"
+
+    res = evaluate(tiny, EvalConfig("humaneval", limit=4), data_dir, sampler=make_sampler("dummy", respond=respond))
+    expected = [s.prompt.startswith("from typing") for s in ds.samples]
+    assert [s.correct for s in res.samples] == expected and any(expected)
+
+
+def test_config_validation():
+    with pytest.raises(ConfigError, match="limit=0"):
+        EvalConfig("gsm8k", limit=0)
+    with pytest.raises(ConfigError, match="dtype='fp8'"):
+        GenerationConfig(dtype="fp8")
+    with pytest.raises(ConfigError, match="batch_size=0"):
+        GenerationConfig(batch_size=0)

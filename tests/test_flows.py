@@ -1,0 +1,118 @@
+"""Prefect flows: the tiny profile end to end, resume after a crash, and a served deployment
+triggered with `prefect deployment run` against a real local Prefect server."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import duckdb
+import pytest
+
+from tests.conftest import REPO, t2_cli
+
+N_EVALS = 6  # the tiny profile evaluates the six paper benchmarks, 3 samples each
+
+
+def _rows(home, sql):
+    con = duckdb.connect(str(home / "catalog.duckdb"))
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+@pytest.fixture
+def prefect_env(tmp_path, monkeypatch):
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    return tmp_path / "prefect"
+
+
+def test_full_paper_resumes_after_crash(t2_home, prefect_env, data_dir):
+    crashed = t2_cli("run", "full-paper", "--profile", "tiny", env={"T2_FAULT_AFTER": "eval:2"})
+    assert crashed.returncode == 137, crashed.stderr[-2000:]
+    assert _rows(t2_home, "SELECT count(*) FROM runs WHERE kind='eval' AND status='completed'") == [(2,)]
+    done_before = _rows(t2_home, "SELECT run_id, finished_at FROM runs WHERE kind='eval' ORDER BY run_id")
+
+    rerun = t2_cli("run", "full-paper", "--profile", "tiny")
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    out = " ".join(rerun.stdout.split())
+    assert out.count("Cached") == 3, rerun.stdout  # svd + the two finished evaluations
+    assert out.count("Completed") == N_EVALS - 2, rerun.stdout
+    # nothing duplicated, and the finished runs were not redone
+    assert _rows(t2_home, "SELECT count(*) FROM runs WHERE kind='eval' AND status='completed'") == [(N_EVALS,)]
+    assert _rows(t2_home, "SELECT count(*) FROM runs WHERE kind='svd'") == [(1,)]
+    assert _rows(t2_home, "SELECT count(*), count(DISTINCT (run_id, idx)) FROM samples") == [(3 * N_EVALS, 3 * N_EVALS)]
+    assert _rows(t2_home, "SELECT count(*) FROM decompositions") == [(1,)]
+    after = dict(_rows(t2_home, "SELECT run_id, finished_at FROM runs WHERE kind='eval'"))
+    assert all(after[r] == t for r, t in done_before)
+
+    # a deleted output invalidates its cached task: delete one run's rows, rerun recomputes just that one
+    victim = done_before[0][0]
+    con = duckdb.connect(str(t2_home / "catalog.duckdb"))
+    con.execute("DELETE FROM runs WHERE run_id = ?", [victim])
+    con.close()
+    third = t2_cli("run", "full-paper", "--profile", "tiny")
+    assert third.returncode == 0, third.stderr[-2000:]
+    assert " ".join(third.stdout.split()).count("Completed") == 1
+    assert _rows(t2_home, "SELECT count(*) FROM runs WHERE kind='eval' AND status='completed'") == [(N_EVALS,)]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_http(url: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError(f"{url} not ready after {timeout}s")
+
+
+def test_served_deployment_runs_against_local_server(t2_home, prefect_env, data_dir):
+    port = _free_port()
+    env = {**os.environ, "PREFECT_HOME": str(prefect_env), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+           "PREFECT_UI_ENABLED": "false", "PREFECT_API_URL": f"http://127.0.0.1:{port}/api"}
+    prefect = [sys.executable, "-m", "prefect"]
+    os.makedirs(prefect_env, exist_ok=True)
+    logs = prefect_env.parent
+    server = subprocess.Popen([*prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)], env=env,
+                              stdout=open(logs / "server.log", "w"), stderr=subprocess.STDOUT, cwd=REPO)
+    served = None
+    try:
+        _wait_http(f"http://127.0.0.1:{port}/api/health", 90)
+        served = subprocess.Popen([sys.executable, "-m", "flows.serve", "--profile", "tiny"], env=env, cwd=REPO,
+                                  stdout=open(logs / "serve.log", "w"), stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 90
+        while True:  # wait until the deployment is registered
+            ls = subprocess.run([*prefect, "deployment", "inspect", "full-paper/full-paper"], env=env,
+                                capture_output=True, text=True)
+            if ls.returncode == 0:
+                break
+            assert time.monotonic() < deadline, (logs / "serve.log").read_text()[-3000:]
+            time.sleep(1)
+        run = subprocess.run([*prefect, "deployment", "run", "full-paper/full-paper", "--watch",
+                              "--watch-timeout", "300"], env=env, capture_output=True, text=True, timeout=360)
+        assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:] + (logs / "serve.log").read_text()[-3000:]
+        assert "Completed" in run.stdout
+    finally:
+        for p in (served, server):
+            if p is not None:
+                p.terminate()
+                try:
+                    p.wait(20)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+    assert _rows(t2_home, "SELECT count(*) FROM runs WHERE kind='eval' AND status='completed'") == [(N_EVALS,)]
+    assert _rows(t2_home, "SELECT count(*) FROM samples") == [(3 * N_EVALS,)]
+    assert _rows(t2_home, "SELECT DISTINCT model FROM runs") == [("tiny-random",)]

@@ -1,0 +1,136 @@
+"""Dataset loaders on the real offline files: split sizes, conventions, hashes, errors."""
+
+import gzip
+import json
+
+import pytest
+
+from t2core.errors import DataError, UnknownNameError
+from t2core.paths import resolve_data_dir
+from t2core.tasks import get_task, load_split
+
+# Split sizes from shared/datasets/README.md and the split conventions in t2core.tasks.
+EXPECTED = {
+    ("gsm8k", "train"): 3737, ("gsm8k", "valid"): 3736, ("gsm8k", "test"): 1319,
+    ("arc_easy", "train"): 2251, ("arc_easy", "valid"): 570, ("arc_easy", "test"): 2376,
+    ("arc_challenge", "train"): 1119, ("arc_challenge", "valid"): 299, ("arc_challenge", "test"): 1172,
+    ("mbpp", "test"): 500, ("mbpp", "valid"): 90, ("mbpp", "train"): 374, ("mbpp", "prompt"): 10,
+    ("mbpp_sanitized", "test"): 257, ("mbpp_sanitized", "valid"): 43, ("mbpp_sanitized", "train"): 120,
+    ("humaneval", "test"): 164, ("math", "train"): 7500, ("math", "test"): 5000, ("math500", "test"): 500,
+}
+
+
+@pytest.mark.parametrize("task,split", sorted(EXPECTED))
+def test_split_sizes(data_dir, task, split):
+    ds = load_split(task, split, data_dir)
+    assert len(ds) == EXPECTED[(task, split)]
+    assert ds.files and all(len(h) == 64 for h in ds.files.values())
+
+
+def test_recorded_hashes_match_readme(data_dir):
+    assert list(load_split("gsm8k", "test", data_dir).files.values()) == [
+        "3730d312f6e3440559ace48831e51066acaca737f6eabec99bccb9e4b3c39d14"]
+    assert list(load_split("arc_easy", "valid", data_dir).files.values()) == [
+        "f4364b808a68df6bf500ce1070fb0105d40cacd2391c210deb00ff83ba75d1f4"]
+
+
+def test_gsm8k_parity_split(data_dir):
+    train = load_split("gsm8k", "train", data_dir)
+    valid = load_split("gsm8k", "valid", data_dir)
+    assert train.samples[0].id == "gsm8k/train/0" and valid.samples[0].id == "gsm8k/train/1"
+    assert not {s.id for s in train.samples} & {s.id for s in valid.samples}
+
+
+def test_mbpp_id_ranges(data_dir):
+    ids = [int(s.id.split("/")[1]) for s in load_split("mbpp", "valid", data_dir).samples]
+    assert ids == list(range(511, 601))
+    assert load_split("mbpp", "train", data_dir).samples[0].id == "mbpp/601"
+
+
+def test_arc_numeric_keys_and_odd_choice_counts(data_dir):
+    ds = load_split("arc_easy", "train", data_dir)
+    numeric = [s for s in ds.samples if s.answer.isdigit()]
+    assert len(numeric) == 102  # README: Easy train has 102 numeric answer keys
+    assert all(s.answer in s.labels for s in ds.samples)
+    assert {len(s.labels) for s in ds.samples} == {3, 4, 5}
+
+
+def test_reference_answers_score_correct(data_dir):
+    g = get_task("gsm8k")
+    for s in load_split("gsm8k", "test", data_dir, limit=50).samples:
+        assert g.score(s, s.solution + "\nThe answer is: " + s.answer).correct
+    m = get_task("math500")
+    for s in load_split("math500", "test", data_dir, limit=50).samples:
+        assert m.score(s, s.solution).correct, s.id
+    a = get_task("arc_challenge")
+    for s in load_split("arc_challenge", "test", data_dir, limit=50).samples:
+        assert a.score(s, f"The answer is {s.answer}").correct
+
+
+def test_code_references_pass_and_wrong_code_fails(data_dir):
+    h = get_task("humaneval")
+    ds = load_split("humaneval", "test", data_dir, limit=20)
+    assert all(h.score(s, f"```python\n{s.solution}\n```").correct for s in ds.samples)
+    assert not h.score(ds.samples[0], "```python\ndef has_close_elements(a, b):\n    return None\n```").correct
+    mb = get_task("mbpp")
+    ds = load_split("mbpp", "test", data_dir, limit=20)
+    assert all(mb.score(s, f"```python\n{s.solution}\n```").correct for s in ds.samples)
+    assert not mb.score(ds.samples[0], "```python\ndef nothing(): pass\n```").correct
+
+
+def test_missing_data_dir_is_a_clear_error(tmp_path, monkeypatch):
+    missing = tmp_path / "nope"
+    monkeypatch.setenv("T2_DATA_DIR", str(missing))
+    with pytest.raises(DataError, match=r"nope.*T2_DATA_DIR.*does not exist"):
+        resolve_data_dir()
+
+
+def test_incomplete_data_dir_names_the_file(tmp_path):
+    (tmp_path / "gsm8k").mkdir()
+    with pytest.raises(DataError, match=r"gsm8k/test.jsonl is missing"):
+        load_split("gsm8k", "test", tmp_path)
+
+
+def test_malformed_line_names_file_and_line(tmp_path):
+    (tmp_path / "gsm8k").mkdir()
+    good = json.dumps({"question": "1+1?", "answer": "2\n#### 2"})
+    (tmp_path / "gsm8k" / "test.jsonl").write_text(good + "\n{not json\n")
+    with pytest.raises(DataError, match=r"test.jsonl:2: not valid JSON"):
+        load_split("gsm8k", "test", tmp_path)
+    (tmp_path / "gsm8k" / "test.jsonl").write_text(good + "\n" + json.dumps({"question": "q", "answer": "no marker"}))
+    with pytest.raises(DataError, match=r"test.jsonl:2: .*####"):
+        load_split("gsm8k", "test", tmp_path)
+
+
+def test_bad_arc_answer_key_and_gz(tmp_path):
+    d = tmp_path / "arc" / "ARC-Easy"
+    d.mkdir(parents=True)
+    rec = {"id": "x", "question": {"stem": "q", "choices": [{"text": "a", "label": "A"}, {"text": "b", "label": "B"}]},
+           "answerKey": "C"}
+    (d / "ARC-Easy-Test.jsonl").write_text(json.dumps(rec) + "\n")
+    with pytest.raises(DataError, match=r"answerKey 'C' is not one of the item's labels"):
+        load_split("arc_easy", "test", tmp_path)
+    (tmp_path / "humaneval").mkdir()
+    (tmp_path / "humaneval" / "HumanEval.jsonl.gz").write_bytes(b"not gzip")
+    with pytest.raises(DataError, match="cannot be read as gzip"):
+        load_split("humaneval", "test", tmp_path)
+    with gzip.open(tmp_path / "humaneval" / "HumanEval.jsonl.gz", "wt") as f:
+        f.write(json.dumps({"task_id": "HumanEval/0", "prompt": "def f():\n"}) + "\n")
+    with pytest.raises(DataError, match=r"HumanEval.jsonl.gz:1: record lacks field"):
+        load_split("humaneval", "test", tmp_path)
+
+
+def test_unknown_task_and_split():
+    with pytest.raises(UnknownNameError, match="unknown task 'gsm9k'"):
+        get_task("gsm9k")
+    with pytest.raises(DataError, match="has no split 'dev'"):
+        get_task("arc_easy").load("dev", None)
+
+
+def test_hub_fallback_without_datasets_is_explained(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "datasets", None)  # make `import datasets` fail
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    with pytest.raises(DataError, match=r"pip install 't2\[hub\]'"):
+        get_task("gsm8k").load("test", None)

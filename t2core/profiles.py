@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from t2core.errors import ConfigError, UnknownNameError
+from t2core.errors import ConfigError
 from t2core.models.targets import check_target_spec
+from t2core.registry import Registry
 
 #: The paper's benchmarks: three training tasks, then the three unseen ones (paper §4).
 PAPER_TASKS = ("gsm8k", "mbpp", "arc_easy", "math", "humaneval", "arc_challenge")
@@ -50,24 +51,19 @@ class Profile:
             raise ConfigError(f"profile {self.name}: max_new_tokens={self.max_new_tokens} must be >= 1.")
 
 
-_PROFILES: dict[str, Profile] = {}
+_PROFILES: Registry[Profile] = Registry("profile")
 
 
 def register_profile(p: Profile) -> Profile:
-    if p.name in _PROFILES:
-        raise ValueError(f"profile {p.name!r} is already registered")
-    _PROFILES[p.name] = p
-    return p
+    return _PROFILES.register(p.name, p)
 
 
 def profile_names() -> list[str]:
-    return sorted(_PROFILES)
+    return _PROFILES.names()
 
 
 def get_profile(name: str) -> Profile:
-    if name not in _PROFILES:
-        raise UnknownNameError("profile", name, profile_names())
-    return _PROFILES[name]
+    return _PROFILES.get(name)
 
 
 register_profile(Profile(

@@ -1,6 +1,7 @@
 """The code sandbox must pass good code, fail bad code, and contain hostile code."""
 
 import os
+import tempfile
 import uuid
 
 from t2core.sandbox import SandboxLimits, run_code
@@ -53,7 +54,11 @@ def test_no_network_and_no_ctypes():
 
 
 def test_workdir_is_writable_and_cleaned():
-    prog = "import os\nopen('scratch.txt', 'w').write('hi')\nassert open('scratch.txt').read() == 'hi'\nprint(os.getcwd())"
+    def sandboxes():
+        return {p for p in os.listdir(tempfile.gettempdir()) if p.startswith("t2-sandbox-")}
+
+    before = sandboxes()
+    prog = "open('scratch.txt', 'w').write('hi')\nassert open('scratch.txt').read() == 'hi'"
     assert run_code(prog, FAST).passed
-    leftovers = [p for p in os.listdir("/tmp") if p.startswith("t2-sandbox-")]
-    assert all(not os.path.exists(f"/tmp/{p}/scratch.txt") for p in leftovers)
+    assert run_code("while True:\n    open('big', 'a').write('x' * 1000)", SandboxLimits(timeout_s=2, file_mb=1)).status != "passed"
+    assert sandboxes() == before  # work dirs removed, even after a killed run

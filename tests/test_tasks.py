@@ -72,6 +72,12 @@ def test_code_references_pass_and_wrong_code_fails(data_dir):
     ds = load_split("humaneval", "test", data_dir, limit=20)
     assert all(h.score(s, f"```python\n{s.solution}\n```").correct for s in ds.samples)
     assert not h.score(ds.samples[0], "```python\ndef has_close_elements(a, b):\n    return None\n```").correct
+    # a whole function without the stub's `from typing import List` still runs (imports are carried over)
+    body = ds.samples[0].solution.split("    \"\"\"")[-1]
+    whole = "def has_close_elements(numbers: List[float], threshold: float) -> bool:\n" + body.split("\n", 1)[1]
+    assert h.score(ds.samples[0], f"```python\n{whole}\n```").correct
+    # and a bare body continuing the stub works too
+    assert h.score(ds.samples[0], body.split("\n", 1)[1]).correct
     mb = get_task("mbpp")
     ds = load_split("mbpp", "test", data_dir, limit=20)
     assert all(mb.score(s, f"```python\n{s.solution}\n```").correct for s in ds.samples)
@@ -134,3 +140,25 @@ def test_hub_fallback_without_datasets_is_explained(monkeypatch):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     with pytest.raises(DataError, match=r"pip install 't2\[hub\]'"):
         get_task("gsm8k").load("test", None)
+
+
+def test_hub_fallback_reads_hub_layout(monkeypatch):
+    """With no data dir, rows come from `datasets.load_dataset` (faked here: no network)."""
+    import sys
+    import types
+
+    calls = []
+
+    def load_dataset(hub_id, config, split):
+        calls.append((hub_id, config, split))
+        return [{"id": "Mercury_1", "question": "Which is a planet?", "answerKey": "2",
+                 "choices": {"text": ["Moon", "Mars", "Sun"], "label": ["1", "2", "3"]}}]
+
+    monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=load_dataset))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
+    ds = get_task("arc_challenge").load("valid", None)
+    assert calls == [("allenai/ai2_arc", "ARC-Challenge", "validation")]
+    s = ds.samples[0]
+    assert (s.labels, s.choices, s.answer, s.answer_text) == (("1", "2", "3"), ("Moon", "Mars", "Sun"), "2", "Mars")
+    assert list(ds.files) == ["hub:allenai/ai2_arc/ARC-Challenge/validation"] and len(ds.files[list(ds.files)[0]]) == 64

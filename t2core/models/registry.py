@@ -13,8 +13,9 @@ from pathlib import Path
 
 import torch
 
-from t2core.errors import ModelError, UnknownNameError
+from t2core.errors import ModelError
 from t2core.models.targets import LLAMA_TARGETS, FamilyTargets
+from t2core.registry import Registry
 
 
 @dataclass
@@ -45,24 +46,21 @@ class ModelSpec:
     extra: dict = field(default_factory=dict)
 
 
-_REGISTRY: dict[str, ModelSpec] = {}
+_REGISTRY: Registry[ModelSpec] = Registry(
+    "model alias", hint="Pass a registered alias, a local model directory, or a Hugging Face id like 'org/name'."
+)
 
 
 def register_model(spec: ModelSpec) -> ModelSpec:
-    if spec.alias in _REGISTRY:
-        raise ValueError(f"model alias {spec.alias!r} is already registered")
-    _REGISTRY[spec.alias] = spec
-    return spec
+    return _REGISTRY.register(spec.alias, spec)
 
 
 def model_aliases() -> list[str]:
-    return sorted(_REGISTRY)
+    return _REGISTRY.names()
 
 
 def get_model_spec(alias: str) -> ModelSpec:
-    if alias not in _REGISTRY:
-        raise UnknownNameError("model alias", alias, model_aliases())
-    return _REGISTRY[alias]
+    return _REGISTRY.get(alias)
 
 
 def _looks_like_hub_id(name: str) -> bool:
@@ -72,20 +70,12 @@ def _looks_like_hub_id(name: str) -> bool:
 
 def load_model(name: str, *, seed: int = 0) -> LoadedModel:
     """Load a registered alias, a local model directory, or a Hugging Face hub id (fp32, eval mode)."""
-    if name in _REGISTRY:
-        spec = _REGISTRY[name]
-        loaded = spec.loader(alias=name, seed=seed)
-    elif Path(name).expanduser().is_dir() or _looks_like_hub_id(name):
+    if name not in _REGISTRY and (Path(name).expanduser().is_dir() or _looks_like_hub_id(name)):
         from t2core.models.hub import load_hf_model
 
         loaded = load_hf_model(name, alias=name)
-    else:
-        raise UnknownNameError(
-            "model alias",
-            name,
-            model_aliases(),
-            hint="Pass a registered alias, a local model directory, or a Hugging Face id like 'org/name'.",
-        )
+    else:  # an unknown name raises UnknownNameError here
+        loaded = _REGISTRY.get(name).loader(alias=name, seed=seed)
     if not isinstance(loaded.model, torch.nn.Module):
         raise ModelError(f"loader for {name!r} returned {type(loaded.model).__name__}, not a torch module")
     loaded.model.eval()

@@ -12,7 +12,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from t2core.errors import ConfigError, UnknownNameError
+from t2core.errors import ConfigError
+from t2core.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -57,16 +58,12 @@ class Sampler(ABC):
         """One completion per conversation, in input order; `progress(n)` after each n done."""
 
 
-_SAMPLERS: dict[str, Callable[..., Sampler]] = {}
+_SAMPLERS: Registry[Callable[..., Sampler]] = Registry("sampler")
 
 
 def register_sampler(name: str, factory: Callable[..., Sampler]) -> None:
-    if name in _SAMPLERS:
-        raise ValueError(f"sampler {name!r} is already registered")
-    _SAMPLERS[name] = factory
+    _SAMPLERS.register(name, factory)
 
 
 def make_sampler(name: str, **kwargs) -> Sampler:
-    if name not in _SAMPLERS:
-        raise UnknownNameError("sampler", name, list(_SAMPLERS))
-    return _SAMPLERS[name](**kwargs)
+    return _SAMPLERS.get(name)(**kwargs)

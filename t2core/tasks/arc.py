@@ -12,7 +12,7 @@ from pathlib import Path
 from t2core.errors import DataError
 from t2core.tasks.answers import extract_choice
 from t2core.tasks.base import ChoiceSample, Dataset, Score, Task, register_task
-from t2core.tasks.data import data_file, file_hashes, hub_records, parse_records, read_jsonl, require
+from t2core.tasks.data import load_samples, require
 
 PROMPT = "{question}\n\n{options}\n\nAnswer with the letter of the correct option only."
 _FILE_SPLIT = {"train": "Train", "valid": "Dev", "test": "Test"}
@@ -49,14 +49,9 @@ class ARC(Task):
 
     def load(self, split: str, data_dir: Path | None) -> Dataset:
         self.check_split(split)
-        if data_dir is None:
-            rows, files = hub_records("allenai/ai2_arc", f"ARC-{self.subset}", _HUB_SPLIT[split])
-            samples = parse_records(enumerate(rows), f"hub:allenai/ai2_arc/{split}", parse_arc)
-        else:
-            rel = f"arc/ARC-{self.subset}/ARC-{self.subset}-{_FILE_SPLIT[split]}.jsonl"
-            path = data_file(data_dir, rel)
-            samples = parse_records(read_jsonl(path), str(path), parse_arc)
-            files = file_hashes([path])
+        rel = f"arc/ARC-{self.subset}/ARC-{self.subset}-{_FILE_SPLIT[split]}.jsonl"
+        samples, files = load_samples(data_dir, rel, parse_arc,
+                                      hub=[("allenai/ai2_arc", f"ARC-{self.subset}", _HUB_SPLIT[split])])
         return Dataset(self.name, split, samples, files, len(samples))
 
     def messages(self, sample: ChoiceSample) -> list[dict[str, str]]:

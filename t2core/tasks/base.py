@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from t2core.errors import DataError, UnknownNameError
+from t2core.errors import DataError
+from t2core.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -113,21 +114,16 @@ class Task(ABC):
         return split
 
 
-_TASKS: dict[str, Task] = {}
+_TASKS: Registry[Task] = Registry("task")
 
 
 def register_task(task: Task) -> Task:
-    if task.name in _TASKS:
-        raise ValueError(f"task {task.name!r} is already registered")
-    _TASKS[task.name] = task
-    return task
+    return _TASKS.register(task.name, task)
 
 
 def task_names() -> list[str]:
-    return sorted(_TASKS)
+    return _TASKS.names()
 
 
 def get_task(name: str) -> Task:
-    if name not in _TASKS:
-        raise UnknownNameError("task", name, task_names())
-    return _TASKS[name]
+    return _TASKS.get(name)

@@ -14,15 +14,7 @@ from t2core.errors import DataError
 from t2core.sandbox import SandboxLimits, run_code
 from t2core.tasks.answers import extract_code
 from t2core.tasks.base import CodeSample, Dataset, Score, Task, register_task
-from t2core.tasks.data import (
-    data_file,
-    file_hashes,
-    hub_records,
-    parse_records,
-    read_json_array,
-    read_jsonl,
-    require,
-)
+from t2core.tasks.data import load_samples, require
 
 MBPP_RANGES = {"prompt": (1, 10), "test": (11, 510), "valid": (511, 600), "train": (601, 974)}
 MBPP_PROMPT = (
@@ -43,8 +35,12 @@ class _CodeTask(Task):
 
     def program(self, sample: CodeSample, output: str) -> str:
         code = extract_code(output)
-        if sample.prefix and sample.entry_point and f"def {sample.entry_point}" not in code:
-            code = sample.prefix + code  # completion of the stub body
+        if sample.prefix and sample.entry_point:
+            if f"def {sample.entry_point}" not in code:
+                code = sample.prefix + code  # a completion of the stub's body
+            else:  # a whole function: it still needs the stub's imports (e.g. `from typing import List`)
+                imports = [ln for ln in sample.prefix.splitlines() if ln.startswith(("import ", "from "))]
+                code = "\n".join(imports + [code])
         return "\n\n".join(x for x in (sample.setup, code, sample.tests) if x)
 
     def score(self, sample: CodeSample, output: str) -> Score:
@@ -74,22 +70,10 @@ class MBPP(_CodeTask):
 
     def load(self, split: str, data_dir: Path | None) -> Dataset:
         self.check_split(split)
-        if data_dir is None:
-            cfg = "sanitized" if self.sanitized else "full"
-            rows, files = [], {}
-            for hub_split in ("train", "test", "validation", "prompt"):
-                r, f = hub_records("google-research-datasets/mbpp", cfg, hub_split)
-                rows += r
-                files |= f
-            samples = parse_records(enumerate(rows), f"hub:mbpp/{cfg}", parse_mbpp)
-        elif self.sanitized:
-            path = data_file(data_dir, "mbpp/sanitized-mbpp.json")
-            samples = parse_records(read_json_array(path), str(path), parse_mbpp)
-            files = file_hashes([path])
-        else:
-            path = data_file(data_dir, "mbpp/mbpp.jsonl")
-            samples = parse_records(read_jsonl(path), str(path), parse_mbpp)
-            files = file_hashes([path])
+        cfg = "sanitized" if self.sanitized else "full"
+        rel = "mbpp/sanitized-mbpp.json" if self.sanitized else "mbpp/mbpp.jsonl"
+        samples, files = load_samples(data_dir, rel, parse_mbpp, hub=[
+            ("google-research-datasets/mbpp", cfg, hub_split) for hub_split in ("train", "test", "validation", "prompt")])
         lo, hi = MBPP_RANGES[split]
         picked = sorted((s for s in samples if lo <= int(s.id.split("/")[1]) <= hi), key=lambda s: int(s.id.split("/")[1]))
         return Dataset(self.name, split, picked, files, len(picked))
@@ -112,13 +96,8 @@ class HumanEval(_CodeTask):
 
     def load(self, split: str, data_dir: Path | None) -> Dataset:
         self.check_split(split)
-        if data_dir is None:
-            rows, files = hub_records("openai/openai_humaneval", None, "test")
-            samples = parse_records(enumerate(rows), "hub:openai/openai_humaneval/test", parse_humaneval)
-        else:
-            path = data_file(data_dir, "humaneval/HumanEval.jsonl.gz")
-            samples = parse_records(read_jsonl(path), str(path), parse_humaneval)
-            files = file_hashes([path])
+        samples, files = load_samples(data_dir, "humaneval/HumanEval.jsonl.gz", parse_humaneval,
+                                      hub=[("openai/openai_humaneval", None, "test")])
         return Dataset(self.name, split, samples, files, len(samples))
 
     def messages(self, sample: CodeSample) -> list[dict[str, str]]:

@@ -109,3 +109,27 @@ def parse_records(
     if not out:
         raise DataError(f"{where}: no records found; the file is empty.")
     return out
+
+
+def load_samples(
+    data_dir: Path | None,
+    rel: str,
+    parse: Callable[[dict[str, Any], str], Any],
+    hub: list[tuple[str, str | None, str]],
+) -> tuple[list[Any], dict[str, str]]:
+    """Parsed samples and {file: sha256} from `data_dir/rel`, or, with no data dir, from the hub.
+
+    `rel` ending in `.json` is a JSON array, anything else JSONL (optionally gzipped).
+    `hub` lists the (dataset id, config, split) parts whose rows together hold the same records.
+    """
+    if data_dir is None:
+        rows: list[dict[str, Any]] = []
+        files: dict[str, str] = {}
+        for hub_id, config, split in hub:
+            r, f = hub_records(hub_id, config, split)
+            rows += r
+            files |= f
+        return parse_records(enumerate(rows), f"hub:{hub[0][0]}", parse), files
+    path = data_file(data_dir, rel)
+    reader = read_json_array if path.suffix == ".json" else read_jsonl
+    return parse_records(reader(path), str(path), parse), file_hashes([path])

@@ -11,7 +11,7 @@ from pathlib import Path
 from t2core.errors import DataError
 from t2core.tasks.answers import extract_number, numbers_equal
 from t2core.tasks.base import Dataset, MathSample, Score, Task, register_task
-from t2core.tasks.data import data_file, file_hashes, hub_records, parse_records, read_jsonl, require
+from t2core.tasks.data import load_samples, require
 
 PROMPT = (
     "{question}\n\nSolve the problem step by step. "
@@ -39,13 +39,8 @@ class GSM8K(Task):
     def load(self, split: str, data_dir: Path | None) -> Dataset:
         self.check_split(split)
         fname = "test" if split == "test" else "train"
-        if data_dir is None:
-            rows, files = hub_records("openai/gsm8k", "main", fname)
-            samples = parse_records(enumerate(rows), f"hub:openai/gsm8k/{fname}", parse_gsm8k)
-        else:
-            path = data_file(data_dir, f"gsm8k/{fname}.jsonl")
-            samples = parse_records(read_jsonl(path), str(path), parse_gsm8k)
-            files = file_hashes([path])
+        samples, files = load_samples(data_dir, f"gsm8k/{fname}.jsonl", parse_gsm8k,
+                                      hub=[("openai/gsm8k", "main", fname)])
         samples = [MathSample(f"gsm8k/{fname}/{i}", s.question, s.answer, s.solution) for i, s in enumerate(samples)]
         if split != "test":
             samples = samples[split == "valid" :: 2]

@@ -11,7 +11,7 @@ from pathlib import Path
 from t2core.errors import DataError
 from t2core.tasks.answers import last_boxed, math_equal
 from t2core.tasks.base import Dataset, MathSample, Score, Task, register_task
-from t2core.tasks.data import data_file, file_hashes, hub_records, parse_records, read_jsonl, require
+from t2core.tasks.data import load_samples, require
 
 SUBJECTS = ("algebra", "counting_and_probability", "geometry", "intermediate_algebra", "number_theory",
             "prealgebra", "precalculus")
@@ -47,17 +47,9 @@ class MATH(_MathBase):
 
     def load(self, split: str, data_dir: Path | None) -> Dataset:
         self.check_split(split)
-        if data_dir is None:
-            rows, files = [], {}
-            for subject in SUBJECTS:  # the hub copy has one config per subject
-                r, f = hub_records("EleutherAI/hendrycks_math", subject, split)
-                rows += r
-                files |= f
-            samples = parse_records(enumerate(rows), f"hub:EleutherAI/hendrycks_math/{split}", parse_math)
-        else:
-            path = data_file(data_dir, f"math/{split}.jsonl.gz")
-            samples = parse_records(read_jsonl(path), str(path), parse_math)
-            files = file_hashes([path])
+        # the hub copy has one config per subject
+        samples, files = load_samples(data_dir, f"math/{split}.jsonl.gz", parse_math,
+                                      hub=[("EleutherAI/hendrycks_math", subj, split) for subj in SUBJECTS])
         return Dataset(self.name, split, samples, files, len(samples))
 
 
@@ -67,13 +59,8 @@ class MATH500(_MathBase):
 
     def load(self, split: str, data_dir: Path | None) -> Dataset:
         self.check_split(split)
-        if data_dir is None:
-            rows, files = hub_records("HuggingFaceH4/MATH-500", None, "test")
-            samples = parse_records(enumerate(rows), "hub:HuggingFaceH4/MATH-500/test", parse_math)
-        else:
-            path = data_file(data_dir, "math500/test.jsonl")
-            samples = parse_records(read_jsonl(path), str(path), parse_math)
-            files = file_hashes([path])
+        samples, files = load_samples(data_dir, "math500/test.jsonl", parse_math,
+                                      hub=[("HuggingFaceH4/MATH-500", None, "test")])
         return Dataset(self.name, split, samples, files, len(samples))
 
 

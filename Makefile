@@ -1,0 +1,51 @@
+# t2 — one-command setup for a fresh clone.
+#   make run    : set up, then run the main job (full-paper flow, smol profile, embedded SmolLM2-135M)
+#   make test   : set up, then run the default test suite
+#   make bench  : set up, then run the benchmarks under bench/
+PY     ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+PROFILE ?= smol
+TORCH_VERSION ?= 2.13.0
+# Extra pip args for torch on CPU machines without a local CPU wheel (PyTorch's CPU index).
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
+
+.PHONY: setup run test test-all bench lint clean
+
+setup: $(VENV)/.t2-installed
+
+$(VENV)/.t2-installed: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	@if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then \
+	  echo "GPU detected: installing the CUDA build of torch"; \
+	  $(BIN)/pip install -q "torch>=2.4,<=2.14.1"; \
+	elif $(BIN)/pip download -q --no-deps --no-index -d $(VENV)/.torch-probe "torch==$(TORCH_VERSION)" >/dev/null 2>&1; then \
+	  echo "CPU machine: installing the local CPU wheel torch==$(TORCH_VERSION)"; \
+	  $(BIN)/pip install -q "torch==$(TORCH_VERSION)"; \
+	else \
+	  echo "CPU machine: installing torch==$(TORCH_VERSION) from the PyTorch CPU index"; \
+	  $(BIN)/pip install -q "torch==$(TORCH_VERSION)" --index-url $(TORCH_CPU_INDEX); \
+	fi
+	rm -rf $(VENV)/.torch-probe
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+run: setup
+	$(BIN)/t2 run full-paper --profile $(PROFILE)
+	$(BIN)/t2 catalog ls
+
+test: setup
+	$(BIN)/python -m pytest
+
+test-all: setup
+	$(BIN)/python -m pytest -m ''
+
+bench: setup
+	$(BIN)/python bench/svd.py --targets mlp attn both
+
+lint: setup
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) .t2-cache .pytest_cache .ruff_cache

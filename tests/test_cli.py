@@ -1,27 +1,18 @@
 """The `t2` CLI as a user runs it: output, catalog rows, and one clear line per user error."""
 
-import duckdb
 
-from tests.conftest import t2_cli
-
-
-def _rows(home, sql):
-    con = duckdb.connect(str(home / "catalog.duckdb"))
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
+from tests.conftest import catalog_rows, t2_cli
 
 
 def test_eval_writes_rows_and_reuses(t2_home, data_dir):
     r = t2_cli("eval", "--model", "tiny-random", "--task", "arc_easy", "--limit", "5", "--max-new-tokens", "4")
     assert r.returncode == 0, r.stderr
     assert "accuracy" in r.stdout
-    assert _rows(t2_home, "SELECT count(*) FROM samples") == [(5,)]
-    assert _rows(t2_home, "SELECT kind, status, task, split FROM runs") == [("eval", "completed", "arc_easy", "test")]
+    assert catalog_rows(t2_home, "SELECT count(*) FROM samples") == [(5,)]
+    assert catalog_rows(t2_home, "SELECT kind, status, task, split FROM runs") == [("eval", "completed", "arc_easy", "test")]
     r2 = t2_cli("eval", "--model", "tiny-random", "--task", "arc_easy", "--limit", "5", "--max-new-tokens", "4")
     assert r2.returncode == 0 and "already in the catalog" in r2.stdout
-    assert _rows(t2_home, "SELECT count(*) FROM samples") == [(5,)]
+    assert catalog_rows(t2_home, "SELECT count(*) FROM samples") == [(5,)]
     ls = t2_cli("catalog", "ls")
     assert ls.returncode == 0 and "arc_easy" in ls.stdout
     assert t2_cli("catalog", "ls", "samples").returncode == 0
@@ -33,8 +24,8 @@ def test_svd_twice_records_once(t2_home):
     assert "computed SVD" in r1.stdout
     r2 = t2_cli("svd", "--model", "tiny-random")
     assert r2.returncode == 0 and "reused stored decomposition (no SVD computed)" in r2.stdout
-    assert _rows(t2_home, "SELECT count(*) FROM decompositions") == [(1,)]
-    assert _rows(t2_home, "SELECT count(*) FROM runs WHERE kind = 'svd'") == [(1,)]
+    assert catalog_rows(t2_home, "SELECT count(*) FROM decompositions") == [(1,)]
+    assert catalog_rows(t2_home, "SELECT count(*) FROM runs WHERE kind = 'svd'") == [(1,)]
 
 
 def _one_line_error(r, *needles):

@@ -11,17 +11,9 @@ import urllib.request
 import duckdb
 import pytest
 
-from tests.conftest import REPO, t2_cli
+from tests.conftest import REPO, catalog_rows, t2_cli
 
 N_EVALS = 6  # the tiny profile evaluates the six paper benchmarks, 3 samples each
-
-
-def _rows(home, sql):
-    con = duckdb.connect(str(home / "catalog.duckdb"))
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
 
 
 @pytest.fixture
@@ -34,8 +26,8 @@ def prefect_env(tmp_path, monkeypatch):
 def test_full_paper_resumes_after_crash(t2_home, prefect_env, data_dir):
     crashed = t2_cli("run", "full-paper", "--profile", "tiny", env={"T2_FAULT_AFTER": "eval:2"})
     assert crashed.returncode == 137, crashed.stderr[-2000:]
-    assert _rows(t2_home, "SELECT count(*) FROM runs WHERE kind='eval' AND status='completed'") == [(2,)]
-    done_before = _rows(t2_home, "SELECT run_id, finished_at FROM runs WHERE kind='eval' ORDER BY run_id")
+    assert catalog_rows(t2_home, "SELECT count(*) FROM runs WHERE kind='eval' AND status='completed'") == [(2,)]
+    done_before = catalog_rows(t2_home, "SELECT run_id, finished_at FROM runs WHERE kind='eval' ORDER BY run_id")
 
     rerun = t2_cli("run", "full-paper", "--profile", "tiny")
     assert rerun.returncode == 0, rerun.stderr[-2000:]
@@ -43,11 +35,11 @@ def test_full_paper_resumes_after_crash(t2_home, prefect_env, data_dir):
     assert out.count("Cached") == 3, rerun.stdout  # svd + the two finished evaluations
     assert out.count("Completed") == N_EVALS - 2, rerun.stdout
     # nothing duplicated, and the finished runs were not redone
-    assert _rows(t2_home, "SELECT count(*) FROM runs WHERE kind='eval' AND status='completed'") == [(N_EVALS,)]
-    assert _rows(t2_home, "SELECT count(*) FROM runs WHERE kind='svd'") == [(1,)]
-    assert _rows(t2_home, "SELECT count(*), count(DISTINCT (run_id, idx)) FROM samples") == [(3 * N_EVALS, 3 * N_EVALS)]
-    assert _rows(t2_home, "SELECT count(*) FROM decompositions") == [(1,)]
-    after = dict(_rows(t2_home, "SELECT run_id, finished_at FROM runs WHERE kind='eval'"))
+    assert catalog_rows(t2_home, "SELECT count(*) FROM runs WHERE kind='eval' AND status='completed'") == [(N_EVALS,)]
+    assert catalog_rows(t2_home, "SELECT count(*) FROM runs WHERE kind='svd'") == [(1,)]
+    assert catalog_rows(t2_home, "SELECT count(*), count(DISTINCT (run_id, idx)) FROM samples") == [(3 * N_EVALS, 3 * N_EVALS)]
+    assert catalog_rows(t2_home, "SELECT count(*) FROM decompositions") == [(1,)]
+    after = dict(catalog_rows(t2_home, "SELECT run_id, finished_at FROM runs WHERE kind='eval'"))
     assert all(after[r] == t for r, t in done_before)
 
     # a deleted output invalidates its cached task: delete one run's rows, rerun recomputes just that one
@@ -58,7 +50,7 @@ def test_full_paper_resumes_after_crash(t2_home, prefect_env, data_dir):
     third = t2_cli("run", "full-paper", "--profile", "tiny")
     assert third.returncode == 0, third.stderr[-2000:]
     assert " ".join(third.stdout.split()).count("Completed") == 1
-    assert _rows(t2_home, "SELECT count(*) FROM runs WHERE kind='eval' AND status='completed'") == [(N_EVALS,)]
+    assert catalog_rows(t2_home, "SELECT count(*) FROM runs WHERE kind='eval' AND status='completed'") == [(N_EVALS,)]
 
 
 def _free_port() -> int:
@@ -113,6 +105,6 @@ def test_served_deployment_runs_against_local_server(t2_home, prefect_env, data_
                     p.wait(20)
                 except subprocess.TimeoutExpired:
                     p.kill()
-    assert _rows(t2_home, "SELECT count(*) FROM runs WHERE kind='eval' AND status='completed'") == [(N_EVALS,)]
-    assert _rows(t2_home, "SELECT count(*) FROM samples") == [(3 * N_EVALS,)]
-    assert _rows(t2_home, "SELECT DISTINCT model FROM runs") == [("tiny-random",)]
+    assert catalog_rows(t2_home, "SELECT count(*) FROM runs WHERE kind='eval' AND status='completed'") == [(N_EVALS,)]
+    assert catalog_rows(t2_home, "SELECT count(*) FROM samples") == [(3 * N_EVALS,)]
+    assert catalog_rows(t2_home, "SELECT DISTINCT model FROM runs") == [("tiny-random",)]

@@ -17,12 +17,16 @@ from flows.pipelines import full_paper_flow, svd_flow
 
 def serve(profile: str = "smol", limit: int | None = None) -> None:
     from prefect import serve as prefect_serve
+    from prefect.types.entrypoint import EntrypointType
 
     from t2core.profiles import get_profile
 
     prof = get_profile(profile)  # fail early on a bad name
-    full = full_paper_flow.to_deployment(name="full-paper", parameters={"profile": prof.name})
-    svd = svd_flow.to_deployment(name="svd", parameters={"model": prof.model, "targets": prof.targets})
+    # module entrypoints: runs work from any working directory where t2 is installed
+    full = full_paper_flow.to_deployment(name="full-paper", parameters={"profile": prof.name},
+                                         entrypoint_type=EntrypointType.MODULE_PATH)
+    svd = svd_flow.to_deployment(name="svd", parameters={"model": prof.model, "targets": prof.targets},
+                                 entrypoint_type=EntrypointType.MODULE_PATH)
     prefect_serve(full, svd, limit=limit)
 
 

@@ -83,7 +83,8 @@ def test_served_deployment_runs_against_local_server(t2_home, prefect_env, data_
     served = None
     try:
         _wait_http(f"http://127.0.0.1:{port}/api/health", 90)
-        served = subprocess.Popen([sys.executable, "-m", "flows.serve", "--profile", "tiny"], env=env, cwd=REPO,
+        # served from an unrelated working directory: the deployment uses module entrypoints
+        served = subprocess.Popen([sys.executable, "-m", "flows.serve", "--profile", "tiny"], env=env, cwd=logs,
                                   stdout=open(logs / "serve.log", "w"), stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 90
         while True:  # wait until the deployment is registered

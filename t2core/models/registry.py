@@ -69,7 +69,7 @@ def _looks_like_hub_id(name: str) -> bool:
 
 
 def load_model(name: str, *, seed: int = 0) -> LoadedModel:
-    """Load a registered alias, a local model directory, or a Hugging Face hub id (fp32, eval mode)."""
+    """Load a registered alias, a local model directory, or a Hugging Face hub id (fp32, eval mode, frozen)."""
     if name not in _REGISTRY and (Path(name).expanduser().is_dir() or _looks_like_hub_id(name)):
         from t2core.models.hub import load_hf_model
 
@@ -79,4 +79,5 @@ def load_model(name: str, *, seed: int = 0) -> LoadedModel:
     if not isinstance(loaded.model, torch.nn.Module):
         raise ModelError(f"loader for {name!r} returned {type(loaded.model).__name__}, not a torch module")
     loaded.model.eval()
+    loaded.model.requires_grad_(False)  # base weights are frozen: only SVF vectors (or adapters) train
     return loaded

@@ -43,6 +43,8 @@ class Completion:
     text: str
     n_prompt_tokens: int
     n_new_tokens: int
+    prompt_ids: list[int] | None = None  # token ids, when the backend exposes them (RL needs them)
+    completion_ids: list[int] | None = None  # generated ids, EOS included, padding excluded
 
 
 class Sampler(ABC):

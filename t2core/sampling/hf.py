@@ -56,11 +56,16 @@ class HFSampler(Sampler):
                     out = model.generate(**batch, **kwargs)  # (B, prompt_len + new)
                 new = out[:, batch["input_ids"].shape[1] :]
                 for row, i in enumerate(idx):
-                    toks = new[row]
-                    n_new = int((toks != tok.pad_token_id).sum()) if tok.pad_token_id is not None else len(toks)
-                    if tok.pad_token_id == tok.eos_token_id:  # count the EOS itself once
-                        n_new = min(len(toks), n_new + 1)
-                    results[i] = Completion(tok.decode(toks, skip_special_tokens=True), enc_lens[i], n_new)
+                    ids = new[row].tolist()
+                    if tok.eos_token_id in ids:  # keep the EOS, drop what follows (padding)
+                        ids = ids[: ids.index(tok.eos_token_id) + 1]
+                    else:
+                        while ids and ids[-1] == tok.pad_token_id:
+                            ids.pop()
+                    mask = batch["attention_mask"][row].bool()
+                    prompt_ids = batch["input_ids"][row][mask].tolist()
+                    results[i] = Completion(tok.decode(ids, skip_special_tokens=True), enc_lens[i], len(ids),
+                                            prompt_ids, ids)
                 if progress:
                     progress(len(idx))
         finally:

@@ -1,0 +1,53 @@
+"""REINFORCE training config for SVF experts (paper §3.2 Eq. 2, Appendix A)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from t2core.errors import ConfigError
+from t2core.svf.policy import SVFConfig
+from t2core.tasks import get_task
+
+
+@dataclass(frozen=True)
+class RLConfig:
+    task: str = field(metadata={"help": "training task (gsm8k, mbpp, arc_easy, ...)"})
+    train_split: str = field(default="train", metadata={"help": "split rollouts are drawn from"})
+    valid_split: str = field(default="valid", metadata={"help": "split for early stopping"})
+    steps: int = field(default=50, metadata={"help": "optimizer steps"})
+    batch_size: int = field(default=16, metadata={"help": "prompts per step (paper: 256 on GPU)"})
+    lr: float = field(default=2e-3, metadata={"help": "Adam learning rate (paper 2e-3)"})
+    grad_clip: float = field(default=1e-3, metadata={"help": "max grad norm (paper 1e-3)"})
+    kl_coef: float = field(default=0.0, metadata={"help": "λ of the KL(π_W' ‖ π_W) penalty; paper {0,.1,.2,.3}"})
+    reward_norm: bool = field(default=False, metadata={"help": "normalise rewards to zero mean, unit std"})
+    temperature: float = field(default=0.0, metadata={"help": "rollout temperature; 0 = greedy (official code)"})
+    max_new_tokens: int | None = field(default=None, metadata={"help": "rollout length cap (None: task's)"})
+    train_limit: int | None = field(default=None, metadata={"help": "use the first N training samples"})
+    valid_every: int = field(default=10, metadata={"help": "validate every k steps"})
+    valid_limit: int | None = field(default=50, metadata={"help": "validation samples"})
+    gen_batch_size: int = field(default=16, metadata={"help": "generation batch size"})
+    dtype: str = field(default="float32", metadata={"help": "float32 or bfloat16 (autocast, fp32 z)"})
+    seed: int = 0
+    svf: SVFConfig = field(default_factory=SVFConfig)
+
+    def __post_init__(self) -> None:
+        task = get_task(self.task)
+        task.check_split(self.train_split)
+        task.check_split(self.valid_split)
+        for name in ("steps", "batch_size", "valid_every", "gen_batch_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name}={getattr(self, name)} must be >= 1.")
+        if not self.lr > 0:
+            raise ConfigError(f"lr={self.lr} must be > 0.")
+        if not self.grad_clip > 0:
+            raise ConfigError(f"grad_clip={self.grad_clip} must be > 0.")
+        if self.kl_coef < 0:
+            raise ConfigError(f"kl_coef={self.kl_coef} must be >= 0 (paper uses 0, 0.1, 0.2, 0.3).")
+        if self.temperature < 0:
+            raise ConfigError(f"temperature={self.temperature} must be >= 0.")
+        if self.dtype not in ("float32", "bfloat16"):
+            raise ConfigError(f"dtype={self.dtype!r} must be float32 or bfloat16.")
+        for name in ("train_limit", "valid_limit", "max_new_tokens"):
+            v = getattr(self, name)
+            if v is not None and v < 1:
+                raise ConfigError(f"{name}={v} must be >= 1 or None.")

@@ -1,0 +1,180 @@
+"""REINFORCE for SVF experts (paper §3.2, Eq. 2):
+
+    J(z) = E[ log π_W'(ŷ | x) · r(ŷ, y) ] − λ · KL(π_W' ‖ π_W),   r ∈ {+1, −1}
+
+Each step: draw prompts from the training split, roll out with W' materialised (fast
+generation), score with the task's checker (+1 correct, −1 otherwise; code runs in the
+sandbox), then one gradient step on z through the differentiable SVF wrappers. Adam,
+lr 2e-3, grad-norm clip 1e-3 (paper). Every `valid_every` steps the expert is evaluated
+greedily on the validation split; the best-validation z is kept (early stopping). A
+checkpoint after every step makes the run resumable after a crash.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from t2core.errors import DataError
+from t2core.evaluate import EvalConfig, evaluate
+from t2core.hashing import canonical_json, sha256_bytes
+from t2core.models.registry import LoadedModel
+from t2core.paths import resolve_data_dir
+from t2core.rl.checkpoint import load_checkpoint, save_checkpoint
+from t2core.rl.config import RLConfig
+from t2core.rl.logprobs import completion_logits, kl_per_token, masked_mean_per_seq, pack, token_logprobs
+from t2core.sampling import GenerationConfig, Sampler, make_sampler
+from t2core.svf.apply import SVD, attached, materialised
+from t2core.svf.policy import SVFPolicy
+from t2core.tasks import get_task
+
+
+@dataclass
+class CurvePoint:
+    step: int
+    mean_reward: float
+    train_acc: float
+    kl: float
+    loss: float
+    grad_norm: float
+    valid_acc: float | None
+    wall_s: float
+    tokens: int
+
+
+@dataclass
+class TrainResult:
+    run_id: str
+    policy: SVFPolicy  # holds the best-validation z
+    curve: list[CurvePoint]
+    best_step: int
+    best_valid: float
+    base_valid: float
+    data_files: dict[str, str]
+    resumed_from: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def train_run_id(weights_hash: str, cfg: RLConfig, task_version: str, data_files: dict[str, str]) -> str:
+    payload = ["train-svf", weights_hash, asdict(cfg), task_version, sorted(data_files.values())]
+    return sha256_bytes(canonical_json(payload).encode())[:24]
+
+
+class ReinforceTrainer:
+    def __init__(self, loaded: LoadedModel, svd: SVD, cfg: RLConfig, data_dir: str | Path | None = None,
+                 sampler: Sampler | None = None, checkpoint_dir: Path | None = None,
+                 on_log: Callable[[CurvePoint], None] | None = None) -> None:
+        self.loaded, self.svd, self.cfg, self.on_log = loaded, svd, cfg, on_log
+        self.task = get_task(cfg.task)
+        ddir = resolve_data_dir(data_dir)
+        self.train = self.task.load(cfg.train_split, ddir).limit(cfg.train_limit)
+        self.data_dir = data_dir
+        if not self.train.samples:
+            raise DataError(f"task {cfg.task!r} split {cfg.train_split!r} has no samples; nothing to train on.")
+        valid_files = self.task.load(cfg.valid_split, ddir).files
+        self.data_files = {**self.train.files, **valid_files}
+        self.run_id = train_run_id(loaded.weights_hash, cfg, self.task.version, self.data_files)
+        self.sampler = sampler or make_sampler("hf", loaded=loaded)
+        self.checkpoint_dir = checkpoint_dir
+        ranks = {n: int(svd[n][1].shape[0]) for n in svd}
+        self.policy = SVFPolicy(ranks, cfg.svf, seed=cfg.seed)
+        self.opt = torch.optim.Adam(self.policy.parameters(), lr=cfg.lr)
+        mnt = cfg.max_new_tokens or self.task.max_new_tokens
+        self.gen = GenerationConfig(max_new_tokens=mnt, temperature=cfg.temperature, batch_size=cfg.gen_batch_size,
+                                    dtype=cfg.dtype, seed=cfg.seed)
+
+    # -- validation -------------------------------------------------------------------------------
+    def validate(self, policy: SVFPolicy | None) -> float:
+        cfg = EvalConfig(self.cfg.task, self.cfg.valid_split, self.cfg.valid_limit,
+                         replace(self.gen, temperature=0.0))
+        if policy is None:
+            return evaluate(self.loaded, cfg, self.data_dir, sampler=self.sampler).accuracy
+        with materialised(self.loaded.model, self.svd, policy):
+            return evaluate(self.loaded, cfg, self.data_dir, sampler=self.sampler).accuracy
+
+    # -- one REINFORCE step -----------------------------------------------------------------------
+    def step(self, step: int) -> CurvePoint:
+        cfg, model, tok = self.cfg, self.loaded.model, self.loaded.tokenizer
+        rng = random.Random(f"{cfg.seed}:{step}")
+        batch = [self.train.samples[rng.randrange(len(self.train.samples))] for _ in range(cfg.batch_size)]
+        convs = [self.task.messages(s) for s in batch]
+        t0 = time.perf_counter()
+        with materialised(model, self.svd, self.policy):
+            comps = self.sampler.generate(convs, replace(self.gen, seed=cfg.seed * 100_003 + step))
+        correct = [self.task.score(s, c.text).correct for s, c in zip(batch, comps, strict=True)]
+        r = torch.tensor([1.0 if ok else -1.0 for ok in correct])
+        if cfg.reward_norm and len(r) > 1:
+            r = (r - r.mean()) / (r.std() + 1e-6)
+        if any(c.prompt_ids is None or c.completion_ids is None for c in comps):
+            raise TypeError(f"sampler {self.sampler.name!r} returned no token ids; RL needs a sampler that does.")
+        ids, attn, comp_mask = pack([c.prompt_ids for c in comps], [c.completion_ids for c in comps],
+                                    tok.pad_token_id)
+        dev = next(model.parameters()).device
+        ids, attn, comp_mask, r = ids.to(dev), attn.to(dev), comp_mask.to(dev), r.to(dev)
+        mask = comp_mask[:, 1:]  # positions whose *target* is a completion token
+        autocast = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.dtype == "bfloat16")
+        kl_tok = None
+        if cfg.kl_coef > 0:
+            with torch.no_grad(), autocast:
+                base_logits = completion_logits(model, ids, attn)
+        with attached(model, self.svd, self.policy), autocast:
+            logits = completion_logits(model, ids, attn)
+        logp = masked_mean_per_seq(token_logprobs(logits, ids), mask)  # (B,)
+        pg = -(r * logp).mean()
+        if cfg.kl_coef > 0:
+            kl_tok = masked_mean_per_seq(kl_per_token(logits, base_logits), mask).mean()
+            loss = pg + cfg.kl_coef * kl_tok
+        else:
+            loss = pg
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        gnorm = float(torch.nn.utils.clip_grad_norm_(self.policy.parameters(), cfg.grad_clip))
+        self.opt.step()
+        return CurvePoint(step=step, mean_reward=float(r.mean()) if not cfg.reward_norm else
+                          sum(1.0 if ok else -1.0 for ok in correct) / len(correct),
+                          train_acc=sum(correct) / len(correct), kl=float(kl_tok.detach()) if kl_tok is not None else 0.0,
+                          loss=float(loss.detach()), grad_norm=gnorm, valid_acc=None, wall_s=time.perf_counter() - t0,
+                          tokens=int(mask.sum()))
+
+    # -- the loop ---------------------------------------------------------------------------------
+    def _state(self, step: int, curve, best, base_valid) -> dict[str, Any]:
+        return {"run_id": self.run_id, "step": step, "policy": self.policy.raw_state(),
+                "opt": self.opt.state_dict(), "curve": [asdict(c) for c in curve], "best": best,
+                "base_valid": base_valid, "torch_rng": torch.get_rng_state()}
+
+    def fit(self) -> TrainResult:
+        cfg = self.cfg
+        start, curve, best, base_valid, resumed = 0, [], None, None, 0
+        ck = load_checkpoint(self.checkpoint_dir) if self.checkpoint_dir else None
+        if ck is not None and ck.get("run_id") == self.run_id:
+            self.policy.load_raw_state(ck["policy"])
+            self.opt.load_state_dict(ck["opt"])
+            torch.set_rng_state(ck["torch_rng"])
+            start = resumed = ck["step"]
+            curve = [CurvePoint(**c) for c in ck["curve"]]
+            best, base_valid = ck["best"], ck["base_valid"]
+        if base_valid is None:
+            base_valid = self.validate(None)  # the base model (z = 1) is the bar to beat
+            best = {"step": 0, "valid": base_valid, "policy": self.policy.raw_state()}
+        for step in range(start + 1, cfg.steps + 1):
+            point = self.step(step)
+            if step % cfg.valid_every == 0 or step == cfg.steps:
+                point.valid_acc = self.validate(self.policy)
+                if point.valid_acc > best["valid"]:
+                    best = {"step": step, "valid": point.valid_acc, "policy": self.policy.raw_state()}
+            curve.append(point)
+            if self.on_log:
+                self.on_log(point)
+            if self.checkpoint_dir:
+                save_checkpoint(self.checkpoint_dir, self._state(step, curve, best, base_valid))
+        final = SVFPolicy({n: int(t.shape[0]) for n, t in best["policy"].items()}, cfg.svf)
+        final.load_raw_state(best["policy"])
+        return TrainResult(run_id=self.run_id, policy=final, curve=curve, best_step=best["step"],
+                           best_valid=best["valid"], base_valid=base_valid, data_files=self.data_files,
+                           resumed_from=resumed)

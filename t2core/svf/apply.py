@@ -1,0 +1,107 @@
+"""Apply an SVF policy to a model, two ways that must agree (tested to < 1e-4 in fp32):
+
+- *factored*: y = U ((s ⊙ z) ⊙ (Vᵀ x)) never builds W' (a different z per request in one
+  batch becomes possible; cost ≈ (out + in)·r instead of out·in per token);
+- *materialise*: W' = U diag(s ⊙ z) Vᵀ is built once per forward pass and used as a
+  plain linear layer (cheapest when one z serves a whole batch).
+
+`attached(...)` swaps targeted Linear modules for `SVFLinear` wrappers (gradients reach z);
+`materialised(...)` writes W' into the existing weights without wrappers (fastest for
+generation: zero overhead per token) and restores the original weights afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from t2core.errors import ArtifactError
+from t2core.svf.policy import SVFPolicy
+
+SVD = dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]  # name -> U (out,r), S (r,), V (in,r)
+
+
+class SVFLinear(nn.Module):
+    """A Linear whose weight is U diag(s ⊙ z) Vᵀ with z from the policy."""
+
+    def __init__(self, base: nn.Linear, u: torch.Tensor, s: torch.Tensor, v: torch.Tensor, policy: SVFPolicy,
+                 name: str, mode: str) -> None:
+        super().__init__()
+        self.base, self.policy_ref, self.name, self.mode = base, [policy], name, mode  # list: not a submodule
+        dev, dt = base.weight.device, base.weight.dtype
+        self.register_buffer("u", u.to(dev, dt), persistent=False)
+        self.register_buffer("s", s.to(dev, torch.float32), persistent=False)
+        self.register_buffer("v", v.to(dev, dt), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x (..., in)
+        ss = self.policy_ref[0].scaled_s(self.name, self.s)  # (r,), fp32 z keeps the gradient precise
+        if self.mode == "factored":
+            h = x @ self.v  # (..., r)
+            y = (h * ss.to(h.dtype)) @ self.u.T  # (..., out)
+        else:
+            w = (self.u * ss.to(self.u.dtype)) @ self.v.T  # (out, in)
+            y = F.linear(x, w)
+        if self.base.bias is not None:
+            y = y + self.base.bias
+        return y
+
+
+def _parent(model: nn.Module, name: str) -> tuple[nn.Module, str]:
+    parent_name, _, child = name.rpartition(".")
+    return (model.get_submodule(parent_name) if parent_name else model), child
+
+
+def check_compatible(model: nn.Module, svd: SVD, policy: SVFPolicy) -> None:
+    for name in policy.names:
+        if name not in svd:
+            raise ArtifactError(f"policy targets {name!r}, which the decomposition does not contain; "
+                                "decompose with the same target spec as the expert.")
+        mod = model.get_submodule(name)
+        u, s, v = svd[name]
+        if not isinstance(mod, nn.Linear) or tuple(mod.weight.shape) != (u.shape[0], v.shape[0]):
+            raise ArtifactError(f"module {name!r} has shape {tuple(getattr(mod, 'weight', torch.empty(0)).shape)}, "
+                                f"the decomposition has {(u.shape[0], v.shape[0])}: wrong model for this expert.")
+        if policy.z(name).shape != s.shape:
+            raise ArtifactError(f"expert vector for {name!r} has length {policy.z(name).shape[0]}, "
+                                f"the matrix has {s.shape[0]} singular values: wrong model for this expert.")
+
+
+@contextlib.contextmanager
+def attached(model: nn.Module, svd: SVD, policy: SVFPolicy, mode: str | None = None) -> Iterator[nn.Module]:
+    """Within the block, targeted Linears are SVFLinear wrappers driven by `policy` (differentiable)."""
+    check_compatible(model, svd, policy)
+    mode = mode or policy.cfg.mode
+    swapped: list[tuple[nn.Module, str, nn.Module]] = []
+    try:
+        for name in policy.names:
+            parent, child = _parent(model, name)
+            base = getattr(parent, child)
+            setattr(parent, child, SVFLinear(base, *svd[name], policy=policy, name=name, mode=mode))
+            swapped.append((parent, child, base))
+        yield model
+    finally:
+        for parent, child, base in reversed(swapped):
+            setattr(parent, child, base)
+
+
+@contextlib.contextmanager
+def materialised(model: nn.Module, svd: SVD, policy: SVFPolicy) -> Iterator[nn.Module]:
+    """Within the block, every targeted weight holds W' = U diag(s ⊙ z) Vᵀ (no autograd)."""
+    check_compatible(model, svd, policy)
+    saved: list[tuple[nn.Linear, torch.Tensor]] = []
+    try:
+        with torch.no_grad():
+            for name in policy.names:
+                mod = model.get_submodule(name)
+                u, s, v = (t.to(mod.weight.device) for t in svd[name])
+                saved.append((mod, mod.weight.data.clone()))
+                mod.weight.data.copy_((u * policy.scaled_s(name, s)) @ v.T)
+        yield model
+    finally:
+        with torch.no_grad():
+            for mod, w in saved:
+                mod.weight.data.copy_(w)

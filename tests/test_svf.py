@@ -1,0 +1,151 @@
+"""SVF policy: exact identity at init, factored == materialised, expert files and their errors."""
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from t2core.errors import ArtifactError, ConfigError
+from t2core.svd import ensure_svd, load_svd
+from t2core.svf import (
+    ExpertHeader,
+    SVFConfig,
+    SVFPolicy,
+    attached,
+    load_expert,
+    materialised,
+    ranks_of,
+    save_expert,
+)
+
+
+@pytest.fixture(scope="module")
+def svd_both(tiny):
+    return load_svd(ensure_svd(tiny, "both"))
+
+
+def _logits(model, ids):
+    with torch.no_grad():
+        return model(ids).logits
+
+
+def _perturbed(svd, param, targets="both", seed=0):
+    names = {k: v for k, v in ranks_of(svd).items() if targets == "both" or (".mlp." in k) == (targets == "mlp")}
+    pol = SVFPolicy(names, SVFConfig(targets=targets, param=param))
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in pol.params.values():
+            p.add_(0.3 * torch.randn(p.shape, generator=g))
+    return pol
+
+
+IDS = torch.randint(0, 250, (3, 17), generator=torch.Generator().manual_seed(1))
+
+
+@pytest.mark.parametrize("param", ["direct", "sigmoid"])
+@pytest.mark.parametrize("targets", ["mlp", "attn", "both"])
+def test_factored_equals_materialised(tiny, svd_both, param, targets):
+    pol = _perturbed(svd_both, param, targets)
+    with attached(tiny.model, svd_both, pol, "factored"):
+        f = _logits(tiny.model, IDS)
+    with attached(tiny.model, svd_both, pol, "materialise"):
+        m = _logits(tiny.model, IDS)
+    with materialised(tiny.model, svd_both, pol):
+        w = _logits(tiny.model, IDS)
+    assert (f - m).abs().max() < 1e-4 and (f - w).abs().max() < 1e-4
+    assert (f - _logits(tiny.model, IDS)).abs().max() > 1e-3  # the expert changes the model...
+    base = _logits(tiny.model, IDS)
+    with materialised(tiny.model, svd_both, pol):
+        pass
+    assert torch.equal(base, _logits(tiny.model, IDS))  # ...and the original weights come back exactly
+
+
+def test_direct_init_is_the_base_model(tiny, svd_both):
+    pol = SVFPolicy(ranks_of(svd_both), SVFConfig(targets="both"))
+    assert all(torch.equal(pol.z(n), torch.ones_like(pol.z(n))) for n in pol.names)
+    with attached(tiny.model, svd_both, pol):
+        assert (_logits(tiny.model, IDS) - _logits_base(tiny)).abs().max() < 1e-4
+
+
+def _logits_base(tiny):
+    return _logits(tiny.model, IDS)
+
+
+def test_sigmoid_keeps_nuclear_norm(svd_both):
+    pol = SVFPolicy(ranks_of(svd_both), SVFConfig(targets="both", param="sigmoid"), seed=3)
+    name = pol.names[0]
+    s = svd_both[name][1]
+    z = pol.z(name)
+    assert torch.all((z > 0.5) & (z < 0.56))  # sigmoid(0.1 ± small noise)
+    assert torch.isclose(pol.scaled_s(name, s).sum(), s.sum(), rtol=1e-5)
+
+
+def test_gradient_reaches_z(tiny, svd_both):
+    pol = SVFPolicy(ranks_of(svd_both), SVFConfig(targets="both"))
+    with attached(tiny.model, svd_both, pol, "factored"):
+        tiny.model(IDS).logits.float().logsumexp(-1).mean().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in pol.params.values())
+    assert all(p.grad is None for p in tiny.model.parameters())  # the base model stays frozen by construction
+
+
+def _header(tiny, pol):
+    return ExpertHeader(base_weights_hash=tiny.weights_hash, model=tiny.alias, task="arc_easy",
+                        svf={"targets": "both", "param": "direct", "mode": "factored", "init_mean": 0.1,
+                             "init_std": 0.01}, ranks={n: int(pol.z(n).shape[0]) for n in pol.names})
+
+
+def test_expert_roundtrip_and_errors(tiny, svd_both, tmp_path):
+    pol = _perturbed(svd_both, "direct")
+    path = save_expert(tmp_path / "e.safetensors", pol, _header(tiny, pol))
+    loaded, header = load_expert(path, tiny.weights_hash)
+    assert header.task == "arc_easy"
+    assert all(torch.equal(loaded.z(n), pol.z(n)) for n in pol.names)
+    with pytest.raises(ArtifactError, match="trained on base model 'tiny-random'.*not on this model"):
+        load_expert(path, "f" * 64)
+    with pytest.raises(ArtifactError, match="does not exist"):
+        load_expert(tmp_path / "missing.safetensors")
+    (tmp_path / "junk.safetensors").write_bytes(b"junk")
+    with pytest.raises(ArtifactError, match="not a t2 SVF expert"):
+        load_expert(tmp_path / "junk.safetensors")
+
+
+def test_nan_is_refused(tiny, svd_both, tmp_path):
+    pol = _perturbed(svd_both, "direct")
+    with torch.no_grad():
+        pol.params[next(iter(pol.params))][0] = float("nan")
+    with pytest.raises(ArtifactError, match="NaN"):
+        save_expert(tmp_path / "e.safetensors", pol, _header(tiny, pol))
+    assert not (tmp_path / "e.safetensors").exists()
+    # a NaN smuggled into a file is refused on load too
+    good = _perturbed(svd_both, "direct")
+    path = save_expert(tmp_path / "g.safetensors", good, _header(tiny, good))
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        meta, state = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+    state[next(iter(state))][3] = float("nan")
+    save_file(state, str(path), metadata=meta)
+    with pytest.raises(ArtifactError, match="NaN"):
+        load_expert(path)
+
+
+def test_expert_on_wrong_shapes(tiny, svd_both):
+    from t2core.models import load_model
+    from t2core.models.tiny import tiny_config
+
+    other = load_model("tiny-random")
+    cfg = tiny_config(len(other.tokenizer))
+    cfg.intermediate_size = 96
+    from transformers import LlamaForCausalLM
+
+    other.model = LlamaForCausalLM(cfg)
+    pol = SVFPolicy(ranks_of(svd_both), SVFConfig(targets="both"))
+    with pytest.raises(ArtifactError, match="wrong model for this expert"):
+        with attached(other.model, svd_both, pol):
+            pass
+
+
+def test_config_errors():
+    with pytest.raises(ConfigError, match="'tanh' is not one of"):
+        SVFConfig(param="tanh")
+    with pytest.raises(ConfigError, match="mode 'lazy'"):
+        SVFConfig(mode="lazy")

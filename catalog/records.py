@@ -56,14 +56,15 @@ def is_completed(cat: Catalog, run_id: str) -> bool:
 
 def start_run(cat: Catalog, *, run_id: str, kind: str, model: str, weights_hash: str, task: str | None = None,
               task_version: str | None = None, split: str | None = None, config: dict | None = None,
-              config_hash: str = "", data_files: dict | None = None, seed: int = 0) -> None:
+              config_hash: str = "", data_files: dict | None = None, seed: int = 0, variant: str = "base") -> None:
     """Mark a run as running (replacing a failed or interrupted attempt with the same id)."""
     cat.write(lambda con: con.execute(
         "INSERT OR REPLACE INTO runs (run_id, kind, model, weights_hash, task, task_version, split, config_hash,"
-        " config_json, data_hashes, git_sha, seed, status, started_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,'running',?)",
+        " config_json, data_hashes, git_sha, seed, status, started_at, variant)"
+        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,'running',?,?)",
         [run_id, kind, model, weights_hash, task, task_version, split, config_hash,
          json.dumps(config or {}, sort_keys=True, default=str), json.dumps(data_files or {}, sort_keys=True),
-         git_sha(), seed, _now()],
+         git_sha(), seed, _now(), variant],
     ))
 
 
@@ -80,13 +81,13 @@ def record_eval(cat: Catalog, res: EvalResult, n_records: int | None = None) -> 
     def tx(con) -> None:
         con.execute(
             "INSERT OR REPLACE INTO runs (run_id, kind, model, weights_hash, task, task_version, split, config_hash,"
-            " config_json, data_hashes, git_sha, seed, status, started_at, finished_at, seconds)"
+            " config_json, data_hashes, git_sha, seed, status, started_at, finished_at, seconds, variant)"
             " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,'completed',"
-            " coalesce((SELECT started_at FROM runs WHERE run_id = ?), ?), ?, ?)",
+            " coalesce((SELECT started_at FROM runs WHERE run_id = ?), ?), ?, ?, ?)",
             [res.run_id, res.kind, res.model, res.weights_hash, res.task, res.task_version, res.split,
              res.config_hash, json.dumps(res.config, sort_keys=True, default=str),
              json.dumps(res.data_files, sort_keys=True), git_sha(), res.seed, res.run_id, _now(), _now(),
-             res.seconds],
+             res.seconds, res.variant],
         )
         con.execute("DELETE FROM metrics WHERE run_id = ?", [res.run_id])
         con.executemany("INSERT INTO metrics VALUES (?, ?, ?)",
@@ -115,5 +116,40 @@ def record_svd_run(cat: Catalog, loaded: LoadedModel, info: SVDInfo, seed: int =
              json.dumps({"targets": info.targets}), git_sha(), seed, _now(), _now(), info.seconds],
         )
         con.execute("INSERT OR IGNORE INTO metrics VALUES (?, 'max_recon_error', ?)", [f"svd-{info.key}", info.max_error])
+
+    cat.write(tx)
+
+
+def record_training(cat: Catalog, *, res, loaded: LoadedModel, cfg_dict: dict, config_hash: str, task_version: str,
+                    expert_id: str, expert_path: str, seconds: float, seed: int) -> None:
+    """A finished SVF training run: run row, metrics, learning curve and the expert, atomically."""
+    best = {"base_valid": res.base_valid, "best_valid": res.best_valid, "best_step": float(res.best_step),
+            "steps": float(len(res.curve)),
+            "final_mean_reward": res.curve[-1].mean_reward if res.curve else 0.0}
+
+    def tx(con) -> None:
+        con.execute(
+            "INSERT OR REPLACE INTO runs (run_id, kind, model, weights_hash, task, task_version, split, config_hash,"
+            " config_json, data_hashes, git_sha, seed, status, started_at, finished_at, seconds, variant)"
+            " VALUES (?, 'train', ?, ?, ?, ?, 'train', ?, ?, ?, ?, ?, 'completed',"
+            " coalesce((SELECT started_at FROM runs WHERE run_id = ?), ?), ?, ?, ?)",
+            [res.run_id, loaded.alias, loaded.weights_hash, cfg_dict["task"], task_version, config_hash,
+             json.dumps(cfg_dict, sort_keys=True, default=str), json.dumps(res.data_files, sort_keys=True),
+             git_sha(), seed, res.run_id, _now(), _now(), seconds, f"svf:{expert_id}"],
+        )
+        con.execute("DELETE FROM metrics WHERE run_id = ?", [res.run_id])
+        con.executemany("INSERT INTO metrics VALUES (?, ?, ?)", [[res.run_id, k, float(v)] for k, v in best.items()])
+        con.execute("DELETE FROM curves WHERE run_id = ?", [res.run_id])
+        con.executemany(
+            "INSERT INTO curves VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [[res.run_id, c.step, c.mean_reward, c.train_acc, c.kl, c.loss, c.grad_norm, c.valid_acc, c.wall_s,
+              c.tokens] for c in res.curve],
+        )
+        con.execute(
+            "INSERT OR REPLACE INTO experts (expert_id, weights_hash, task, method, targets, path, run_id, metrics_json)"
+            " VALUES (?, ?, ?, 'svf', ?, ?, ?, ?)",
+            [expert_id, loaded.weights_hash, cfg_dict["task"], cfg_dict["svf"]["targets"], expert_path, res.run_id,
+             json.dumps(best)],
+        )
 
     cat.write(tx)

@@ -83,3 +83,20 @@ CREATE TABLE IF NOT EXISTS experts (
 );
 
 INSERT INTO schema_version (version) SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM schema_version WHERE version = 1);
+
+-- v2: SVF training
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS variant VARCHAR;  -- base | svf:<expert id> | ...
+CREATE TABLE IF NOT EXISTS curves (
+    run_id      VARCHAR,
+    step        INTEGER,
+    mean_reward DOUBLE,
+    train_acc   DOUBLE,
+    kl          DOUBLE,
+    loss        DOUBLE,
+    grad_norm   DOUBLE,
+    valid_acc   DOUBLE,
+    wall_s      DOUBLE,
+    tokens      INTEGER,
+    PRIMARY KEY (run_id, step)
+);
+INSERT INTO schema_version (version) SELECT 2 WHERE NOT EXISTS (SELECT 1 FROM schema_version WHERE version = 2);

@@ -1,9 +1,10 @@
-"""Prefect flows: `svd` and `full-paper`.
+"""Prefect flows: `svd`, `train-expert` and `full-paper`.
 
-`full-paper` chains: load model -> SVD (cached artifact) -> base-model evaluation of
-every benchmark slice of the profile. Later stages (expert training, dispatcher, CEM,
-adapted evaluation) join the chain as their issues land. Each task is cached by content,
-so rerunning after a crash redoes only what is missing.
+`full-paper` chains: load model -> SVD (cached artifact) -> train one SVF expert per
+training task (paper §4.1) -> base-model evaluation of every benchmark slice -> each
+expert on its own task's test slice (Table 1). Later stages (dispatcher, CEM, adapted
+evaluation on unseen tasks) join the chain as their issues land. Each task is cached by
+content, so rerunning after a crash redoes only what is missing.
 """
 
 from __future__ import annotations
@@ -14,15 +15,35 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from flows.runtime import fault_injection_point
-from flows.steps import data_dir_str, eval_step, load_model_step, svd_step
+from flows.steps import data_dir_str, eval_step, load_model_step, svd_step, train_step
 from t2core.profiles import get_profile
 from t2core.sampling import GenerationConfig
+from t2core.tasks import get_task
 
 
 @flow(name="svd", log_prints=True)
 def svd_flow(model: str = "smollm2-135m", targets: str = "mlp", seed: int = 0) -> dict[str, Any]:
     ident = load_model_step(model, seed)
     return svd_step(ident, targets)
+
+
+@flow(name="train-expert", log_prints=True)
+def train_expert_flow(task: str = "arc_easy", profile: str = "smol", data_dir: str | None = None,
+                      seed: int | None = None) -> dict[str, Any]:
+    """Train one SVF expert with the profile's settings for `task`."""
+    prof = get_profile(profile)
+    seed = prof.seed if seed is None else seed
+    ident = load_model_step(prof.model, seed)
+    svd_step(ident, prof.targets)
+    overrides = next((t.rl_kwargs() for t in prof.trains if t.task == task), {})
+    return train_step(ident, task, overrides, prof.targets, data_dir_str(data_dir))
+
+
+def _gen(prof, task_name: str, seed: int) -> dict[str, Any]:
+    gen = asdict(GenerationConfig(batch_size=prof.batch_size, dtype=prof.dtype, seed=seed))
+    if prof.max_new_tokens is not None:
+        gen["max_new_tokens"] = min(prof.max_new_tokens, get_task(task_name).max_new_tokens)
+    return gen
 
 
 @flow(name="full-paper", log_prints=True)
@@ -36,17 +57,22 @@ def full_paper_flow(profile: str = "smol", data_dir: str | None = None, seed: in
     steps: list[dict[str, Any]] = []
     svd_state = svd_step(ident, prof.targets, return_state=True)
     steps.append({"step": "svd", "state": svd_state.name, **svd_state.result()})
-    for sl in prof.evals:
-        gen = asdict(GenerationConfig(batch_size=prof.batch_size, dtype=prof.dtype, seed=seed))
-        if prof.max_new_tokens is not None:
-            from t2core.tasks import get_task
-
-            gen["max_new_tokens"] = min(prof.max_new_tokens, get_task(sl.task).max_new_tokens)
-        state = eval_step(
-            ident, sl.task, sl.split, sl.limit, gen, data_dir, return_state=True
-        )
+    experts: dict[str, str] = {}
+    for tr in prof.trains:
+        state = train_step(ident, tr.task, tr.rl_kwargs(), prof.targets, data_dir, return_state=True)
         out = state.result()
-        steps.append({"step": f"eval:{sl.task}", "state": state.name, **out})
-        logger.info("eval %s/%s: accuracy %.3f (%s)", sl.task, sl.split, out.get("accuracy") or 0.0, state.name)
+        experts[tr.task] = out["path"]
+        steps.append({"step": f"train:{tr.task}", "state": state.name, "run_id": out["expert_id"],
+                      "accuracy": out["metrics"].get("best_valid"), "reused": out["reused"]})
+        logger.info("expert %s: validation %.3f (base %.3f)", out["expert_id"], out["metrics"].get("best_valid", 0),
+                    out["metrics"].get("base_valid", 0))
+    evals = [(sl, None) for sl in prof.evals] + [(sl, experts[sl.task]) for sl in prof.evals if sl.task in experts]
+    for sl, expert in evals:
+        state = eval_step(ident, sl.task, sl.split, sl.limit, _gen(prof, sl.task, seed), data_dir, expert,
+                          return_state=True)
+        out = state.result()
+        name = f"eval:{sl.task}" + (":svf" if expert else "")
+        steps.append({"step": name, "state": state.name, **out})
+        logger.info("%s/%s: accuracy %.3f (%s)", name, sl.split, out.get("accuracy") or 0.0, state.name)
         fault_injection_point("eval")
     return {"profile": profile, "model": prof.model, "weights_hash": ident["weights_hash"], "steps": steps}

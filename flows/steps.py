@@ -9,11 +9,12 @@ key is dropped, so the step runs again instead of returning a stale cached resul
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.context import TaskRunContext
 
 from catalog import Catalog
@@ -21,12 +22,17 @@ from catalog import records as rec
 from flows.runtime import get_model
 from t2core.artifacts import ArtifactStore
 from t2core.evaluate import EvalConfig, evaluate, plan_eval
+from t2core.experts import KIND as EXPERT_KIND
+from t2core.experts import load_expert_for, train_expert
 from t2core.hashing import config_hash
 from t2core.models.targets import find_targets
 from t2core.paths import resolve_data_dir
+from t2core.rl import RLConfig, plan_training
 from t2core.sampling import GenerationConfig
 from t2core.svd import KIND as SVD_KIND
 from t2core.svd import decomposition_key, ensure_svd
+from t2core.svf import SVFConfig, materialised
+from t2core.tasks import get_task
 
 
 def _validated_key(key: str, output_present: bool) -> str:
@@ -66,41 +72,93 @@ def svd_step(ident: dict[str, Any], targets: str = "mlp") -> dict[str, Any]:
             "max_error": info.max_error, "n_matrices": info.n_matrices}
 
 
+def rl_config(task_name: str, overrides: dict[str, Any], targets: str, seed: int) -> RLConfig:
+    return RLConfig(task=task_name, seed=seed, svf=SVFConfig(targets=targets), **overrides)
+
+
+def _train_key(ctx: TaskRunContext, params: dict[str, Any]) -> str:
+    ident = params["ident"]
+    loaded = get_model(ident["model"], ident["seed"])
+    cfg = rl_config(params["task_name"], params["overrides"], params["targets"], ident["seed"])
+    run_id = plan_training(loaded, cfg, params.get("data_dir"))[2]
+    return _validated_key(f"train-{run_id}", ArtifactStore().exists(EXPERT_KIND, run_id)
+                          and rec.is_completed(Catalog(), run_id))
+
+
+@task(name="train-expert", cache_key_fn=_train_key, persist_result=True, task_run_name="train-{task_name}")
+def train_step(ident: dict[str, Any], task_name: str, overrides: dict[str, Any], targets: str = "mlp",
+               data_dir: str | None = None) -> dict[str, Any]:
+    """Train one SVF expert with REINFORCE (resumable from its checkpoint); expert + curve into the catalog."""
+    loaded = get_model(ident["model"], ident["seed"])
+    cfg = rl_config(task_name, overrides, targets, ident["seed"])
+    logger = get_run_logger()
+
+    def log(p) -> None:
+        logger.info("train %s step %d: reward %+.3f, train acc %.3f, kl %.4f%s", task_name, p.step, p.mean_reward,
+                    p.train_acc, p.kl, f", valid {p.valid_acc:.3f}" if p.valid_acc is not None else "")
+
+    out = train_expert(loaded, cfg, data_dir, on_log=log)
+    cat = Catalog()
+    if out.result is not None:
+        rec.record_training(cat, res=out.result, loaded=loaded, cfg_dict=asdict(cfg),
+                            config_hash=config_hash(asdict(cfg)), task_version=get_task(task_name).version,
+                            expert_id=out.expert_id, expert_path=str(out.path), seconds=out.seconds,
+                            seed=ident["seed"])
+    _, rows = cat.query("SELECT metrics_json FROM experts WHERE expert_id = ?", [out.expert_id])
+    return {"expert_id": out.expert_id, "path": str(out.path), "task": task_name,
+            "metrics": json.loads(rows[0][0]) if rows else {}, "reused": out.result is None}
+
+
 def eval_config(task_name: str, split: str, limit: int | None, gen: dict[str, Any]) -> EvalConfig:
     return EvalConfig(task=task_name, split=split, limit=limit, generation=GenerationConfig(**gen))
+
+
+def _variant(expert: str | None) -> str:
+    return f"svf:{Path(expert).parent.name}" if expert else "base"
 
 
 def _eval_key(ctx: TaskRunContext, params: dict[str, Any]) -> str:
     ident = params["ident"]
     cfg = eval_config(params["task_name"], params["split"], params["limit"], params["gen"])
     loaded = get_model(ident["model"], ident["seed"])
-    _, _, run_id = plan_eval(loaded, cfg, params.get("data_dir"))
+    _, _, run_id = plan_eval(loaded, cfg, params.get("data_dir"), _variant(params.get("expert")))
     return _validated_key(f"eval-{run_id}", rec.is_completed(Catalog(), run_id))
 
 
 @task(name="evaluate", cache_key_fn=_eval_key, persist_result=True,
       task_run_name="eval-{task_name}-{split}")
 def eval_step(ident: dict[str, Any], task_name: str, split: str, limit: int | None, gen: dict[str, Any],
-              data_dir: str | None = None) -> dict[str, Any]:
-    """Evaluate the base model on one slice; per-sample rows and metrics go to the catalog."""
+              data_dir: str | None = None, expert: str | None = None) -> dict[str, Any]:
+    """Evaluate the base model (or it with an SVF expert) on one slice; rows and metrics go to the catalog."""
     loaded = get_model(ident["model"], ident["seed"])
     cfg = eval_config(task_name, split, limit, gen)
-    planned = plan_eval(loaded, cfg, data_dir)
+    variant = _variant(expert)
+    weights = None
+    if expert:
+        policy, svd, _ = load_expert_for(loaded, expert)
+
+        def weights():
+            return materialised(loaded.model, svd, policy)
+
+    planned = plan_eval(loaded, cfg, data_dir, variant)
     task_obj, ds, run_id = planned
     cat = Catalog()
     if rec.is_completed(cat, run_id):  # finished in an earlier process whose Prefect cache is gone
         _, rows = cat.query("SELECT value FROM metrics WHERE run_id = ? AND name = 'accuracy'", [run_id])
-        return {"run_id": run_id, "task": task_name, "accuracy": rows[0][0] if rows else None, "skipped": True}
+        return {"run_id": run_id, "task": task_name, "variant": variant, "accuracy": rows[0][0] if rows else None,
+                "skipped": True}
     rec.start_run(cat, run_id=run_id, kind="eval", model=loaded.alias, weights_hash=loaded.weights_hash,
                   task=task_name, task_version=task_obj.version, split=split, config=asdict(cfg),
-                  config_hash=config_hash(asdict(cfg)), data_files=ds.files, seed=cfg.generation.seed)
+                  config_hash=config_hash(asdict(cfg)), data_files=ds.files, seed=cfg.generation.seed,
+                  variant=variant)
     try:
-        res = evaluate(loaded, cfg, data_dir, planned=planned)
+        res = evaluate(loaded, cfg, data_dir, planned=planned, variant=variant, weights=weights)
     except Exception as e:
         rec.fail_run(cat, run_id, f"{type(e).__name__}: {e}")
         raise
     rec.record_eval(cat, res, n_records=ds.n_total)
-    return {"run_id": run_id, "task": task_name, "accuracy": res.accuracy, "n": len(res.samples), "skipped": False}
+    return {"run_id": run_id, "task": task_name, "variant": variant, "accuracy": res.accuracy, "n": len(res.samples),
+            "skipped": False}
 
 
 def data_dir_str(data_dir: str | None) -> str | None:

@@ -131,8 +131,9 @@ def eval_cmd(
     data_dir: str | None = typer.Option(None, help="dataset directory (default: $T2_DATA_DIR or ../shared/datasets)"),
     seed: int = typer.Option(0, help="random seed"),
     force: bool = typer.Option(False, help="re-evaluate even if this exact run is already in the catalog"),
+    expert: str | None = typer.Option(None, help="SVF expert (file or expert id) applied to the model"),
 ) -> None:
-    """Greedy evaluation of the base model; accuracy and per-sample rows go into the catalog."""
+    """Greedy evaluation of the base model (or with an SVF expert); accuracy and per-sample rows go into the catalog."""
     _quiet_transformers()
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
@@ -147,7 +148,18 @@ def eval_cmd(
                            max_new_tokens=max_new_tokens or get_task(task).max_new_tokens)
     cfg = EvalConfig(task=task, split=split, limit=limit, generation=gen)
     loaded = load_model(model, seed=seed)
-    planned = plan_eval(loaded, cfg, data_dir)
+    variant, weights = "base", None
+    if expert:
+        from t2core.experts import load_expert_for
+        from t2core.svf import materialised
+
+        policy, svd, path = load_expert_for(loaded, expert)
+        variant = f"svf:{path.parent.name}"
+
+        def weights():
+            return materialised(loaded.model, svd, policy)
+
+    planned = plan_eval(loaded, cfg, data_dir, variant)
     task_obj, ds, run_id = planned
     cat = Catalog()
     rec.record_model(cat, loaded)
@@ -156,24 +168,85 @@ def eval_cmd(
         console.print(f"run {run_id} is already in the catalog (use --force to redo): accuracy {rows[0][0]:.4f}")
         return
     rec.start_run(cat, run_id=run_id, kind="eval", model=loaded.alias, weights_hash=loaded.weights_hash, task=task,
-                  task_version=task_obj.version, split=split, config=asdict(cfg), data_files=ds.files, seed=seed)
+                  task_version=task_obj.version, split=split, config=asdict(cfg), data_files=ds.files, seed=seed,
+                  variant=variant)
     try:
         with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
                       TimeElapsedColumn(), console=console, transient=False) as prog:
             bar = prog.add_task(f"{task}/{split}", total=len(ds))
-            res = evaluate(loaded, cfg, data_dir, planned=planned, progress=lambda n: prog.advance(bar, n))
+            res = evaluate(loaded, cfg, data_dir, planned=planned, progress=lambda n: prog.advance(bar, n),
+                           variant=variant, weights=weights)
     except BaseException as e:
         rec.fail_run(cat, run_id, f"{type(e).__name__}: {e}")
         raise
     rec.record_eval(cat, res, n_records=ds.n_total)
     m = res.metrics
-    console.print(f"[bold]{model}[/] {task}/{split}: accuracy [bold]{res.accuracy:.4f}[/] "
+    console.print(f"[bold]{model}[/] ({variant}) {task}/{split}: accuracy [bold]{res.accuracy:.4f}[/] "
                   f"({int(m['n_correct'])}/{int(m['n'])})  {res.seconds:.1f}s  {m['tokens_per_s']:.1f} new tok/s")
     console.print(f"run {run_id}: {len(res.samples)} sample rows in {cat.path}")
 
 
+@app.command()
+@handle_errors
+def train(
+    model: str = typer.Option("smollm2-135m", help="model alias, HF id or local directory"),
+    task: str = typer.Option(..., help="training task: gsm8k, mbpp, arc_easy (or any registered task)"),
+    profile: str = typer.Option("smol", help="profile whose training settings are the defaults"),
+    steps: int | None = typer.Option(None, help="optimizer steps"),
+    batch_size: int | None = typer.Option(None, help="prompts per step"),
+    lr: float | None = typer.Option(None, help="Adam learning rate (paper 2e-3)"),
+    kl_coef: float | None = typer.Option(None, help="KL penalty λ (paper 0, 0.1, 0.2, 0.3)"),
+    temperature: float | None = typer.Option(None, help="rollout temperature (0 = greedy)"),
+    targets: str | None = typer.Option(None, help="SVF targets: mlp, attn, both"),
+    param: str | None = typer.Option(None, help="SVF parameterisation: direct (paper) or sigmoid (official code)"),
+    data_dir: str | None = typer.Option(None, help="dataset directory"),
+    seed: int = typer.Option(0, help="random seed"),
+) -> None:
+    """Train an SVF expert with REINFORCE (resumable); the expert and its learning curve go into the catalog."""
+    _quiet_transformers()
+    from dataclasses import replace
+
+    from catalog import Catalog
+    from catalog import records as rec
+    from t2core.experts import train_expert
+    from t2core.hashing import config_hash
+    from t2core.models import load_model
+    from t2core.profiles import get_profile
+    from t2core.rl import RLConfig
+    from t2core.svf import SVFConfig
+    from t2core.tasks import get_task
+
+    prof = get_profile(profile)
+    kw = next((t.rl_kwargs() for t in prof.trains if t.task == task), {})
+    given = {"steps": steps, "batch_size": batch_size, "lr": lr, "kl_coef": kl_coef, "temperature": temperature}
+    kw.update({k: v for k, v in given.items() if v is not None})
+    svf = SVFConfig(targets=targets or prof.targets)
+    if param:
+        svf = replace(svf, param=param)
+    cfg = RLConfig(task=task, seed=seed, svf=svf, **kw)
+    loaded = load_model(model, seed=seed)
+    cat = Catalog()
+    rec.record_model(cat, loaded)
+
+    def log(p) -> None:
+        v = f"  valid {p.valid_acc:.3f}" if p.valid_acc is not None else ""
+        console.print(f"step {p.step:4d}  reward {p.mean_reward:+.3f}  train acc {p.train_acc:.3f}  kl {p.kl:.4f}"
+                      f"  {p.wall_s:.1f}s{v}")
+
+    out = train_expert(loaded, cfg, data_dir, on_log=log)
+    if out.result is None:
+        console.print(f"expert {out.expert_id} already trained: {out.path}")
+        return
+    res = out.result
+    rec.record_training(cat, res=res, loaded=loaded, cfg_dict=asdict(cfg), config_hash=config_hash(asdict(cfg)),
+                        task_version=get_task(task).version, expert_id=out.expert_id, expert_path=str(out.path),
+                        seconds=out.seconds, seed=seed)
+    console.print(f"expert [bold]{out.expert_id}[/]: validation {res.base_valid:.3f} (base) -> {res.best_valid:.3f} "
+                  f"(best, step {res.best_step}); {out.seconds:.0f}s; {out.path}")
+
+
 _TABLES = {
-    "runs": "SELECT run_id, kind, model, task, split, status, round(seconds, 2) AS seconds, git_sha, seed, finished_at "
+    "runs": "SELECT run_id, kind, variant, model, task, split, status, round(seconds, 2) AS seconds, git_sha, seed, finished_at "
             "FROM runs ORDER BY started_at DESC LIMIT ?",
     "models": "SELECT alias, weights_hash, source, n_params, first_seen FROM models ORDER BY first_seen LIMIT ?",
     "decompositions": "SELECT decomp_key, targets, n_matrices, bytes, round(seconds, 2) AS seconds, max_error, path "
@@ -183,7 +256,9 @@ _TABLES = {
                "ORDER BY r.model, r.task, m.name LIMIT ?",
     "samples": "SELECT run_id, idx, sample_id, parsed, target, correct, left(output, 60) AS output FROM samples "
                "ORDER BY run_id, idx LIMIT ?",
-    "experts": "SELECT expert_id, task, method, targets, path, created_at FROM experts ORDER BY created_at LIMIT ?",
+    "experts": "SELECT expert_id, task, method, targets, metrics_json, path FROM experts ORDER BY created_at LIMIT ?",
+    "curves": "SELECT r.task, c.step, c.mean_reward, c.train_acc, c.kl, c.valid_acc, round(c.wall_s, 1) AS wall_s "
+              "FROM curves c JOIN runs r USING (run_id) ORDER BY r.task, c.step LIMIT ?",
 }
 
 
@@ -202,7 +277,7 @@ def catalog_ls(
         counts = [(t, cat.query(f"SELECT count(*) FROM {t}")[1][0][0]) for t in _TABLES]
         console.print(_table(f"catalog {cat.path}", ["table", "rows"], counts))
         cols, rows = cat.query(
-            "SELECT r.model, r.task, r.split, m.value AS accuracy, (SELECT value FROM metrics n WHERE n.run_id=r.run_id "
+            "SELECT r.model, coalesce(r.variant, 'base') AS variant, r.task, r.split, m.value AS accuracy, (SELECT value FROM metrics n WHERE n.run_id=r.run_id "
             "AND n.name='n') AS n, r.status, r.run_id FROM runs r LEFT JOIN metrics m ON m.run_id=r.run_id AND "
             "m.name='accuracy' WHERE r.kind='eval' ORDER BY r.model, r.task LIMIT ?", [limit])
         console.print(_table("evaluations", cols, rows))

@@ -8,6 +8,7 @@ the same evaluation replaces its rows instead of duplicating them.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -53,6 +54,7 @@ class SampleResult:
 class EvalResult:
     run_id: str
     kind: str
+    variant: str
     model: str
     weights_hash: str
     task: str
@@ -77,18 +79,23 @@ class EvalResult:
 
 
 def eval_run_id(weights_hash: str, cfg: EvalConfig, task_version: str, data_files: dict[str, str],
-                kind: str = "eval") -> str:
+                kind: str = "eval", variant: str = "base") -> str:
     payload = [kind, weights_hash, asdict(cfg), task_version, sorted(data_files.values())]
+    if variant != "base":  # base-model ids stay as they were before variants existed
+        payload.append(variant)
     return sha256_bytes(canonical_json(payload).encode())[:24]
 
 
-def plan_eval(loaded: LoadedModel, cfg: EvalConfig, data_dir: str | Path | None = None):
-    """Load the data and compute the run id without generating (lets callers skip finished runs)."""
+def plan_eval(loaded: LoadedModel, cfg: EvalConfig, data_dir: str | Path | None = None, variant: str = "base"):
+    """Load the data and compute the run id without generating (lets callers skip finished runs).
+
+    `variant` names what is evaluated on top of the base weights ("base", "svf:<expert id>", ...).
+    """
     task = get_task(cfg.task)
     ds = task.load(cfg.split, resolve_data_dir(data_dir)).limit(cfg.limit)
     if not ds.samples:
         raise DataError(f"task {cfg.task!r} split {cfg.split!r} has no samples; nothing to evaluate.")
-    return task, ds, eval_run_id(loaded.weights_hash, cfg, task.version, ds.files)
+    return task, ds, eval_run_id(loaded.weights_hash, cfg, task.version, ds.files, variant=variant)
 
 
 def evaluate(
@@ -98,8 +105,11 @@ def evaluate(
     sampler: Sampler | None = None,
     progress: Callable[[int], None] | None = None,
     planned=None,
+    variant: str = "base",
+    weights: Callable[[], contextlib.AbstractContextManager] | None = None,
 ) -> EvalResult:
-    task, ds, run_id = planned or plan_eval(loaded, cfg, data_dir)
+    """Greedy evaluation; `weights()` (e.g. an SVF expert materialised) is active while generating."""
+    task, ds, run_id = planned or plan_eval(loaded, cfg, data_dir, variant)
     gen = cfg.generation
     if gen.max_new_tokens == GenerationConfig().max_new_tokens:  # task default unless set explicitly
         gen = replace(gen, max_new_tokens=task.max_new_tokens)
@@ -107,15 +117,16 @@ def evaluate(
     torch.manual_seed(gen.seed)
     convs = [task.messages(s) for s in ds.samples]
     t0 = time.perf_counter()
-    completions = sampler.generate(convs, gen, progress=progress)
+    with (weights or contextlib.nullcontext)():
+        completions = sampler.generate(convs, gen, progress=progress)
     seconds = time.perf_counter() - t0
     rows = []
     for i, (s, conv, comp) in enumerate(zip(ds.samples, convs, completions, strict=True)):
         sc = task.score(s, comp.text)
         rows.append(SampleResult(i, s.id, conv[-1]["content"], comp.text, sc.parsed, task.reference(s),
                                  sc.correct, sc.detail, comp.n_new_tokens))
-    conf = {"eval": asdict(cfg), "effective_generation": asdict(gen), "sampler": sampler.name}
-    return EvalResult(run_id=run_id, kind="eval", model=loaded.alias, weights_hash=loaded.weights_hash,
+    conf = {"eval": asdict(cfg), "effective_generation": asdict(gen), "sampler": sampler.name, "variant": variant}
+    return EvalResult(run_id=run_id, kind="eval", variant=variant, model=loaded.alias, weights_hash=loaded.weights_hash,
                       task=cfg.task, task_version=task.version, split=cfg.split, config=conf,
                       config_hash=config_hash(conf), data_files=ds.files, samples=rows, seconds=seconds,
                       seed=gen.seed)

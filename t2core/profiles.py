@@ -30,6 +30,17 @@ class EvalSlice:
 
 
 @dataclass(frozen=True)
+class TrainSlice:
+    """One SVF expert to train: the task and the RLConfig overrides for this profile."""
+
+    task: str
+    overrides: tuple[tuple[str, object], ...] = ()  # (RLConfig field, value) pairs
+
+    def rl_kwargs(self) -> dict[str, object]:
+        return dict(self.overrides)
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     model: str = field(metadata={"help": "model alias, HF id or local directory"})
@@ -38,6 +49,7 @@ class Profile:
     batch_size: int = field(default=8, metadata={"help": "generation batch size"})
     dtype: str = field(default="float32", metadata={"help": "float32 or bfloat16 (autocast)"})
     max_new_tokens: int | None = field(default=None, metadata={"help": "cap on new tokens (None: task default)"})
+    trains: tuple[TrainSlice, ...] = field(default=(), metadata={"help": "SVF experts to train (paper §4.1)"})
     seed: int = 0
     description: str = ""
 
@@ -66,19 +78,33 @@ def get_profile(name: str) -> Profile:
     return _PROFILES.get(name)
 
 
+TRAIN_TASKS = ("gsm8k", "mbpp", "arc_easy")  # one expert per training task (paper §4.1)
+
+_TINY_RL = (("steps", 2), ("batch_size", 2), ("train_limit", 8), ("valid_limit", 3), ("valid_every", 2),
+            ("max_new_tokens", 4), ("temperature", 1.0))
+# CPU budget: rollouts are sampled (T=1): greedy ARC answers are ~all "A" on SmolLM2, so
+# greedy rollouts would give no mixed rewards to learn from.
+_SMOL_RL = (("batch_size", 16), ("temperature", 1.0), ("dtype", "bfloat16"), ("valid_limit", 100),
+            ("valid_every", 10))
+
 register_profile(Profile(
     name="tiny", model="tiny-random", batch_size=4, max_new_tokens=8,
     evals=tuple(EvalSlice(t, limit=3) for t in PAPER_TASKS),
+    trains=tuple(TrainSlice(t, _TINY_RL) for t in TRAIN_TASKS),
     description="tiny random model, 3 samples per benchmark: seconds (CI, flow tests)",
 ))
 register_profile(Profile(
     name="smol", model="smollm2-135m", batch_size=16, dtype="bfloat16", max_new_tokens=256,
     evals=(EvalSlice("gsm8k", limit=16), EvalSlice("mbpp", limit=16), EvalSlice("arc_easy", limit=50),
            EvalSlice("math", limit=16), EvalSlice("humaneval", limit=16), EvalSlice("arc_challenge", limit=50)),
+    trains=(TrainSlice("arc_easy", _SMOL_RL + (("steps", 40), ("max_new_tokens", 16))),
+            TrainSlice("gsm8k", _SMOL_RL + (("steps", 10), ("max_new_tokens", 192), ("valid_limit", 32))),
+            TrainSlice("mbpp", _SMOL_RL + (("steps", 10), ("max_new_tokens", 192), ("valid_limit", 32)))),
     description="embedded SmolLM2-135M on small slices: minutes on a laptop CPU",
 ))
 register_profile(Profile(
     name="paper", model="llama3-8b", batch_size=32, dtype="bfloat16",
     evals=tuple(EvalSlice(t) for t in PAPER_TASKS),
+    trains=tuple(TrainSlice(t, (("batch_size", 256), ("steps", 200), ("kl_coef", 0.1))) for t in TRAIN_TASKS),
     description="Llama-3-8B-Instruct, full test sets (paper §4): GPU",
 ))

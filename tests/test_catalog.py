@@ -67,7 +67,7 @@ def test_lock_held_by_other_process_times_out_clearly(tmp_path):
 
 def _result(run_id: str, n: int, correct: int) -> EvalResult:
     samples = [SampleResult(i, f"s{i}", "p", "o", "A", "A" if i < correct else "B", i < correct) for i in range(n)]
-    return EvalResult(run_id=run_id, kind="eval", model="m", weights_hash="h", task="arc_easy", task_version="1",
+    return EvalResult(run_id=run_id, kind="eval", variant="base", model="m", weights_hash="h", task="arc_easy", task_version="1",
                       split="test", config={}, config_hash="c", data_files={"f": "x" * 64}, samples=samples,
                       seconds=1.0, seed=0)
 

@@ -13,7 +13,8 @@ import pytest
 
 from tests.conftest import REPO, catalog_rows, t2_cli
 
-N_EVALS = 6  # the tiny profile evaluates the six paper benchmarks, 3 samples each
+N_EVALS = 9  # tiny profile: six paper benchmarks + the three experts on their tasks, 3 samples each
+N_TRAIN = 3  # one SVF expert per training task
 
 
 @pytest.fixture
@@ -32,7 +33,7 @@ def test_full_paper_resumes_after_crash(t2_home, prefect_env, data_dir):
     rerun = t2_cli("run", "full-paper", "--profile", "tiny")
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     out = " ".join(rerun.stdout.split())
-    assert out.count("Cached") == 3, rerun.stdout  # svd + the two finished evaluations
+    assert out.count("Cached") == 1 + N_TRAIN + 2, rerun.stdout  # svd, experts, the two finished evaluations
     assert out.count("Completed") == N_EVALS - 2, rerun.stdout
     # nothing duplicated, and the finished runs were not redone
     assert catalog_rows(t2_home, "SELECT count(*) FROM runs WHERE kind='eval' AND status='completed'") == [(N_EVALS,)]
@@ -109,3 +110,5 @@ def test_served_deployment_runs_against_local_server(t2_home, prefect_env, data_
     assert catalog_rows(t2_home, "SELECT count(*) FROM runs WHERE kind='eval' AND status='completed'") == [(N_EVALS,)]
     assert catalog_rows(t2_home, "SELECT count(*) FROM samples") == [(3 * N_EVALS,)]
     assert catalog_rows(t2_home, "SELECT DISTINCT model FROM runs") == [("tiny-random",)]
+    assert catalog_rows(t2_home, "SELECT count(*) FROM experts") == [(N_TRAIN,)]
+    assert catalog_rows(t2_home, "SELECT count(*) FROM runs WHERE variant LIKE 'svf:%' AND kind='eval'") == [(N_TRAIN,)]

@@ -44,11 +44,26 @@ def test_kl_by_hand():
     q = torch.log(torch.tensor([[[0.25, 0.75]]]))
     expected = 0.5 * torch.log(torch.tensor(0.5 / 0.25)) + 0.5 * torch.log(torch.tensor(0.5 / 0.75))
     assert torch.isclose(kl_per_token(p, q)[0, 0], expected, atol=1e-6)
-    ids, attn, mask = pack([[1, 2], [3]], [[4, 5, 6], []], pad_id=0)
-    assert ids.tolist() == [[1, 2, 4, 5, 6], [3, 0, 0, 0, 0]]
-    assert mask.tolist() == [[0, 0, 1, 1, 1], [0, 0, 0, 0, 0]]
-    x = torch.ones(2, 4)
-    assert masked_mean_per_seq(x, mask[:, 1:]).tolist() == [1.0, 0.0]
+    ids, attn, mask = pack([[1, 2], [3]], [[4, 5, 6], [7]], pad_id=0)
+    assert ids.tolist() == [[1, 2, 4, 5, 6], [0, 0, 0, 3, 7]]  # left-padded: completions end together
+    assert attn.tolist() == [[1, 1, 1, 1, 1], [0, 0, 0, 1, 1]]
+    assert mask.tolist() == [[1, 1, 1], [0, 0, 1]]
+    assert masked_mean_per_seq(torch.tensor([[1.0, 2.0, 3.0], [5.0, 5.0, 4.0]]), mask).tolist() == [2.0, 4.0]
+
+
+def test_completion_logprobs_match_full_forward(tiny):
+    """The last-k shortcut with left padding equals a plain unpadded forward, row by row."""
+    from t2core.rl.logprobs import completion_logits, token_logprobs
+
+    prompts, comps = [[5, 6, 7, 8], [9, 10]], [[11, 12], [13, 14, 15]]
+    ids, attn, mask = pack(prompts, comps, pad_id=0)
+    with torch.no_grad():
+        lp = token_logprobs(completion_logits(tiny.model, ids, attn, 3), ids[:, -3:])
+        for row, (p, c) in enumerate(zip(prompts, comps, strict=True)):
+            full = torch.tensor([p + c])
+            ref = torch.log_softmax(tiny.model(full).logits[0, :-1].float(), -1)
+            ref = ref[torch.arange(len(p) - 1, len(p) + len(c) - 1), torch.tensor(c)]
+            assert torch.allclose(lp[row, 3 - len(c):], ref, atol=1e-4)
 
 
 class _Crash(Exception):

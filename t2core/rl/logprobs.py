@@ -1,7 +1,10 @@
 """Token log-probabilities of completions and the KL to the base model.
 
-Sequences are prompt + completion, right-padded; only completion tokens count.
-Shapes: ids (B, T), mask (B, T) with 1 on completion tokens (the tokens being scored).
+Sequences are prompt + completion, *left*-padded so every completion ends at the last
+column: the vocabulary projection (B x T x 49k for SmolLM2) is then computed only for the
+last K+1 positions (`logits_to_keep`), K = the longest completion. Position ids come from
+the attention mask, as in generation.
+Shapes: ids (B, T), attn (B, T); targets/mask (B, K) cover the last K columns.
 """
 
 from __future__ import annotations
@@ -11,32 +14,35 @@ import torch.nn.functional as F
 
 
 def pack(prompts: list[list[int]], completions: list[list[int]], pad_id: int) -> tuple[torch.Tensor, ...]:
-    """(input_ids (B,T), attention_mask (B,T), completion_mask (B,T)) right-padded."""
+    """(input_ids (B,T), attention_mask (B,T), completion_mask (B,K)) left-padded, K = max completion length."""
     seqs = [p + c for p, c in zip(prompts, completions, strict=True)]
     width = max(len(s) for s in seqs)
+    k = max(1, max(len(c) for c in completions))
     ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
     attn = torch.zeros((len(seqs), width), dtype=torch.long)
-    comp = torch.zeros((len(seqs), width), dtype=torch.float32)
-    for i, (p, c) in enumerate(zip(prompts, completions, strict=True)):
-        ids[i, : len(p) + len(c)] = torch.tensor(p + c)
-        attn[i, : len(p) + len(c)] = 1
-        comp[i, len(p) : len(p) + len(c)] = 1.0
+    comp = torch.zeros((len(seqs), k), dtype=torch.float32)
+    for i, (s, c) in enumerate(zip(seqs, completions, strict=True)):
+        ids[i, width - len(s) :] = torch.tensor(s)
+        attn[i, width - len(s) :] = 1
+        if c:
+            comp[i, k - len(c) :] = 1.0
     return ids, attn, comp
 
 
-def completion_logits(model: torch.nn.Module, ids: torch.Tensor, attn: torch.Tensor) -> torch.Tensor:
-    """Logits predicting tokens 1..T-1 (B, T-1, V), computed in fp32."""
-    out = model(input_ids=ids, attention_mask=attn, use_cache=False)
+def completion_logits(model: torch.nn.Module, ids: torch.Tensor, attn: torch.Tensor, k: int) -> torch.Tensor:
+    """Logits predicting the last k tokens (B, k, V), in fp32."""
+    pos = (attn.cumsum(-1) - 1).clamp(min=0)
+    out = model(input_ids=ids, attention_mask=attn, position_ids=pos, use_cache=False, logits_to_keep=k + 1)
     return out.logits[:, :-1].float()
 
 
-def token_logprobs(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-    """log π(x_t | x_<t) for t = 1..T-1: (B, T-1)."""
-    return torch.gather(F.log_softmax(logits, dim=-1), 2, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+def token_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """log π(target_t | prefix): (B, k) from logits (B, k, V) and targets (B, k)."""
+    return torch.gather(F.log_softmax(logits, dim=-1), 2, targets.unsqueeze(-1)).squeeze(-1)
 
 
 def kl_per_token(logits: torch.Tensor, base_logits: torch.Tensor) -> torch.Tensor:
-    """KL(π ‖ π_base) over the vocabulary at each position: (B, T-1)."""
+    """KL(π ‖ π_base) over the vocabulary at each position: (B, k)."""
     logp = F.log_softmax(logits, dim=-1)
     logq = F.log_softmax(base_logits, dim=-1)
     return (logp.exp() * (logp - logq)).sum(-1)

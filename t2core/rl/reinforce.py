@@ -66,20 +66,25 @@ def train_run_id(weights_hash: str, cfg: RLConfig, task_version: str, data_files
     return sha256_bytes(canonical_json(payload).encode())[:24]
 
 
+def plan_training(loaded: LoadedModel, cfg: RLConfig, data_dir: str | Path | None = None):
+    """(training Dataset, {file: sha256} of train + valid data, run id), without training."""
+    task = get_task(cfg.task)
+    ddir = resolve_data_dir(data_dir)
+    train = task.load(cfg.train_split, ddir).limit(cfg.train_limit)
+    if not train.samples:
+        raise DataError(f"task {cfg.task!r} split {cfg.train_split!r} has no samples; nothing to train on.")
+    files = {**train.files, **task.load(cfg.valid_split, ddir).files}
+    return train, files, train_run_id(loaded.weights_hash, cfg, task.version, files)
+
+
 class ReinforceTrainer:
     def __init__(self, loaded: LoadedModel, svd: SVD, cfg: RLConfig, data_dir: str | Path | None = None,
                  sampler: Sampler | None = None, checkpoint_dir: Path | None = None,
                  on_log: Callable[[CurvePoint], None] | None = None) -> None:
         self.loaded, self.svd, self.cfg, self.on_log = loaded, svd, cfg, on_log
         self.task = get_task(cfg.task)
-        ddir = resolve_data_dir(data_dir)
-        self.train = self.task.load(cfg.train_split, ddir).limit(cfg.train_limit)
         self.data_dir = data_dir
-        if not self.train.samples:
-            raise DataError(f"task {cfg.task!r} split {cfg.train_split!r} has no samples; nothing to train on.")
-        valid_files = self.task.load(cfg.valid_split, ddir).files
-        self.data_files = {**self.train.files, **valid_files}
-        self.run_id = train_run_id(loaded.weights_hash, cfg, self.task.version, self.data_files)
+        self.train, self.data_files, self.run_id = plan_training(loaded, cfg, data_dir)
         self.sampler = sampler or make_sampler("hf", loaded=loaded)
         self.checkpoint_dir = checkpoint_dir
         ranks = {n: int(svd[n][1].shape[0]) for n in svd}
@@ -113,19 +118,19 @@ class ReinforceTrainer:
             r = (r - r.mean()) / (r.std() + 1e-6)
         if any(c.prompt_ids is None or c.completion_ids is None for c in comps):
             raise TypeError(f"sampler {self.sampler.name!r} returned no token ids; RL needs a sampler that does.")
-        ids, attn, comp_mask = pack([c.prompt_ids for c in comps], [c.completion_ids for c in comps],
-                                    tok.pad_token_id)
+        ids, attn, mask = pack([c.prompt_ids for c in comps], [c.completion_ids for c in comps], tok.pad_token_id)
         dev = next(model.parameters()).device
-        ids, attn, comp_mask, r = ids.to(dev), attn.to(dev), comp_mask.to(dev), r.to(dev)
-        mask = comp_mask[:, 1:]  # positions whose *target* is a completion token
+        ids, attn, mask, r = ids.to(dev), attn.to(dev), mask.to(dev), r.to(dev)
+        k = mask.shape[1]
+        targets = ids[:, -k:]  # (B, k): completions end at the last column
         autocast = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.dtype == "bfloat16")
         kl_tok = None
         if cfg.kl_coef > 0:
             with torch.no_grad(), autocast:
-                base_logits = completion_logits(model, ids, attn)
+                base_logits = completion_logits(model, ids, attn, k)
         with attached(model, self.svd, self.policy), autocast:
-            logits = completion_logits(model, ids, attn)
-        logp = masked_mean_per_seq(token_logprobs(logits, ids), mask)  # (B,)
+            logits = completion_logits(model, ids, attn, k)
+        logp = masked_mean_per_seq(token_logprobs(logits, targets), mask)  # (B,)
         pg = -(r * logp).mean()
         if cfg.kl_coef > 0:
             kl_tok = masked_mean_per_seq(kl_per_token(logits, base_logits), mask).mean()

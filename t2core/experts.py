@@ -1,0 +1,88 @@
+"""Train an SVF expert end to end and store it in the artifact store; find stored experts.
+
+Experts live at `T2_HOME/artifacts/experts/<run id>/expert.safetensors` (content-addressed
+by the training run id: base weights, RL config, task version, data hashes), written
+atomically with a verified manifest.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from t2core.artifacts import ArtifactStore
+from t2core.errors import ArtifactError
+from t2core.models.registry import LoadedModel
+from t2core.paths import t2_home
+from t2core.rl import CurvePoint, ReinforceTrainer, RLConfig, TrainResult
+from t2core.svd import ensure_svd, load_svd
+from t2core.svf import ExpertHeader, SVFPolicy, load_expert, save_expert
+
+KIND = "experts"
+FILE = "expert.safetensors"
+
+
+@dataclass
+class TrainedExpert:
+    expert_id: str
+    path: Path
+    result: TrainResult | None  # None when the stored expert was reused
+    seconds: float
+
+
+def expert_id_for(run_id: str, task: str) -> str:
+    return f"{task}-{run_id[:16]}"
+
+
+def train_expert(loaded: LoadedModel, cfg: RLConfig, data_dir: str | Path | None = None,
+                 store: ArtifactStore | None = None, on_log: Callable[[CurvePoint], None] | None = None,
+                 sampler=None) -> TrainedExpert:
+    """SVD (cached) → REINFORCE (resumable) → expert file (atomic). Reuses a stored expert."""
+    store = store or ArtifactStore()
+    svd = load_svd(ensure_svd(loaded, cfg.svf.targets, store=store), store=store)
+    trainer = ReinforceTrainer(loaded, svd, cfg, data_dir, sampler=sampler, on_log=on_log)
+    trainer.checkpoint_dir = t2_home() / "checkpoints" / "svf" / trainer.run_id  # keyed by run id: resumable
+    eid = expert_id_for(trainer.run_id, cfg.task)
+    if store.exists(KIND, trainer.run_id):
+        store.verify(KIND, trainer.run_id)
+        return TrainedExpert(eid, store.path(KIND, trainer.run_id) / FILE, None, 0.0)
+    t0 = time.perf_counter()
+    res = trainer.fit()
+    seconds = time.perf_counter() - t0
+    header = ExpertHeader(
+        base_weights_hash=loaded.weights_hash, model=loaded.alias, task=cfg.task, svf=asdict(cfg.svf),
+        ranks={n: int(svd[n][1].shape[0]) for n in svd}, data_files=res.data_files, config=asdict(cfg),
+        metrics={"base_valid": res.base_valid, "best_valid": res.best_valid, "best_step": res.best_step})
+
+    def write(tmp: Path) -> dict:
+        save_expert(tmp / FILE, res.policy, header)
+        return {"expert_id": eid, "task": cfg.task}
+
+    store.write(KIND, trainer.run_id, write, meta={"weights_hash": loaded.weights_hash})
+    return TrainedExpert(eid, store.path(KIND, trainer.run_id) / FILE, res, seconds)
+
+
+def resolve_expert(ref: str, store: ArtifactStore | None = None) -> Path:
+    """An expert file from a path, or from an expert id (`<task>-<run id prefix>`) in the store."""
+    p = Path(ref).expanduser()
+    if p.is_file():
+        return p
+    store = store or ArtifactStore()
+    prefix = ref.split("-", 1)[1] if "-" in ref else ref
+    hits = sorted((store.root / KIND).glob(f"{prefix}*/{FILE}")) if (store.root / KIND).is_dir() else []
+    if len(hits) != 1:
+        raise ArtifactError(f"expert {ref!r} matches {len(hits)} stored experts; pass a file path or an expert id "
+                            "from `t2 catalog ls experts`.")
+    return hits[0]
+
+
+def load_expert_for(loaded: LoadedModel, ref: str, store: ArtifactStore | None = None
+                    ) -> tuple[SVFPolicy, dict, Path]:
+    """(policy, svd, path) for applying expert `ref` to `loaded` (checked against its weights hash)."""
+    store = store or ArtifactStore()
+    path = resolve_expert(ref, store)
+    policy, header = load_expert(path, loaded.weights_hash)
+    svd = load_svd(ensure_svd(loaded, policy.cfg.targets, store=store), store=store)
+    return policy, svd, path

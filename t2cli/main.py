@@ -320,6 +320,36 @@ def run(
 
 @app.command()
 @handle_errors
+def report(
+    table: int | None = typer.Option(None, help="paper table number (1)"),
+    figure: int | None = typer.Option(None, help="paper figure number (4)"),
+    model: str | None = typer.Option(None, help="only this model"),
+    fmt: str = typer.Option("rich", "--format", help="rich, md or csv (tables)"),
+    out: str = typer.Option("figure4.png", help="output file (figures)"),
+) -> None:
+    """Render a paper table or figure from the catalog."""
+    from catalog import Catalog, reports
+    from t2core.errors import ConfigError
+
+    cat = Catalog()
+    if table == 1:
+        t = reports.table1(cat, model)
+        if fmt == "md":
+            print(t.to_markdown(), end="")
+        elif fmt == "csv":
+            print(t.to_csv(), end="")
+        elif fmt == "rich":
+            console.print(_table(t.title, t.columns, [tuple(r) for r in t.rows]))
+        else:
+            raise ConfigError(f"--format {fmt!r} is not one of rich, md, csv.")
+    elif figure == 4:
+        console.print(f"wrote {reports.figure4(cat, out, model)}")
+    else:
+        raise ConfigError(f"nothing to report for --table {table} / --figure {figure}; available: --table 1, --figure 4.")
+
+
+@app.command()
+@handle_errors
 def serve(
     profile: str = typer.Option("smol", help="default profile of the full-paper deployment"),
     limit: int | None = typer.Option(None, help="max concurrent flow runs"),

@@ -1,0 +1,49 @@
+"""Table 1 and Figure 4 from a catalog with hand-made runs (expected values computed by hand)."""
+
+import pytest
+
+from catalog import Catalog
+from catalog import records as rec
+from catalog.reports import figure4, table1
+from t2core.errors import T2Error
+from t2core.evaluate import EvalResult, SampleResult
+
+
+def _eval(cat, run_id, task, variant, n, correct, model="m"):
+    samples = [SampleResult(i, f"s{i}", "p", "o", "x", "x", i < correct) for i in range(n)]
+    rec.record_eval(cat, EvalResult(run_id=run_id, kind="eval", variant=variant, model=model, weights_hash="h",
+                                    task=task, task_version="1", split="test", config={}, config_hash="c",
+                                    data_files={}, samples=samples, seconds=1.0, seed=0))
+
+
+def test_table1_normalised_scores(tmp_path):
+    cat = Catalog(tmp_path / "c.duckdb")
+    _eval(cat, "b1", "arc_easy", "base", 50, 10)  # 0.2
+    _eval(cat, "s1", "arc_easy", "svf:abc", 50, 15)  # 0.3 -> norm 1.5
+    _eval(cat, "b2", "gsm8k", "base", 10, 0)  # base 0: norm undefined
+    _eval(cat, "s2", "gsm8k", "svf:def", 10, 1)
+    _eval(cat, "x", "math", "base", 10, 5)  # not a training task: not in Table 1
+    t = table1(cat)
+    rows = {r[1]: r for r in t.rows}
+    assert set(rows) == {"base", "svf"}
+    c = t.columns
+    assert rows["svf"][c.index("arc_easy acc")] == pytest.approx(0.3)
+    assert rows["svf"][c.index("arc_easy norm")] == pytest.approx(1.5)
+    assert rows["base"][c.index("arc_easy norm")] == pytest.approx(1.0)
+    assert rows["svf"][c.index("gsm8k norm")] is None and rows["svf"][c.index("mbpp acc")] is None
+    md = t.to_markdown()
+    assert "| m | svf | 0.100 | – | 0.300 | – | – | 1.500 | 10/–/50 |" in md
+    assert t.to_csv().splitlines()[0].startswith("model,method,gsm8k acc")
+
+
+def test_figure4_png(tmp_path):
+    cat = Catalog(tmp_path / "c.duckdb")
+    with pytest.raises(T2Error, match="no learning curves"):
+        figure4(cat, tmp_path / "f.png")
+    cat.write(lambda con: con.execute(
+        "INSERT INTO runs (run_id, kind, model, task, status) VALUES ('t1', 'train', 'm', 'arc_easy', 'completed')"))
+    cat.write(lambda con: con.executemany("INSERT INTO curves VALUES (?, ?, ?, 0, 0, 0, 0, ?, 1, 10)",
+                                          [["t1", i, -1 + i / 5, (0.2 + i / 50) if i % 5 == 0 else None]
+                                           for i in range(1, 11)]))
+    out = figure4(cat, tmp_path / "f.png")
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000

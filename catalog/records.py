@@ -153,3 +153,28 @@ def record_training(cat: Catalog, *, res, loaded: LoadedModel, cfg_dict: dict, c
         )
 
     cat.write(tx)
+
+
+def record_adapter(cat: Catalog, *, loaded: LoadedModel, cfg_dict: dict, res, seed: int) -> None:
+    """A trained PEFT baseline adapter: run row (kind train), loss metrics, expert row (method lora/ia3/dora)."""
+    method, run_id = cfg_dict["method"], f"{cfg_dict['method']}-{res.adapter_id}"
+    metrics = {"first_loss": res.losses[0], "final_loss": res.losses[-1], "n_trainable": float(res.n_trainable),
+               "steps": float(len(res.losses))}
+
+    def tx(con) -> None:
+        con.execute(
+            "INSERT OR REPLACE INTO runs (run_id, kind, model, weights_hash, task, split, config_json, data_hashes,"
+            " git_sha, seed, status, started_at, finished_at, seconds, variant)"
+            " VALUES (?, 'train', ?, ?, ?, 'train', ?, ?, ?, ?, 'completed', ?, ?, ?, ?)",
+            [run_id, loaded.alias, loaded.weights_hash, cfg_dict["task"], json.dumps(cfg_dict, default=str),
+             json.dumps(res.data_files, sort_keys=True), git_sha(), seed, _now(), _now(), res.seconds,
+             f"{method}:{res.adapter_id}"])
+        con.execute("DELETE FROM metrics WHERE run_id = ?", [run_id])
+        con.executemany("INSERT INTO metrics VALUES (?, ?, ?)", [[run_id, k, float(v)] for k, v in metrics.items()])
+        con.execute(
+            "INSERT OR REPLACE INTO experts (expert_id, weights_hash, task, method, targets, path, run_id, metrics_json)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [res.adapter_id, loaded.weights_hash, cfg_dict["task"], method, ",".join(cfg_dict["target_modules"]),
+             str(res.path), run_id, json.dumps(metrics)])
+
+    cat.write(tx)

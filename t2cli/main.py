@@ -5,6 +5,7 @@ Every command takes `--seed`; user errors print one red line and exit with code 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sys
@@ -132,6 +133,7 @@ def eval_cmd(
     seed: int = typer.Option(0, help="random seed"),
     force: bool = typer.Option(False, help="re-evaluate even if this exact run is already in the catalog"),
     expert: str | None = typer.Option(None, help="SVF expert (file or expert id) applied to the model"),
+    adapter: str | None = typer.Option(None, help="PEFT baseline adapter id (from `t2 baseline`) applied instead"),
 ) -> None:
     """Greedy evaluation of the base model (or with an SVF expert); accuracy and per-sample rows go into the catalog."""
     _quiet_transformers()
@@ -159,6 +161,15 @@ def eval_cmd(
         def weights():
             return materialised(loaded.model, svd, policy)
 
+    stack = contextlib.ExitStack()
+    if adapter:
+        from t2core.artifacts import ArtifactStore
+        from t2core.baselines.peft_ntp import KIND, with_adapter
+
+        store = ArtifactStore()
+        store.verify(KIND, adapter)  # clear error when missing or corrupted
+        variant = f"{store.manifest(KIND, adapter).meta['method']}:{adapter}"
+        loaded = stack.enter_context(with_adapter(loaded, path=store.path(KIND, adapter)))
     planned = plan_eval(loaded, cfg, data_dir, variant)
     task_obj, ds, run_id = planned
     cat = Catalog()
@@ -179,6 +190,7 @@ def eval_cmd(
     except BaseException as e:
         rec.fail_run(cat, run_id, f"{type(e).__name__}: {e}")
         raise
+    stack.close()
     rec.record_eval(cat, res, n_records=ds.n_total)
     m = res.metrics
     console.print(f"[bold]{model}[/] ({variant}) {task}/{split}: accuracy [bold]{res.accuracy:.4f}[/] "
@@ -243,6 +255,40 @@ def train(
                         seconds=out.seconds, seed=seed)
     console.print(f"expert [bold]{out.expert_id}[/]: validation {res.base_valid:.3f} (base) -> {res.best_valid:.3f} "
                   f"(best, step {res.best_step}); {out.seconds:.0f}s; {out.path}")
+
+
+@app.command()
+@handle_errors
+def baseline(
+    model: str = typer.Option("smollm2-135m", help="model alias, HF id or local directory"),
+    task: str = typer.Option(..., help="training task"),
+    method: str = typer.Option("lora", help="lora (paper: r16, alpha 32, dropout 0.05, q/v), ia3 or dora"),
+    steps: int = typer.Option(50, help="optimizer steps"),
+    batch_size: int = typer.Option(8, help="sequences per step"),
+    lr: float = typer.Option(2e-4, help="AdamW learning rate"),
+    train_limit: int | None = typer.Option(None, help="first N training samples"),
+    dtype: str = typer.Option("float32", help="float32 or bfloat16 (autocast)"),
+    data_dir: str | None = typer.Option(None, help="dataset directory"),
+    seed: int = typer.Option(0, help="random seed"),
+) -> None:
+    """Train a PEFT baseline by next-token prediction on reference solutions (LoRA-NTP, IA3, DoRA)."""
+    _quiet_transformers()
+    from catalog import Catalog
+    from catalog import records as rec
+    from t2core.baselines.peft_ntp import NTPConfig, train_ntp
+    from t2core.models import load_model
+
+    cfg = NTPConfig(task=task, method=method, steps=steps, batch_size=batch_size, lr=lr, train_limit=train_limit,
+                    dtype=dtype, seed=seed)
+    loaded = load_model(model, seed=seed)
+    res = train_ntp(loaded, cfg, data_dir,
+                    on_log=lambda s, loss: console.print(f"step {s:4d}  loss {loss:.4f}") if s % 5 == 0 else None)
+    cat = Catalog()
+    rec.record_model(cat, loaded)
+    rec.record_adapter(cat, loaded=loaded, cfg_dict=asdict(cfg), res=res, seed=seed)
+    console.print(f"{method} adapter [bold]{res.adapter_id}[/]: {res.n_trainable} trainable parameters, loss "
+                  f"{res.losses[0]:.3f} -> {res.losses[-1]:.3f}, {res.seconds:.0f}s; evaluate with "
+                  f"`t2 eval --task {task} --adapter {res.adapter_id}`")
 
 
 _TABLES = {

@@ -1,0 +1,51 @@
+"""PEFT baselines: LoRA/IA3/DoRA by next-token prediction; counts by hand; base model untouched."""
+
+import pytest
+import torch
+
+from t2core.baselines.peft_ntp import NTPConfig, reference_completion, train_ntp, with_adapter
+from t2core.errors import ConfigError
+from t2core.tasks import get_task, load_split
+
+# tiny-random: hidden 64, 2 layers, 4 heads of 16, 2 kv heads (k/v out = 32), intermediate 128.
+# LoRA r16 on q (64->64) and v (64->32): 16*(64+64) + 16*(64+32) = 3584 per layer.
+# IA3 on k, v (32 each) and down_proj input (128): 192 per layer.
+EXPECTED_TRAINABLE = {"lora": 2 * 3584, "ia3": 2 * 192}
+
+
+@pytest.mark.parametrize("method", ["lora", "ia3"])
+def test_trainable_parameter_counts(tiny, data_dir, method):
+    res = train_ntp(tiny, NTPConfig(task="arc_easy", method=method, steps=1, batch_size=1), data_dir)
+    assert res.n_trainable == EXPECTED_TRAINABLE[method]
+
+
+def test_lora_ntp_learns_and_leaves_base_untouched(tiny, data_dir):
+    before = {k: v.clone() for k, v in tiny.model.state_dict().items()}
+    res = train_ntp(tiny, NTPConfig(task="arc_easy", method="lora", steps=25, batch_size=4, lr=1e-2, train_limit=4),
+                    data_dir)
+    assert sum(res.losses[-5:]) / 5 < 0.95 * sum(res.losses[:5]) / 5, res.losses  # q/v-only LoRA on a random model
+    after = tiny.model.state_dict()
+    assert set(after) == set(before) and all(torch.equal(before[k], after[k]) for k in before)
+    assert (res.path / "adapter_model.safetensors").is_file()
+    # the saved adapter changes the model's outputs when injected, and is removed afterwards
+    ids = torch.randint(0, 250, (1, 9), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        base = tiny.model(ids).logits
+        with with_adapter(tiny, path=res.path) as lm:
+            adapted = lm.model(ids).logits
+        again = tiny.model(ids).logits
+    assert (adapted - base).abs().max() > 1e-3 and torch.equal(base, again)
+
+
+def test_reference_completions_score_correct(data_dir):
+    for task in ("gsm8k", "arc_easy", "mbpp"):
+        t = get_task(task)
+        for s in load_split(task, "train", data_dir, limit=5).samples:
+            assert t.score(s, reference_completion(t, s)).correct, (task, s.id)
+
+
+def test_config_errors():
+    with pytest.raises(ConfigError, match="method 'qlora'"):
+        NTPConfig(task="arc_easy", method="qlora")
+    with pytest.raises(ConfigError, match="rank=0"):
+        NTPConfig(task="arc_easy", rank=0)

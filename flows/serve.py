@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 
-from flows.pipelines import full_paper_flow, svd_flow
+from flows.pipelines import full_paper_flow, svd_flow, train_expert_flow
 
 
 def serve(profile: str = "smol", limit: int | None = None) -> None:
@@ -27,7 +27,9 @@ def serve(profile: str = "smol", limit: int | None = None) -> None:
                                          entrypoint_type=EntrypointType.MODULE_PATH)
     svd = svd_flow.to_deployment(name="svd", parameters={"model": prof.model, "targets": prof.targets},
                                  entrypoint_type=EntrypointType.MODULE_PATH)
-    prefect_serve(full, svd, limit=limit)
+    train = train_expert_flow.to_deployment(name="train-expert", parameters={"profile": prof.name},
+                                            entrypoint_type=EntrypointType.MODULE_PATH)
+    prefect_serve(full, svd, train, limit=limit)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -337,7 +337,8 @@ def catalog_ls(
 @app.command()
 @handle_errors
 def run(
-    flow: str = typer.Argument(..., help="full-paper or svd"),
+    flow: str = typer.Argument(..., help="full-paper, train-expert or svd"),
+    task: str = typer.Option("arc_easy", help="train-expert: the training task"),
     profile: str = typer.Option("smol", help="profile: tiny, smol, paper (see `t2 profiles`)"),
     data_dir: str | None = typer.Option(None, help="dataset directory"),
     seed: int | None = typer.Option(None, help="seed (default: the profile's)"),
@@ -348,7 +349,7 @@ def run(
     from t2core.profiles import get_profile
 
     prof = get_profile(profile)
-    from flows.pipelines import full_paper_flow, svd_flow
+    from flows.pipelines import full_paper_flow, svd_flow, train_expert_flow
 
     if flow == "full-paper":
         out = full_paper_flow(profile=profile, data_dir=data_dir, seed=seed)
@@ -357,11 +358,14 @@ def run(
                 for s in out["steps"]]
         console.print(_table(f"full-paper [{profile}] {out['model']}", ["step", "state", "accuracy", "id", "note"],
                              rows))
+    elif flow == "train-expert":
+        out = train_expert_flow(task=task, profile=profile, data_dir=data_dir, seed=seed)
+        console.print(out)
     elif flow == "svd":
         out = svd_flow(model=prof.model, targets=prof.targets, seed=seed or 0)
         console.print(out)
     else:
-        raise UnknownNameError("flow", flow, ["full-paper", "svd"])
+        raise UnknownNameError("flow", flow, ["full-paper", "train-expert", "svd"])
 
 
 @app.command()

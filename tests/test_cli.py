@@ -56,3 +56,36 @@ def test_corrupted_svd_file(t2_home):
 def test_unknown_task_and_profile():
     _one_line_error(t2_cli("eval", "--model", "tiny-random", "--task", "gsm9k"), "unknown task 'gsm9k'")
     _one_line_error(t2_cli("run", "full-paper", "--profile", "huge"), "unknown profile 'huge'")
+
+
+def test_train_then_eval_expert_then_report(t2_home, data_dir):
+    r = t2_cli("train", "--model", "tiny-random", "--task", "arc_easy", "--profile", "tiny")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "expert arc_easy-" in r.stdout
+    expert_id = catalog_rows(t2_home, "SELECT expert_id FROM experts WHERE method = 'svf'")[0][0]
+    assert catalog_rows(t2_home, "SELECT count(*) FROM curves") == [(2,)]  # tiny profile: 2 steps
+    again = t2_cli("train", "--model", "tiny-random", "--task", "arc_easy", "--profile", "tiny")
+    assert again.returncode == 0 and "already trained" in again.stdout
+    e = t2_cli("eval", "--model", "tiny-random", "--task", "arc_easy", "--limit", "3", "--max-new-tokens", "4",
+               "--expert", expert_id)
+    assert e.returncode == 0, e.stderr[-2000:]
+    assert catalog_rows(t2_home, "SELECT variant FROM runs WHERE kind = 'eval'") == [(f"svf:{expert_id.split('-')[1]}"
+                                                                                      + _rest(t2_home),)]
+    rep = t2_cli("report", "--table", "1", "--format", "csv")
+    assert rep.returncode == 0 and "tiny-random,svf," in rep.stdout
+    fig = t2_cli("report", "--figure", "4", "--out", str(t2_home / "fig4.png"))
+    assert fig.returncode == 0 and (t2_home / "fig4.png").stat().st_size > 10_000
+
+
+def _rest(home):
+    """The rest of the expert's artifact key after the id's 16-character prefix."""
+    key = next((home / "artifacts" / "experts").iterdir()).name
+    return key[16:]
+
+
+def test_expert_on_wrong_model_is_a_clear_error(t2_home, data_dir):
+    assert t2_cli("train", "--model", "tiny-random", "--task", "arc_easy", "--profile", "tiny").returncode == 0
+    expert_id = catalog_rows(t2_home, "SELECT expert_id FROM experts")[0][0]
+    r = t2_cli("eval", "--model", "tiny-random", "--seed", "1", "--task", "arc_easy", "--limit", "2",
+               "--expert", expert_id)
+    _one_line_error(r, "was trained on base model 'tiny-random'", "not on this model")

@@ -135,7 +135,8 @@ def record_training(cat: Catalog, *, res, loaded: LoadedModel, cfg_dict: dict, c
             " coalesce((SELECT started_at FROM runs WHERE run_id = ?), ?), ?, ?, ?)",
             [res.run_id, loaded.alias, loaded.weights_hash, cfg_dict["task"], task_version, config_hash,
              json.dumps(cfg_dict, sort_keys=True, default=str), json.dumps(res.data_files, sort_keys=True),
-             git_sha(), seed, res.run_id, _now(), _now(), seconds, f"svf:{expert_id}"],
+             git_sha(), seed, res.run_id, _now(), _now(), seconds,
+             f"svf:{expert_id}" if cfg_dict.get("method", "svf") == "svf" else f"{cfg_dict['method']}-pg:{res.run_id}"],
         )
         con.execute("DELETE FROM metrics WHERE run_id = ?", [res.run_id])
         con.executemany("INSERT INTO metrics VALUES (?, ?, ?)", [[res.run_id, k, float(v)] for k, v in best.items()])
@@ -147,9 +148,11 @@ def record_training(cat: Catalog, *, res, loaded: LoadedModel, cfg_dict: dict, c
         )
         con.execute(
             "INSERT OR REPLACE INTO experts (expert_id, weights_hash, task, method, targets, path, run_id, metrics_json)"
-            " VALUES (?, ?, ?, 'svf', ?, ?, ?, ?)",
-            [expert_id, loaded.weights_hash, cfg_dict["task"], cfg_dict["svf"]["targets"], expert_path, res.run_id,
-             json.dumps(best)],
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [expert_id, loaded.weights_hash, cfg_dict["task"],
+             "svf" if cfg_dict.get("method", "svf") == "svf" else f"{cfg_dict['method']}-pg",
+             cfg_dict["svf"]["targets"] if cfg_dict.get("method", "svf") == "svf" else "q_proj,v_proj", expert_path,
+             res.run_id, json.dumps(best)],
         )
 
     cat.write(tx)

@@ -211,6 +211,7 @@ def train(
     temperature: float | None = typer.Option(None, help="rollout temperature (0 = greedy)"),
     targets: str | None = typer.Option(None, help="SVF targets: mlp, attn, both"),
     param: str | None = typer.Option(None, help="SVF parameterisation: direct (paper) or sigmoid (official code)"),
+    method: str = typer.Option("svf", help="svf (paper) or lora (LoRA-PG: the same REINFORCE loop on LoRA r16 q/v)"),
     data_dir: str | None = typer.Option(None, help="dataset directory"),
     seed: int = typer.Option(0, help="random seed"),
 ) -> None:
@@ -235,7 +236,7 @@ def train(
     svf = SVFConfig(targets=targets or prof.targets)
     if param:
         svf = replace(svf, param=param)
-    cfg = RLConfig(task=task, seed=seed, svf=svf, **kw)
+    cfg = RLConfig(task=task, seed=seed, svf=svf, method=method, **kw)
     loaded = load_model(model, seed=seed)
     cat = Catalog()
     rec.record_model(cat, loaded)
@@ -253,6 +254,8 @@ def train(
     rec.record_training(cat, res=res, loaded=loaded, cfg_dict=asdict(cfg), config_hash=config_hash(asdict(cfg)),
                         task_version=get_task(task).version, expert_id=out.expert_id, expert_path=str(out.path),
                         seconds=out.seconds, seed=seed)
+    if method != "svf":
+        console.print(f"evaluate with `t2 eval --task {task} --adapter {res.run_id}`")
     console.print(f"expert [bold]{out.expert_id}[/]: validation {res.base_valid:.3f} (base) -> {res.best_valid:.3f} "
                   f"(best, step {res.best_step}); {out.seconds:.0f}s; {out.path}")
 

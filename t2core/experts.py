@@ -45,8 +45,11 @@ def train_expert(loaded: LoadedModel, cfg: RLConfig, data_dir: str | Path | None
     trainer = ReinforceTrainer(loaded, svd, cfg, data_dir, sampler=sampler, on_log=on_log)
     trainer.checkpoint_dir = t2_home() / "checkpoints" / "svf" / trainer.run_id  # keyed by run id: resumable
     eid = expert_id_for(trainer.run_id, cfg.task)
+    if cfg.method != "svf":
+        return _train_peft_pg(loaded, trainer, cfg, store)
     if store.exists(KIND, trainer.run_id):
         store.verify(KIND, trainer.run_id)
+        trainer.adapter.close()
         return TrainedExpert(eid, store.path(KIND, trainer.run_id) / FILE, None, 0.0)
     t0 = time.perf_counter()
     res = trainer.fit()
@@ -62,6 +65,31 @@ def train_expert(loaded: LoadedModel, cfg: RLConfig, data_dir: str | Path | None
 
     store.write(KIND, trainer.run_id, write, meta={"weights_hash": loaded.weights_hash})
     return TrainedExpert(eid, store.path(KIND, trainer.run_id) / FILE, res, seconds)
+
+
+def _train_peft_pg(loaded: LoadedModel, trainer: ReinforceTrainer, cfg: RLConfig, store: ArtifactStore
+                   ) -> TrainedExpert:
+    """LoRA-PG: the same REINFORCE loop on a PEFT LoRA; saved in PEFT format under `adapters/`."""
+    from t2core.baselines.peft_ntp import KIND as ADAPTERS
+    from t2core.baselines.peft_ntp import NTPConfig, _peft, with_adapter
+
+    aid = trainer.run_id
+    if store.exists(ADAPTERS, aid):
+        store.verify(ADAPTERS, aid)
+        trainer.adapter.close()
+        return TrainedExpert(f"{cfg.method}-pg-{aid}", store.path(ADAPTERS, aid), None, 0.0)
+    t0 = time.perf_counter()
+    res = trainer.fit()
+    seconds = time.perf_counter() - t0
+    with with_adapter(loaded, cfg=NTPConfig(task=cfg.task, seed=cfg.seed)) as lm:
+        _peft().set_peft_model_state_dict(lm.model, res.best_state)
+
+        def write(tmp: Path) -> dict:
+            lm.model.save_pretrained(str(tmp))
+            return {"method": f"{cfg.method}-pg", "task": cfg.task}
+
+        store.write(ADAPTERS, aid, write, meta={"weights_hash": loaded.weights_hash, "config": asdict(cfg)})
+    return TrainedExpert(f"{cfg.method}-pg-{aid}", store.path(ADAPTERS, aid), res, seconds)
 
 
 def resolve_expert(ref: str, store: ArtifactStore | None = None) -> Path:

@@ -82,10 +82,11 @@ TRAIN_TASKS = ("gsm8k", "mbpp", "arc_easy")  # one expert per training task (pap
 
 _TINY_RL = (("steps", 2), ("batch_size", 2), ("train_limit", 8), ("valid_limit", 3), ("valid_every", 2),
             ("max_new_tokens", 4), ("temperature", 1.0))
-# CPU budget: rollouts are sampled (T=1): greedy ARC answers are ~all "A" on SmolLM2, so
-# greedy rollouts would give no mixed rewards to learn from.
-_SMOL_RL = (("batch_size", 16), ("temperature", 1.0), ("dtype", "bfloat16"), ("valid_limit", 100),
-            ("valid_every", 10))
+# CPU budget. Rollouts are sampled (T=0.7) with batch-normalised rewards: greedy ARC answers
+# are nearly all "A" on SmolLM2, so greedy rollouts give almost no mixed rewards to learn from.
+_SMOL_RL = (("batch_size", 16), ("temperature", 0.7), ("reward_norm", True), ("lr", 5e-3), ("dtype", "bfloat16"),
+            ("valid_limit", 100), ("valid_every", 10))
+_SMOL_LONG = (("batch_size", 8), ("steps", 5), ("max_new_tokens", 160), ("valid_limit", 16), ("valid_every", 5))
 
 register_profile(Profile(
     name="tiny", model="tiny-random", batch_size=4, max_new_tokens=8,
@@ -97,9 +98,9 @@ register_profile(Profile(
     name="smol", model="smollm2-135m", batch_size=16, dtype="bfloat16", max_new_tokens=256,
     evals=(EvalSlice("gsm8k", limit=16), EvalSlice("mbpp", limit=16), EvalSlice("arc_easy", limit=50),
            EvalSlice("math", limit=16), EvalSlice("humaneval", limit=16), EvalSlice("arc_challenge", limit=50)),
-    trains=(TrainSlice("arc_easy", _SMOL_RL + (("steps", 40), ("max_new_tokens", 16))),
-            TrainSlice("gsm8k", _SMOL_RL + (("steps", 10), ("max_new_tokens", 192), ("valid_limit", 32))),
-            TrainSlice("mbpp", _SMOL_RL + (("steps", 10), ("max_new_tokens", 192), ("valid_limit", 32)))),
+    trains=(TrainSlice("arc_easy", _SMOL_RL + (("steps", 30), ("max_new_tokens", 16))),
+            TrainSlice("gsm8k", _SMOL_RL + _SMOL_LONG),
+            TrainSlice("mbpp", _SMOL_RL + _SMOL_LONG)),
     description="embedded SmolLM2-135M on small slices: minutes on a laptop CPU",
 ))
 register_profile(Profile(

@@ -99,3 +99,15 @@ def test_bad_config_and_empty_dataset(tiny, svd_mlp, monkeypatch):
     monkeypatch.setattr(task, "load", lambda split, d: Dataset("synthetic_ascii", split, [], {}, 0))
     with pytest.raises(DataError, match="has no samples"):
         ReinforceTrainer(tiny, svd_mlp, _cfg())
+
+
+def test_lora_pg_uses_the_same_loop_and_restores_the_model(tiny, svd_mlp):
+    before = {k: v.clone() for k, v in tiny.model.state_dict().items()}
+    trainer = ReinforceTrainer(tiny, svd_mlp, _cfg(method="lora", lr=0.02, steps=20, kl_coef=0.05))
+    res = trainer.fit()
+    rewards = [c.mean_reward for c in res.curve]
+    assert sum(rewards[-5:]) / 5 > sum(rewards[:5]) / 5, rewards
+    assert res.policy is None and any("lora_A" in k for k in res.best_state)
+    assert res.curve[0].kl == pytest.approx(0.0, abs=1e-6)  # LoRA B starts at 0: π = π_base
+    after = tiny.model.state_dict()
+    assert set(after) == set(before) and all(torch.equal(before[k], after[k]) for k in before)

@@ -28,6 +28,7 @@ class RLConfig:
     gen_batch_size: int = field(default=16, metadata={"help": "generation batch size"})
     dtype: str = field(default="float32", metadata={"help": "float32 or bfloat16 (autocast, fp32 z)"})
     seed: int = 0
+    method: str = field(default="svf", metadata={"help": "svf (paper) or lora (LoRA-PG baseline)"})
     svf: SVFConfig = field(default_factory=SVFConfig)
 
     def __post_init__(self) -> None:
@@ -45,6 +46,8 @@ class RLConfig:
             raise ConfigError(f"kl_coef={self.kl_coef} must be >= 0 (paper uses 0, 0.1, 0.2, 0.3).")
         if self.temperature < 0:
             raise ConfigError(f"temperature={self.temperature} must be >= 0.")
+        if self.method not in ("svf", "lora"):
+            raise ConfigError(f"method={self.method!r} must be 'svf' or 'lora' (LoRA-PG).")
         if self.dtype not in ("float32", "bfloat16"):
             raise ConfigError(f"dtype={self.dtype!r} must be float32 or bfloat16.")
         for name in ("train_limit", "valid_limit", "max_new_tokens"):

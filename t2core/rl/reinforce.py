@@ -29,8 +29,9 @@ from t2core.paths import resolve_data_dir
 from t2core.rl.checkpoint import load_checkpoint, save_checkpoint
 from t2core.rl.config import RLConfig
 from t2core.rl.logprobs import completion_logits, kl_per_token, masked_mean_per_seq, pack, token_logprobs
+from t2core.rl.policies import make_policy
 from t2core.sampling import GenerationConfig, Sampler, make_sampler
-from t2core.svf.apply import SVD, attached, materialised
+from t2core.svf.apply import SVD
 from t2core.svf.policy import SVFPolicy
 from t2core.tasks import get_task
 
@@ -51,7 +52,8 @@ class CurvePoint:
 @dataclass
 class TrainResult:
     run_id: str
-    policy: SVFPolicy  # holds the best-validation z
+    policy: SVFPolicy | None  # the best-validation z (SVF runs)
+    best_state: dict[str, torch.Tensor]  # the best-validation parameters of any policy method
     curve: list[CurvePoint]
     best_step: int
     best_valid: float
@@ -62,7 +64,7 @@ class TrainResult:
 
 
 def train_run_id(weights_hash: str, cfg: RLConfig, task_version: str, data_files: dict[str, str]) -> str:
-    payload = ["train-svf", weights_hash, asdict(cfg), task_version, sorted(data_files.values())]
+    payload = [f"train-{cfg.method}", weights_hash, asdict(cfg), task_version, sorted(data_files.values())]
     return sha256_bytes(canonical_json(payload).encode())[:24]
 
 
@@ -87,20 +89,18 @@ class ReinforceTrainer:
         self.train, self.data_files, self.run_id = plan_training(loaded, cfg, data_dir)
         self.sampler = sampler or make_sampler("hf", loaded=loaded)
         self.checkpoint_dir = checkpoint_dir
-        ranks = {n: int(svd[n][1].shape[0]) for n in svd}
-        self.policy = SVFPolicy(ranks, cfg.svf, seed=cfg.seed)
-        self.opt = torch.optim.Adam(self.policy.parameters(), lr=cfg.lr)
+        self.adapter = make_policy(cfg.method, loaded, svd, cfg)
+        self.policy = getattr(self.adapter, "policy", None)  # the SVFPolicy of SVF runs
+        self.opt = torch.optim.Adam(self.adapter.parameters(), lr=cfg.lr)
         mnt = cfg.max_new_tokens or self.task.max_new_tokens
         self.gen = GenerationConfig(max_new_tokens=mnt, temperature=cfg.temperature, batch_size=cfg.gen_batch_size,
                                     dtype=cfg.dtype, seed=cfg.seed)
 
     # -- validation -------------------------------------------------------------------------------
-    def validate(self, policy: SVFPolicy | None) -> float:
+    def validate(self, base: bool = False) -> float:
         cfg = EvalConfig(self.cfg.task, self.cfg.valid_split, self.cfg.valid_limit,
                          replace(self.gen, temperature=0.0))
-        if policy is None:
-            return evaluate(self.loaded, cfg, self.data_dir, sampler=self.sampler).accuracy
-        with materialised(self.loaded.model, self.svd, policy):
+        with self.adapter.reference() if base else self.adapter.rollout():
             return evaluate(self.loaded, cfg, self.data_dir, sampler=self.sampler).accuracy
 
     # -- one REINFORCE step -----------------------------------------------------------------------
@@ -110,7 +110,7 @@ class ReinforceTrainer:
         batch = [self.train.samples[rng.randrange(len(self.train.samples))] for _ in range(cfg.batch_size)]
         convs = [self.task.messages(s) for s in batch]
         t0 = time.perf_counter()
-        with materialised(model, self.svd, self.policy):
+        with self.adapter.rollout():
             comps = self.sampler.generate(convs, replace(self.gen, seed=cfg.seed * 100_003 + step))
         correct = [self.task.score(s, c.text).correct for s, c in zip(batch, comps, strict=True)]
         r = torch.tensor([1.0 if ok else -1.0 for ok in correct])
@@ -126,9 +126,9 @@ class ReinforceTrainer:
         autocast = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.dtype == "bfloat16")
         kl_tok = None
         if cfg.kl_coef > 0:
-            with torch.no_grad(), autocast:
+            with torch.no_grad(), self.adapter.reference(), autocast:
                 base_logits = completion_logits(model, ids, attn, k)
-        with attached(model, self.svd, self.policy), autocast:
+        with self.adapter.train_forward(), autocast:
             logits = completion_logits(model, ids, attn, k)
         logp = masked_mean_per_seq(token_logprobs(logits, targets), mask)  # (B,)
         pg = -(r * logp).mean()
@@ -139,7 +139,7 @@ class ReinforceTrainer:
             loss = pg
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
-        gnorm = float(torch.nn.utils.clip_grad_norm_(self.policy.parameters(), cfg.grad_clip))
+        gnorm = float(torch.nn.utils.clip_grad_norm_(self.adapter.parameters(), cfg.grad_clip))
         self.opt.step()
         return CurvePoint(step=step, mean_reward=float(r.mean()) if not cfg.reward_norm else
                           sum(1.0 if ok else -1.0 for ok in correct) / len(correct),
@@ -149,37 +149,46 @@ class ReinforceTrainer:
 
     # -- the loop ---------------------------------------------------------------------------------
     def _state(self, step: int, curve, best, base_valid) -> dict[str, Any]:
-        return {"run_id": self.run_id, "step": step, "policy": self.policy.raw_state(),
+        return {"run_id": self.run_id, "step": step, "policy": self.adapter.state(),
                 "opt": self.opt.state_dict(), "curve": [asdict(c) for c in curve], "best": best,
                 "base_valid": base_valid, "torch_rng": torch.get_rng_state()}
 
     def fit(self) -> TrainResult:
+        try:
+            return self._fit()
+        finally:
+            self.adapter.close()
+
+    def _fit(self) -> TrainResult:
         cfg = self.cfg
         start, curve, best, base_valid, resumed = 0, [], None, None, 0
         ck = load_checkpoint(self.checkpoint_dir) if self.checkpoint_dir else None
         if ck is not None and ck.get("run_id") == self.run_id:
-            self.policy.load_raw_state(ck["policy"])
+            self.adapter.load_state(ck["policy"])
             self.opt.load_state_dict(ck["opt"])
             torch.set_rng_state(ck["torch_rng"])
             start = resumed = ck["step"]
             curve = [CurvePoint(**c) for c in ck["curve"]]
             best, base_valid = ck["best"], ck["base_valid"]
         if base_valid is None:
-            base_valid = self.validate(None)  # the base model (z = 1) is the bar to beat
-            best = {"step": 0, "valid": base_valid, "policy": self.policy.raw_state()}
+            base_valid = self.validate(base=True)  # the base model is the bar to beat
+            best = {"step": 0, "valid": base_valid, "policy": self.adapter.state()}
         for step in range(start + 1, cfg.steps + 1):
             point = self.step(step)
             if step % cfg.valid_every == 0 or step == cfg.steps:
-                point.valid_acc = self.validate(self.policy)
+                point.valid_acc = self.validate()
                 if point.valid_acc > best["valid"]:
-                    best = {"step": step, "valid": point.valid_acc, "policy": self.policy.raw_state()}
+                    best = {"step": step, "valid": point.valid_acc, "policy": self.adapter.state()}
             curve.append(point)
             if self.on_log:
                 self.on_log(point)
             if self.checkpoint_dir:
                 save_checkpoint(self.checkpoint_dir, self._state(step, curve, best, base_valid))
-        final = SVFPolicy({n: int(t.shape[0]) for n, t in best["policy"].items()}, cfg.svf)
-        final.load_raw_state(best["policy"])
-        return TrainResult(run_id=self.run_id, policy=final, curve=curve, best_step=best["step"],
+        final = None
+        if cfg.method == "svf":
+            final = SVFPolicy({n: int(t.shape[0]) for n, t in best["policy"].items()}, cfg.svf)
+            final.load_raw_state(best["policy"])
+        return TrainResult(run_id=self.run_id, policy=final, best_state=best["policy"], curve=curve,
+                           best_step=best["step"],
                            best_valid=best["valid"], base_valid=base_valid, data_files=self.data_files,
                            resumed_from=resumed)

@@ -123,6 +123,8 @@ def record_svd_run(cat: Catalog, loaded: LoadedModel, info: SVDInfo, seed: int =
 def record_training(cat: Catalog, *, res, loaded: LoadedModel, cfg_dict: dict, config_hash: str, task_version: str,
                     expert_id: str, expert_path: str, seconds: float, seed: int) -> None:
     """A finished SVF training run: run row, metrics, learning curve and the expert, atomically."""
+    method = cfg_dict.get("method", "svf")
+    svf = method == "svf"
     best = {"base_valid": res.base_valid, "best_valid": res.best_valid, "best_step": float(res.best_step),
             "steps": float(len(res.curve)),
             "final_mean_reward": res.curve[-1].mean_reward if res.curve else 0.0}
@@ -136,7 +138,7 @@ def record_training(cat: Catalog, *, res, loaded: LoadedModel, cfg_dict: dict, c
             [res.run_id, loaded.alias, loaded.weights_hash, cfg_dict["task"], task_version, config_hash,
              json.dumps(cfg_dict, sort_keys=True, default=str), json.dumps(res.data_files, sort_keys=True),
              git_sha(), seed, res.run_id, _now(), _now(), seconds,
-             f"svf:{expert_id}" if cfg_dict.get("method", "svf") == "svf" else f"{cfg_dict['method']}-pg:{res.run_id}"],
+             f"svf:{expert_id}" if svf else f"{method}-pg:{res.run_id}"],
         )
         con.execute("DELETE FROM metrics WHERE run_id = ?", [res.run_id])
         con.executemany("INSERT INTO metrics VALUES (?, ?, ?)", [[res.run_id, k, float(v)] for k, v in best.items()])
@@ -149,10 +151,8 @@ def record_training(cat: Catalog, *, res, loaded: LoadedModel, cfg_dict: dict, c
         con.execute(
             "INSERT OR REPLACE INTO experts (expert_id, weights_hash, task, method, targets, path, run_id, metrics_json)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [expert_id, loaded.weights_hash, cfg_dict["task"],
-             "svf" if cfg_dict.get("method", "svf") == "svf" else f"{cfg_dict['method']}-pg",
-             cfg_dict["svf"]["targets"] if cfg_dict.get("method", "svf") == "svf" else "q_proj,v_proj", expert_path,
-             res.run_id, json.dumps(best)],
+            [expert_id, loaded.weights_hash, cfg_dict["task"], "svf" if svf else f"{method}-pg",
+             cfg_dict["svf"]["targets"] if svf else "q_proj,v_proj", expert_path, res.run_id, json.dumps(best)],
         )
 
     cat.write(tx)

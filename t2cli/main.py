@@ -141,6 +141,7 @@ def eval_cmd(
 
     from catalog import Catalog
     from catalog import records as rec
+    from t2core.errors import ConfigError
     from t2core.evaluate import EvalConfig, evaluate, plan_eval
     from t2core.models import load_model
     from t2core.sampling import GenerationConfig
@@ -149,6 +150,8 @@ def eval_cmd(
     gen = GenerationConfig(batch_size=batch_size, dtype=dtype, seed=seed,
                            max_new_tokens=max_new_tokens or get_task(task).max_new_tokens)
     cfg = EvalConfig(task=task, split=split, limit=limit, generation=gen)
+    if expert and adapter:
+        raise ConfigError("--expert and --adapter both given; evaluate one at a time.")
     loaded = load_model(model, seed=seed)
     variant, weights = "base", None
     if expert:

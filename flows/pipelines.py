@@ -35,8 +35,7 @@ def train_expert_flow(task: str = "arc_easy", profile: str = "smol", data_dir: s
     seed = prof.seed if seed is None else seed
     ident = load_model_step(prof.model, seed)
     svd_step(ident, prof.targets)
-    overrides = next((t.rl_kwargs() for t in prof.trains if t.task == task), {})
-    return train_step(ident, task, overrides, prof.targets, data_dir_str(data_dir))
+    return train_step(ident, task, prof.train_overrides(task), prof.targets, data_dir_str(data_dir))
 
 
 def _gen(prof, task_name: str, seed: int) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from flows.runtime import get_model
 from t2core.artifacts import ArtifactStore
 from t2core.evaluate import EvalConfig, evaluate, plan_eval
 from t2core.experts import KIND as EXPERT_KIND
-from t2core.experts import load_expert_for, train_expert
+from t2core.experts import expert_variant, load_expert_for, train_expert
 from t2core.hashing import config_hash
 from t2core.models.targets import find_targets
 from t2core.paths import resolve_data_dir
@@ -114,7 +114,7 @@ def eval_config(task_name: str, split: str, limit: int | None, gen: dict[str, An
 
 
 def _variant(expert: str | None) -> str:
-    return f"svf:{Path(expert).parent.name}" if expert else "base"
+    return expert_variant(Path(expert)) if expert else "base"
 
 
 def _eval_key(ctx: TaskRunContext, params: dict[str, Any]) -> str:
@@ -133,13 +133,6 @@ def eval_step(ident: dict[str, Any], task_name: str, split: str, limit: int | No
     loaded = get_model(ident["model"], ident["seed"])
     cfg = eval_config(task_name, split, limit, gen)
     variant = _variant(expert)
-    weights = None
-    if expert:
-        policy, svd, _ = load_expert_for(loaded, expert)
-
-        def weights():
-            return materialised(loaded.model, svd, policy)
-
     planned = plan_eval(loaded, cfg, data_dir, variant)
     task_obj, ds, run_id = planned
     cat = Catalog()
@@ -147,6 +140,13 @@ def eval_step(ident: dict[str, Any], task_name: str, split: str, limit: int | No
         _, rows = cat.query("SELECT value FROM metrics WHERE run_id = ? AND name = 'accuracy'", [run_id])
         return {"run_id": run_id, "task": task_name, "variant": variant, "accuracy": rows[0][0] if rows else None,
                 "skipped": True}
+    weights = None
+    if expert:  # loaded only when there is work to do (the SVD load verifies ~0.4 GB for SmolLM2)
+        policy, svd, _ = load_expert_for(loaded, expert)
+
+        def weights():
+            return materialised(loaded.model, svd, policy)
+
     rec.start_run(cat, run_id=run_id, kind="eval", model=loaded.alias, weights_hash=loaded.weights_hash,
                   task=task_name, task_version=task_obj.version, split=split, config=asdict(cfg),
                   config_hash=config_hash(asdict(cfg)), data_files=ds.files, seed=cfg.generation.seed,

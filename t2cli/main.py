@@ -155,14 +155,16 @@ def eval_cmd(
     loaded = load_model(model, seed=seed)
     variant, weights = "base", None
     if expert:
-        from t2core.experts import load_expert_for
-        from t2core.svf import materialised
+        from t2core.experts import expert_variant, resolve_expert
+        from t2core.svd import ensure_svd, load_svd
+        from t2core.svf import load_expert, materialised
 
-        policy, svd, path = load_expert_for(loaded, expert)
-        variant = f"svf:{path.parent.name}"
+        path = resolve_expert(expert)
+        policy, _ = load_expert(path, loaded.weights_hash)  # wrong model / broken file: fail before catalog writes
+        variant = expert_variant(path)
 
-        def weights():
-            return materialised(loaded.model, svd, policy)
+        def weights():  # the SVD is loaded only when generation actually runs
+            return materialised(loaded.model, load_svd(ensure_svd(loaded, policy.cfg.targets)), policy)
 
     stack = contextlib.ExitStack()
     if adapter:
@@ -233,7 +235,7 @@ def train(
     from t2core.tasks import get_task
 
     prof = get_profile(profile)
-    kw = next((t.rl_kwargs() for t in prof.trains if t.task == task), {})
+    kw = prof.train_overrides(task)
     given = {"steps": steps, "batch_size": batch_size, "lr": lr, "kl_coef": kl_coef, "temperature": temperature}
     kw.update({k: v for k, v in given.items() if v is not None})
     svf = SVFConfig(targets=targets or prof.targets)

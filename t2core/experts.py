@@ -16,7 +16,7 @@ from t2core.artifacts import ArtifactStore
 from t2core.errors import ArtifactError
 from t2core.models.registry import LoadedModel
 from t2core.paths import t2_home
-from t2core.rl import CurvePoint, ReinforceTrainer, RLConfig, TrainResult
+from t2core.rl import CurvePoint, ReinforceTrainer, RLConfig, TrainResult, plan_training
 from t2core.svd import ensure_svd, load_svd
 from t2core.svf import ExpertHeader, SVFPolicy, load_expert, save_expert
 
@@ -41,16 +41,15 @@ def train_expert(loaded: LoadedModel, cfg: RLConfig, data_dir: str | Path | None
                  sampler=None) -> TrainedExpert:
     """SVD (cached) → REINFORCE (resumable) → expert file (atomic). Reuses a stored expert."""
     store = store or ArtifactStore()
-    svd = load_svd(ensure_svd(loaded, cfg.svf.targets, store=store), store=store)
-    trainer = ReinforceTrainer(loaded, svd, cfg, data_dir, sampler=sampler, on_log=on_log)
-    trainer.checkpoint_dir = t2_home() / "checkpoints" / "svf" / trainer.run_id  # keyed by run id: resumable
-    eid = expert_id_for(trainer.run_id, cfg.task)
+    run_id = plan_training(loaded, cfg, data_dir)[2]
     if cfg.method != "svf":
-        return _train_peft_pg(loaded, trainer, cfg, store)
-    if store.exists(KIND, trainer.run_id):
-        store.verify(KIND, trainer.run_id)
-        trainer.adapter.close()
-        return TrainedExpert(eid, store.path(KIND, trainer.run_id) / FILE, None, 0.0)
+        return _train_peft_pg(loaded, run_id, cfg, data_dir, store, sampler, on_log)
+    eid = expert_id_for(run_id, cfg.task)
+    if store.exists(KIND, run_id):  # reuse: no trainer, no SVD load
+        store.verify(KIND, run_id)
+        return TrainedExpert(eid, store.path(KIND, run_id) / FILE, None, 0.0)
+    svd = load_svd(ensure_svd(loaded, cfg.svf.targets, store=store), store=store)
+    trainer = _trainer(loaded, svd, cfg, data_dir, sampler, on_log)
     t0 = time.perf_counter()
     res = trainer.fit()
     seconds = time.perf_counter() - t0
@@ -67,17 +66,22 @@ def train_expert(loaded: LoadedModel, cfg: RLConfig, data_dir: str | Path | None
     return TrainedExpert(eid, store.path(KIND, trainer.run_id) / FILE, res, seconds)
 
 
-def _train_peft_pg(loaded: LoadedModel, trainer: ReinforceTrainer, cfg: RLConfig, store: ArtifactStore
-                   ) -> TrainedExpert:
+def _trainer(loaded, svd, cfg, data_dir, sampler, on_log) -> ReinforceTrainer:
+    trainer = ReinforceTrainer(loaded, svd, cfg, data_dir, sampler=sampler, on_log=on_log)
+    trainer.checkpoint_dir = t2_home() / "checkpoints" / cfg.method / trainer.run_id  # keyed by run id: resumable
+    return trainer
+
+
+def _train_peft_pg(loaded: LoadedModel, aid: str, cfg: RLConfig, data_dir, store: ArtifactStore, sampler,
+                   on_log) -> TrainedExpert:
     """LoRA-PG: the same REINFORCE loop on a PEFT LoRA; saved in PEFT format under `adapters/`."""
     from t2core.baselines.peft_ntp import KIND as ADAPTERS
     from t2core.baselines.peft_ntp import NTPConfig, _peft, with_adapter
 
-    aid = trainer.run_id
     if store.exists(ADAPTERS, aid):
         store.verify(ADAPTERS, aid)
-        trainer.adapter.close()
         return TrainedExpert(f"{cfg.method}-pg-{aid}", store.path(ADAPTERS, aid), None, 0.0)
+    trainer = _trainer(loaded, None, cfg, data_dir, sampler, on_log)  # LoRA needs no SVD
     t0 = time.perf_counter()
     res = trainer.fit()
     seconds = time.perf_counter() - t0
@@ -90,6 +94,11 @@ def _train_peft_pg(loaded: LoadedModel, trainer: ReinforceTrainer, cfg: RLConfig
 
         store.write(ADAPTERS, aid, write, meta={"weights_hash": loaded.weights_hash, "config": asdict(cfg)})
     return TrainedExpert(f"{cfg.method}-pg-{aid}", store.path(ADAPTERS, aid), res, seconds)
+
+
+def expert_variant(path: Path) -> str:
+    """The catalog variant of evaluations run with the expert at `path` ("svf:<artifact key>")."""
+    return f"svf:{Path(path).parent.name}"
 
 
 def resolve_expert(ref: str, store: ArtifactStore | None = None) -> Path:

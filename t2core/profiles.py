@@ -53,6 +53,10 @@ class Profile:
     seed: int = 0
     description: str = ""
 
+    def train_overrides(self, task: str) -> dict[str, object]:
+        """RLConfig overrides this profile sets for `task` (empty: RLConfig defaults)."""
+        return next((t.rl_kwargs() for t in self.trains if t.task == task), {})
+
     def __post_init__(self) -> None:
         check_target_spec(self.targets)
         if self.batch_size < 1:

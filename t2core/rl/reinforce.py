@@ -15,7 +15,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +60,6 @@ class TrainResult:
     base_valid: float
     data_files: dict[str, str]
     resumed_from: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def train_run_id(weights_hash: str, cfg: RLConfig, task_version: str, data_files: dict[str, str]) -> str:
@@ -83,7 +82,7 @@ class ReinforceTrainer:
     def __init__(self, loaded: LoadedModel, svd: SVD, cfg: RLConfig, data_dir: str | Path | None = None,
                  sampler: Sampler | None = None, checkpoint_dir: Path | None = None,
                  on_log: Callable[[CurvePoint], None] | None = None) -> None:
-        self.loaded, self.svd, self.cfg, self.on_log = loaded, svd, cfg, on_log
+        self.loaded, self.cfg, self.on_log = loaded, cfg, on_log
         self.task = get_task(cfg.task)
         self.data_dir = data_dir
         self.train, self.data_files, self.run_id = plan_training(loaded, cfg, data_dir)
@@ -114,6 +113,7 @@ class ReinforceTrainer:
             comps = self.sampler.generate(convs, replace(self.gen, seed=cfg.seed * 100_003 + step))
         correct = [self.task.score(s, c.text).correct for s, c in zip(batch, comps, strict=True)]
         r = torch.tensor([1.0 if ok else -1.0 for ok in correct])
+        mean_reward = float(r.mean())  # of the raw ±1 rewards, before any normalisation
         if cfg.reward_norm and len(r) > 1:
             r = (r - r.mean()) / (r.std() + 1e-6)
         if any(c.prompt_ids is None or c.completion_ids is None for c in comps):
@@ -141,9 +141,7 @@ class ReinforceTrainer:
         loss.backward()
         gnorm = float(torch.nn.utils.clip_grad_norm_(self.adapter.parameters(), cfg.grad_clip))
         self.opt.step()
-        return CurvePoint(step=step, mean_reward=float(r.mean()) if not cfg.reward_norm else
-                          sum(1.0 if ok else -1.0 for ok in correct) / len(correct),
-                          train_acc=sum(correct) / len(correct), kl=float(kl_tok.detach()) if kl_tok is not None else 0.0,
+        return CurvePoint(step=step, mean_reward=mean_reward, train_acc=sum(correct) / len(correct), kl=float(kl_tok.detach()) if kl_tok is not None else 0.0,
                           loss=float(loss.detach()), grad_norm=gnorm, valid_acc=None, wall_s=time.perf_counter() - t0,
                           tokens=int(mask.sum()))
 

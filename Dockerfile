@@ -13,7 +13,7 @@ RUN pip install --no-cache-dir "torch==2.13.0" --index-url https://download.pyto
  && pip install --no-cache-dir -e .
 # Fetch and convert the embedded model at build time so containers start offline.
 ENV T2_CACHE_DIR=/opt/t2-cache
-RUN python -c "from t2core.models.smollm2 import ensure_converted; ensure_converted()"
+RUN python -c "from t2core.models.smollm2 import prepare; prepare()"
 ENV T2_DATA_DIR=/data PREFECT_SERVER_ANALYTICS_ENABLED=false
 ENTRYPOINT ["t2"]
 CMD ["--help"]

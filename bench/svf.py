@@ -6,7 +6,8 @@ ratios (machines are noisy: compare ratios, not seconds).
 - train step (forward + backward + Adam step, same token batch): SVF factored, SVF
   materialised, PEFT LoRA r16 on q/v; goal: SVF / LoRA <= 1.0;
 - expert swap (load z from its file + materialise every targeted W') vs one greedy answer
-  of 128 new tokens; goal: < 5%;
+  of 128 new tokens, in fp32 and in bf16 (W' built by a bf16 GEMM when generation runs
+  under bf16 autocast); goal: < 5%;
 - trainable parameters per method (SVF MLP ~0.05M on smollm2-135m).
 
     python bench/svf.py --model smollm2-135m --batch 8 --seq 256 --repeats 5
@@ -15,6 +16,7 @@ ratios (machines are noisy: compare ratios, not seconds).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import tempfile
 import time
@@ -23,6 +25,7 @@ from pathlib import Path
 import torch
 
 from t2core.models import load_model
+from t2core.sampling.hf import bf16_autocast
 from t2core.svd import ensure_svd, load_svd
 from t2core.svf import (
     ExpertHeader,
@@ -54,6 +57,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--only", choices=["train", "swap"], default=None, help="run one half of the benchmark")
     args = ap.parse_args()
     torch.manual_seed(args.seed)
     loaded = load_model(args.model, seed=args.seed)
@@ -62,6 +66,15 @@ def main() -> None:
     ids = torch.randint(0, model.config.vocab_size, (args.batch, args.seq))
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.dtype == "bfloat16")
     tokens = args.batch * args.seq
+
+    if args.only != "swap":
+        train_steps(args, loaded, svd, ids, autocast, tokens)
+    if args.only != "train":
+        swap_vs_answer(args, loaded, svd)
+
+
+def train_steps(args, loaded, svd, ids, autocast, tokens) -> None:
+    model = loaded.model
 
     def svf_step(mode: str):
         pol = SVFPolicy(ranks_of(svd), SVFConfig(mode=mode))
@@ -103,36 +116,43 @@ def main() -> None:
     for name, (sec, n) in results.items():
         print(f"{name:16} {sec:8.3f} {tokens / sec:8.0f} {sec / lora_s:8.2f} {n:10d}")
 
-    # expert swap vs one greedy answer of 128 tokens
+
+def swap_vs_answer(args, loaded, svd) -> None:
+    """Expert swap vs one greedy answer of 128 tokens, each in fp32 and in bf16."""
+    model = loaded.model
     pol = SVFPolicy(ranks_of(svd), SVFConfig())
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "e.safetensors"
         save_expert(path, pol, ExpertHeader(loaded.weights_hash, loaded.alias, "bench", {"targets": "mlp"},
                                             ranks_of(svd)))
 
-        def swap():
+        def swap(dt: str):
             p, _ = load_expert(path, loaded.weights_hash)
-            with materialised(model, svd, p):
+            with materialised(model, svd, p, dtype=dt):
                 pass  # building W' for every targeted matrix (and restoring) is the swap cost
 
-        swap_s = timed(swap, args.repeats)
         load_s = timed(lambda: load_expert(path, loaded.weights_hash), args.repeats)
-    tok = loaded.tokenizer
-    prompt = tok.apply_chat_template([{"role": "user", "content": "Write a long story about a robot."}],
-                                     add_generation_prompt=True, return_tensors="pt", return_dict=True)
+        tok = loaded.tokenizer
+        prompt = tok.apply_chat_template([{"role": "user", "content": "Write a long story about a robot."}],
+                                         add_generation_prompt=True, return_tensors="pt", return_dict=True)
 
-    def answer():
-        with torch.no_grad(), autocast:
-            model.generate(**prompt, max_new_tokens=128, min_new_tokens=128, do_sample=False,
-                           pad_token_id=tok.pad_token_id)
+        def answer(dt: str):  # the hf sampler's precision handling (bf16: autocast with its cast cache)
+            with torch.no_grad(), (bf16_autocast(model, torch.device("cpu")) if dt == "bfloat16"
+                                   else contextlib.nullcontext()):
+                model.generate(**prompt, max_new_tokens=128, min_new_tokens=128, do_sample=False,
+                               pad_token_id=tok.pad_token_id)
 
-    gen_s = timed(answer, max(1, args.repeats // 2))
-    with attached(model, svd, pol, "factored"):
-        gen_factored_s = timed(answer, max(1, args.repeats // 2))
-    print(f"materialised path: expert swap (load z + build every W' + restore) {swap_s:.3f}s vs greedy 128-token "
-          f"answer {gen_s:.3f}s: {swap_s / gen_s:.1%} (goal < 5%)")
-    print(f"factored path: swap = load z only {load_s:.4f}s ({load_s / gen_s:.2%} of an answer); the answer itself "
-          f"takes {gen_factored_s:.3f}s ({gen_factored_s / gen_s:.2f}x the materialised one)")
+        gen_reps = max(1, args.repeats // 2)
+        for dt in ("float32", "bfloat16"):  # W' is built in the precision generation runs in
+            swap_s = timed(lambda dt=dt: swap(dt), args.repeats)
+            gen_s = timed(lambda dt=dt: answer(dt), gen_reps)
+            print(f"materialised path, {dt}: expert swap (load z + build every W' + restore) {swap_s:.3f}s vs greedy "
+                  f"128-token answer {gen_s:.3f}s: {swap_s / gen_s:.1%} (goal < 5%)")
+        with attached(model, svd, pol, "factored"):
+            gen_factored_s = timed(lambda: answer(args.dtype), gen_reps)
+        gen_s = timed(lambda: answer(args.dtype), gen_reps)
+    print(f"factored path, {args.dtype}: swap = load z only {load_s:.4f}s ({load_s / gen_s:.2%} of an answer); the "
+          f"answer itself takes {gen_factored_s:.3f}s ({gen_factored_s / gen_s:.2f}x the materialised one)")
 
 
 if __name__ == "__main__":

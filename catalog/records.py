@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 
 from catalog.db import Catalog
 from t2core.evaluate import EvalResult
-from t2core.hashing import git_sha
+from t2core.hashing import config_hash, git_sha
 from t2core.models.registry import LoadedModel
 from t2core.svd import SVDInfo
 
@@ -158,18 +158,27 @@ def record_training(cat: Catalog, *, res, loaded: LoadedModel, cfg_dict: dict, c
     cat.write(tx)
 
 
-def record_adapter(cat: Catalog, *, loaded: LoadedModel, cfg_dict: dict, res, seed: int) -> None:
-    """A trained PEFT baseline adapter: run row (kind train), loss metrics, expert row (method lora/ia3/dora)."""
+def record_adapter(cat: Catalog, *, loaded: LoadedModel, cfg_dict: dict, res, seed: int,
+                   task_version: str | None = None) -> str:
+    """A trained PEFT baseline adapter: run row (kind train), loss metrics, expert row (method lora/ia3/dora).
+
+    Returns the run id. A reused adapter (`res.reused`) already recorded is left as it is.
+    """
     method, run_id = cfg_dict["method"], f"{cfg_dict['method']}-{res.adapter_id}"
-    metrics = {"first_loss": res.losses[0], "final_loss": res.losses[-1], "n_trainable": float(res.n_trainable),
-               "steps": float(len(res.losses))}
+    if res.reused and is_completed(cat, run_id):
+        return run_id
+    metrics = {"n_trainable": float(res.n_trainable), "steps": float(len(res.losses))}
+    if res.losses:
+        metrics.update(first_loss=res.losses[0], final_loss=res.losses[-1])
+    chash = config_hash(cfg_dict)
 
     def tx(con) -> None:
         con.execute(
-            "INSERT OR REPLACE INTO runs (run_id, kind, model, weights_hash, task, split, config_json, data_hashes,"
-            " git_sha, seed, status, started_at, finished_at, seconds, variant)"
-            " VALUES (?, 'train', ?, ?, ?, 'train', ?, ?, ?, ?, 'completed', ?, ?, ?, ?)",
-            [run_id, loaded.alias, loaded.weights_hash, cfg_dict["task"], json.dumps(cfg_dict, default=str),
+            "INSERT OR REPLACE INTO runs (run_id, kind, model, weights_hash, task, task_version, split, config_hash,"
+            " config_json, data_hashes, git_sha, seed, status, started_at, finished_at, seconds, variant)"
+            " VALUES (?, 'train', ?, ?, ?, ?, 'train', ?, ?, ?, ?, ?, 'completed', ?, ?, ?, ?)",
+            [run_id, loaded.alias, loaded.weights_hash, cfg_dict["task"], task_version, chash,
+             json.dumps(cfg_dict, sort_keys=True, default=str),
              json.dumps(res.data_files, sort_keys=True), git_sha(), seed, _now(), _now(), res.seconds,
              f"{method}:{res.adapter_id}"])
         con.execute("DELETE FROM metrics WHERE run_id = ?", [run_id])
@@ -181,3 +190,4 @@ def record_adapter(cat: Catalog, *, loaded: LoadedModel, cfg_dict: dict, res, se
              str(res.path), run_id, json.dumps(metrics)])
 
     cat.write(tx)
+    return run_id

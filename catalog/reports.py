@@ -15,7 +15,7 @@ from pathlib import Path
 from catalog.db import Catalog
 
 TRAIN_TASKS = ("gsm8k", "mbpp", "arc_easy")
-METHOD_ORDER = ("base", "lora", "ia3", "dora", "svf")
+METHOD_ORDER = ("base", "lora", "lora-pg", "ia3", "dora", "svf")  # lora = LoRA-NTP, lora-pg = LoRA by REINFORCE
 
 
 @dataclass
@@ -86,7 +86,8 @@ def table1(cat: Catalog, model: str | None = None, split: str = "test") -> Table
                     norms.append(None)
             ns = "/".join(str(cells[t][1]) if t in cells else "–" for t in TRAIN_TASKS)
             out.append([mdl, me, *accs, *norms, ns])
-    return Table("Table 1: fine-tuning on the training tasks (test split; norm = score / base)", cols, out)
+    return Table("Table 1: fine-tuning on the training tasks (test split; norm = score / base; "
+                 "lora = LoRA-NTP, lora-pg = LoRA trained by the REINFORCE loop)", cols, out)
 
 
 def figure4(cat: Catalog, out: Path, model: str | None = None) -> Path:

@@ -1,8 +1,9 @@
 """Prefect flows: `svd`, `train-expert` and `full-paper`.
 
 `full-paper` chains: load model -> SVD (cached artifact) -> train one SVF expert per
-training task (paper §4.1) -> base-model evaluation of every benchmark slice -> each
-expert on its own task's test slice (Table 1). Later stages (dispatcher, CEM, adapted
+training task (paper §4.1) -> train the profile's PEFT baselines (LoRA-NTP, LoRA-PG, ...)
+-> base-model evaluation of every benchmark slice -> each expert and baseline on its own
+task's test slice (Table 1). Later stages (dispatcher, CEM, adapted
 evaluation on unseen tasks) join the chain as their issues land. Each task is cached by
 content, so rerunning after a crash redoes only what is missing.
 """
@@ -15,7 +16,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from flows.runtime import fault_injection_point
-from flows.steps import data_dir_str, eval_step, load_model_step, svd_step, train_step
+from flows.steps import baseline_step, data_dir_str, eval_step, load_model_step, svd_step, train_step
 from t2core.profiles import get_profile
 from t2core.sampling import GenerationConfig
 from t2core.tasks import get_task
@@ -47,7 +48,7 @@ def _gen(prof, task_name: str, seed: int) -> dict[str, Any]:
 
 @flow(name="full-paper", log_prints=True)
 def full_paper_flow(profile: str = "smol", data_dir: str | None = None, seed: int | None = None) -> dict[str, Any]:
-    """The whole paper pipeline for one profile (today: SVD + base evaluation)."""
+    """The whole paper pipeline for one profile (so far: SVD, experts, baselines, Table 1 evaluations)."""
     prof = get_profile(profile)
     seed = prof.seed if seed is None else seed
     logger = get_run_logger()
@@ -65,12 +66,26 @@ def full_paper_flow(profile: str = "smol", data_dir: str | None = None, seed: in
                       "accuracy": out["metrics"].get("best_valid"), "reused": out["reused"]})
         logger.info("expert %s: validation %.3f (base %.3f)", out["expert_id"], out["metrics"].get("best_valid", 0),
                     out["metrics"].get("base_valid", 0))
-    evals = [(sl, None) for sl in prof.evals] + [(sl, experts[sl.task]) for sl in prof.evals if sl.task in experts]
-    for sl, expert in evals:
-        state = eval_step(ident, sl.task, sl.split, sl.limit, _gen(prof, sl.task, seed), data_dir, expert,
+    adapters: list[tuple[str, str, str]] = []  # (task, method, adapter id)
+    for bl in prof.baselines:
+        if bl.method == "lora-pg":  # the same REINFORCE loop as the SVF expert, on LoRA
+            kw = {**prof.train_overrides(bl.task), **bl.kwargs(), "method": "lora"}
+            state = train_step(ident, bl.task, kw, prof.targets, data_dir, return_state=True)
+        else:
+            state = baseline_step(ident, bl.task, bl.method, bl.kwargs(), data_dir, return_state=True)
+        out = state.result()
+        adapters.append((bl.task, bl.method, out["adapter"]))
+        steps.append({"step": f"baseline:{bl.method}:{bl.task}", "state": state.name, "run_id": out["adapter"],
+                      "reused": out["reused"]})
+    slices = {sl.task: sl for sl in prof.evals}
+    evals = [(sl, None, None, "base") for sl in prof.evals]
+    evals += [(slices[t], path, None, "svf") for t, path in experts.items() if t in slices]
+    evals += [(slices[t], None, aid, method) for t, method, aid in adapters if t in slices]
+    for sl, expert, adapter, method in evals:
+        state = eval_step(ident, sl.task, sl.split, sl.limit, _gen(prof, sl.task, seed), data_dir, expert, adapter,
                           return_state=True)
         out = state.result()
-        name = f"eval:{sl.task}" + (":svf" if expert else "")
+        name = f"eval:{sl.task}" + ("" if method == "base" else f":{method}")
         steps.append({"step": name, "state": state.name, **out})
         logger.info("%s/%s: accuracy %.3f (%s)", name, sl.split, out.get("accuracy") or 0.0, state.name)
         fault_injection_point("eval")

@@ -21,9 +21,11 @@ from catalog import Catalog
 from catalog import records as rec
 from flows.runtime import get_model
 from t2core.artifacts import ArtifactStore
+from t2core.baselines.peft_ntp import KIND as ADAPTER_KIND
+from t2core.baselines.peft_ntp import NTPConfig, plan_ntp, train_ntp
 from t2core.evaluate import EvalConfig, evaluate, plan_eval
 from t2core.experts import KIND as EXPERT_KIND
-from t2core.experts import expert_variant, load_expert_for, train_expert
+from t2core.experts import train_expert
 from t2core.hashing import config_hash
 from t2core.models.targets import find_targets
 from t2core.paths import resolve_data_dir
@@ -31,8 +33,9 @@ from t2core.rl import RLConfig, plan_training
 from t2core.sampling import GenerationConfig
 from t2core.svd import KIND as SVD_KIND
 from t2core.svd import decomposition_key, ensure_svd
-from t2core.svf import SVFConfig, materialised
+from t2core.svf import SVFConfig
 from t2core.tasks import get_task
+from t2core.variants import Variant, resolve_variant
 
 
 def _validated_key(key: str, output_present: bool) -> str:
@@ -81,8 +84,8 @@ def _train_key(ctx: TaskRunContext, params: dict[str, Any]) -> str:
     loaded = get_model(ident["model"], ident["seed"])
     cfg = rl_config(params["task_name"], params["overrides"], params["targets"], ident["seed"])
     run_id = plan_training(loaded, cfg, params.get("data_dir"))[2]
-    return _validated_key(f"train-{run_id}", ArtifactStore().exists(EXPERT_KIND, run_id)
-                          and rec.is_completed(Catalog(), run_id))
+    kind = EXPERT_KIND if cfg.method == "svf" else ADAPTER_KIND  # LoRA-PG is stored as a PEFT adapter
+    return _validated_key(f"train-{run_id}", ArtifactStore().exists(kind, run_id) and rec.is_completed(Catalog(), run_id))
 
 
 @task(name="train-expert", cache_key_fn=_train_key, persist_result=True, task_run_name="train-{task_name}")
@@ -105,34 +108,71 @@ def train_step(ident: dict[str, Any], task_name: str, overrides: dict[str, Any],
                             expert_id=out.expert_id, expert_path=str(out.path), seconds=out.seconds,
                             seed=ident["seed"])
     _, rows = cat.query("SELECT metrics_json FROM experts WHERE expert_id = ?", [out.expert_id])
-    return {"expert_id": out.expert_id, "path": str(out.path), "task": task_name,
+    return {"expert_id": out.expert_id, "path": str(out.path), "task": task_name, "method": cfg.method,
+            "adapter": out.path.name if cfg.method != "svf" else None,  # LoRA-PG: a PEFT adapter directory
             "metrics": json.loads(rows[0][0]) if rows else {}, "reused": out.result is None}
+
+
+def ntp_config(task_name: str, method: str, overrides: dict[str, Any], seed: int) -> NTPConfig:
+    return NTPConfig(task=task_name, method=method, seed=seed, **overrides)
+
+
+def _baseline_key(ctx: TaskRunContext, params: dict[str, Any]) -> str:
+    ident = params["ident"]
+    loaded = get_model(ident["model"], ident["seed"])
+    cfg = ntp_config(params["task_name"], params["method"], params["overrides"], ident["seed"])
+    aid = plan_ntp(loaded, cfg, params.get("data_dir"))[1]
+    return _validated_key(f"ntp-{aid}", ArtifactStore().exists(ADAPTER_KIND, aid)
+                          and rec.is_completed(Catalog(), f"{cfg.method}-{aid}"))
+
+
+@task(name="train-baseline", cache_key_fn=_baseline_key, persist_result=True,
+      task_run_name="baseline-{method}-{task_name}")
+def baseline_step(ident: dict[str, Any], task_name: str, method: str, overrides: dict[str, Any],
+                  data_dir: str | None = None) -> dict[str, Any]:
+    """Train a PEFT baseline (LoRA-NTP, IA3, DoRA) on reference solutions; adapter + run into the catalog."""
+    loaded = get_model(ident["model"], ident["seed"])
+    cfg = ntp_config(task_name, method, overrides, ident["seed"])
+    logger = get_run_logger()
+
+    def log(step: int, loss: float) -> None:
+        if step % 10 == 0 or step == cfg.steps:
+            logger.info("baseline %s/%s step %d: loss %.4f", method, task_name, step, loss)
+
+    res = train_ntp(loaded, cfg, data_dir, on_log=log)
+    rec.record_adapter(Catalog(), loaded=loaded, cfg_dict=asdict(cfg), res=res, seed=ident["seed"],
+                       task_version=get_task(task_name).version)
+    return {"adapter": res.adapter_id, "method": method, "task": task_name, "reused": res.reused,
+            "final_loss": res.losses[-1] if res.losses else None}
 
 
 def eval_config(task_name: str, split: str, limit: int | None, gen: dict[str, Any]) -> EvalConfig:
     return EvalConfig(task=task_name, split=split, limit=limit, generation=GenerationConfig(**gen))
 
 
-def _variant(expert: str | None) -> str:
-    return expert_variant(Path(expert)) if expert else "base"
+def _variant(loaded, params: dict[str, Any]) -> Variant:
+    gen = params["gen"]
+    return resolve_variant(loaded, expert=params.get("expert"), adapter=params.get("adapter"),
+                           dtype=gen.get("dtype", "float32"))
 
 
 def _eval_key(ctx: TaskRunContext, params: dict[str, Any]) -> str:
     ident = params["ident"]
     cfg = eval_config(params["task_name"], params["split"], params["limit"], params["gen"])
     loaded = get_model(ident["model"], ident["seed"])
-    _, _, run_id = plan_eval(loaded, cfg, params.get("data_dir"), _variant(params.get("expert")))
+    _, _, run_id = plan_eval(loaded, cfg, params.get("data_dir"), _variant(loaded, params).name)
     return _validated_key(f"eval-{run_id}", rec.is_completed(Catalog(), run_id))
 
 
 @task(name="evaluate", cache_key_fn=_eval_key, persist_result=True,
       task_run_name="eval-{task_name}-{split}")
 def eval_step(ident: dict[str, Any], task_name: str, split: str, limit: int | None, gen: dict[str, Any],
-              data_dir: str | None = None, expert: str | None = None) -> dict[str, Any]:
-    """Evaluate the base model (or it with an SVF expert) on one slice; rows and metrics go to the catalog."""
+              data_dir: str | None = None, expert: str | None = None, adapter: str | None = None) -> dict[str, Any]:
+    """Evaluate the base model, or it with an SVF expert or a PEFT adapter, on one slice; rows go to the catalog."""
     loaded = get_model(ident["model"], ident["seed"])
     cfg = eval_config(task_name, split, limit, gen)
-    variant = _variant(expert)
+    var = _variant(loaded, {"gen": gen, "expert": expert, "adapter": adapter})
+    variant = var.name
     planned = plan_eval(loaded, cfg, data_dir, variant)
     task_obj, ds, run_id = planned
     cat = Catalog()
@@ -140,19 +180,12 @@ def eval_step(ident: dict[str, Any], task_name: str, split: str, limit: int | No
         _, rows = cat.query("SELECT value FROM metrics WHERE run_id = ? AND name = 'accuracy'", [run_id])
         return {"run_id": run_id, "task": task_name, "variant": variant, "accuracy": rows[0][0] if rows else None,
                 "skipped": True}
-    weights = None
-    if expert:  # loaded only when there is work to do (the SVD load verifies ~0.4 GB for SmolLM2)
-        policy, svd, _ = load_expert_for(loaded, expert)
-
-        def weights():
-            return materialised(loaded.model, svd, policy)
-
     rec.start_run(cat, run_id=run_id, kind="eval", model=loaded.alias, weights_hash=loaded.weights_hash,
                   task=task_name, task_version=task_obj.version, split=split, config=asdict(cfg),
                   config_hash=config_hash(asdict(cfg)), data_files=ds.files, seed=cfg.generation.seed,
                   variant=variant)
     try:
-        res = evaluate(loaded, cfg, data_dir, planned=planned, variant=variant, weights=weights)
+        res = evaluate(loaded, cfg, data_dir, planned=planned, variant=variant, weights=var.weights)
     except Exception as e:
         rec.fail_run(cat, run_id, f"{type(e).__name__}: {e}")
         raise

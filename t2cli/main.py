@@ -5,7 +5,6 @@ Every command takes `--seed`; user errors print one red line and exit with code 
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
 import sys
@@ -141,40 +140,18 @@ def eval_cmd(
 
     from catalog import Catalog
     from catalog import records as rec
-    from t2core.errors import ConfigError
     from t2core.evaluate import EvalConfig, evaluate, plan_eval
     from t2core.models import load_model
     from t2core.sampling import GenerationConfig
     from t2core.tasks import get_task
+    from t2core.variants import resolve_variant
 
     gen = GenerationConfig(batch_size=batch_size, dtype=dtype, seed=seed,
                            max_new_tokens=max_new_tokens or get_task(task).max_new_tokens)
     cfg = EvalConfig(task=task, split=split, limit=limit, generation=gen)
-    if expert and adapter:
-        raise ConfigError("--expert and --adapter both given; evaluate one at a time.")
     loaded = load_model(model, seed=seed)
-    variant, weights = "base", None
-    if expert:
-        from t2core.experts import expert_variant, resolve_expert
-        from t2core.svd import ensure_svd, load_svd
-        from t2core.svf import load_expert, materialised
-
-        path = resolve_expert(expert)
-        policy, _ = load_expert(path, loaded.weights_hash)  # wrong model / broken file: fail before catalog writes
-        variant = expert_variant(path)
-
-        def weights():  # the SVD is loaded only when generation actually runs
-            return materialised(loaded.model, load_svd(ensure_svd(loaded, policy.cfg.targets)), policy)
-
-    stack = contextlib.ExitStack()
-    if adapter:
-        from t2core.artifacts import ArtifactStore
-        from t2core.baselines.peft_ntp import KIND, with_adapter
-
-        store = ArtifactStore()
-        store.verify(KIND, adapter)  # clear error when missing or corrupted
-        variant = f"{store.manifest(KIND, adapter).meta['method']}:{adapter}"
-        loaded = stack.enter_context(with_adapter(loaded, path=store.path(KIND, adapter)))
+    var = resolve_variant(loaded, expert=expert, adapter=adapter, dtype=dtype)  # bad refs fail before catalog writes
+    variant, weights = var.name, var.weights
     planned = plan_eval(loaded, cfg, data_dir, variant)
     task_obj, ds, run_id = planned
     cat = Catalog()
@@ -195,7 +172,6 @@ def eval_cmd(
     except BaseException as e:
         rec.fail_run(cat, run_id, f"{type(e).__name__}: {e}")
         raise
-    stack.close()
     rec.record_eval(cat, res, n_records=ds.n_total)
     m = res.metrics
     console.print(f"[bold]{model}[/] ({variant}) {task}/{split}: accuracy [bold]{res.accuracy:.4f}[/] "
@@ -285,6 +261,7 @@ def baseline(
     from catalog import records as rec
     from t2core.baselines.peft_ntp import NTPConfig, train_ntp
     from t2core.models import load_model
+    from t2core.tasks import get_task
 
     cfg = NTPConfig(task=task, method=method, steps=steps, batch_size=batch_size, lr=lr, train_limit=train_limit,
                     dtype=dtype, seed=seed)
@@ -293,10 +270,12 @@ def baseline(
                     on_log=lambda s, loss: console.print(f"step {s:4d}  loss {loss:.4f}") if s % 5 == 0 else None)
     cat = Catalog()
     rec.record_model(cat, loaded)
-    rec.record_adapter(cat, loaded=loaded, cfg_dict=asdict(cfg), res=res, seed=seed)
-    console.print(f"{method} adapter [bold]{res.adapter_id}[/]: {res.n_trainable} trainable parameters, loss "
-                  f"{res.losses[0]:.3f} -> {res.losses[-1]:.3f}, {res.seconds:.0f}s; evaluate with "
-                  f"`t2 eval --task {task} --adapter {res.adapter_id}`")
+    rec.record_adapter(cat, loaded=loaded, cfg_dict=asdict(cfg), res=res, seed=seed,
+                       task_version=get_task(task).version)
+    how = ("already trained (stored adapter reused)" if res.reused else
+           f"loss {res.losses[0]:.3f} -> {res.losses[-1]:.3f}, {res.seconds:.0f}s")
+    console.print(f"{method} adapter [bold]{res.adapter_id}[/]: {res.n_trainable} trainable parameters, {how}; "
+                  f"evaluate with `t2 eval --task {task} --adapter {res.adapter_id}`")
 
 
 _TABLES = {

@@ -20,7 +20,7 @@ from t2core.errors import ConfigError, DataError
 from t2core.hashing import canonical_json, config_hash, sha256_bytes
 from t2core.models.registry import LoadedModel
 from t2core.paths import resolve_data_dir
-from t2core.sampling import GenerationConfig, Sampler, make_sampler
+from t2core.sampling import GenerationConfig, Sampler, SVFWeights, make_sampler
 from t2core.tasks import get_task
 
 
@@ -107,8 +107,12 @@ def evaluate(
     planned=None,
     variant: str = "base",
     weights: Callable[[], contextlib.AbstractContextManager] | None = None,
+    svf: SVFWeights | None = None,
 ) -> EvalResult:
-    """Greedy evaluation; `weights()` (e.g. an SVF expert materialised) is active while generating."""
+    """Greedy evaluation; `weights()` (e.g. an SVF expert materialised) is active while generating.
+
+    `svf` sends an expert as vectors to a sampler that applies it itself (`receives_svf`).
+    """
     task, ds, run_id = planned or plan_eval(loaded, cfg, data_dir, variant)
     gen = cfg.generation
     if gen.max_new_tokens == GenerationConfig().max_new_tokens:  # task default unless set explicitly
@@ -118,7 +122,7 @@ def evaluate(
     convs = [task.messages(s) for s in ds.samples]
     t0 = time.perf_counter()
     with (weights or contextlib.nullcontext)():
-        completions = sampler.generate(convs, gen, progress=progress)
+        completions = sampler.generate(convs, gen, progress=progress, svf=svf)
     seconds = time.perf_counter() - t0
     rows = []
     for i, (s, conv, comp) in enumerate(zip(ds.samples, convs, completions, strict=True)):

@@ -41,6 +41,30 @@ class TrainSlice:
 
 
 @dataclass(frozen=True)
+class BaselineSlice:
+    """One PEFT baseline to train and evaluate next to the SVF experts (paper Table 1, Table 7).
+
+    `method` lora / ia3 / dora are trained by next-token prediction on reference solutions
+    (NTPConfig overrides); `lora-pg` is LoRA trained by the SVF experts' REINFORCE loop
+    (RLConfig overrides; the profile's SVF settings for the task are the defaults).
+    """
+
+    task: str
+    method: str = "lora"
+    overrides: tuple[tuple[str, object], ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.method not in BASELINE_METHODS:
+            raise ConfigError(f"baseline {self.task}: method={self.method!r} must be one of {BASELINE_METHODS}.")
+
+    def kwargs(self) -> dict[str, object]:
+        return dict(self.overrides)
+
+
+BASELINE_METHODS = ("lora", "ia3", "dora", "lora-pg")
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     model: str = field(metadata={"help": "model alias, HF id or local directory"})
@@ -50,6 +74,7 @@ class Profile:
     dtype: str = field(default="float32", metadata={"help": "float32 or bfloat16 (autocast)"})
     max_new_tokens: int | None = field(default=None, metadata={"help": "cap on new tokens (None: task default)"})
     trains: tuple[TrainSlice, ...] = field(default=(), metadata={"help": "SVF experts to train (paper §4.1)"})
+    baselines: tuple[BaselineSlice, ...] = field(default=(), metadata={"help": "PEFT baselines (Table 1, 7)"})
     seed: int = 0
     description: str = ""
 
@@ -92,24 +117,32 @@ _SMOL_RL = (("batch_size", 16), ("temperature", 0.7), ("reward_norm", True), ("l
             ("valid_limit", 100), ("valid_every", 10))
 _SMOL_LONG = (("batch_size", 8), ("steps", 5), ("max_new_tokens", 160), ("valid_limit", 16), ("valid_every", 5))
 
+# LoRA-NTP on CPU: a few dozen AdamW steps on reference solutions (paper: r16, alpha 32, q/v).
+_SMOL_NTP = (("steps", 30), ("batch_size", 8), ("lr", 5e-4), ("dtype", "bfloat16"), ("max_len", 384))
+
 register_profile(Profile(
     name="tiny", model="tiny-random", batch_size=4, max_new_tokens=8,
     evals=tuple(EvalSlice(t, limit=3) for t in PAPER_TASKS),
     trains=tuple(TrainSlice(t, _TINY_RL) for t in TRAIN_TASKS),
+    baselines=(BaselineSlice("arc_easy", "lora", (("steps", 2), ("batch_size", 2), ("train_limit", 8))),
+               BaselineSlice("arc_easy", "lora-pg")),
     description="tiny random model, 3 samples per benchmark: seconds (CI, flow tests)",
 ))
 register_profile(Profile(
     name="smol", model="smollm2-135m", batch_size=16, dtype="bfloat16", max_new_tokens=256,
-    evals=(EvalSlice("gsm8k", limit=16), EvalSlice("mbpp", limit=16), EvalSlice("arc_easy", limit=50),
-           EvalSlice("math", limit=16), EvalSlice("humaneval", limit=16), EvalSlice("arc_challenge", limit=50)),
+    evals=(EvalSlice("gsm8k", limit=16), EvalSlice("mbpp", limit=16), EvalSlice("arc_easy", limit=200),
+           EvalSlice("math", limit=16), EvalSlice("humaneval", limit=16), EvalSlice("arc_challenge", limit=200)),
     trains=(TrainSlice("arc_easy", _SMOL_RL + (("steps", 30), ("max_new_tokens", 16))),
             TrainSlice("gsm8k", _SMOL_RL + _SMOL_LONG),
             TrainSlice("mbpp", _SMOL_RL + _SMOL_LONG)),
+    baselines=tuple(BaselineSlice(t, "lora", _SMOL_NTP) for t in TRAIN_TASKS),
     description="embedded SmolLM2-135M on small slices: minutes on a laptop CPU",
 ))
 register_profile(Profile(
     name="paper", model="llama3-8b", batch_size=32, dtype="bfloat16",
     evals=tuple(EvalSlice(t) for t in PAPER_TASKS),
     trains=tuple(TrainSlice(t, (("batch_size", 256), ("steps", 200), ("kl_coef", 0.1))) for t in TRAIN_TASKS),
+    baselines=tuple(BaselineSlice(t, m, (("steps", 200), ("batch_size", 32)) if m != "lora-pg" else ())
+                    for t in TRAIN_TASKS for m in ("lora", "lora-pg")),
     description="Llama-3-8B-Instruct, full test sets (paper §4): GPU",
 ))

@@ -49,3 +49,35 @@ def test_config_errors():
         NTPConfig(task="arc_easy", method="qlora")
     with pytest.raises(ConfigError, match="rank=0"):
         NTPConfig(task="arc_easy", rank=0)
+
+
+def test_stored_adapter_is_reused_and_resolved_as_a_variant(tiny, data_dir, t2_home):
+    from dataclasses import replace
+
+    from t2core.errors import ArtifactError
+    from t2core.variants import resolve_variant
+
+    cfg = NTPConfig(task="arc_easy", method="lora", steps=2, batch_size=2, train_limit=4)
+    first = train_ntp(tiny, cfg, data_dir)
+    again = train_ntp(tiny, cfg, data_dir)
+    assert not first.reused and again.reused and again.adapter_id == first.adapter_id and again.losses == []
+    assert again.n_trainable == first.n_trainable
+
+    var = resolve_variant(tiny, adapter=first.adapter_id)
+    assert var.name == f"lora:{first.adapter_id}" and var.method == "lora"
+    ids = torch.randint(0, 250, (1, 9), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        base = tiny.model(ids).logits
+        with var.weights():  # PEFT layers injected into the model itself: the sampler's model uses them
+            assert any("lora_A" in n for n, _ in tiny.model.named_parameters())
+        assert torch.equal(base, tiny.model(ids).logits)
+    assert not any("lora_A" in n for n, _ in tiny.model.named_parameters())
+
+    with pytest.raises(ConfigError, match="not on"):  # trained on other weights
+        resolve_variant(replace(tiny, weights_hash="0" * 64, alias="other"), adapter=first.adapter_id)
+    with pytest.raises(ConfigError, match="one at a time"):
+        resolve_variant(tiny, expert="x", adapter=first.adapter_id)
+    with pytest.raises(ConfigError, match="not a path"):
+        resolve_variant(tiny, adapter=str(first.path))
+    with pytest.raises(ArtifactError):
+        resolve_variant(tiny, adapter="f" * 24)

@@ -13,8 +13,8 @@ import pytest
 
 from tests.conftest import REPO, catalog_rows, t2_cli
 
-N_EVALS = 9  # tiny profile: six paper benchmarks + the three experts on their tasks, 3 samples each
-N_TRAIN = 3  # one SVF expert per training task
+N_EVALS = 11  # tiny profile: six paper benchmarks + three experts + LoRA-NTP + LoRA-PG on their tasks, 3 samples each
+N_TRAIN = 5  # one SVF expert per training task, LoRA-NTP and LoRA-PG on arc_easy
 
 
 @pytest.fixture
@@ -111,4 +111,6 @@ def test_served_deployment_runs_against_local_server(t2_home, prefect_env, data_
     assert catalog_rows(t2_home, "SELECT count(*) FROM samples") == [(3 * N_EVALS,)]
     assert catalog_rows(t2_home, "SELECT DISTINCT model FROM runs") == [("tiny-random",)]
     assert catalog_rows(t2_home, "SELECT count(*) FROM experts") == [(N_TRAIN,)]
-    assert catalog_rows(t2_home, "SELECT count(*) FROM runs WHERE variant LIKE 'svf:%' AND kind='eval'") == [(N_TRAIN,)]
+    evals = catalog_rows(t2_home, "SELECT split_part(variant, ':', 1) AS m, count(*) FROM runs WHERE kind='eval' "
+                                  "GROUP BY m ORDER BY m")
+    assert evals == [("base", 6), ("lora", 1), ("lora-pg", 1), ("svf", 3)]

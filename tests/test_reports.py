@@ -23,13 +23,17 @@ def test_table1_normalised_scores(tmp_path):
     _eval(cat, "b2", "gsm8k", "base", 10, 0)  # base 0: norm undefined
     _eval(cat, "s2", "gsm8k", "svf:def", 10, 1)
     _eval(cat, "x", "math", "base", 10, 5)  # not a training task: not in Table 1
+    _eval(cat, "l1", "arc_easy", "lora-pg:a1", 50, 5)  # 0.1 -> norm 0.5
+    _eval(cat, "l2", "arc_easy", "lora:a2", 50, 20)  # 0.4 -> norm 2.0
     t = table1(cat)
     rows = {r[1]: r for r in t.rows}
-    assert set(rows) == {"base", "svf"}
+    assert [r[1] for r in t.rows] == ["base", "lora", "lora-pg", "svf"]  # paper order: base, baselines, SVF
     c = t.columns
     assert rows["svf"][c.index("arc_easy acc")] == pytest.approx(0.3)
     assert rows["svf"][c.index("arc_easy norm")] == pytest.approx(1.5)
     assert rows["base"][c.index("arc_easy norm")] == pytest.approx(1.0)
+    assert rows["lora"][c.index("arc_easy norm")] == pytest.approx(2.0)
+    assert rows["lora-pg"][c.index("arc_easy norm")] == pytest.approx(0.5)
     assert rows["svf"][c.index("gsm8k norm")] is None and rows["svf"][c.index("mbpp acc")] is None
     md = t.to_markdown()
     assert "| m | svf | 0.100 | – | 0.300 | – | – | 1.500 | 10/–/50 |" in md

@@ -59,6 +59,33 @@ def test_factored_equals_materialised(tiny, svd_both, param, targets):
     assert torch.equal(base, _logits(tiny.model, IDS))  # ...and the original weights come back exactly
 
 
+def test_bf16_materialisation_matches_fp32_to_bf16_precision(tiny, svd_both):
+    """The bf16 swap (for bf16-autocast generation) builds the same W' up to bf16 rounding."""
+    pol = _perturbed(svd_both, "direct", "mlp")
+    name = pol.names[0]
+    mod = tiny.model.get_submodule(name)
+    original = mod.weight.data.clone()
+    ptr = mod.weight.data_ptr()
+    with materialised(tiny.model, svd_both, pol):
+        w32 = mod.weight.data.clone()
+    with materialised(tiny.model, svd_both, pol, dtype="bfloat16"):
+        w16 = mod.weight.data.clone()
+        assert w16.dtype == original.dtype  # the model keeps its storage dtype
+    assert not torch.equal(w32, original)
+    assert (w16 - w32).abs().max() <= 2e-2 * w32.abs().max()  # bf16 has 8 mantissa bits
+    assert mod.weight.data_ptr() == ptr and torch.equal(mod.weight.data, original)  # the base tensor itself is back
+
+
+def test_materialised_restores_weights_after_an_error(tiny, svd_both):
+    pol = _perturbed(svd_both, "direct", "both")
+    before = {n: tiny.model.get_submodule(n).weight.data_ptr() for n in pol.names}
+    with pytest.raises(RuntimeError, match="boom"), materialised(tiny.model, svd_both, pol):
+        raise RuntimeError("boom")
+    assert all(tiny.model.get_submodule(n).weight.data_ptr() == p for n, p in before.items())
+    with pytest.raises(ValueError, match="float16"), materialised(tiny.model, svd_both, pol, dtype="float16"):
+        pass
+
+
 def test_direct_init_is_the_base_model(tiny, svd_both):
     pol = SVFPolicy(ranks_of(svd_both), SVFConfig(targets="both"))
     assert all(torch.equal(pol.z(n), torch.ones_like(pol.z(n))) for n in pol.names)

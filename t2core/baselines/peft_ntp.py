@@ -116,16 +116,25 @@ class NTPResult:
     n_trainable: int
     seconds: float
     data_files: dict[str, str]
+    reused: bool = False  # True: the stored adapter was returned, nothing trained
+
+
+def plan_ntp(loaded: LoadedModel, cfg: NTPConfig, data_dir: str | Path | None = None):
+    """(training Dataset, adapter id) without training: the id is the content key of the result."""
+    ds = get_task(cfg.task).load("train", resolve_data_dir(data_dir)).limit(cfg.train_limit)
+    if not ds.samples:
+        raise DataError(f"task {cfg.task!r} has no training samples; nothing to fine-tune on.")
+    return ds, adapter_id(loaded, cfg, ds.files)
 
 
 def train_ntp(loaded: LoadedModel, cfg: NTPConfig, data_dir: str | Path | None = None,
               store: ArtifactStore | None = None, on_log: Callable[[int, float], None] | None = None) -> NTPResult:
     task = get_task(cfg.task)
-    ds = task.load("train", resolve_data_dir(data_dir)).limit(cfg.train_limit)
-    if not ds.samples:
-        raise DataError(f"task {cfg.task!r} has no training samples.")
+    ds, aid = plan_ntp(loaded, cfg, data_dir)
     store = store or ArtifactStore()
-    aid = adapter_id(loaded, cfg, ds.files)
+    if store.exists(KIND, aid):  # content-addressed: same weights, config and data -> same adapter
+        man = store.verify(KIND, aid)
+        return NTPResult(aid, store.path(KIND, aid), [], int(man.meta.get("n_trainable", 0)), 0.0, ds.files, True)
     tok = loaded.tokenizer
     torch.manual_seed(cfg.seed)
     rng = random.Random(cfg.seed)
@@ -167,6 +176,5 @@ def train_ntp(loaded: LoadedModel, cfg: NTPConfig, data_dir: str | Path | None =
             pm.save_pretrained(str(tmp))
             return {"method": cfg.method, "task": cfg.task, "n_trainable": n_trainable}
 
-        if not store.exists(KIND, aid):
-            store.write(KIND, aid, write, meta={"weights_hash": loaded.weights_hash, "config": asdict(cfg)})
+        store.write(KIND, aid, write, meta={"weights_hash": loaded.weights_hash, "config": asdict(cfg)})
     return NTPResult(aid, store.path(KIND, aid), losses, n_trainable, time.perf_counter() - t0, ds.files)

@@ -1,6 +1,6 @@
 """Model registry. Importing this package registers the built-in families."""
 
-from t2core.models import hub, smollm2, tiny  # noqa: F401 - registration side effects
+from t2core.models import hub, qwen_coder, smollm2, tiny  # noqa: F401 - registration side effects
 from t2core.models.registry import (
     LoadedModel,
     ModelSpec,

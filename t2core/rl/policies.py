@@ -14,9 +14,11 @@ from collections.abc import Callable, Iterator
 
 import torch
 
+from t2core.errors import ConfigError
 from t2core.models.registry import LoadedModel
 from t2core.registry import Registry
-from t2core.svf.apply import SVD, attached, materialised
+from t2core.sampling import SVFWeights
+from t2core.svf.apply import SVD, attached, materialised, svf_weights
 from t2core.svf.policy import SVFPolicy
 
 
@@ -47,19 +49,27 @@ class PolicyAdapter(ABC):
     def close(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Leave the base model as it was."""
 
+    def svf_weights(self) -> SVFWeights:
+        """The current policy as vectors only, for a sampler with `receives_svf` (a remote server)."""
+        raise ConfigError(f"policy method {self.name!r} cannot be sent to a sampler that receives only SVF vectors; "
+                          "use a local sampler (hf) for it.")
+
 
 class SVFAdapter(PolicyAdapter):
     name = "svf"
 
     def __init__(self, loaded: LoadedModel, svd: SVD, cfg) -> None:
-        self.model, self.svd = loaded.model, svd
+        self.model, self.svd, self.dtype, self.weights_hash = loaded.model, svd, cfg.dtype, loaded.weights_hash
         self.policy = SVFPolicy({n: int(svd[n][1].shape[0]) for n in svd}, cfg.svf, seed=cfg.seed)
 
     def parameters(self):
         return list(self.policy.parameters())
 
     def rollout(self):
-        return materialised(self.model, self.svd, self.policy)  # W' written once: no per-token cost
+        return materialised(self.model, self.svd, self.policy, self.dtype)  # W' written once: no per-token cost
+
+    def svf_weights(self) -> SVFWeights:
+        return svf_weights(self.policy, self.svd, self.weights_hash)
 
     def train_forward(self):
         return attached(self.model, self.svd, self.policy)

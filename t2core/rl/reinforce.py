@@ -99,6 +99,9 @@ class ReinforceTrainer:
     def validate(self, base: bool = False) -> float:
         cfg = EvalConfig(self.cfg.task, self.cfg.valid_split, self.cfg.valid_limit,
                          replace(self.gen, temperature=0.0))
+        if self.sampler.receives_svf:  # a remote backend applies the vectors to its own copy of the model
+            svf = None if base else self.adapter.svf_weights()
+            return evaluate(self.loaded, cfg, self.data_dir, sampler=self.sampler, svf=svf).accuracy
         with self.adapter.reference() if base else self.adapter.rollout():
             return evaluate(self.loaded, cfg, self.data_dir, sampler=self.sampler).accuracy
 
@@ -109,8 +112,12 @@ class ReinforceTrainer:
         batch = [self.train.samples[rng.randrange(len(self.train.samples))] for _ in range(cfg.batch_size)]
         convs = [self.task.messages(s) for s in batch]
         t0 = time.perf_counter()
-        with self.adapter.rollout():
-            comps = self.sampler.generate(convs, replace(self.gen, seed=cfg.seed * 100_003 + step))
+        gen = replace(self.gen, seed=cfg.seed * 100_003 + step)
+        if self.sampler.receives_svf:  # only z travels; the server builds W' itself
+            comps = self.sampler.generate(convs, gen, svf=self.adapter.svf_weights())
+        else:
+            with self.adapter.rollout():
+                comps = self.sampler.generate(convs, gen)
         correct = [self.task.score(s, c.text).correct for s, c in zip(batch, comps, strict=True)]
         r = torch.tensor([1.0 if ok else -1.0 for ok in correct])
         mean_reward = float(r.mean())  # of the raw ±1 rewards, before any normalisation

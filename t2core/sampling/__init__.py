@@ -1,6 +1,13 @@
 """Samplers. Importing this package registers the built-in backends (hf, dummy)."""
 
 from t2core.sampling import dummy, hf  # noqa: F401 - registration side effects
-from t2core.sampling.base import Completion, GenerationConfig, Sampler, make_sampler, register_sampler
+from t2core.sampling.base import (
+    Completion,
+    GenerationConfig,
+    Sampler,
+    SVFWeights,
+    make_sampler,
+    register_sampler,
+)
 
-__all__ = ["Completion", "GenerationConfig", "Sampler", "make_sampler", "register_sampler"]
+__all__ = ["Completion", "GenerationConfig", "SVFWeights", "Sampler", "make_sampler", "register_sampler"]

@@ -1,9 +1,15 @@
 """Sampler interface: prompts in, completions out.
 
-Evaluation and (later) RL rollouts talk to a sampler, never to `generate` directly, so
-a backend that lives elsewhere (a vLLM server in its own environment that receives only
-z vectors) can plug in without touching callers. Adding a backend is one file plus
-`register_sampler(...)`.
+Evaluation and RL rollouts talk to a sampler, never to `generate` directly, so a backend
+that lives elsewhere can plug in without touching callers. Two kinds of backend:
+
+- local (`hf`, `dummy`): generates with the caller's model object; an SVF expert is applied
+  by the caller (W' materialised into the weights) before `generate` is called;
+- remote (`receives_svf = True`, e.g. a vLLM server, which cannot share an environment with
+  Prefect): holds its own copy of the base model and its SVD, and receives only the expert's
+  vectors as `SVFWeights` with each call (paper §3.1: W' = U diag(s ⊙ z) Vᵀ needs only z).
+
+Adding a backend is one file plus `register_sampler(...)`.
 """
 
 from __future__ import annotations
@@ -11,6 +17,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
+
+import torch
 
 from t2core.errors import ConfigError
 from t2core.registry import Registry
@@ -47,8 +55,28 @@ class Completion:
     completion_ids: list[int] | None = None  # generated ids, EOS included, padding excluded
 
 
+@dataclass(frozen=True)
+class SVFWeights:
+    """An SVF expert as a remote backend receives it: vectors only, no matrices.
+
+    `scale[name]` (r,) is the effective multiplier of each singular value, s' = s ⊙ scale
+    (z for the paper's direct parameterisation; z times the nuclear-norm factor for the
+    official code's sigmoid one), so the server needs only its own SVD of the same base
+    weights, which `base_weights_hash` lets it check.
+    """
+
+    base_weights_hash: str
+    scale: dict[str, torch.Tensor]  # module name -> (r,) fp32
+
+    def __post_init__(self) -> None:
+        for name, v in self.scale.items():
+            if v.ndim != 1 or not torch.isfinite(v).all():
+                raise ConfigError(f"SVF scale for {name!r} must be a finite 1-D vector; got shape {tuple(v.shape)}.")
+
+
 class Sampler(ABC):
     name: str
+    receives_svf: bool = False  # True: pass the expert as `svf=SVFWeights(...)`, do not materialise locally
 
     @abstractmethod
     def generate(
@@ -56,8 +84,18 @@ class Sampler(ABC):
         conversations: list[list[dict[str, str]]],
         cfg: GenerationConfig,
         progress: Callable[[int], None] | None = None,
+        svf: SVFWeights | None = None,
     ) -> list[Completion]:
-        """One completion per conversation, in input order; `progress(n)` after each n done."""
+        """One completion per conversation, in input order; `progress(n)` after each n done.
+
+        `svf` is given only to samplers with `receives_svf`; local samplers refuse it (the
+        caller applies the expert to the shared model instead), see `check_svf`.
+        """
+
+    def check_svf(self, svf: SVFWeights | None) -> None:
+        if svf is not None and not self.receives_svf:
+            raise ConfigError(f"sampler {self.name!r} generates with the caller's model and does not take SVF "
+                              "vectors; apply the expert to the model (materialised) before calling it.")
 
 
 _SAMPLERS: Registry[Callable[..., Sampler]] = Registry("sampler")

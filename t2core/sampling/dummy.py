@@ -14,7 +14,8 @@ class DummySampler(Sampler):
         self.respond = respond or (lambda messages: "")
         self.calls = 0
 
-    def generate(self, conversations, cfg: GenerationConfig, progress=None):
+    def generate(self, conversations, cfg: GenerationConfig, progress=None, svf=None):
+        self.check_svf(svf)
         out = []
         for conv in conversations:
             text = self.respond(conv)

@@ -7,7 +7,7 @@ wastes little padding; results come back in input order.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 
@@ -19,6 +19,30 @@ def render_prompt(tokenizer, messages: list[dict[str, str]]) -> str:
     return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
 
 
+@contextlib.contextmanager
+def bf16_autocast(model: torch.nn.Module, device: torch.device) -> Iterator[None]:
+    """bf16 autocast for inference with the weight-cast cache working.
+
+    Autocast caches the bf16 copy of a weight only for leaf tensors that require grad; the
+    frozen base weights would be cast again at every forward, i.e. for every generated token
+    (measured on SmolLM2, 2 cores: 1.3× slower at batch 16, 1.8× at batch 1, slower than fp32).
+    Flagging them for the duration costs nothing under `no_grad` (no graph is built); the
+    flags are restored afterwards and the cache is dropped when the autocast block exits, so
+    weights swapped between calls (materialised experts) are never served stale.
+    """
+    if torch.is_grad_enabled():
+        raise RuntimeError("bf16_autocast is for inference: call it under torch.no_grad().")
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    try:
+        for p, _ in flags:
+            p.requires_grad_(True)
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16):
+            yield
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
+
+
 class HFSampler(Sampler):
     name = "hf"
 
@@ -27,11 +51,13 @@ class HFSampler(Sampler):
 
     def _autocast(self, cfg: GenerationConfig, device: torch.device):
         if cfg.dtype == "bfloat16":
-            return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+            return bf16_autocast(self.loaded.model, device)
         return contextlib.nullcontext()
 
     @torch.no_grad()
-    def generate(self, conversations, cfg: GenerationConfig, progress: Callable[[int], None] | None = None):
+    def generate(self, conversations, cfg: GenerationConfig, progress: Callable[[int], None] | None = None,
+                 svf=None):
+        self.check_svf(svf)
         tok, model = self.loaded.tokenizer, self.loaded.model
         device = next(model.parameters()).device
         texts = [render_prompt(tok, m) for m in conversations]

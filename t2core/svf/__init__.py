@@ -1,6 +1,14 @@
 """SVF experts (paper §3.2): policy, application to a model, expert files."""
 
-from t2core.svf.apply import SVD, SVFLinear, attached, check_compatible, materialised
+from t2core.svf.apply import (
+    SVD,
+    SVFLinear,
+    attached,
+    check_compatible,
+    materialised,
+    materialised_scales,
+    svf_weights,
+)
 from t2core.svf.expert import ExpertHeader, load_expert, read_header, save_expert
 from t2core.svf.policy import SVFConfig, SVFPolicy
 
@@ -12,5 +20,5 @@ def ranks_of(svd: SVD) -> dict[str, int]:
 
 __all__ = [
     "SVD", "ExpertHeader", "SVFConfig", "SVFLinear", "SVFPolicy", "attached", "check_compatible", "load_expert",
-    "materialised", "ranks_of", "read_header", "save_expert",
+    "materialised", "materialised_scales", "ranks_of", "read_header", "save_expert", "svf_weights",
 ]

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from t2core.errors import ArtifactError
+from t2core.sampling.base import SVFWeights
 from t2core.svf.policy import SVFPolicy
 
 SVD = dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]  # name -> U (out,r), S (r,), V (in,r)
@@ -89,19 +90,65 @@ def attached(model: nn.Module, svd: SVD, policy: SVFPolicy, mode: str | None = N
 
 
 @contextlib.contextmanager
-def materialised(model: nn.Module, svd: SVD, policy: SVFPolicy) -> Iterator[nn.Module]:
-    """Within the block, every targeted weight holds W' = U diag(s ⊙ z) Vᵀ (no autograd)."""
+def materialised(model: nn.Module, svd: SVD, policy: SVFPolicy, dtype: str = "float32") -> Iterator[nn.Module]:
+    """Within the block, every targeted weight holds W' = U diag(s ⊙ z) Vᵀ (no autograd).
+
+    This is the expert swap of two-pass inference (paper §3.3), so its cost matters:
+    - the original weight tensors are set aside and put back untouched (a pointer swap: no
+      clone of the base weights, and an exception midway cannot leave a half-written model);
+    - `dtype="bfloat16"` builds W' with a bf16 GEMM (~3× faster on CPUs with bf16 units).
+      Use it only when generation runs under bf16 autocast anyway, where every weight is
+      rounded to bf16 before use: W' differs from the fp32 build only by the GEMM's rounding.
+    """
     check_compatible(model, svd, policy)
+    with torch.no_grad():
+        scales = {name: policy.scale(name, svd[name][1]).detach() for name in policy.names}
+    with _materialise(model, svd, scales, dtype):
+        yield model
+
+
+def svf_weights(policy: SVFPolicy, svd: SVD, base_weights_hash: str) -> SVFWeights:
+    """The expert as vectors only, for a sampler that applies it on its own copy of the model."""
+    with torch.no_grad():
+        return SVFWeights(base_weights_hash, {n: policy.scale(n, svd[n][1]).detach().float().cpu().clone()
+                                              for n in policy.names})
+
+
+@contextlib.contextmanager
+def materialised_scales(model: nn.Module, svd: SVD, weights: SVFWeights, dtype: str = "float32"
+                        ) -> Iterator[nn.Module]:
+    """`materialised` for an expert received as vectors (`SVFWeights`): the server side of a
+    remote sampler builds W' = U diag(s ⊙ scale) Vᵀ from its own SVD of the same base weights."""
+    for name, m in weights.scale.items():
+        if name not in svd:
+            raise ArtifactError(f"SVF vectors target {name!r}, which this model's decomposition does not contain.")
+        if m.shape != svd[name][1].shape:
+            raise ArtifactError(f"SVF vector for {name!r} has length {m.shape[0]}, the matrix has "
+                                f"{svd[name][1].shape[0]} singular values: vectors for another model.")
+    with _materialise(model, svd, weights.scale, dtype):
+        yield model
+
+
+@contextlib.contextmanager
+def _materialise(model: nn.Module, svd: SVD, scales: dict[str, torch.Tensor], dtype: str) -> Iterator[None]:
+    if dtype not in ("float32", "bfloat16"):
+        raise ValueError(f"materialised(dtype={dtype!r}): expected 'float32' or 'bfloat16'.")
+    low = torch.bfloat16 if dtype == "bfloat16" else None
     saved: list[tuple[nn.Linear, torch.Tensor]] = []
     try:
         with torch.no_grad():
-            for name in policy.names:
+            for name, m in scales.items():
                 mod = model.get_submodule(name)
-                u, s, v = (t.to(mod.weight.device) for t in svd[name])
-                saved.append((mod, mod.weight.data.clone()))
-                mod.weight.data.copy_((u * policy.scaled_s(name, s)) @ v.T)
-        yield model
+                w = mod.weight.data  # (out, in), kept as is and restored below
+                u, s, v = (t.to(w.device) for t in svd[name])  # (out, r), (r,), (in, r)
+                ss = s * m.to(device=w.device, dtype=s.dtype)  # (r,) fp32
+                if low is not None:
+                    new = ((u.to(low) * ss.to(low)) @ v.to(low).T).to(w.dtype)
+                else:
+                    new = ((u * ss) @ v.T).to(w.dtype)
+                saved.append((mod, w))
+                mod.weight.data = new
+        yield
     finally:
-        with torch.no_grad():
-            for mod, w in saved:
-                mod.weight.data.copy_(w)
+        for mod, w in saved:
+            mod.weight.data = w

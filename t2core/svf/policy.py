@@ -72,13 +72,16 @@ class SVFPolicy(nn.Module):
         p = self.params[_key(name)]
         return p if self.cfg.param == "direct" else torch.sigmoid(p)
 
+    def scale(self, name: str, s: torch.Tensor) -> torch.Tensor:
+        """The effective multiplier m (r,) with s' = s ⊙ m: z, times Σs / Σ(s ⊙ z) for sigmoid."""
+        z = self.z(name).to(s.dtype)
+        if self.cfg.param == "sigmoid":
+            z = z * (s.sum() / (s * z).sum())  # keep the nuclear norm (official code)
+        return z
+
     def scaled_s(self, name: str, s: torch.Tensor) -> torch.Tensor:
         """s ⊙ z (r,), with the sigmoid parameterisation's nuclear-norm-preserving rescale."""
-        z = self.z(name).to(s.dtype)
-        new_s = s * z
-        if self.cfg.param == "sigmoid":
-            new_s = new_s * (s.sum() / new_s.sum())
-        return new_s
+        return s * self.scale(name, s)
 
     def raw_state(self) -> dict[str, torch.Tensor]:
         """{module name: raw parameter} (what an expert file stores)."""

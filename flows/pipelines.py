@@ -15,8 +15,8 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from flows.runtime import fault_injection_point
 from flows.steps import baseline_step, data_dir_str, eval_step, load_model_step, svd_step, train_step
+from t2core.faults import fault_injection_point
 from t2core.profiles import get_profile
 from t2core.sampling import GenerationConfig
 from t2core.tasks import get_task

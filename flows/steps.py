@@ -101,10 +101,7 @@ def train_step(ident: dict[str, Any], task_name: str, overrides: dict[str, Any],
     cat = Catalog()
     _, data_files, run_id = plan_training(loaded, cfg, data_dir)
     if not is_stored(run_id, cfg.method):  # visible as `running` (or interrupted) until it finishes
-        rec.start_run(cat, run_id=run_id, kind="train", model=loaded.alias, weights_hash=loaded.weights_hash,
-                      task=task_name, task_version=get_task(task_name).version, split=cfg.train_split,
-                      config=asdict(cfg), config_hash=config_hash(asdict(cfg)), data_files=data_files,
-                      seed=ident["seed"], variant=f"{cfg.method}-train")
+        rec.start_training(cat, loaded=loaded, cfg=cfg, run_id=run_id, data_files=data_files, seed=ident["seed"])
     out = train_expert(loaded, cfg, data_dir, on_log=log)
     if out.result is not None:
         rec.record_training(cat, res=out.result, loaded=loaded, cfg_dict=asdict(cfg),

@@ -229,10 +229,7 @@ def train(
 
     _, data_files, run_id = plan_training(loaded, cfg, data_dir)
     if not is_stored(run_id, cfg.method):  # visible as `running` (or interrupted) until it finishes
-        rec.start_run(cat, run_id=run_id, kind="train", model=loaded.alias, weights_hash=loaded.weights_hash,
-                      task=task, task_version=get_task(task).version, split=cfg.train_split, config=asdict(cfg),
-                      config_hash=config_hash(asdict(cfg)), data_files=data_files, seed=seed,
-                      variant=f"{method}-train")
+        rec.start_training(cat, loaded=loaded, cfg=cfg, run_id=run_id, data_files=data_files, seed=seed)
     out = train_expert(loaded, cfg, data_dir, on_log=log)
     if out.result is None:
         console.print(f"expert {out.expert_id} already trained: {out.path}")

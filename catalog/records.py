@@ -133,10 +133,14 @@ def start_training(cat: Catalog, *, loaded: LoadedModel, cfg, run_id: str, data_
               config_hash=config_hash(cfg_dict), data_files=data_files, seed=seed, variant=f"{cfg.method}-train")
 
 
-def record_training(cat: Catalog, *, res, loaded: LoadedModel, cfg_dict: dict, config_hash: str, task_version: str,
-                    expert_id: str, expert_path: str, seconds: float, seed: int) -> None:
-    """A finished SVF training run: run row, metrics, learning curve and the expert, atomically."""
-    method = cfg_dict.get("method", "svf")
+def record_training(cat: Catalog, *, res, loaded: LoadedModel, cfg, expert_id: str, expert_path: str,
+                    seconds: float, seed: int) -> None:
+    """A finished REINFORCE run (RLConfig `cfg`): run row, metrics, learning curve and the expert, atomically."""
+    from t2core.tasks import get_task
+
+    cfg_dict = asdict(cfg)
+    chash, task_version = config_hash(cfg_dict), get_task(cfg.task).version
+    method = cfg.method
     svf = method == "svf"
     best = {"base_valid": res.base_valid, "best_valid": res.best_valid, "best_step": float(res.best_step),
             "steps": float(len(res.curve)),
@@ -148,7 +152,7 @@ def record_training(cat: Catalog, *, res, loaded: LoadedModel, cfg_dict: dict, c
             " config_json, data_hashes, git_sha, seed, status, started_at, finished_at, seconds, variant)"
             " VALUES (?, 'train', ?, ?, ?, ?, 'train', ?, ?, ?, ?, ?, 'completed',"
             " coalesce((SELECT started_at FROM runs WHERE run_id = ?), ?), ?, ?, ?)",
-            [res.run_id, loaded.alias, loaded.weights_hash, cfg_dict["task"], task_version, config_hash,
+            [res.run_id, loaded.alias, loaded.weights_hash, cfg.task, task_version, chash,
              json.dumps(cfg_dict, sort_keys=True, default=str), json.dumps(res.data_files, sort_keys=True),
              git_sha(), seed, res.run_id, _now(), _now(), seconds,
              f"svf:{expert_id}" if svf else f"{method}-pg:{res.run_id}"],
@@ -171,13 +175,15 @@ def record_training(cat: Catalog, *, res, loaded: LoadedModel, cfg_dict: dict, c
     cat.write(tx)
 
 
-def record_adapter(cat: Catalog, *, loaded: LoadedModel, cfg_dict: dict, res, seed: int,
-                   task_version: str | None = None) -> str:
-    """A trained PEFT baseline adapter: run row (kind train), loss metrics, expert row (method lora/ia3/dora).
+def record_adapter(cat: Catalog, *, loaded: LoadedModel, cfg, res, seed: int) -> str:
+    """A trained PEFT baseline adapter (NTPConfig `cfg`): run row (kind train), loss metrics, expert row.
 
     Returns the run id. A reused adapter (`res.reused`) already recorded is left as it is.
     """
-    method, run_id = cfg_dict["method"], f"{cfg_dict['method']}-{res.adapter_id}"
+    from t2core.tasks import get_task
+
+    cfg_dict, task_version = asdict(cfg), get_task(cfg.task).version
+    method, run_id = cfg.method, f"{cfg.method}-{res.adapter_id}"
     if res.reused and is_completed(cat, run_id):
         return run_id
     metrics = {"n_trainable": float(res.n_trainable), "steps": float(len(res.losses))}

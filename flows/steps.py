@@ -33,7 +33,6 @@ from t2core.sampling import GenerationConfig
 from t2core.svd import KIND as SVD_KIND
 from t2core.svd import decomposition_key, ensure_svd
 from t2core.svf import SVFConfig
-from t2core.tasks import get_task
 from t2core.variants import Variant, resolve_variant
 
 
@@ -99,15 +98,14 @@ def train_step(ident: dict[str, Any], task_name: str, overrides: dict[str, Any],
                     p.train_acc, p.kl, f", valid {p.valid_acc:.3f}" if p.valid_acc is not None else "")
 
     cat = Catalog()
-    _, data_files, run_id = plan_training(loaded, cfg, data_dir)
-    if not is_stored(run_id, cfg.method):  # visible as `running` (or interrupted) until it finishes
+
+    def started(run_id: str, data_files: dict[str, str]) -> None:  # `running` (or interrupted) until it finishes
         rec.start_training(cat, loaded=loaded, cfg=cfg, run_id=run_id, data_files=data_files, seed=ident["seed"])
-    out = train_expert(loaded, cfg, data_dir, on_log=log)
+
+    out = train_expert(loaded, cfg, data_dir, on_log=log, on_start=started)
     if out.result is not None:
-        rec.record_training(cat, res=out.result, loaded=loaded, cfg_dict=asdict(cfg),
-                            config_hash=config_hash(asdict(cfg)), task_version=get_task(task_name).version,
-                            expert_id=out.expert_id, expert_path=str(out.path), seconds=out.seconds,
-                            seed=ident["seed"])
+        rec.record_training(cat, res=out.result, loaded=loaded, cfg=cfg, expert_id=out.expert_id,
+                            expert_path=str(out.path), seconds=out.seconds, seed=ident["seed"])
     _, rows = cat.query("SELECT metrics_json FROM experts WHERE expert_id = ?", [out.expert_id])
     return {"expert_id": out.expert_id, "path": str(out.path), "task": task_name, "method": cfg.method,
             "adapter": out.path.name if cfg.method != "svf" else None,  # LoRA-PG: a PEFT adapter directory
@@ -141,8 +139,7 @@ def baseline_step(ident: dict[str, Any], task_name: str, method: str, overrides:
             logger.info("baseline %s/%s step %d: loss %.4f", method, task_name, step, loss)
 
     res = train_ntp(loaded, cfg, data_dir, on_log=log)
-    rec.record_adapter(Catalog(), loaded=loaded, cfg_dict=asdict(cfg), res=res, seed=ident["seed"],
-                       task_version=get_task(task_name).version)
+    rec.record_adapter(Catalog(), loaded=loaded, cfg=cfg, res=res, seed=ident["seed"])
     return {"adapter": res.adapter_id, "method": method, "task": task_name, "reused": res.reused,
             "final_loss": res.losses[-1] if res.losses else None}
 
@@ -151,17 +148,15 @@ def eval_config(task_name: str, split: str, limit: int | None, gen: dict[str, An
     return EvalConfig(task=task_name, split=split, limit=limit, generation=GenerationConfig(**gen))
 
 
-def _variant(loaded, params: dict[str, Any]) -> Variant:
-    gen = params["gen"]
-    return resolve_variant(loaded, expert=params.get("expert"), adapter=params.get("adapter"),
-                           dtype=gen.get("dtype", "float32"))
+def _variant(loaded, gen: dict[str, Any], expert: str | None, adapter: str | None) -> Variant:
+    return resolve_variant(loaded, expert=expert, adapter=adapter, dtype=gen.get("dtype", "float32"))
 
 
 def _eval_key(ctx: TaskRunContext, params: dict[str, Any]) -> str:
     ident = params["ident"]
     cfg = eval_config(params["task_name"], params["split"], params["limit"], params["gen"])
     loaded = get_model(ident["model"], ident["seed"])
-    _, _, run_id = plan_eval(loaded, cfg, params.get("data_dir"), _variant(loaded, params).name)
+    _, _, run_id = plan_eval(loaded, cfg, params.get("data_dir"), _variant(loaded, params["gen"], params.get("expert"), params.get("adapter")).name)
     return _validated_key(f"eval-{run_id}", rec.is_completed(Catalog(), run_id))
 
 
@@ -172,7 +167,7 @@ def eval_step(ident: dict[str, Any], task_name: str, split: str, limit: int | No
     """Evaluate the base model, or it with an SVF expert or a PEFT adapter, on one slice; rows go to the catalog."""
     loaded = get_model(ident["model"], ident["seed"])
     cfg = eval_config(task_name, split, limit, gen)
-    var = _variant(loaded, {"gen": gen, "expert": expert, "adapter": adapter})
+    var = _variant(loaded, gen, expert, adapter)
     variant = var.name
     planned = plan_eval(loaded, cfg, data_dir, variant)
     task_obj, ds, run_id = planned

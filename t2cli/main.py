@@ -202,13 +202,11 @@ def train(
 
     from catalog import Catalog
     from catalog import records as rec
-    from t2core.experts import is_stored, train_expert
-    from t2core.hashing import config_hash
+    from t2core.experts import train_expert
     from t2core.models import load_model
     from t2core.profiles import get_profile
-    from t2core.rl import RLConfig, plan_training
+    from t2core.rl import RLConfig
     from t2core.svf import SVFConfig
-    from t2core.tasks import get_task
 
     prof = get_profile(profile)
     kw = prof.train_overrides(task)
@@ -227,18 +225,17 @@ def train(
         console.print(f"step {p.step:4d}  reward {p.mean_reward:+.3f}  train acc {p.train_acc:.3f}  kl {p.kl:.4f}"
                       f"  {p.wall_s:.1f}s{v}")
 
-    _, data_files, run_id = plan_training(loaded, cfg, data_dir)
-    if not is_stored(run_id, cfg.method):  # visible as `running` (or interrupted) until it finishes
+    def started(run_id: str, data_files: dict[str, str]) -> None:  # `running` (or interrupted) until it finishes
         rec.start_training(cat, loaded=loaded, cfg=cfg, run_id=run_id, data_files=data_files, seed=seed)
-    out = train_expert(loaded, cfg, data_dir, on_log=log)
+
+    out = train_expert(loaded, cfg, data_dir, on_log=log, on_start=started)
     if out.result is None:
         console.print(f"expert {out.expert_id} already trained: {out.path}")
         return
     res = out.result
     if res.resumed_from:
         console.print(f"resumed from the checkpoint of step {res.resumed_from}")
-    rec.record_training(cat, res=res, loaded=loaded, cfg_dict=asdict(cfg), config_hash=config_hash(asdict(cfg)),
-                        task_version=get_task(task).version, expert_id=out.expert_id, expert_path=str(out.path),
+    rec.record_training(cat, res=res, loaded=loaded, cfg=cfg, expert_id=out.expert_id, expert_path=str(out.path),
                         seconds=out.seconds, seed=seed)
     if method != "svf":
         console.print(f"evaluate with `t2 eval --task {task} --adapter {res.run_id}`")
@@ -266,7 +263,6 @@ def baseline(
     from catalog import records as rec
     from t2core.baselines.peft_ntp import NTPConfig, train_ntp
     from t2core.models import load_model
-    from t2core.tasks import get_task
 
     cfg = NTPConfig(task=task, method=method, steps=steps, batch_size=batch_size, lr=lr, train_limit=train_limit,
                     dtype=dtype, seed=seed)
@@ -275,8 +271,7 @@ def baseline(
                     on_log=lambda s, loss: console.print(f"step {s:4d}  loss {loss:.4f}") if s % 5 == 0 else None)
     cat = Catalog()
     rec.record_model(cat, loaded)
-    rec.record_adapter(cat, loaded=loaded, cfg_dict=asdict(cfg), res=res, seed=seed,
-                       task_version=get_task(task).version)
+    rec.record_adapter(cat, loaded=loaded, cfg=cfg, res=res, seed=seed)
     how = ("already trained (stored adapter reused)" if res.reused else
            f"loss {res.losses[0]:.3f} -> {res.losses[-1]:.3f}, {res.seconds:.0f}s")
     console.print(f"{method} adapter [bold]{res.adapter_id}[/]: {res.n_trainable} trainable parameters, {how}; "

@@ -45,18 +45,25 @@ def expert_id_for(run_id: str, task: str) -> str:
 
 def train_expert(loaded: LoadedModel, cfg: RLConfig, data_dir: str | Path | None = None,
                  store: ArtifactStore | None = None, on_log: Callable[[CurvePoint], None] | None = None,
-                 sampler=None) -> TrainedExpert:
-    """SVD (cached) → REINFORCE (resumable) → expert file (atomic). Reuses a stored expert."""
+                 sampler=None, on_start: Callable[[str, dict[str, str]], None] | None = None) -> TrainedExpert:
+    """SVD (cached) → REINFORCE (resumable) → expert file (atomic). Reuses a stored expert.
+
+    `on_start(run_id, data_files)` is called once training is about to run (never on reuse),
+    e.g. to show the run as `running` in the catalog.
+    """
     store = store or ArtifactStore()
-    run_id = plan_training(loaded, cfg, data_dir)[2]
+    planned = plan_training(loaded, cfg, data_dir)
+    run_id = planned[2]
     if cfg.method != "svf":
-        return _train_peft_pg(loaded, run_id, cfg, data_dir, store, sampler, on_log)
+        return _train_peft_pg(loaded, planned, cfg, data_dir, store, sampler, on_log, on_start)
     eid = expert_id_for(run_id, cfg.task)
     if store.exists(KIND, run_id):  # reuse: no trainer, no SVD load
         store.verify(KIND, run_id)
         return TrainedExpert(eid, store.path(KIND, run_id) / FILE, None, 0.0)
+    if on_start:
+        on_start(run_id, planned[1])
     svd = load_svd(ensure_svd(loaded, cfg.svf.targets, store=store), store=store)
-    trainer = _trainer(loaded, svd, cfg, data_dir, sampler, on_log)
+    trainer = _trainer(loaded, svd, cfg, data_dir, sampler, on_log, planned)
     t0 = time.perf_counter()
     res = trainer.fit()
     seconds = time.perf_counter() - t0
@@ -73,22 +80,25 @@ def train_expert(loaded: LoadedModel, cfg: RLConfig, data_dir: str | Path | None
     return TrainedExpert(eid, store.path(KIND, trainer.run_id) / FILE, res, seconds)
 
 
-def _trainer(loaded, svd, cfg, data_dir, sampler, on_log) -> ReinforceTrainer:
-    trainer = ReinforceTrainer(loaded, svd, cfg, data_dir, sampler=sampler, on_log=on_log)
+def _trainer(loaded, svd, cfg, data_dir, sampler, on_log, planned) -> ReinforceTrainer:
+    trainer = ReinforceTrainer(loaded, svd, cfg, data_dir, sampler=sampler, on_log=on_log, planned=planned)
     trainer.checkpoint_dir = t2_home() / "checkpoints" / cfg.method / trainer.run_id  # keyed by run id: resumable
     return trainer
 
 
-def _train_peft_pg(loaded: LoadedModel, aid: str, cfg: RLConfig, data_dir, store: ArtifactStore, sampler,
-                   on_log) -> TrainedExpert:
+def _train_peft_pg(loaded: LoadedModel, planned, cfg: RLConfig, data_dir, store: ArtifactStore, sampler,
+                   on_log, on_start) -> TrainedExpert:
     """LoRA-PG: the same REINFORCE loop on a PEFT LoRA; saved in PEFT format under `adapters/`."""
     from t2core.baselines.peft_ntp import KIND as ADAPTERS
     from t2core.baselines.peft_ntp import NTPConfig, _peft, with_adapter
 
+    aid = planned[2]
     if store.exists(ADAPTERS, aid):
         store.verify(ADAPTERS, aid)
         return TrainedExpert(f"{cfg.method}-pg-{aid}", store.path(ADAPTERS, aid), None, 0.0)
-    trainer = _trainer(loaded, None, cfg, data_dir, sampler, on_log)  # LoRA needs no SVD
+    if on_start:
+        on_start(aid, planned[1])
+    trainer = _trainer(loaded, None, cfg, data_dir, sampler, on_log, planned)  # LoRA needs no SVD
     t0 = time.perf_counter()
     res = trainer.fit()
     seconds = time.perf_counter() - t0

@@ -82,11 +82,12 @@ def plan_training(loaded: LoadedModel, cfg: RLConfig, data_dir: str | Path | Non
 class ReinforceTrainer:
     def __init__(self, loaded: LoadedModel, svd: SVD, cfg: RLConfig, data_dir: str | Path | None = None,
                  sampler: Sampler | None = None, checkpoint_dir: Path | None = None,
-                 on_log: Callable[[CurvePoint], None] | None = None) -> None:
+                 on_log: Callable[[CurvePoint], None] | None = None, planned=None) -> None:
         self.loaded, self.cfg, self.on_log = loaded, cfg, on_log
         self.task = get_task(cfg.task)
         self.data_dir = data_dir
-        self.train, self.data_files, self.run_id = plan_training(loaded, cfg, data_dir)
+        # `planned`: plan_training's result when the caller already has it (the data is loaded once)
+        self.train, self.data_files, self.run_id = planned or plan_training(loaded, cfg, data_dir)
         self.sampler = sampler or make_sampler("hf", loaded=loaded)
         self.checkpoint_dir = checkpoint_dir
         self.adapter = make_policy(cfg.method, loaded, svd, cfg)

@@ -1,7 +1,9 @@
 """Paper tables and figures computed from the catalog.
 
 Table 1 (paper §4.1): base model vs fine-tuning methods on the three training tasks'
-test splits, with normalised scores (score / base score). Figure 4: SVF learning curves.
+test splits, with normalised scores (score / base score); a benchmark measured under two
+protocols (ARC-Easy with letters, `arc_easy`, and in the cloze formulation, `arc_easy_cloze`)
+gets a column for each. Figure 4: SVF learning curves.
 Only runs that exist are shown; nothing is filled in.
 """
 
@@ -13,8 +15,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from catalog.db import Catalog
+from t2core.tasks import get_task, task_names
 
-TRAIN_TASKS = ("gsm8k", "mbpp", "arc_easy")
+TRAIN_TASKS = ("gsm8k", "mbpp", "arc_easy")  # the paper's training benchmarks (§4.1)
+
+
+def benchmark_tasks(benchmarks: tuple[str, ...] = TRAIN_TASKS) -> list[str]:
+    """Registered tasks that measure `benchmarks`, benchmark by benchmark: e.g. arc_easy, arc_easy_cloze."""
+    out = []
+    for b in benchmarks:
+        out += sorted((t for t in task_names() if (get_task(t).benchmark or t) == b), key=lambda t: (t != b, t))
+    return out
 METHOD_ORDER = ("base", "lora", "lora-pg", "ia3", "dora", "svf")  # lora = LoRA-NTP, lora-pg = LoRA by REINFORCE
 
 
@@ -59,17 +70,19 @@ def table1(cat: Catalog, model: str | None = None, split: str = "test") -> Table
             FROM runs r
             JOIN metrics m ON m.run_id = r.run_id AND m.name = 'accuracy'
             JOIN metrics n ON n.run_id = r.run_id AND n.name = 'n'
-            WHERE r.kind = 'eval' AND r.status = 'completed' AND r.split = ? AND r.task IN (?, ?, ?)
+            WHERE r.kind = 'eval' AND r.status = 'completed' AND r.split = ? AND list_contains(?, r.task)
               AND (? IS NULL OR r.model = ?)
         )
         SELECT model, task, method, acc, n FROM ev WHERE rk = 1 ORDER BY model, task
     """
-    _, rows = cat.query(sql, [split, *TRAIN_TASKS, model, model])
+    _, rows = cat.query(sql, [split, benchmark_tasks(), model, model])
     data: dict[tuple[str, str], dict[str, tuple[float, int]]] = {}
     for mdl, task, method, acc, n in rows:
         data.setdefault((mdl, method), {})[task] = (acc, int(n))
     models = sorted({m for m, _ in data})
-    cols = ["model", "method"] + [f"{t} acc" for t in TRAIN_TASKS] + [f"{t} norm" for t in TRAIN_TASKS] + ["n"]
+    present = {t for cells in data.values() for t in cells}
+    tasks = [t for t in benchmark_tasks() if t in TRAIN_TASKS or t in present]  # + protocol variants with runs
+    cols = ["model", "method"] + [f"{t} acc" for t in tasks] + [f"{t} norm" for t in tasks] + ["n"]
     out = []
     for mdl in models:
         base = data.get((mdl, "base"), {})
@@ -77,14 +90,14 @@ def table1(cat: Catalog, model: str | None = None, split: str = "test") -> Table
                                                                              METHOD_ORDER.index(x) if x in METHOD_ORDER else 0, x))
         for me in methods:
             cells = data[(mdl, me)]
-            accs = [cells[t][0] if t in cells else None for t in TRAIN_TASKS]
+            accs = [cells[t][0] if t in cells else None for t in tasks]
             norms = []
-            for t in TRAIN_TASKS:
+            for t in tasks:
                 if t in cells and t in base and base[t][0] > 0:
                     norms.append(cells[t][0] / base[t][0])
                 else:
                     norms.append(None)
-            ns = "/".join(str(cells[t][1]) if t in cells else "–" for t in TRAIN_TASKS)
+            ns = "/".join(str(cells[t][1]) if t in cells else "–" for t in tasks)
             out.append([mdl, me, *accs, *norms, ns])
     return Table("Table 1: fine-tuning on the training tasks (test split; norm = score / base; "
                  "lora = LoRA-NTP, lora-pg = LoRA trained by the REINFORCE loop)", cols, out)

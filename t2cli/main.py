@@ -70,8 +70,9 @@ def tasks() -> None:
     """List benchmarks, their splits and families."""
     from t2core.tasks import get_task, task_names
 
-    rows = [(n, get_task(n).family, ", ".join(get_task(n).splits), get_task(n).version) for n in task_names()]
-    console.print(_table("tasks", ["task", "family", "splits", "version"], rows))
+    rows = [(n, get_task(n).family, get_task(n).output_type, ", ".join(get_task(n).splits), get_task(n).version)
+            for n in task_names()]
+    console.print(_table("tasks", ["task", "family", "answers", "splits", "version"], rows))
 
 
 @app.command()

@@ -122,7 +122,11 @@ def evaluate(
     convs = [task.messages(s) for s in ds.samples]
     t0 = time.perf_counter()
     with (weights or contextlib.nullcontext)():
-        completions = sampler.generate(convs, gen, progress=progress, svf=svf)
+        if task.output_type == "choice":  # the model picks one of the task's candidates by likelihood
+            cands = [task.candidates(s) for s in ds.samples]
+            completions = sampler.choose(convs, cands, gen, progress=progress, svf=svf)
+        else:
+            completions = sampler.generate(convs, gen, progress=progress, svf=svf)
     seconds = time.perf_counter() - t0
     rows = []
     for i, (s, conv, comp) in enumerate(zip(ds.samples, convs, completions, strict=True)):

@@ -115,6 +115,10 @@ _TINY_RL = (("steps", 2), ("batch_size", 2), ("train_limit", 8), ("valid_limit",
 # are nearly all "A" on SmolLM2, so greedy rollouts give almost no mixed rewards to learn from.
 _SMOL_RL = (("batch_size", 16), ("temperature", 0.7), ("reward_norm", True), ("lr", 5e-3), ("dtype", "bfloat16"),
             ("valid_limit", 100), ("valid_every", 10))
+# ARC in the cloze formulation (t2core/tasks/arc_cloze.py): the answer is drawn from the
+# model's own distribution over the item's options (T=1), so rewards are mixed from step 1.
+_SMOL_CLOZE = (("batch_size", 16), ("temperature", 1.0), ("reward_norm", True), ("lr", 5e-3), ("dtype", "bfloat16"),
+               ("valid_limit", 200), ("valid_every", 10), ("steps", 30))
 _SMOL_LONG = (("batch_size", 8), ("steps", 5), ("max_new_tokens", 160), ("valid_limit", 16), ("valid_every", 5))
 
 # LoRA-NTP on CPU: a few dozen AdamW steps on reference solutions (paper: r16, alpha 32, q/v).
@@ -122,8 +126,8 @@ _SMOL_NTP = (("steps", 30), ("batch_size", 8), ("lr", 5e-4), ("dtype", "bfloat16
 
 register_profile(Profile(
     name="tiny", model="tiny-random", batch_size=4, max_new_tokens=8,
-    evals=tuple(EvalSlice(t, limit=3) for t in PAPER_TASKS),
-    trains=tuple(TrainSlice(t, _TINY_RL) for t in TRAIN_TASKS),
+    evals=tuple(EvalSlice(t, limit=3) for t in (*PAPER_TASKS, "arc_easy_cloze")),
+    trains=tuple(TrainSlice(t, _TINY_RL) for t in (*TRAIN_TASKS, "arc_easy_cloze")),
     baselines=(BaselineSlice("arc_easy", "lora", (("steps", 2), ("batch_size", 2), ("train_limit", 8))),
                BaselineSlice("arc_easy", "lora-pg")),
     description="tiny random model, 3 samples per benchmark: seconds (CI, flow tests)",
@@ -131,11 +135,14 @@ register_profile(Profile(
 register_profile(Profile(
     name="smol", model="smollm2-135m", batch_size=16, dtype="bfloat16", max_new_tokens=256,
     evals=(EvalSlice("gsm8k", limit=16), EvalSlice("mbpp", limit=16), EvalSlice("arc_easy", limit=200),
-           EvalSlice("math", limit=16), EvalSlice("humaneval", limit=16), EvalSlice("arc_challenge", limit=200)),
-    trains=(TrainSlice("arc_easy", _SMOL_RL + (("steps", 30), ("max_new_tokens", 16))),
+           EvalSlice("math", limit=16), EvalSlice("humaneval", limit=16), EvalSlice("arc_challenge", limit=200),
+           EvalSlice("arc_easy_cloze", limit=200), EvalSlice("arc_challenge_cloze", limit=200)),
+    # The reasoning expert learns ARC-Easy in the cloze formulation: with letters, SmolLM2's
+    # answer does not depend on the question (README: "What SmolLM2-135M can and cannot learn").
+    trains=(TrainSlice("arc_easy_cloze", _SMOL_CLOZE),
             TrainSlice("gsm8k", _SMOL_RL + _SMOL_LONG),
             TrainSlice("mbpp", _SMOL_RL + _SMOL_LONG)),
-    baselines=tuple(BaselineSlice(t, "lora", _SMOL_NTP) for t in TRAIN_TASKS),
+    baselines=tuple(BaselineSlice(t, "lora", _SMOL_NTP) for t in ("gsm8k", "mbpp", "arc_easy_cloze")),
     description="embedded SmolLM2-135M on small slices: minutes on a laptop CPU",
 ))
 register_profile(Profile(

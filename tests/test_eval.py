@@ -65,3 +65,30 @@ def test_config_validation():
         GenerationConfig(dtype="fp8")
     with pytest.raises(ConfigError, match="batch_size=0"):
         GenerationConfig(batch_size=0)
+
+
+def test_choice_task_evaluation_is_exact_with_dummy(tiny, data_dir):
+    """arc_easy_cloze: the sampler picks a candidate; the task scores the pick against the key."""
+    from t2core.tasks import get_task
+
+    task = get_task("arc_easy_cloze")
+    ds = load_split("arc_easy_cloze", "valid", data_dir, limit=8)
+    gold = {s.question: task.gold_candidate(s) for s in ds.samples}
+    right = {s.question for s in ds.samples[::2]}
+
+    def pick(conv, cands):
+        q = conv[-1]["content"].removeprefix("Question: ")
+        return gold[q] if q in right else (gold[q] + 1) % len(cands)
+
+    res = evaluate(tiny, EvalConfig("arc_easy_cloze", "valid", limit=8), data_dir,
+                   sampler=make_sampler("dummy", pick=pick))
+    assert [s.correct for s in res.samples] == [True, False] * 4
+    assert res.samples[0].parsed == ds.samples[0].answer and res.samples[0].output.startswith("Answer: ")
+    assert res.samples[1].parsed != ds.samples[1].answer
+
+
+def test_choice_task_on_tiny_random_uses_choose(tiny, data_dir):
+    res = evaluate(tiny, EvalConfig("arc_easy_cloze", limit=4, generation=GenerationConfig(batch_size=2)), data_dir)
+    ds = load_split("arc_easy_cloze", "test", data_dir, limit=4)
+    for s, row in zip(ds.samples, res.samples, strict=True):
+        assert row.output in [f"Answer: {c}" for c in s.choices] and row.parsed in s.labels

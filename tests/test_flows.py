@@ -13,8 +13,8 @@ import pytest
 
 from tests.conftest import REPO, catalog_rows, t2_cli
 
-N_EVALS = 11  # tiny profile: six paper benchmarks + three experts + LoRA-NTP + LoRA-PG on their tasks, 3 samples each
-N_TRAIN = 5  # one SVF expert per training task, LoRA-NTP and LoRA-PG on arc_easy
+N_EVALS = 13  # tiny profile: six paper benchmarks + ARC-E cloze, four experts, LoRA-NTP + LoRA-PG, 3 samples each
+N_TRAIN = 6  # SVF experts for gsm8k, mbpp, arc_easy, arc_easy_cloze; LoRA-NTP and LoRA-PG on arc_easy
 
 
 @pytest.fixture
@@ -113,4 +113,4 @@ def test_served_deployment_runs_against_local_server(t2_home, prefect_env, data_
     assert catalog_rows(t2_home, "SELECT count(*) FROM experts") == [(N_TRAIN,)]
     evals = catalog_rows(t2_home, "SELECT split_part(variant, ':', 1) AS m, count(*) FROM runs WHERE kind='eval' "
                                   "GROUP BY m ORDER BY m")
-    assert evals == [("base", 6), ("lora", 1), ("lora-pg", 1), ("svf", 3)]
+    assert evals == [("base", 7), ("lora", 1), ("lora-pg", 1), ("svf", 4)]

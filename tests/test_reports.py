@@ -38,6 +38,14 @@ def test_table1_normalised_scores(tmp_path):
     md = t.to_markdown()
     assert "| m | svf | 0.100 | – | 0.300 | – | – | 1.500 | 10/–/50 |" in md
     assert t.to_csv().splitlines()[0].startswith("model,method,gsm8k acc")
+    assert not any("cloze" in col for col in c)  # a protocol variant gets a column only once it has runs
+    _eval(cat, "b3", "arc_easy_cloze", "base", 20, 10)  # 0.5
+    _eval(cat, "s3", "arc_easy_cloze", "svf:ghi", 20, 12)  # 0.6 -> norm 1.2
+    t = table1(cat)
+    c, rows = t.columns, {r[1]: r for r in t.rows}
+    assert c[2:6] == ["gsm8k acc", "mbpp acc", "arc_easy acc", "arc_easy_cloze acc"]
+    assert rows["svf"][c.index("arc_easy_cloze norm")] == pytest.approx(1.2)
+    assert rows["svf"][-1] == "10/–/50/20" and rows["lora"][c.index("arc_easy_cloze acc")] is None
 
 
 def test_figure4_png(tmp_path):

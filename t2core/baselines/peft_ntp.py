@@ -67,6 +67,8 @@ class NTPConfig:
 
 def reference_completion(task: Task, sample) -> str:
     """The answer text a perfect model would produce under the task's prompt."""
+    if task.output_type == "choice":  # the correct candidate continuation (cloze ARC: "Answer: <text>")
+        return task.candidates(sample)[task.gold_candidate(sample)]
     if isinstance(sample, ChoiceSample):
         return sample.answer
     if isinstance(sample, CodeSample):

@@ -20,8 +20,10 @@ class RLConfig:
     grad_clip: float = field(default=1e-3, metadata={"help": "max grad norm (paper 1e-3)"})
     kl_coef: float = field(default=0.0, metadata={"help": "λ of the KL(π_W' ‖ π_W) penalty; paper {0,.1,.2,.3}"})
     reward_norm: bool = field(default=False, metadata={"help": "normalise rewards to zero mean, unit std"})
-    temperature: float = field(default=0.0, metadata={"help": "rollout temperature; 0 = greedy (official code)"})
-    max_new_tokens: int | None = field(default=None, metadata={"help": "rollout length cap (None: task's)"})
+    temperature: float = field(default=0.0, metadata={"help": "rollout temperature; 0 = greedy (official code); "
+                                                                 "choice tasks: of the draw among the options"})
+    max_new_tokens: int | None = field(default=None, metadata={"help": "rollout length cap (None: task's; "
+                                                                       "unused by choice tasks)"})
     train_limit: int | None = field(default=None, metadata={"help": "use the first N training samples"})
     valid_every: int = field(default=10, metadata={"help": "validate every k steps"})
     valid_limit: int | None = field(default=50, metadata={"help": "validation samples"})

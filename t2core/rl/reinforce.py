@@ -2,9 +2,10 @@
 
     J(z) = E[ log π_W'(ŷ | x) · r(ŷ, y) ] − λ · KL(π_W' ‖ π_W),   r ∈ {+1, −1}
 
-Each step: draw prompts from the training split, roll out with W' materialised (fast
-generation), score with the task's checker (+1 correct, −1 otherwise; code runs in the
-sandbox), then one gradient step on z through the differentiable SVF wrappers. Adam,
+Each step: draw prompts from the training split, roll out (t2core/rl/rollouts.py: W'
+materialised for fast generation, or a draw among a choice task's candidates), score with
+the task's checker (+1 correct, −1 otherwise; code runs in the sandbox), then one gradient
+step on z through the differentiable SVF wrappers. Adam,
 lr 2e-3, grad-norm clip 1e-3 (paper). Every `valid_every` steps the expert is evaluated
 greedily on the validation split; the best-validation z is kept (early stopping). A
 checkpoint after every step makes the run resumable after a crash.
@@ -27,10 +28,11 @@ from t2core.faults import fault_injection_point
 from t2core.hashing import canonical_json, sha256_bytes
 from t2core.models.registry import LoadedModel
 from t2core.paths import resolve_data_dir
+from t2core.rl import choice  # noqa: F401 - registers the "choice" rollout
 from t2core.rl.checkpoint import load_checkpoint, save_checkpoint
 from t2core.rl.config import RLConfig
-from t2core.rl.logprobs import completion_logits, kl_per_token, masked_mean_per_seq, pack, token_logprobs
 from t2core.rl.policies import make_policy
+from t2core.rl.rollouts import get_rollout
 from t2core.sampling import GenerationConfig, Sampler, make_sampler
 from t2core.svf.apply import SVD
 from t2core.svf.policy import SVFPolicy
@@ -93,6 +95,7 @@ class ReinforceTrainer:
         self.adapter = make_policy(cfg.method, loaded, svd, cfg)
         self.policy = getattr(self.adapter, "policy", None)  # the SVFPolicy of SVF runs
         self.opt = torch.optim.Adam(self.adapter.parameters(), lr=cfg.lr)
+        self.rollout = get_rollout(self.task.output_type)
         mnt = cfg.max_new_tokens or self.task.max_new_tokens
         self.gen = GenerationConfig(max_new_tokens=mnt, temperature=cfg.temperature, batch_size=cfg.gen_batch_size,
                                     dtype=cfg.dtype, seed=cfg.seed)
@@ -109,50 +112,26 @@ class ReinforceTrainer:
 
     # -- one REINFORCE step -----------------------------------------------------------------------
     def step(self, step: int) -> CurvePoint:
-        cfg, model, tok = self.cfg, self.loaded.model, self.loaded.tokenizer
+        cfg = self.cfg
         rng = random.Random(f"{cfg.seed}:{step}")
         batch = [self.train.samples[rng.randrange(len(self.train.samples))] for _ in range(cfg.batch_size)]
-        convs = [self.task.messages(s) for s in batch]
         t0 = time.perf_counter()
-        gen = replace(self.gen, seed=cfg.seed * 100_003 + step)
-        if self.sampler.receives_svf:  # only z travels; the server builds W' itself
-            comps = self.sampler.generate(convs, gen, svf=self.adapter.svf_weights())
-        else:
-            with self.adapter.rollout():
-                comps = self.sampler.generate(convs, gen)
-        correct = [self.task.score(s, c.text).correct for s, c in zip(batch, comps, strict=True)]
-        r = torch.tensor([1.0 if ok else -1.0 for ok in correct])
+        ro = self.rollout(self, batch, step)  # by the task's output type (t2core/rl/rollouts.py)
+        dev = ro.logp.device
+        r = torch.tensor([1.0 if ok else -1.0 for ok in ro.correct], device=dev)
         mean_reward = float(r.mean())  # of the raw ±1 rewards, before any normalisation
         if cfg.reward_norm and len(r) > 1:
             r = (r - r.mean()) / (r.std() + 1e-6)
-        if any(c.prompt_ids is None or c.completion_ids is None for c in comps):
-            raise TypeError(f"sampler {self.sampler.name!r} returned no token ids; RL needs a sampler that does.")
-        ids, attn, mask = pack([c.prompt_ids for c in comps], [c.completion_ids for c in comps], tok.pad_token_id)
-        dev = next(model.parameters()).device
-        ids, attn, mask, r = ids.to(dev), attn.to(dev), mask.to(dev), r.to(dev)
-        k = mask.shape[1]
-        targets = ids[:, -k:]  # (B, k): completions end at the last column
-        autocast = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.dtype == "bfloat16")
-        kl_tok = None
-        if cfg.kl_coef > 0:
-            with torch.no_grad(), self.adapter.reference(), autocast:
-                base_logits = completion_logits(model, ids, attn, k)
-        with self.adapter.train_forward(), autocast:
-            logits = completion_logits(model, ids, attn, k)
-        logp = masked_mean_per_seq(token_logprobs(logits, targets), mask)  # (B,)
-        pg = -(r * logp).mean()
-        if cfg.kl_coef > 0:
-            kl_tok = masked_mean_per_seq(kl_per_token(logits, base_logits), mask).mean()
-            loss = pg + cfg.kl_coef * kl_tok
-        else:
-            loss = pg
+        pg = -(r * ro.logp).mean()
+        kl = ro.kl.mean() if ro.kl is not None else None
+        loss = pg + cfg.kl_coef * kl if kl is not None else pg
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         gnorm = float(torch.nn.utils.clip_grad_norm_(self.adapter.parameters(), cfg.grad_clip))
         self.opt.step()
-        return CurvePoint(step=step, mean_reward=mean_reward, train_acc=sum(correct) / len(correct), kl=float(kl_tok.detach()) if kl_tok is not None else 0.0,
-                          loss=float(loss.detach()), grad_norm=gnorm, valid_acc=None, wall_s=time.perf_counter() - t0,
-                          tokens=int(mask.sum()))
+        return CurvePoint(step=step, mean_reward=mean_reward, train_acc=sum(ro.correct) / len(ro.correct),
+                          kl=float(kl.detach()) if kl is not None else 0.0, loss=float(loss.detach()), grad_norm=gnorm,
+                          valid_acc=None, wall_s=time.perf_counter() - t0, tokens=ro.tokens)
 
     # -- the loop ---------------------------------------------------------------------------------
     def _state(self, step: int, curve, best, base_valid) -> dict[str, Any]:

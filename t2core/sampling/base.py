@@ -9,6 +9,9 @@ that lives elsewhere can plug in without touching callers. Two kinds of backend:
   Prefect): holds its own copy of the base model and its SVD, and receives only the expert's
   vectors as `SVFWeights` with each call (paper §3.1: W' = U diag(s ⊙ z) Vᵀ needs only z).
 
+Two request types (as lm-eval-harness's `generate_until` / `multiple_choice`): `generate`
+writes free text; `choose` picks one of a few given continuations by their log-likelihood,
+for tasks whose `output_type` is "choice" (the cloze formulation of ARC).
 Adding a backend is one file plus `register_sampler(...)`.
 """
 
@@ -53,6 +56,8 @@ class Completion:
     n_new_tokens: int
     prompt_ids: list[int] | None = None  # token ids, when the backend exposes them (RL needs them)
     completion_ids: list[int] | None = None  # generated ids, EOS included, padding excluded
+    choice: int | None = None  # `choose`: index of the picked candidate
+    choice_logprobs: list[float] | None = None  # `choose`: log π(candidate | prompt), normalised over candidates
 
 
 @dataclass(frozen=True)
@@ -92,10 +97,44 @@ class Sampler(ABC):
         caller applies the expert to the shared model instead), see `check_svf`.
         """
 
+    def choose(
+        self,
+        conversations: list[list[dict[str, str]]],
+        candidates: list[tuple[str, ...]],
+        cfg: GenerationConfig,
+        progress: Callable[[int], None] | None = None,
+        svf: SVFWeights | None = None,
+    ) -> list[Completion]:
+        """Pick one of `candidates[i]` (assistant-turn continuations) for each conversation.
+
+        The candidates' summed token log-probs, normalised over the candidates, are a policy
+        over them: `cfg.temperature` 0 takes the most likely one, > 0 samples (seeded by
+        `cfg.seed`). `text` is the picked candidate, `choice` its index.
+        """
+        raise ConfigError(f"sampler {self.name!r} cannot score candidate answers, which tasks with "
+                          "output_type 'choice' need; use the 'hf' sampler for them.")
+
     def check_svf(self, svf: SVFWeights | None) -> None:
         if svf is not None and not self.receives_svf:
             raise ConfigError(f"sampler {self.name!r} generates with the caller's model and does not take SVF "
                               "vectors; apply the expert to the model (materialised) before calling it.")
+
+
+def check_candidates(conversations: list, candidates: list[tuple[str, ...]]) -> None:
+    if len(candidates) != len(conversations):
+        raise ConfigError(f"{len(candidates)} candidate lists for {len(conversations)} conversations; "
+                          "give one list per conversation.")
+    for i, cands in enumerate(candidates):
+        if not cands or any(not c for c in cands):
+            raise ConfigError(f"conversation {i}: candidates {cands!r} must be one or more non-empty strings.")
+
+
+def pick_candidate(logprobs: torch.Tensor, temperature: float, generator: torch.Generator | None = None) -> int:
+    """Index into `logprobs` (k,): argmax when temperature is 0 (first on ties), else a draw from softmax(lp / T)."""
+    if temperature == 0:
+        return int(torch.argmax(logprobs))
+    probs = torch.softmax(logprobs.detach().float() / temperature, dim=0)
+    return int(torch.multinomial(probs, 1, generator=generator))
 
 
 _SAMPLERS: Registry[Callable[..., Sampler]] = Registry("sampler")

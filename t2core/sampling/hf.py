@@ -11,8 +11,16 @@ from collections.abc import Callable, Iterator
 
 import torch
 
+from t2core.logprobs import group_log_softmax, sequence_logprobs
 from t2core.models.registry import LoadedModel
-from t2core.sampling.base import Completion, GenerationConfig, Sampler, register_sampler
+from t2core.sampling.base import (
+    Completion,
+    GenerationConfig,
+    Sampler,
+    check_candidates,
+    pick_candidate,
+    register_sampler,
+)
 
 
 def render_prompt(tokenizer, messages: list[dict[str, str]]) -> str:
@@ -97,6 +105,37 @@ class HFSampler(Sampler):
         finally:
             tok.padding_side = old_side
         return results  # type: ignore[return-value]
+
+    @torch.no_grad()
+    def choose(self, conversations, candidates, cfg: GenerationConfig, progress: Callable[[int], None] | None = None,
+               svf=None):
+        """Score every candidate in one forward pass per batch of `cfg.batch_size` conversations."""
+        self.check_svf(svf)
+        check_candidates(conversations, candidates)
+        tok, model = self.loaded.tokenizer, self.loaded.model
+        device = next(model.parameters()).device
+        prompts = [tok(render_prompt(tok, m), add_special_tokens=False)["input_ids"] for m in conversations]
+        cands = [[tok(c, add_special_tokens=False)["input_ids"] for c in cs] for cs in candidates]
+        order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
+        gen = torch.Generator().manual_seed(cfg.seed)
+        logprobs: dict[int, torch.Tensor] = {}  # conversation -> (k,)
+        for start in range(0, len(order), cfg.batch_size):
+            idx = order[start : start + cfg.batch_size]
+            p = [prompts[i] for i in idx for _ in cands[i]]
+            c = [cc for i in idx for cc in cands[i]]
+            with self._autocast(cfg, device):
+                seq, _ = sequence_logprobs(model, p, c, tok.pad_token_id)  # (Σ k_i,)
+            for i, lp in zip(idx, group_log_softmax(seq.float().cpu(), [len(cands[i]) for i in idx]), strict=True):
+                logprobs[i] = lp
+            if progress:
+                progress(len(idx))
+        results = []
+        for i in range(len(prompts)):  # draws in input order: the same seed gives the same picks
+            lp = logprobs[i]
+            j = pick_candidate(lp, cfg.temperature, gen)
+            results.append(Completion(candidates[i][j], len(prompts[i]), len(cands[i][j]), prompts[i], cands[i][j],
+                                      choice=j, choice_logprobs=lp.tolist()))
+        return results
 
 
 register_sampler("hf", HFSampler)

@@ -38,6 +38,13 @@ def parse_arc(rec: dict, where: str) -> ChoiceSample:
     return ChoiceSample(id=str(rec["id"]), question=q["stem"], labels=labels, choices=texts, answer=key)
 
 
+def load_arc(name: str, subset: str, split: str, data_dir: Path | None) -> Dataset:
+    """ARC-`subset` ("Easy" | "Challenge") `split` from the offline copy, else the hub."""
+    rel = f"arc/ARC-{subset}/ARC-{subset}-{_FILE_SPLIT[split]}.jsonl"
+    samples, files = load_samples(data_dir, rel, parse_arc, hub=[("allenai/ai2_arc", f"ARC-{subset}", _HUB_SPLIT[split])])
+    return Dataset(name, split, samples, files, len(samples))
+
+
 class ARC(Task):
     family = "choice"
     version = "1"
@@ -48,11 +55,7 @@ class ARC(Task):
         self.name, self.subset = name, subset  # subset: "Easy" | "Challenge"
 
     def load(self, split: str, data_dir: Path | None) -> Dataset:
-        self.check_split(split)
-        rel = f"arc/ARC-{self.subset}/ARC-{self.subset}-{_FILE_SPLIT[split]}.jsonl"
-        samples, files = load_samples(data_dir, rel, parse_arc,
-                                      hub=[("allenai/ai2_arc", f"ARC-{self.subset}", _HUB_SPLIT[split])])
-        return Dataset(self.name, split, samples, files, len(samples))
+        return load_arc(self.name, self.subset, self.check_split(split), data_dir)
 
     def messages(self, sample: ChoiceSample) -> list[dict[str, str]]:
         options = "\n".join(f"{lab}. {txt}" for lab, txt in zip(sample.labels, sample.choices, strict=True))

@@ -93,6 +93,12 @@ class Task(ABC):
     version: str  # bump when prompts, parsing or splits change: recorded with every run
     splits: tuple[str, ...]
     max_new_tokens: int = 256
+    # "generate": the model writes an answer that `score` parses (the paper's protocol).
+    # "choice": the model picks one of `candidates(sample)` by log-likelihood (lm-eval-harness
+    # "multiple_choice"; the cloze formulation of OLMES), and `score` gets the picked text.
+    output_type: str = "generate"
+    # the paper benchmark this task measures (reports group by it); None: the task's own name
+    benchmark: str | None = None
 
     @abstractmethod
     def load(self, split: str, data_dir: Path | None) -> Dataset: ...
@@ -103,6 +109,15 @@ class Task(ABC):
 
     @abstractmethod
     def score(self, sample: Sample, output: str) -> Score: ...
+
+    def candidates(self, sample: Sample) -> tuple[str, ...]:
+        """The assistant-turn continuations a choice task picks from (output_type "choice")."""
+        raise TypeError(f"task {self.name!r} generates its answers (output_type {self.output_type!r}); "
+                        "it has no candidate answers.")
+
+    def gold_candidate(self, sample: Sample) -> int:
+        """Index of the correct candidate (output_type "choice")."""
+        raise TypeError(f"task {self.name!r} has no candidate answers.")
 
     def reference(self, sample: Sample) -> str:
         """The gold answer as stored in the per-sample results."""

@@ -51,3 +51,27 @@ def kl_per_token(logits: torch.Tensor, base_logits: torch.Tensor) -> torch.Tenso
 def masked_mean_per_seq(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean over the masked tokens of each sequence (B,); 0 for sequences with no tokens."""
     return (x * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+
+
+def sequence_logprobs(model: torch.nn.Module, prompts: list[list[int]], completions: list[list[int]],
+                      pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(Σ_t log π(c_t | prompt, c_<t) per sequence (N,), completion lengths (N,)).
+
+    Differentiable when grad is enabled; the caller chooses autocast and batching.
+    """
+    ids, attn, mask = pack(prompts, completions, pad_id)
+    dev = next(model.parameters()).device
+    ids, attn, mask = ids.to(dev), attn.to(dev), mask.to(dev)
+    k = mask.shape[1]
+    logits = completion_logits(model, ids, attn, k)  # (N, k, V)
+    return (token_logprobs(logits, ids[:, -k:]) * mask).sum(1), mask.sum(1)
+
+
+def group_log_softmax(seq_logprobs: torch.Tensor, sizes: list[int]) -> list[torch.Tensor]:
+    """Normalise sequence log-probs within each group: log π(c_j | x) restricted to x's candidates.
+
+    `seq_logprobs` (N,) holds the groups back to back, N = Σ sizes; returns one (k_i,) per group.
+    """
+    if sum(sizes) != seq_logprobs.shape[0] or min(sizes, default=1) < 1:
+        raise ValueError(f"group sizes {sizes} do not partition {seq_logprobs.shape[0]} sequences.")
+    return [torch.log_softmax(g, dim=0) for g in torch.split(seq_logprobs, sizes)]

@@ -184,13 +184,15 @@ def eval_cmd(
 @handle_errors
 def train(
     model: str = typer.Option("smollm2-135m", help="model alias, HF id or local directory"),
-    task: str = typer.Option(..., help="training task: gsm8k, mbpp, arc_easy (or any registered task)"),
+    task: str = typer.Option(..., help="training task: gsm8k, mbpp, arc_easy_cloze, arc_easy (or any registered task)"),
     profile: str = typer.Option("smol", help="profile whose training settings are the defaults"),
     steps: int | None = typer.Option(None, help="optimizer steps"),
     batch_size: int | None = typer.Option(None, help="prompts per step"),
     lr: float | None = typer.Option(None, help="Adam learning rate (paper 2e-3)"),
     kl_coef: float | None = typer.Option(None, help="KL penalty λ (paper 0, 0.1, 0.2, 0.3)"),
     temperature: float | None = typer.Option(None, help="rollout temperature (0 = greedy)"),
+    micro_batch_size: int | None = typer.Option(None, help="prompts per differentiable forward (bounds memory; "
+                                                           "same update, same expert id)"),
     targets: str | None = typer.Option(None, help="SVF targets: mlp, attn, both"),
     param: str | None = typer.Option(None, help="SVF parameterisation: direct (paper) or sigmoid (official code)"),
     method: str = typer.Option("svf", help="svf (paper) or lora (LoRA-PG: the same REINFORCE loop on LoRA r16 q/v)"),
@@ -211,7 +213,8 @@ def train(
 
     prof = get_profile(profile)
     kw = prof.train_overrides(task)
-    given = {"steps": steps, "batch_size": batch_size, "lr": lr, "kl_coef": kl_coef, "temperature": temperature}
+    given = {"steps": steps, "batch_size": batch_size, "lr": lr, "kl_coef": kl_coef, "temperature": temperature,
+             "micro_batch_size": micro_batch_size}
     kw.update({k: v for k, v in given.items() if v is not None})
     svf = SVFConfig(targets=targets or prof.targets)
     if param:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 from t2core.errors import ConfigError
 from t2core.svf.policy import SVFConfig
@@ -28,6 +28,10 @@ class RLConfig:
     valid_every: int = field(default=10, metadata={"help": "validate every k steps"})
     valid_limit: int | None = field(default=50, metadata={"help": "validation samples"})
     gen_batch_size: int = field(default=16, metadata={"help": "generation batch size"})
+    micro_batch_size: int | None = field(default=None, metadata={
+        "help": "prompts per differentiable forward (gradients accumulated; None: the whole batch). Bounds "
+                "training memory; the update is the same up to float rounding, so it is not part of the run id",
+        "identity": False})
     dtype: str = field(default="float32", metadata={"help": "float32 or bfloat16 (autocast, fp32 z)"})
     seed: int = 0
     method: str = field(default="svf", metadata={"help": "svf (paper) or lora (LoRA-PG baseline)"})
@@ -52,7 +56,16 @@ class RLConfig:
             raise ConfigError(f"method={self.method!r} must be 'svf' or 'lora' (LoRA-PG).")
         if self.dtype not in ("float32", "bfloat16"):
             raise ConfigError(f"dtype={self.dtype!r} must be float32 or bfloat16.")
-        for name in ("train_limit", "valid_limit", "max_new_tokens"):
+        for name in ("train_limit", "valid_limit", "max_new_tokens", "micro_batch_size"):
             v = getattr(self, name)
             if v is not None and v < 1:
                 raise ConfigError(f"{name}={v} must be >= 1 or None.")
+
+
+def identity_fields(cfg: RLConfig) -> dict:
+    """The config as it determines the trained expert: fields marked identity=False (memory knobs) left out."""
+    d = asdict(cfg)
+    for f in fields(cfg):
+        if f.metadata.get("identity", True) is False:
+            d.pop(f.name)
+    return d

@@ -30,7 +30,7 @@ from t2core.models.registry import LoadedModel
 from t2core.paths import resolve_data_dir
 from t2core.rl import choice  # noqa: F401 - registers the "choice" rollout
 from t2core.rl.checkpoint import load_checkpoint, save_checkpoint
-from t2core.rl.config import RLConfig
+from t2core.rl.config import RLConfig, identity_fields
 from t2core.rl.policies import make_policy
 from t2core.rl.rollouts import get_rollout
 from t2core.sampling import GenerationConfig, Sampler, make_sampler
@@ -66,7 +66,7 @@ class TrainResult:
 
 
 def train_run_id(weights_hash: str, cfg: RLConfig, task_version: str, data_files: dict[str, str]) -> str:
-    payload = [f"train-{cfg.method}", weights_hash, asdict(cfg), task_version, sorted(data_files.values())]
+    payload = [f"train-{cfg.method}", weights_hash, identity_fields(cfg), task_version, sorted(data_files.values())]
     return sha256_bytes(canonical_json(payload).encode())[:24]
 
 
@@ -117,20 +117,27 @@ class ReinforceTrainer:
         batch = [self.train.samples[rng.randrange(len(self.train.samples))] for _ in range(cfg.batch_size)]
         t0 = time.perf_counter()
         ro = self.rollout(self, batch, step)  # by the task's output type (t2core/rl/rollouts.py)
-        dev = ro.logp.device
-        r = torch.tensor([1.0 if ok else -1.0 for ok in ro.correct], device=dev)
+        r = torch.tensor([1.0 if ok else -1.0 for ok in ro.correct])
         mean_reward = float(r.mean())  # of the raw ±1 rewards, before any normalisation
         if cfg.reward_norm and len(r) > 1:
             r = (r - r.mean()) / (r.std() + 1e-6)
-        pg = -(r * ro.logp).mean()
-        kl = ro.kl.mean() if ro.kl is not None else None
-        loss = pg + cfg.kl_coef * kl if kl is not None else pg
+        # loss = mean_i(−r̂_i · log π(ŷ_i | x_i)) + λ · mean_i KL_i, accumulated over micro-batches
         self.opt.zero_grad(set_to_none=True)
-        loss.backward()
+        n, mb = len(batch), cfg.micro_batch_size or len(batch)
+        loss_sum, kl_sum, has_kl = 0.0, 0.0, False
+        for lo in range(0, n, mb):
+            idx = list(range(lo, min(lo + mb, n)))
+            logp, kl = ro.terms(idx)  # (m,), (m,) | None: differentiable
+            loss = -(r[idx].to(logp.device) * logp).sum() / n
+            if kl is not None:
+                loss = loss + cfg.kl_coef * kl.sum() / n
+                kl_sum, has_kl = kl_sum + float(kl.detach().sum()), True
+            loss.backward()
+            loss_sum += float(loss.detach())
         gnorm = float(torch.nn.utils.clip_grad_norm_(self.adapter.parameters(), cfg.grad_clip))
         self.opt.step()
-        return CurvePoint(step=step, mean_reward=mean_reward, train_acc=sum(ro.correct) / len(ro.correct),
-                          kl=float(kl.detach()) if kl is not None else 0.0, loss=float(loss.detach()), grad_norm=gnorm,
+        return CurvePoint(step=step, mean_reward=mean_reward, train_acc=sum(ro.correct) / n,
+                          kl=kl_sum / n if has_kl else 0.0, loss=loss_sum, grad_norm=gnorm,
                           valid_acc=None, wall_s=time.perf_counter() - t0, tokens=ro.tokens)
 
     # -- the loop ---------------------------------------------------------------------------------

@@ -29,9 +29,13 @@ if TYPE_CHECKING:
 
 @dataclass
 class Rollout:
+    """What a rollout returns. `terms(idx)` computes, for the answers at batch positions `idx`,
+    log π_W'(answer | prompt) (m,), differentiable w.r.t. the policy, and KL(π_W' ‖ π_W) per
+    answer (m,) or None when kl_coef = 0; the trainer calls it per micro-batch and backpropagates
+    each one before the next, so only one micro-batch's graph is alive at a time."""
+
     correct: list[bool]  # (B,) the task's checker on each answer
-    logp: torch.Tensor  # (B,) log π_W'(answer | prompt), differentiable w.r.t. the policy
-    kl: torch.Tensor | None  # (B,) KL(π_W' ‖ π_W) per answer, or None when kl_coef = 0
+    terms: Callable[[list[int]], tuple[torch.Tensor, torch.Tensor | None]]
     tokens: int  # answer tokens in the batch
 
 
@@ -64,21 +68,26 @@ def generation_rollout(trainer: ReinforceTrainer, batch: list, step: int) -> Rol
     correct = [trainer.task.score(s, c.text).correct for s, c in zip(batch, comps, strict=True)]
     if any(c.prompt_ids is None or c.completion_ids is None for c in comps):
         raise TypeError(f"sampler {trainer.sampler.name!r} returned no token ids; RL needs a sampler that does.")
-    ids, attn, mask = pack([c.prompt_ids for c in comps], [c.completion_ids for c in comps], tok.pad_token_id)
     dev = next(model.parameters()).device
-    ids, attn, mask = ids.to(dev), attn.to(dev), mask.to(dev)
-    k = mask.shape[1]
-    targets = ids[:, -k:]  # (B, k): completions end at the last column
     autocast = autocast_for(cfg.dtype, dev)
-    base_logits = None
-    if cfg.kl_coef > 0:
-        with torch.no_grad(), trainer.adapter.reference(), autocast:
-            base_logits = completion_logits(model, ids, attn, k)
-    with trainer.adapter.train_forward(), autocast:
-        logits = completion_logits(model, ids, attn, k)
-    logp = masked_mean_per_seq(token_logprobs(logits, targets), mask)  # (B,)
-    kl = masked_mean_per_seq(kl_per_token(logits, base_logits), mask) if base_logits is not None else None
-    return Rollout(correct, logp, kl, int(mask.sum()))
+
+    def terms(idx: list[int]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        ids, attn, mask = pack([comps[i].prompt_ids for i in idx], [comps[i].completion_ids for i in idx],
+                               tok.pad_token_id)
+        ids, attn, mask = ids.to(dev), attn.to(dev), mask.to(dev)
+        k = mask.shape[1]
+        targets = ids[:, -k:]  # (m, k): completions end at the last column
+        base_logits = None
+        if cfg.kl_coef > 0:
+            with torch.no_grad(), trainer.adapter.reference(), autocast:
+                base_logits = completion_logits(model, ids, attn, k)
+        with trainer.adapter.train_forward(), autocast:
+            logits = completion_logits(model, ids, attn, k)
+        logp = masked_mean_per_seq(token_logprobs(logits, targets), mask)  # (m,)
+        kl = masked_mean_per_seq(kl_per_token(logits, base_logits), mask) if base_logits is not None else None
+        return logp, kl
+
+    return Rollout(correct, terms, sum(len(c.completion_ids) for c in comps))
 
 
 register_rollout("generate", generation_rollout)

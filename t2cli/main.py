@@ -176,7 +176,8 @@ def eval_cmd(
     rec.record_eval(cat, res, n_records=ds.n_total)
     m = res.metrics
     console.print(f"[bold]{model}[/] ({variant}) {task}/{split}: accuracy [bold]{res.accuracy:.4f}[/] "
-                  f"({int(m['n_correct'])}/{int(m['n'])})  {res.seconds:.1f}s  {m['tokens_per_s']:.1f} new tok/s")
+                  f"({int(m['n_correct'])}/{int(m['n'])})  {res.seconds:.1f}s  "
+                  + (f"{m['tokens_per_s']:.1f} new tok/s" if m["new_tokens"] else f"{m['n'] / res.seconds:.1f} items/s"))
     console.print(f"run {run_id}: {len(res.samples)} sample rows in {cat.path}")
 
 

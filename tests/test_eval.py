@@ -92,3 +92,4 @@ def test_choice_task_on_tiny_random_uses_choose(tiny, data_dir):
     ds = load_split("arc_easy_cloze", "test", data_dir, limit=4)
     for s, row in zip(ds.samples, res.samples, strict=True):
         assert row.output in [f"Answer: {c}" for c in s.choices] and row.parsed in s.labels
+        assert row.n_new_tokens == 0  # scored, not generated

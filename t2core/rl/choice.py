@@ -45,11 +45,13 @@ def choice_rollout(trainer: ReinforceTrainer, batch: list, step: int) -> Rollout
         return group_log_softmax(seq.float(), [len(cands[i]) for i in idx])
 
     everything = list(range(len(batch)))
-    whole = not cfg.micro_batch_size or cfg.micro_batch_size >= len(batch)
+    mb = cfg.micro_batch_size or len(batch)
+    whole = mb >= len(batch)
     # One forward gives the draw and, when the whole batch is one micro-batch, the gradient too;
-    # otherwise the draw comes from a forward without a graph and each micro-batch is redone with one.
+    # otherwise the draw comes from forwards without a graph (micro-batch by micro-batch, so the
+    # memory bound holds) and each micro-batch is redone with one in `terms`.
     with trainer.adapter.train_forward(), autocast, contextlib.nullcontext() if whole else torch.no_grad():
-        first = restricted(everything)
+        first = [lp for lo in range(0, len(batch), mb) for lp in restricted(everything[lo : lo + mb])]
     gen = torch.Generator().manual_seed(cfg.seed * 100_003 + step)
     picks = [pick_candidate(lp.detach(), cfg.temperature, gen) for lp in first]
     correct = [task.score(s, task.candidates(s)[j]).correct for s, j in zip(batch, picks, strict=True)]

@@ -109,7 +109,8 @@ class Sampler(ABC):
 
         The candidates' summed token log-probs, normalised over the candidates, are a policy
         over them: `cfg.temperature` 0 takes the most likely one, > 0 samples (seeded by
-        `cfg.seed`). `text` is the picked candidate, `choice` its index.
+        `cfg.seed`). `text` is the picked candidate, `choice` its index, `completion_ids` its
+        tokens; `n_new_tokens` is 0 (nothing is generated).
         """
         raise ConfigError(f"sampler {self.name!r} cannot score candidate answers, which tasks with "
                           "output_type 'choice' need; use the 'hf' sampler for them.")

@@ -41,7 +41,7 @@ class DummySampler(Sampler):
             else:
                 text = self.respond(conv)
                 j = cands.index(text) if text in cands else 0
-            out.append(Completion(cands[j], sum(len(m["content"]) for m in conv), len(cands[j]), choice=j))
+            out.append(Completion(cands[j], sum(len(m["content"]) for m in conv), 0, choice=j))
             self.calls += 1
             if progress:
                 progress(1)

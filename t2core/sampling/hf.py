@@ -133,7 +133,7 @@ class HFSampler(Sampler):
         for i in range(len(prompts)):  # draws in input order: the same seed gives the same picks
             lp = logprobs[i]
             j = pick_candidate(lp, cfg.temperature, gen)
-            results.append(Completion(candidates[i][j], len(prompts[i]), len(cands[i][j]), prompts[i], cands[i][j],
+            results.append(Completion(candidates[i][j], len(prompts[i]), 0, prompts[i], cands[i][j],  # 0: none generated
                                       choice=j, choice_logprobs=lp.tolist()))
         return results
 

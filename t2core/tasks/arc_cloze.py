@@ -5,9 +5,8 @@ options listed and a letter asked for (`arc_easy`, the paper's protocol), the le
 model gives hardly depends on the question: greedy accuracy is at chance (0.25-0.29), and
 so is the letter it scores highest (28.8%). Asked the bare question, the same model ranks
 the correct option's *text* first on 52.5% of 200 items. A small model's knowledge shows
-only in the cloze formulation, which is also lm-eval-harness's default ARC protocol and
-what model cards (SmolLM2's included) report; the CPU profile trains its reasoning expert
-on it.
+only in the cloze formulation, which is also lm-eval-harness's default ARC protocol; the
+CPU profile trains its reasoning expert on it.
 
 The policy over the options is the model's own: π(c_j | x) ∝ Π_t π(c_j,t | x, c_j,<t),
 normalised over the item's options. REINFORCE (paper Eq. 2) samples an option from it and

@@ -111,8 +111,9 @@ TRAIN_TASKS = ("gsm8k", "mbpp", "arc_easy")  # one expert per training task (pap
 
 _TINY_RL = (("steps", 2), ("batch_size", 2), ("train_limit", 8), ("valid_limit", 3), ("valid_every", 2),
             ("max_new_tokens", 4), ("temperature", 1.0))
-# CPU budget. Rollouts are sampled (T=0.7) with batch-normalised rewards: greedy ARC answers
-# are nearly all "A" on SmolLM2, so greedy rollouts give almost no mixed rewards to learn from.
+# CPU budget for generated answers (GSM8K, MBPP). Rollouts are sampled (T=0.7) with
+# batch-normalised rewards: at 135M greedy rollouts are nearly all wrong (or, for lettered
+# ARC, nearly all "A"), which leaves almost no mixed rewards to learn from.
 _SMOL_RL = (("batch_size", 16), ("temperature", 0.7), ("reward_norm", True), ("lr", 5e-3), ("dtype", "bfloat16"),
             ("valid_limit", 100), ("valid_every", 10))
 # ARC in the cloze formulation (t2core/tasks/arc_cloze.py): the answer is drawn from the

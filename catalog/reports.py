@@ -75,13 +75,14 @@ def table1(cat: Catalog, model: str | None = None, split: str = "test") -> Table
         )
         SELECT model, task, method, acc, n FROM ev WHERE rk = 1 ORDER BY model, task
     """
-    _, rows = cat.query(sql, [split, benchmark_tasks(), model, model])
+    candidates = benchmark_tasks()
+    _, rows = cat.query(sql, [split, candidates, model, model])
     data: dict[tuple[str, str], dict[str, tuple[float, int]]] = {}
     for mdl, task, method, acc, n in rows:
         data.setdefault((mdl, method), {})[task] = (acc, int(n))
     models = sorted({m for m, _ in data})
     present = {t for cells in data.values() for t in cells}
-    tasks = [t for t in benchmark_tasks() if t in TRAIN_TASKS or t in present]  # + protocol variants with runs
+    tasks = [t for t in candidates if t in TRAIN_TASKS or t in present]  # + protocol variants with runs
     cols = ["model", "method"] + [f"{t} acc" for t in tasks] + [f"{t} norm" for t in tasks] + ["n"]
     out = []
     for mdl in models:

@@ -75,3 +75,16 @@ def group_log_softmax(seq_logprobs: torch.Tensor, sizes: list[int]) -> list[torc
     if sum(sizes) != seq_logprobs.shape[0] or min(sizes, default=1) < 1:
         raise ValueError(f"group sizes {sizes} do not partition {seq_logprobs.shape[0]} sequences.")
     return [torch.log_softmax(g, dim=0) for g in torch.split(seq_logprobs, sizes)]
+
+
+def candidate_logprobs(model: torch.nn.Module, prompts: list[list[int]], candidates: list[list[list[int]]],
+                       pad_id: int) -> list[torch.Tensor]:
+    """log π(c_j | x_i) restricted to each item's candidates: one (k_i,) per item, fp32, on the model's device.
+
+    `prompts[i]` is item i's prompt ids, `candidates[i]` its k_i candidate continuations; all
+    pairs go through one forward (differentiable when grad is enabled).
+    """
+    p = [prompt for prompt, cands in zip(prompts, candidates, strict=True) for _ in cands]
+    c = [cand for cands in candidates for cand in cands]
+    seq, _ = sequence_logprobs(model, p, c, pad_id)  # (Σ k_i,)
+    return group_log_softmax(seq.float(), [len(cands) for cands in candidates])

@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from t2core.logprobs import group_log_softmax, sequence_logprobs
+from t2core.logprobs import candidate_logprobs
 from t2core.rl.rollouts import Rollout, autocast_for, register_rollout
 from t2core.sampling.base import pick_candidate
-from t2core.sampling.hf import render_prompt
+from t2core.sampling.hf import encode_choices
 
 if TYPE_CHECKING:
     from t2core.rl.reinforce import ReinforceTrainer
@@ -31,18 +31,13 @@ if TYPE_CHECKING:
 
 def choice_rollout(trainer: ReinforceTrainer, batch: list, step: int) -> Rollout:
     cfg, model, tok, task = trainer.cfg, trainer.loaded.model, trainer.loaded.tokenizer, trainer.task
-    prompts, cands = [], []  # per item: prompt ids; per item: candidate ids
-    for s in batch:
-        prompts.append(tok(render_prompt(tok, task.messages(s)), add_special_tokens=False)["input_ids"])
-        cands.append([tok(c, add_special_tokens=False)["input_ids"] for c in task.candidates(s)])
+    texts = [task.candidates(s) for s in batch]
+    prompts, cands = encode_choices(tok, [task.messages(s) for s in batch], texts)  # the sampler's encoding
     autocast = autocast_for(cfg.dtype, next(model.parameters()).device)
 
     def restricted(idx: list[int]) -> list[torch.Tensor]:
         """log π(c_j | x_i) over each item's candidates, for the items at `idx`: len(idx) x (k_i,)."""
-        p = [prompts[i] for i in idx for _ in cands[i]]
-        c = [cc for i in idx for cc in cands[i]]
-        seq, _ = sequence_logprobs(model, p, c, tok.pad_token_id)  # (Σ k_i,)
-        return group_log_softmax(seq.float(), [len(cands[i]) for i in idx])
+        return candidate_logprobs(model, [prompts[i] for i in idx], [cands[i] for i in idx], tok.pad_token_id)
 
     everything = list(range(len(batch)))
     mb = cfg.micro_batch_size or len(batch)
@@ -54,7 +49,7 @@ def choice_rollout(trainer: ReinforceTrainer, batch: list, step: int) -> Rollout
         first = [lp for lo in range(0, len(batch), mb) for lp in restricted(everything[lo : lo + mb])]
     gen = torch.Generator().manual_seed(cfg.seed * 100_003 + step)
     picks = [pick_candidate(lp.detach(), cfg.temperature, gen) for lp in first]
-    correct = [task.score(s, task.candidates(s)[j]).correct for s, j in zip(batch, picks, strict=True)]
+    correct = [task.score(s, t[j]).correct for s, t, j in zip(batch, texts, picks, strict=True)]
 
     def terms(idx: list[int]) -> tuple[torch.Tensor, torch.Tensor | None]:
         if whole and idx == everything:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 
 import torch
 
-from t2core.logprobs import group_log_softmax, sequence_logprobs
+from t2core.logprobs import candidate_logprobs
 from t2core.models.registry import LoadedModel
 from t2core.sampling.base import (
     Completion,
@@ -25,6 +25,15 @@ from t2core.sampling.base import (
 
 def render_prompt(tokenizer, messages: list[dict[str, str]]) -> str:
     return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+
+
+def encode_choices(tokenizer, conversations: list[list[dict[str, str]]], candidates: list[tuple[str, ...]]
+                   ) -> tuple[list[list[int]], list[list[list[int]]]]:
+    """(prompt ids per conversation, candidate ids per conversation): the chat prompt up to the
+    assistant turn, and each candidate tokenised on its own as that turn's continuation."""
+    prompts = [tokenizer(render_prompt(tokenizer, m), add_special_tokens=False)["input_ids"] for m in conversations]
+    cands = [[tokenizer(c, add_special_tokens=False)["input_ids"] for c in cs] for cs in candidates]
+    return prompts, cands
 
 
 @contextlib.contextmanager
@@ -114,19 +123,16 @@ class HFSampler(Sampler):
         check_candidates(conversations, candidates)
         tok, model = self.loaded.tokenizer, self.loaded.model
         device = next(model.parameters()).device
-        prompts = [tok(render_prompt(tok, m), add_special_tokens=False)["input_ids"] for m in conversations]
-        cands = [[tok(c, add_special_tokens=False)["input_ids"] for c in cs] for cs in candidates]
+        prompts, cands = encode_choices(tok, conversations, candidates)
         order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
         gen = torch.Generator().manual_seed(cfg.seed)
         logprobs: dict[int, torch.Tensor] = {}  # conversation -> (k,)
         for start in range(0, len(order), cfg.batch_size):
             idx = order[start : start + cfg.batch_size]
-            p = [prompts[i] for i in idx for _ in cands[i]]
-            c = [cc for i in idx for cc in cands[i]]
             with self._autocast(cfg, device):
-                seq, _ = sequence_logprobs(model, p, c, tok.pad_token_id)  # (Σ k_i,)
-            for i, lp in zip(idx, group_log_softmax(seq.float().cpu(), [len(cands[i]) for i in idx]), strict=True):
-                logprobs[i] = lp
+                lps = candidate_logprobs(model, [prompts[i] for i in idx], [cands[i] for i in idx], tok.pad_token_id)
+            for i, lp in zip(idx, lps, strict=True):
+                logprobs[i] = lp.cpu()
             if progress:
                 progress(len(idx))
         results = []

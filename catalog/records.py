@@ -121,25 +121,28 @@ def record_svd_run(cat: Catalog, loaded: LoadedModel, info: SVDInfo, seed: int =
     cat.write(tx)
 
 
+def _config_identity(cfg) -> tuple[dict, str, str]:
+    """(config as a dict, its hash, the task's version) for a training config (RLConfig or NTPConfig)."""
+    from t2core.tasks import get_task
+
+    cfg_dict = asdict(cfg)
+    return cfg_dict, config_hash(cfg_dict), get_task(cfg.task).version
+
+
 def start_training(cat: Catalog, *, loaded: LoadedModel, cfg, run_id: str, data_files: dict[str, str],
                    seed: int) -> None:
     """A `running` train row for REINFORCE run `run_id` (RLConfig `cfg`), visible until `record_training`
     completes it; a killed run stays visible as running until its rerun finishes."""
-    from t2core.tasks import get_task
-
-    cfg_dict = asdict(cfg)
+    cfg_dict, chash, task_version = _config_identity(cfg)
     start_run(cat, run_id=run_id, kind="train", model=loaded.alias, weights_hash=loaded.weights_hash, task=cfg.task,
-              task_version=get_task(cfg.task).version, split=cfg.train_split, config=cfg_dict,
-              config_hash=config_hash(cfg_dict), data_files=data_files, seed=seed, variant=f"{cfg.method}-train")
+              task_version=task_version, split=cfg.train_split, config=cfg_dict,
+              config_hash=chash, data_files=data_files, seed=seed, variant=f"{cfg.method}-train")
 
 
 def record_training(cat: Catalog, *, res, loaded: LoadedModel, cfg, expert_id: str, expert_path: str,
                     seconds: float, seed: int) -> None:
     """A finished REINFORCE run (RLConfig `cfg`): run row, metrics, learning curve and the expert, atomically."""
-    from t2core.tasks import get_task
-
-    cfg_dict = asdict(cfg)
-    chash, task_version = config_hash(cfg_dict), get_task(cfg.task).version
+    cfg_dict, chash, task_version = _config_identity(cfg)
     method = cfg.method
     svf = method == "svf"
     best = {"base_valid": res.base_valid, "best_valid": res.best_valid, "best_step": float(res.best_step),
@@ -180,16 +183,13 @@ def record_adapter(cat: Catalog, *, loaded: LoadedModel, cfg, res, seed: int) ->
 
     Returns the run id. A reused adapter (`res.reused`) already recorded is left as it is.
     """
-    from t2core.tasks import get_task
-
-    cfg_dict, task_version = asdict(cfg), get_task(cfg.task).version
+    cfg_dict, chash, task_version = _config_identity(cfg)
     method, run_id = cfg.method, f"{cfg.method}-{res.adapter_id}"
     if res.reused and is_completed(cat, run_id):
         return run_id
     metrics = {"n_trainable": float(res.n_trainable), "steps": float(len(res.losses))}
     if res.losses:
         metrics.update(first_loss=res.losses[0], final_loss=res.losses[-1])
-    chash = config_hash(cfg_dict)
 
     def tx(con) -> None:
         con.execute(

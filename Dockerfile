@@ -1,8 +1,13 @@
 # CPU image: the embedded SmolLM2-135M and the offline datasets (mounted at /data).
 #   docker build -t t2 .
 #   docker run --rm -v /path/to/shared/datasets:/data -v t2home:/root/.t2 t2 run full-paper --profile smol
+# The code sandbox (bubblewrap) needs namespaces that Docker's default seccomp profile may refuse (untested here:
+# no Docker on the development machine). If t2 says it cannot isolate generated code, run the container with
+# `--security-opt seccomp=unconfined`, or pass `--unsafe-exec` to accept running
+# model-written code with rlimits only (README: Sandbox).
 FROM python:3.11-slim
-RUN apt-get update && apt-get install -y --no-install-recommends make git && rm -rf /var/lib/apt/lists/*
+RUN apt-get update && apt-get install -y --no-install-recommends make git bubblewrap util-linux \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /opt/t2
 COPY pyproject.toml README.md Makefile ./
 COPY t2core t2core

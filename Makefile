@@ -10,9 +10,22 @@ TORCH_VERSION ?= 2.13.0
 # Extra pip args for torch on CPU machines without a local CPU wheel (PyTorch's CPU index).
 TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 
-.PHONY: setup run test test-all bench lint clean
+.PHONY: setup sandbox-tools run test test-all bench lint clean
 
-setup: $(VENV)/.t2-installed
+setup: sandbox-tools $(VENV)/.t2-installed
+
+# The code sandbox (README: Sandbox) needs bubblewrap, plus prlimit and setpriv (util-linux).
+# As root with apt-get they are installed here; otherwise install them yourself (or opt out of the
+# sandbox with --unsafe-exec, at your own risk).
+sandbox-tools:
+	@if command -v bwrap >/dev/null 2>&1 && command -v prlimit >/dev/null 2>&1 && command -v setpriv >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing the code sandbox's tools: bubblewrap, util-linux"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap util-linux >/dev/null; \
+	else \
+	  echo "WARNING: bubblewrap/prlimit/setpriv missing: install bubblewrap and util-linux (e.g. sudo apt-get install bubblewrap)"; \
+	  echo "         or MBPP/HumanEval scoring will refuse to run (t2 --unsafe-exec opts out of the sandbox)"; \
+	fi
 
 $(VENV)/.t2-installed: pyproject.toml
 	$(PY) -m venv $(VENV)

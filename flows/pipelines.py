@@ -34,6 +34,7 @@ def train_expert_flow(task: str = "arc_easy", profile: str = "smol", data_dir: s
     """Train one SVF expert with the profile's settings for `task`."""
     prof = get_profile(profile)
     seed = prof.seed if seed is None else seed
+    get_task(task).preflight()  # e.g. no code sandbox: fail now, not after the SVD
     ident = load_model_step(prof.model, seed)
     svd_step(ident, prof.targets)
     return train_step(ident, task, prof.train_overrides(task), prof.targets, data_dir_str(data_dir))
@@ -51,6 +52,8 @@ def full_paper_flow(profile: str = "smol", data_dir: str | None = None, seed: in
     """The whole paper pipeline for one profile (so far: SVD, experts, baselines, Table 1 evaluations)."""
     prof = get_profile(profile)
     seed = prof.seed if seed is None else seed
+    for name in dict.fromkeys([sl.task for sl in prof.evals] + [t.task for t in prof.trains + prof.baselines]):
+        get_task(name).preflight()  # e.g. no code sandbox: fail in seconds, not after an hour of training
     logger = get_run_logger()
     data_dir = data_dir_str(data_dir)
     ident = load_model_step(prof.model, seed)

@@ -23,6 +23,16 @@ console = Console()
 err_console = Console(stderr=True)
 
 
+@app.callback()
+def _options(
+    unsafe_exec: bool = typer.Option(False, "--unsafe-exec", help="run model-written code (MBPP, HumanEval) WITHOUT "
+                                     "the OS sandbox where bubblewrap or user namespaces are missing; only rlimits "
+                                     "remain (README: Sandbox). Same as T2_UNSAFE_EXEC=1."),
+) -> None:
+    if unsafe_exec:  # read where code is judged, in this process and in the flows it runs
+        os.environ["T2_UNSAFE_EXEC"] = "1"
+
+
 def handle_errors(fn):
     """Print T2Error (and catalog busy) as one clear line, exit 2; no traceback."""
 

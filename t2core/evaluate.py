@@ -92,6 +92,7 @@ def plan_eval(loaded: LoadedModel, cfg: EvalConfig, data_dir: str | Path | None 
     `variant` names what is evaluated on top of the base weights ("base", "svf:<expert id>", ...).
     """
     task = get_task(cfg.task)
+    task.preflight()
     ds = task.load(cfg.split, resolve_data_dir(data_dir)).limit(cfg.limit)
     if not ds.samples:
         raise DataError(f"task {cfg.task!r} split {cfg.split!r} has no samples; nothing to evaluate.")
@@ -129,8 +130,8 @@ def evaluate(
             completions = sampler.generate(convs, gen, progress=progress, svf=svf)
     seconds = time.perf_counter() - t0
     rows = []
-    for i, (s, conv, comp) in enumerate(zip(ds.samples, convs, completions, strict=True)):
-        sc = task.score(s, comp.text)
+    scores = task.score_many(ds.samples, [c.text for c in completions])
+    for i, (s, conv, comp, sc) in enumerate(zip(ds.samples, convs, completions, scores, strict=True)):
         rows.append(SampleResult(i, s.id, conv[-1]["content"], comp.text, sc.parsed, task.reference(s),
                                  sc.correct, sc.detail, comp.n_new_tokens))
     conf = {"eval": asdict(cfg), "effective_generation": asdict(gen), "sampler": sampler.name, "variant": variant}

@@ -40,8 +40,8 @@ def test_lora_ntp_learns_and_leaves_base_untouched(tiny, data_dir):
 def test_reference_completions_score_correct(data_dir):
     for task in ("gsm8k", "arc_easy", "mbpp"):
         t = get_task(task)
-        for s in load_split(task, "train", data_dir, limit=5).samples:
-            assert t.score(s, reference_completion(t, s)).correct, (task, s.id)
+        for s in load_split(task, "train", data_dir, limit=6).samples:  # mbpp/601 is unjudgeable (README: Sandbox)
+            assert t.score(s, reference_completion(t, s)).correct == (not t.unjudgeable(s)), (task, s.id)
 
 
 def test_config_errors():

@@ -1,64 +1,577 @@
-"""The code sandbox must pass good code, fail bad code, and contain hostile code."""
+"""The code sandbox: honest programs pass, wrong ones fail, hostile ones are contained.
+
+Every hostile program below was written against `t2core/sandbox/` after reading it. Each one
+must be judged not passed, write nothing outside, leave no process, leave the caller healthy
+(no leaked descriptor, bounded memory), and the next correct candidate must still pass.
+"""
+
+from __future__ import annotations
 
 import os
-import tempfile
+import socket
+import stat
+import sys
+import threading
+import time
 import uuid
+from pathlib import Path
 
-from t2core.sandbox import SandboxLimits, run_code
+import pytest
 
-FAST = SandboxLimits(timeout_s=3, cpu_s=3)
+from t2core.sandbox import SandboxLimits, TestSpec, isolation, run_many, run_tests
+from t2core.sandbox.inside import WireError, decode, encode
+from t2core.sandbox.isolate import DEFAULT_HOST_UID
 
-
-def test_passes_and_fails():
-    assert run_code("def f(x):\n    return x + 1\nassert f(1) == 2", FAST).passed
-    res = run_code("def f(x):\n    return x\nassert f(1) == 2", FAST)
-    assert not res.passed and res.status == "failed" and "AssertionError" in res.detail
-
-
-def test_early_exit_cannot_fake_success():
-    assert not run_code("import sys\nsys.exit(0)\nassert False", FAST).passed
-    assert not run_code("import os\nos._exit(0)\nassert False", FAST).passed
+FAST = SandboxLimits(timeout_s=4, cpu_s=3)
+SPEC = TestSpec("assert add(1, 2) == 3\nassert add(-5, 5) == 0\nassert add(10, 20) == 30")
+GOOD = "def add(a, b):\n    return a + b\n"
 
 
-def test_infinite_loop_is_killed():
-    res = run_code("while True:\n    pass", SandboxLimits(timeout_s=2, cpu_s=10))
-    assert not res.passed and res.status == "timeout"
+@pytest.fixture(scope="module", autouse=True)
+def isolated():
+    iso = isolation()  # fails (does not skip) where the sandbox cannot be built: CI must have it
+    assert iso.isolated, iso
 
 
-def test_memory_limit():
-    res = run_code("x = bytearray(8 * 1024**3)", SandboxLimits(timeout_s=5, memory_mb=512))
-    assert not res.passed
+# --------------------------------------------------------------------------- honest programs
 
 
-def test_cannot_write_or_delete_outside_workdir(tmp_path):
-    target = tmp_path / f"pwned-{uuid.uuid4().hex}"
-    victim = tmp_path / "victim.txt"
-    victim.write_text("keep me")
-    for prog in (
-        f"open({str(target)!r}, 'w').write('x')",
-        f"import os\nos.remove({str(victim)!r})",
-        f"import shutil\nshutil.rmtree({str(tmp_path)!r})",
-        f"import os\nos.chdir('/')\nopen({str(target).lstrip('/')!r}, 'w').write('x')",
-        f"import subprocess\nsubprocess.run(['touch', {str(target)!r}])",
-        f"import os\nos.system('touch {target}')",
-    ):
-        res = run_code(prog, FAST)
-        assert not res.passed, prog
-    assert not target.exists()
-    assert victim.read_text() == "keep me"
+def test_correct_wrong_and_broken_programs():
+    assert run_tests(GOOD, SPEC, FAST).passed
+    res = run_tests("def add(a, b):\n    return a - b\n", SPEC, FAST)
+    assert (res.passed, res.status, res.detail) == (False, "failed", "AssertionError")
+    res = run_tests("def add(a, b) return a + b", SPEC, FAST)
+    assert not res.passed and "did not load" in res.detail and "SyntaxError" in res.detail
+    res = run_tests("def plus(a, b):\n    return a + b\n", SPEC, FAST)
+    assert not res.passed and "NameError" in res.detail
+    res = run_tests("def add(a, b):\n    raise ValueError('no')\n", SPEC, FAST)
+    assert not res.passed and res.detail == "ValueError: no"
 
 
-def test_no_network_and_no_ctypes():
-    assert not run_code("import socket\nsocket.create_connection(('127.0.0.1', 9))", FAST).passed
-    assert not run_code("import ctypes\nctypes.CDLL(None)", FAST).passed
+def test_exceptions_the_tests_expect_cross_as_their_builtin_type():
+    spec = TestSpec("try:\n    f(-1)\n    raise AssertionError('no error')\nexcept ValueError:\n    pass\nassert f(2) == 4")
+    assert run_tests("def f(x):\n    if x < 0:\n        raise ValueError(x)\n    return x * x\n", spec, FAST).passed
+    assert not run_tests("def f(x):\n    return x * x\n", spec, FAST).passed
 
 
-def test_workdir_is_writable_and_cleaned():
-    def sandboxes():
-        return {p for p in os.listdir(tempfile.gettempdir()) if p.startswith("t2-sandbox-")}
+def test_state_imports_and_helpers_behave_as_in_one_interpreter():
+    # the program's own module state persists across calls; `math` imported by the program is usable
+    # by the tests (as in MBPP, where tests use what the solution imported); setup helpers stay trusted
+    prog = "import math\n_calls = []\ndef f(x):\n    _calls.append(x)\n    return len(_calls), math.sqrt(x)\n"
+    spec = TestSpec("assert f(4) == (1, 2.0)\nassert f(9) == (2, 3.0)\nassert math.isclose(f(2)[1], 2 ** 0.5)")
+    assert run_tests(prog, spec, FAST).passed
+    he = TestSpec("def check(candidate):\n    assert candidate([1, 2]) == helper([1, 2])\ncheck(total)\n",
+                  setup="def helper(xs):\n    return sum(xs)\ndef total(xs):\n    '''stub'''\n", names=("total",))
+    assert run_tests("def helper(xs):\n    return 999\ndef total(xs):\n    return sum(xs)\n", he, FAST).passed
+    assert not run_tests("def helper(xs):\n    return 999\ndef total(xs):\n    return 999\n", he, FAST).passed
 
-    before = sandboxes()
-    prog = "open('scratch.txt', 'w').write('hi')\nassert open('scratch.txt').read() == 'hi'"
-    assert run_code(prog, FAST).passed
-    assert run_code("while True:\n    open('big', 'a').write('x' * 1000)", SandboxLimits(timeout_s=2, file_mb=1)).status != "passed"
-    assert sandboxes() == before  # work dirs removed, even after a killed run
+
+def test_a_program_that_shadows_builtins_cannot_change_the_asserts():
+    # MBPP 126 asks for a function named `sum`: named by the trusted side, it is the candidate's
+    spec = TestSpec("assert sum(10, 15) == 6\nassert sorted([3, 1]) == [1, 3]", names=("sum",))
+    assert run_tests("def sum(a, b):\n    return 6\n", spec, FAST).passed
+    # ...but `sorted` is not named: redefining it does not reach the judge
+    lying = "def sum(a, b):\n    return 6\ndef sorted(x):\n    return 'rigged'\n"
+    assert run_tests(lying, spec, FAST).passed
+    spec2 = TestSpec("assert set(f()) == set([1, 2])")
+    assert not run_tests("def set(*a):\n    return 1\ndef f():\n    return [9]\n", spec2, FAST).passed
+
+
+@pytest.mark.parametrize("value", [
+    None, True, False, 0, -(2 ** 200), 2 ** 20000, 1.5, float("inf"), -0.0, 3 - 4j, "", "é\udc80x", b"\x00\xff",
+    [1, [2, (3, frozenset({4}))]], (), {1: "a", (2, 3): [4], None: {5}}, set(), {1.5, "x"}, int, (str, type(None)),
+], ids=lambda v: type(v).__name__)
+def test_wire_round_trips_builtin_data_exactly(value):
+    back = decode(encode(value))
+    assert back == value and type(back) is type(value)
+    if type(value) is not int:  # (repr of a 6000-digit int is refused by Python itself)
+        assert repr(back) == repr(value)
+
+
+def test_wire_keeps_stdlib_containers_and_nan():
+    import collections
+    import math
+
+    for v in (collections.Counter("abca"), collections.OrderedDict([(2, 1), (1, 2)]),
+              collections.defaultdict(list, {1: [2]}), collections.deque([1, 2], maxlen=3)):
+        back = decode(encode(v))
+        assert type(back) is type(v) and back == v
+    assert decode(encode(collections.defaultdict(list))).default_factory is list
+    assert math.isnan(decode(encode(float("nan"))))
+
+
+@pytest.mark.parametrize("value", [
+    type("Sneaky", (int,), {"__eq__": lambda s, o: True})(1), type("S", (str,), {})("x"), iter([1]),
+    (x for x in ()), object(), lambda: 1, bytearray(b"x"), range(3), [object()], {1: object()},
+    __import__("collections").defaultdict(lambda: 1),
+], ids=lambda v: type(v).__name__)
+def test_wire_refuses_everything_else(value):
+    with pytest.raises(WireError):
+        encode(value)
+
+
+def test_wire_refuses_cycles_and_malformed_data():
+    cyc: list = []
+    cyc.append(cyc)
+    with pytest.raises(WireError):
+        encode(cyc)
+    for bad in (b"", b"x", b"i\x00\x00\x00\x02zz", b"m\x00\x00\x00\x01l\x00\x00\x00\x00n", b"l\xff\xff\xff\xffn",
+                b"nn", b"s\x00\x00\x00\x01\xff", b"s\x00\x00\x00\x09abc", b"D\x63\x00\x00\x00\x00",
+                b"l\x00\x00\x00\x01" * 300 + b"n"):
+        with pytest.raises(WireError):
+            decode(bad)
+
+
+# --------------------------------------------------------------------------- hostile programs
+
+SANDBOX_MARK = "sandbox/inside.py"  # every sandboxed interpreter, and what it forks, runs this
+
+
+def _sandbox_processes(marker: str) -> list[str]:
+    """Processes that a sandbox started and that are still alive (by uid in root mode, by argv)."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            uid = int(Path(f"/proc/{pid}/status").read_text().split("\nUid:")[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        if SANDBOX_MARK in cmd or marker in cmd or (os.geteuid() == 0 and uid == DEFAULT_HOST_UID):
+            found.append(f"{pid} uid={uid}: {cmd[:120]}")
+    return found
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.fixture
+def victim(tmp_path):
+    """World-writable places outside the sandbox: only the mount view may keep a program out."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    outside.chmod(0o777)
+    (outside / "keep.txt").write_text("keep me")
+    (outside / "keep.txt").chmod(0o666)
+    return outside
+
+
+# Each program's `add` is wrong (or absent) unless its attack works; {out} is a host directory,
+# {mark} a token to recognise what it started.
+HOSTILE = {
+    "forged verdict on every descriptor": """
+import os, sys
+sys.path.insert(0, "/t2sandbox")  # the harness's own codec: a verdict frame exactly as the judge writes it
+import inside
+for fd in range(0, 256):
+    try: inside.send(fd, ("passed", ""))
+    except OSError: pass
+os._exit(0)
+""",
+    "forged verdict then exit at import": """
+import sys, atexit
+atexit.register(lambda: print('{"status": "passed"}'))
+print('{"status": "passed"}'); sys.exit(0)
+""",
+    "always-equal object": """
+class Eq:
+    def __eq__(self, o): return True
+    def __ne__(self, o): return False
+    def __bool__(self): return True
+def add(a, b): return Eq()
+""",
+    "lying int and str subclasses": """
+class I(int):
+    def __eq__(self, o): return True
+    __hash__ = int.__hash__
+def add(a, b): return I(0)
+""",
+    "generator, class instance, module as return value": """
+import os
+def add(a, b): return (x for x in [a + b])
+""",
+    "monkeypatched builtins and harness": """
+import builtins, sys, json
+builtins.AssertionError = type("AssertionError", (BaseException,), {})
+builtins.Exception = BaseException
+m = sys.modules.get("__main__")
+for name in ("send", "encode", "run_judge", "recv"):
+    if m is not None and hasattr(m, name): setattr(m, name, lambda *a, **k: None)
+json.dumps = lambda *a, **k: '{"status": "passed"}'
+def add(a, b): return 0
+""",
+    "forged replies written ahead on the reply pipe": """
+import os, sys
+sys.path.insert(0, "/t2sandbox")
+import inside
+for fd in range(3, 64):
+    try:
+        for msg in [("loaded",), ("callable",)] + [("ok", 3), ("ok", 0), ("ok", 30)] * 3:
+            inside.send(fd, msg)
+    except OSError: pass
+def add(a, b): return None
+""",
+    "reading the tests and the datasets": """
+import os, gc, sys
+found = [repr(dict(os.environ)), repr(sys.argv)]
+for root in ("/work", "/tmp", "/dev/shm", "/t2sandbox", "/proc", "/etc", "/root", "/home", "/", "/usr/lib/python3"):
+    n = 0
+    for dirpath, dirs, files in os.walk(root):
+        if dirpath.startswith("/dev"): continue  # a pty master would block the read
+        for f in files:
+            n += 1
+            try: found.append(open(os.path.join(dirpath, f), errors="ignore").read(100000))
+            except Exception: pass
+        if n > 300: break
+for fd in range(64):
+    try:
+        os.set_blocking(fd, False); found.append(os.read(fd, 100000).decode(errors="ignore"))
+    except Exception: pass
+    finally:
+        try: os.set_blocking(fd, True)
+        except Exception: pass
+found += [o for o in gc.get_objects() if isinstance(o, str)]
+blob = "\\n".join(found)
+def add(a, b):
+    import re
+    m = re.search(r"secret-[0-9a-f]{32}", blob)
+    return m.group(0) if m else 0
+""",
+    "writing outside: plain, dir_fd, /proc/self/fd, /tmp, /dev/shm": """
+import os
+targets = ["{out}/pwned", "/tmp/{mark}", "/dev/shm/{mark}", "/work/{mark}"]
+for t in targets:
+    try: open(t, "w").write("x")
+    except Exception: pass
+try:
+    d = os.open("/", os.O_RDONLY)
+    os.open("{out_rel}/pwned-dirfd", os.O_WRONLY | os.O_CREAT, dir_fd=d)
+except Exception: pass
+for fd in range(0, 64):
+    try: os.open(f"/proc/self/fd/{fd}/../pwned-proc", os.O_WRONLY | os.O_CREAT)
+    except Exception: pass
+try: os.remove("{out}/keep.txt")
+except Exception: pass
+try:
+    os.chmod("{out}", 0o700)
+except Exception: pass
+def add(a, b): return 0
+""",
+    "raw fork_exec, posix_spawn, fork, ctypes": """
+import os, sys
+try:
+    import _posixsubprocess
+    _posixsubprocess.fork_exec(["/bin/sh", "-c", "touch {out}/pwned-fe; sleep 30; echo {mark}"], [b"/bin/sh"], True, (), None, None,
+        -1, -1, -1, -1, -1, -1, -1, -1, False, False, -1, None, None, None, -1, None, False)
+except Exception as e: print("fork_exec", e)
+try: os.posix_spawn("/bin/sh", ["/bin/sh", "-c", "touch {out}/pwned-ps; sleep 30; echo {mark}"], {})
+except Exception as e: print("posix_spawn", e)
+if os.fork() == 0:
+    os.execv("/bin/sh", ["/bin/sh", "-c", "touch {out}/pwned-fork; sleep 30; echo {mark}"])
+try:
+    import ctypes
+    libc = ctypes.CDLL(None)
+    print("setuid", libc.setuid(0), "unshare", libc.unshare(0x10000000))
+except Exception as e: print("ctypes", e)
+def add(a, b): return 0
+""",
+    "new session, daemonised child": """
+import os, time
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        os.closerange(0, 1024)
+        while True:
+            try: open("{out}/pwned-daemon", "a").write("x")
+            except Exception: pass
+            time.sleep(0.05)
+    os._exit(0)
+def add(a, b): return 0
+""",
+    "signals to the parent and everyone": """
+import os, signal
+for pid in (os.getppid(), 1, -1, 0):
+    for sig in (signal.SIGKILL, signal.SIGTERM, signal.SIGSTOP):
+        try: os.kill(pid, sig)
+        except Exception: pass
+def add(a, b): return 0
+""",
+    "output flood": """
+import os, sys
+chunk = "x" * (1 << 20)
+for _ in range(200):
+    sys.stdout.write(chunk); sys.stderr.write(chunk)
+def add(a, b): return 0
+""",
+    "grandchild holds the pipes open": """
+import os, time
+if os.fork() == 0:
+    if os.fork() == 0:
+        time.sleep(60)
+    os._exit(0)
+def add(a, b): return 0
+""",
+    "network": """
+import socket
+ok = False
+for fam, addr in ((socket.AF_INET, ("127.0.0.1", {port})), (socket.AF_INET6, ("::1", {port}))):
+    try:
+        s = socket.socket(fam); s.settimeout(1); s.connect(addr); s.sendall(b"pwned"); ok = True
+    except Exception as e: print(e)
+def add(a, b): return a + b if ok else 0
+""",
+    "raising rlimits": """
+import resource
+ok = True
+for r in (resource.RLIMIT_AS, resource.RLIMIT_CPU, resource.RLIMIT_NPROC, resource.RLIMIT_NOFILE, resource.RLIMIT_FSIZE):
+    try: resource.setrlimit(r, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+    except Exception: ok = False
+def add(a, b): return a + b if ok else 0
+""",
+    "fork bomb": """
+import os
+def add(a, b):
+    while True:
+        try: os.fork()
+        except OSError: pass
+""",
+    "memory hog": """
+def add(a, b):
+    x = bytearray(8 * 1024 ** 3)
+    return a + b
+""",
+    "infinite loop at import": "while True:\n    pass\n",
+    "huge and deep return values": """
+def add(a, b):
+    if a == 1:
+        return list(range(30_000_000))
+    v = []
+    for _ in range(100000): v = [v]
+    return v
+""",
+    "tmpfs filler": """
+import os
+for d in ("/work", "/tmp", "/dev/shm"):
+    for i in range(10000):
+        try: open(f"{d}/f{i}", "wb").write(b"x" * (1 << 20))
+        except OSError: break
+def add(a, b): return 0
+""",
+    "new user namespace": """
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+ok = libc.unshare(0x10000000) == 0
+def add(a, b): return a + b if ok else 0
+""",
+    "closes its channel": """
+import os
+for fd in range(3, 64):
+    try: os.close(fd)
+    except OSError: pass
+def add(a, b): return a + b
+""",
+}
+
+
+@pytest.fixture(scope="module")
+def loopback():
+    """A TCP server on the host's loopback that records anything a sandboxed program sends it."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    listener.settimeout(0.2)
+    got: list[bytes] = []
+    stop = threading.Event()
+
+    def serve():
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+                got.append(conn.recv(100))
+                conn.close()
+            except OSError:
+                pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield listener.getsockname()[1], got
+    stop.set()
+    thread.join()
+    listener.close()
+
+
+@pytest.mark.parametrize("name", list(HOSTILE))
+def test_hostile_program_is_contained(name, victim, loopback):
+    port, got = loopback
+    secret = f"secret-{uuid.uuid4().hex}"  # the expected value: only the judge has it
+    mark = f"t2mark{uuid.uuid4().hex[:12]}"
+    src = (HOSTILE[name].replace("{out_rel}", str(victim).lstrip("/")).replace("{out}", str(victim))
+           .replace("{mark}", mark).replace("{port}", str(port)))
+    # where the program could simply know the right answers (MBPP shows its asserts to the model),
+    # the expected values are a secret: a pass then means the harness was fooled
+    secretive = name.startswith(("reading", "forged replies"))
+    spec = TestSpec(f"assert add(1, 2) == {secret!r}\nassert add(2, 2) == {secret!r}") if secretive else SPEC
+    host_tmp = set(os.listdir("/tmp"))
+    host_shm = set(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else set()
+    fds = _open_fds()
+    limits = SandboxLimits(timeout_s=4, cpu_s=3, memory_mb=512)
+
+    t0 = time.monotonic()
+    res = run_tests(src, spec, limits)
+    took = time.monotonic() - t0
+
+    assert not res.passed, res
+    if name.startswith("reading"):
+        assert res.detail == "AssertionError", res  # it finished looking and found nothing
+    assert took < limits.timeout_s + 3, took  # the wall clock holds, whatever holds the pipes
+    assert _sandbox_processes(mark) == []  # gone at once, `setsid` daemons included
+    assert _open_fds() == fds  # no descriptor leaked
+    assert run_tests(GOOD, SPEC, FAST).passed  # the next correct candidate still passes
+    time.sleep(0.2)  # a surviving writer would have written by now
+    assert sorted(os.listdir(victim)) == ["keep.txt"]
+    assert (victim / "keep.txt").read_text() == "keep me"
+    assert stat.S_IMODE(victim.stat().st_mode) == 0o777
+    assert not any(mark in n for n in set(os.listdir("/tmp")) - host_tmp)
+    if os.path.isdir("/dev/shm"):
+        assert not any(mark in n for n in set(os.listdir("/dev/shm")) - host_shm)
+    assert got == []  # nothing reached the host's loopback
+
+
+def test_an_output_flood_does_not_grow_the_caller():
+    """400 MB of output against a fresh caller process: its peak memory stays small (1 MiB kept per stream)."""
+    import json
+    import subprocess
+
+    # VmHWM, the peak of this process's own memory (ru_maxrss would carry the parent's peak across exec)
+    code = ("import json\n"
+            "from t2core.sandbox import SandboxLimits, TestSpec, run_tests\n"
+            f"r = run_tests({HOSTILE['output flood']!r}, TestSpec({SPEC.tests!r}), SandboxLimits(timeout_s=20))\n"
+            "hwm = [int(ln.split()[1]) for ln in open('/proc/self/status') if ln.startswith('VmHWM')][0]\n"
+            "print(json.dumps([r.passed, hwm]))\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                         cwd=Path(__file__).resolve().parent.parent)
+    assert res.returncode == 0, res.stderr
+    passed, peak_kb = json.loads(res.stdout)
+    assert not passed and peak_kb < 150 * 1024, peak_kb
+
+
+def test_pipe_holders_and_timeouts_do_not_stall_the_caller():
+    t0 = time.monotonic()
+    res = run_tests("import os, time\nif os.fork() == 0:\n    os.setsid()\n    time.sleep(60)\ntime.sleep(60)\n",
+                    SPEC, SandboxLimits(timeout_s=1.5))
+    assert res.status == "timeout" and time.monotonic() - t0 < 4
+    assert _sandbox_processes("time.sleep(60)") == []
+
+
+def test_limits_are_applied(victim):
+    probe = ("import resource, os\n"
+             "def add(a, b):\n"
+             "    return [resource.getrlimit(r) for r in (resource.RLIMIT_AS, resource.RLIMIT_CPU, resource.RLIMIT_FSIZE,"
+             " resource.RLIMIT_NOFILE, resource.RLIMIT_NPROC)], os.getuid(), sorted(os.listdir('/')), os.getcwd()\n")
+    lim = SandboxLimits(memory_mb=300, cpu_s=4, file_mb=2, nofile=40, nproc=5)
+    mb = 1024 * 1024
+    visible = {"bin", "sbin", "lib", "lib32", "lib64", "libx32", "usr", "etc", "dev", "tmp", "work", "t2sandbox",
+               Path(sys.base_prefix).resolve().parts[1]}
+    spec = TestSpec(f"r = add(0, 0)\nassert r[0] == [({300 * mb}, {300 * mb}), (4, 4), ({2 * mb}, {2 * mb}), (40, 40), (5, 5)], r\n"
+                    f"assert r[1] == 65534 and r[3] == '/work', r\nassert set(r[2]) <= {visible!r}, r\n"
+                    "assert 'proc' not in r[2] and 'home' not in r[2], r")
+    res = run_tests(probe, spec, lim)
+    assert res.passed, res
+
+
+def test_judging_in_parallel_keeps_verdicts_in_order():
+    progs = [GOOD if i % 3 else "def add(a, b):\n    return 0\n" for i in range(8)]
+    res = run_many([(p, SPEC) for p in progs], FAST, workers=4)
+    assert [r.passed for r in res] == [bool(i % 3) for i in range(8)]
+
+
+# --------------------------------------------------------------------------- no sandbox: refuse, or opt in
+
+
+@pytest.fixture
+def no_bwrap(monkeypatch):
+    """This machine as one without bubblewrap (or user namespaces)."""
+    from t2core.sandbox import isolate as iso_mod
+
+    monkeypatch.setattr(iso_mod, "_detect", lambda: ("", "bwrap not found"))
+    monkeypatch.delenv("T2_UNSAFE_EXEC", raising=False)
+
+
+def test_without_isolation_generated_code_is_refused(no_bwrap):
+    from t2core.sandbox import SandboxUnavailable
+    from t2core.tasks import get_task
+
+    with pytest.raises(SandboxUnavailable, match=r"bwrap not found.*apt-get install bubblewrap.*--unsafe-exec"):
+        run_tests(GOOD, SPEC, FAST)
+    with pytest.raises(SandboxUnavailable):
+        get_task("mbpp").preflight()
+    get_task("gsm8k").preflight()  # tasks that run no code do not care
+
+
+def test_unsafe_exec_is_an_explicit_opt_in(no_bwrap, monkeypatch):
+    monkeypatch.setenv("T2_UNSAFE_EXEC", "1")
+    assert isolation().mode == "unsafe"
+    assert run_tests(GOOD, SPEC, FAST).passed  # the two-process judge still decides
+    assert not run_tests(HOSTILE["always-equal object"], SPEC, FAST).passed
+
+
+def test_cli_refuses_code_tasks_without_a_sandbox_and_takes_unsafe_exec(tmp_path, t2_home, data_dir):
+    import shutil
+
+    from conftest import catalog_rows, t2_cli
+
+    bin_dir = tmp_path / "bin"  # a PATH with prlimit but no bubblewrap
+    bin_dir.mkdir()
+    (bin_dir / "prlimit").symlink_to(shutil.which("prlimit"))
+    env = {"PATH": str(bin_dir), "T2_DATA_DIR": str(data_dir)}
+    args = ["eval", "--model", "tiny-random", "--task", "mbpp", "--limit", "2", "--max-new-tokens", "4"]
+    res = t2_cli(*args, env=env)
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == 2 and len(lines) == 1 and "Traceback" not in res.stderr, res.stderr
+    assert "cannot isolate generated code" in lines[0] and "--unsafe-exec" in lines[0]
+    assert not (t2_home / "catalog.duckdb").exists() or catalog_rows(t2_home, "SELECT * FROM runs") == []
+    res = t2_cli("--unsafe-exec", *args, env=env)
+    assert res.returncode == 0, res.stderr
+    assert catalog_rows(t2_home, "SELECT status FROM runs") == [("completed",)]
+
+
+def test_unprivileged_callers_get_the_user_namespace_sandbox(tmp_path):
+    """Root callers take the two-layer path; here a non-root user (uid 65534, the system Python)
+    runs the same package: bubblewrap's user namespace alone isolates it."""
+    import json
+    import shutil
+    import subprocess
+    import tempfile
+
+    if os.geteuid() != 0:  # the rest of this file already runs unprivileged
+        assert isolation().mode == "bwrap-user"
+        return
+    if not os.access("/usr/bin/python3", os.X_OK):
+        pytest.skip("no /usr/bin/python3 for the unprivileged caller")
+    repo = Path(__file__).resolve().parent.parent
+    root = Path(tempfile.mkdtemp(prefix="t2-userns-"))  # world-readable copy: the checkout may sit under /root
+    try:
+        (root / "t2core" / "sandbox").mkdir(parents=True)
+        for rel in ("t2core/__init__.py", "t2core/errors.py", *(f"t2core/sandbox/{p.name}"
+                                                                 for p in (repo / "t2core/sandbox").glob("*.py"))):
+            shutil.copy(repo / rel, root / rel)
+        for p in [root, *root.rglob("*")]:
+            p.chmod(0o755 if p.is_dir() else 0o644)
+        script = (
+            "import json, os\n"
+            "from t2core.sandbox import SandboxLimits, TestSpec, isolation, run_tests\n"
+            f"spec = TestSpec({SPEC.tests!r})\n"
+            "lim = SandboxLimits(timeout_s=4, cpu_s=3)\n"
+            f"good = run_tests({GOOD!r}, spec, lim).passed\n"
+            f"eq = run_tests({HOSTILE['always-equal object']!r}, spec, lim).passed\n"
+            "uid = run_tests('import os\\ndef add(a, b):\\n    return os.getuid()', TestSpec('assert add(0, 0) == 65534'), lim)\n"
+            "print(json.dumps([isolation().mode, os.getuid(), good, eq, uid.passed]))\n")
+        res = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3",
+                              "-I", "-c", f"import sys; sys.path.insert(0, {str(root)!r})\n" + script],
+                             capture_output=True, text=True, timeout=60, cwd="/", env={"PATH": "/usr/bin:/bin"})
+        assert res.returncode == 0, res.stderr
+        assert json.loads(res.stdout) == ["bwrap-user", 65534, True, False, True]
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

@@ -182,3 +182,47 @@ def test_arc_cloze_candidates_score_and_reference(data_dir):
     assert junk.parsed is None and not junk.correct and "none of the candidates" in junk.detail
     with pytest.raises(TypeError, match="generates its answers"):
         get_task("arc_easy").candidates(ds.samples[0])
+
+
+def _reference_scores(task_name: str, split: str, data_dir, ids=None, limits=None):
+    from t2core.sandbox import run_many
+
+    task = get_task(task_name)
+    samples = [s for s in load_split(task_name, split, data_dir).samples if ids is None or s.id in ids]
+    jobs = [(task.program(s, f"```python\n{s.solution}\n```"), task.test_spec(s)) for s in samples]
+    return {s.id: r for s, r in zip(samples, run_many(jobs, limits or task.limits), strict=True)}
+
+
+def test_tricky_references_cross_the_sandbox(data_dir):
+    # Counter return values (40, 88), a function named like a builtin (126), a type as an argument (533),
+    # HumanEval tests that use the prompt's own helpers (32 poly, 38 encode_cyclic, 50 encode_shift)
+    mbpp = _reference_scores("mbpp", "test", data_dir, {"mbpp/40", "mbpp/88", "mbpp/126", "mbpp/367"})
+    mbpp |= _reference_scores("mbpp", "valid", data_dir, {"mbpp/533"})
+    mbpp |= _reference_scores("mbpp", "train", data_dir, {"mbpp/601", "mbpp/927", "mbpp/602"})
+    from t2core.tasks.code import UNJUDGEABLE
+
+    assert {i for i, r in mbpp.items() if not r.passed} == set(UNJUDGEABLE), mbpp
+    he = _reference_scores("humaneval", "test", data_dir, {"HumanEval/32", "HumanEval/38", "HumanEval/50"})
+    assert all(r.passed for r in he.values()) and len(he) == 3, he
+
+
+def test_training_data_leaves_out_unjudgeable_items(data_dir, tiny):
+    from t2core.rl import RLConfig, plan_training
+
+    train, _, _ = plan_training(tiny, RLConfig(task="mbpp"), data_dir)
+    ids = {s.id for s in train.samples}
+    assert "mbpp/601" not in ids and "mbpp/927" not in ids and "mbpp/602" in ids
+    assert len(ids) == 374 - 2
+
+
+@pytest.mark.slow
+def test_every_reference_solution_passes_unless_listed(data_dir):
+    """All 974 MBPP and 164 HumanEval reference solutions through the sandbox (README: Sandbox)."""
+    from t2core.sandbox import SandboxLimits
+    from t2core.tasks.code import UNJUDGEABLE
+
+    roomy = SandboxLimits(timeout_s=60, cpu_s=60)  # mbpp/123 needs ~6 s of CPU; CI machines are busy
+    failed = {}
+    for task, split in [("mbpp", sp) for sp in ("prompt", "test", "valid", "train")] + [("humaneval", "test")]:
+        failed |= {i: r for i, r in _reference_scores(task, split, data_dir, limits=roomy).items() if not r.passed}
+    assert set(failed) == set(UNJUDGEABLE), failed

@@ -73,8 +73,11 @@ def train_run_id(weights_hash: str, cfg: RLConfig, task_version: str, data_files
 def plan_training(loaded: LoadedModel, cfg: RLConfig, data_dir: str | Path | None = None):
     """(training Dataset, {file: sha256} of train + valid data, run id), without training."""
     task = get_task(cfg.task)
+    task.preflight()
     ddir = resolve_data_dir(data_dir)
     train = task.load(cfg.train_split, ddir).limit(cfg.train_limit)
+    # items no answer can pass (e.g. MBPP tests built on the solution's own classes) carry no reward signal
+    train = replace(train, samples=[s for s in train.samples if not task.unjudgeable(s)])
     if not train.samples:
         raise DataError(f"task {cfg.task!r} split {cfg.train_split!r} has no samples; nothing to train on.")
     files = {**train.files, **task.load(cfg.valid_split, ddir).files}

@@ -65,7 +65,7 @@ def generation_rollout(trainer: ReinforceTrainer, batch: list, step: int) -> Rol
     else:
         with trainer.adapter.rollout():
             comps = trainer.sampler.generate(convs, gen)
-    correct = [trainer.task.score(s, c.text).correct for s, c in zip(batch, comps, strict=True)]
+    correct = [sc.correct for sc in trainer.task.score_many(batch, [c.text for c in comps])]
     if any(c.prompt_ids is None or c.completion_ids is None for c in comps):
         raise TypeError(f"sampler {trainer.sampler.name!r} returned no token ids; RL needs a sampler that does.")
     dev = next(model.parameters()).device

@@ -110,6 +110,19 @@ class Task(ABC):
     @abstractmethod
     def score(self, sample: Sample, output: str) -> Score: ...
 
+    def score_many(self, samples: list, outputs: list[str]) -> list[Score]:
+        """Score a batch (evaluations, RL rollouts); tasks whose checker is slow judge in parallel."""
+        return [self.score(s, o) for s, o in zip(samples, outputs, strict=True)]
+
+    def unjudgeable(self, sample: Sample) -> str:
+        """Why this sample's checker cannot judge any answer ('' if it can). Such samples give no
+        training signal, so REINFORCE leaves them out of its training data (`plan_training`)."""
+        return ""
+
+    def preflight(self) -> None:  # noqa: B027 - optional hook: most tasks can always be scored
+        """Fail now, before any work or catalog row, if this task cannot be scored here
+        (code tasks: no sandbox and no `--unsafe-exec`)."""
+
     def candidates(self, sample: Sample) -> tuple[str, ...]:
         """The assistant-turn continuations a choice task picks from (output_type "choice")."""
         raise TypeError(f"task {self.name!r} generates its answers (output_type {self.output_type!r}); "

@@ -3,15 +3,18 @@
 MBPP splits by task id, as in the upstream README: `prompt` 1-10, `test` 11-510,
 `valid` 511-600, `train` 601-974; `mbpp` reads the full set, `mbpp_sanitized` the
 sanitized one (same id ranges). HumanEval has only `test` (164 problems).
-Outputs are scored by running the extracted code plus the tests in `t2core.sandbox`.
+Outputs are scored in `t2core.sandbox`: the extracted program runs in one sandboxed process, the
+trusted tests (MBPP's asserts, HumanEval's prompt and `check`) in another, and every call from the
+tests to the program crosses a pipe as built-in data, so a program cannot forge its verdict.
 """
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
 from t2core.errors import DataError
-from t2core.sandbox import SandboxLimits, run_code
+from t2core.sandbox import SandboxLimits, TestSpec, isolation, run_many, run_tests
 from t2core.tasks.answers import extract_code
 from t2core.tasks.base import CodeSample, Dataset, Score, Task, register_task
 from t2core.tasks.data import load_samples, require
@@ -28,12 +31,30 @@ HUMANEVAL_PROMPT = (
 )
 
 
+# Items whose tests cannot be judged across the sandbox's data boundary: every reference solution of
+# MBPP and HumanEval was judged (README, "Sandbox"); these are the ones that do not pass, and why.
+# They stay in evaluations (scored as failures for every model) and are left out of training.
+UNJUDGEABLE = {
+    "mbpp/367": "the test setup builds trees from the solution's own Node class (before it exists, and "
+                "objects of a program's class cannot cross)",
+    "mbpp/927": "the test setup builds trees from the solution's own Node class (as mbpp/367)",
+    "mbpp/601": "the tests pass objects of the solution's own Pair class, which cannot cross",
+}
+
+
 class _CodeTask(Task):
     family = "code"
     max_new_tokens = 384
     limits = SandboxLimits()
 
+    def unjudgeable(self, sample: CodeSample) -> str:
+        return UNJUDGEABLE.get(sample.id, "")
+
+    def preflight(self) -> None:
+        isolation()  # SandboxUnavailable (one line: why, the fix, the opt-in) where code cannot be isolated
+
     def program(self, sample: CodeSample, output: str) -> str:
+        """The candidate's program: the extracted code, after the setup imports (and the stub's)."""
         code = extract_code(output)
         if sample.prefix and sample.entry_point:
             if f"def {sample.entry_point}" not in code:
@@ -41,14 +62,44 @@ class _CodeTask(Task):
             else:  # a whole function: it still needs the stub's imports (e.g. `from typing import List`)
                 imports = [ln for ln in sample.prefix.splitlines() if ln.startswith(("import ", "from "))]
                 code = "\n".join(imports + [code])
-        return "\n\n".join(x for x in (sample.setup, code, sample.tests) if x)
+        return "\n\n".join(x for x in (sample.setup, code) if x)
+
+    def test_spec(self, sample: CodeSample) -> TestSpec:
+        """The trusted side: HumanEval's prompt (with its helpers) and check; MBPP's setup and asserts."""
+        if sample.entry_point:
+            return TestSpec(tests=sample.tests, setup=sample.prefix, names=(sample.entry_point,))
+        return TestSpec(tests=sample.tests, setup=sample.setup, names=_defined_and_tested(sample))
 
     def score(self, sample: CodeSample, output: str) -> Score:
-        res = run_code(self.program(sample, output), self.limits)
+        res = run_tests(self.program(sample, output), self.test_spec(sample), self.limits)
         return Score(res.status, res.passed, res.detail)
+
+    def score_many(self, samples: list, outputs: list[str]) -> list[Score]:
+        jobs = [(self.program(s, o), self.test_spec(s)) for s, o in zip(samples, outputs, strict=True)]
+        return [Score(r.status, r.passed, r.detail) for r in run_many(jobs, self.limits)]
 
     def reference(self, sample: CodeSample) -> str:
         return sample.solution
+
+
+def _defined_and_tested(sample: CodeSample) -> tuple[str, ...]:
+    """Top-level names the reference solution defines and the tests read (MBPP's function under test).
+
+    Trusted data decides which names come from the candidate, so a program that also defines,
+    say, `sorted` cannot change what the asserts compute; one that defines `sum` because the
+    task asks for a function called `sum` still gets called."""
+    try:
+        ref, tests = ast.parse(sample.solution), ast.parse(sample.tests)
+    except SyntaxError:
+        return ()
+    defined = set()
+    for node in ref.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            defined.add(node.name)
+        elif isinstance(node, ast.Assign):
+            defined |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+    read = [n.id for n in ast.walk(tests) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)]
+    return tuple(dict.fromkeys(n for n in read if n in defined))
 
 
 def parse_mbpp(rec: dict, where: str) -> CodeSample:
@@ -62,7 +113,7 @@ def parse_mbpp(rec: dict, where: str) -> CodeSample:
 
 
 class MBPP(_CodeTask):
-    version = "1"
+    version = "2"  # 2: judged in two sandboxes, values cross as built-in data (t2core/sandbox)
     splits = tuple(MBPP_RANGES)
 
     def __init__(self, name: str, sanitized: bool) -> None:
@@ -91,7 +142,7 @@ def parse_humaneval(rec: dict, where: str) -> CodeSample:
 
 class HumanEval(_CodeTask):
     name = "humaneval"
-    version = "2"  # 2: a whole-function answer gets the stub's imports
+    version = "3"  # 2: a whole-function answer gets the stub's imports; 3: two-sandbox judge
     splits = ("test",)
 
     def load(self, split: str, data_dir: Path | None) -> Dataset:

@@ -1,0 +1,207 @@
+"""Operating-system isolation for one sandboxed process (bubblewrap + rlimits).
+
+Why bubblewrap and not `unshare(1)`: both create the namespaces, but bubblewrap also builds the
+file-system view the sandbox needs — a fresh root with only read-only binds of /usr and the
+interpreter, size-limited tmpfs for the work dir, /tmp and /dev/shm, a minimal /dev — in one
+audited setuid-free tool (Flatpak's), and it can forbid further user namespaces
+(`--disable-userns`). With `unshare` the same mounts would be a hand-written script.
+
+Each sandboxed process gets:
+- its own user: in a user namespace, uid 65534 there; on the host the caller's uid, or, when the
+  caller is root, a dedicated unprivileged uid (`T2_SANDBOX_UID`, default 2000000000), so the
+  code never runs as root and RLIMIT_NPROC applies;
+- its own PID namespace (when its first process ends, the kernel kills every process it
+  started, `setsid` daemons included), an empty network namespace, its own IPC and UTS;
+- a read-only view of /usr and the Python installation only (no /home, /root, /work, datasets,
+  catalog, /proc), a fresh writable work dir and a private /tmp and /dev/shm (tmpfs, size-capped);
+- rlimits set by `prlimit(1)` before Python starts: address space, CPU seconds, file size,
+  open files, processes, no core dumps; soft = hard, and nothing in the sandbox can raise them.
+
+Root needs two layers, because bubblewrap run as root maps the sandbox user to root on the host
+and the interpreter usually lives under /root (mode 0700), which no other uid can resolve: an
+outer bubblewrap (privileged) builds a view in which the interpreter's directories are
+traversable, drops to the dedicated uid with `setpriv(1)`, and the inner, unprivileged
+bubblewrap builds the sandbox from that view.
+
+Where none of this works (no bubblewrap, user namespaces disabled, a container without the
+privileges), running generated code is refused (`SandboxUnavailable`) unless the user opts in to
+unsandboxed execution with `--unsafe-exec` or `T2_UNSAFE_EXEC=1`: then only the rlimits, a
+process group and the two-process judge remain (README, "Sandbox").
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from t2core.errors import T2Error
+
+INSIDE = Path(__file__).with_name("inside.py")
+SANDBOX_DIR = "/t2sandbox"  # where inside.py's folder is seen in the sandbox
+NS_UID = 65534  # the user inside the user namespace
+DEFAULT_HOST_UID = 2_000_000_000  # the dedicated host uid when the caller is root
+UNSAFE_ENV = "T2_UNSAFE_EXEC"
+
+
+class SandboxUnavailable(T2Error):
+    """Generated code cannot be isolated here, and unsandboxed execution was not asked for."""
+
+
+@dataclass(frozen=True)
+class SandboxLimits:
+    """Resource limits of one sandboxed process (each of the judge and the candidate)."""
+
+    timeout_s: float = 10.0  # wall clock of the whole judgement
+    memory_mb: int = 1024  # address space per process
+    cpu_s: int = 10  # CPU seconds per process
+    file_mb: int = 16  # largest file it may write
+    tmpfs_mb: int = 32  # size of the work dir, /tmp and /dev/shm each
+    nproc: int = 8  # processes (the sandbox's init counts)
+    nofile: int = 64  # open files
+    output_kb: int = 1024  # stdout+stderr kept per process; the rest is read and discarded
+
+    def __post_init__(self) -> None:
+        if (self.timeout_s <= 0 or self.memory_mb < 64 or self.cpu_s <= 0 or self.file_mb <= 0
+                or self.tmpfs_mb <= 0 or self.nproc < 2 or self.nofile < 16 or self.output_kb <= 0):
+            raise ValueError(f"invalid sandbox limits {self}: timeout/cpu/file/tmpfs/output must be > 0, "
+                             "memory >= 64 MB, nproc >= 2, nofile >= 16")
+
+
+def interpreter() -> str:
+    """The base interpreter (not a venv's wrapper): the sandbox runs it with -I -S, stdlib only."""
+    return os.path.realpath(getattr(sys, "_base_executable", None) or sys.executable)
+
+
+def _host_uid() -> int:
+    raw = os.environ.get("T2_SANDBOX_UID", str(DEFAULT_HOST_UID))
+    try:
+        uid = int(raw)
+    except ValueError:
+        uid = -1
+    if not 0 < uid < 2**32 - 1:
+        raise SandboxUnavailable(f"T2_SANDBOX_UID={raw!r} is not a non-root uid; unset it or give a number "
+                                 "from 1 to 4294967294.")
+    return uid
+
+
+def _ro_bind(path: str) -> list[str]:
+    """Bind `path` read-only at the same place; its new parents 0755 (bwrap would copy a 0700 /root)."""
+    args: list[str] = []
+    for parent in reversed(Path(path).parents):
+        if str(parent) != "/":
+            args += ["--perms", "0755", "--dir", str(parent)]
+    return args + ["--ro-bind", path, path]
+
+
+def _system_binds(inside_dir: str) -> list[str]:
+    """Read-only binds of /usr and the Python installation, mirroring merged-/usr symlinks."""
+    args = ["--ro-bind", "/usr", "/usr"]
+    for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
+        if os.path.islink(top):
+            args += ["--symlink", os.readlink(top), top]
+        elif os.path.isdir(top):
+            args += ["--ro-bind", top, top]
+    if os.path.exists("/etc/ld.so.cache"):
+        args += _ro_bind("/etc/ld.so.cache")
+    prefix = os.path.realpath(sys.base_prefix)
+    if not any(prefix == p or prefix.startswith(p + "/") for p in ("/usr", "/bin", "/lib", "/lib64")):
+        args += _ro_bind(prefix)
+    py = interpreter()
+    if not (py.startswith(prefix + "/") or py.startswith("/usr/")):
+        args += _ro_bind(py)
+    return args + ["--ro-bind", inside_dir, SANDBOX_DIR]
+
+
+def _prlimit(limits: SandboxLimits) -> list[str]:
+    mb = 1024 * 1024
+    return ["prlimit", f"--as={limits.memory_mb * mb}", f"--cpu={limits.cpu_s}", f"--fsize={limits.file_mb * mb}",
+            f"--nofile={limits.nofile}", f"--nproc={limits.nproc}", "--core=0", "--"]
+
+
+@dataclass(frozen=True)
+class Isolation:
+    """How sandboxed processes are started here: `bwrap` (root or not) or `unsafe` (opted in)."""
+
+    mode: str  # "bwrap-root" | "bwrap-user" | "unsafe"
+    reason: str = ""  # why bubblewrap is not used (unsafe mode)
+
+    @property
+    def isolated(self) -> bool:
+        return self.mode != "unsafe"
+
+    def command(self, argv: list[str], limits: SandboxLimits, info_fd: int | None = None) -> list[str]:
+        """The command that runs `argv` (an interpreter call) isolated with `limits`.
+
+        `info_fd`: the outermost bubblewrap writes its child's pid there; killing that process
+        (the first of the sandbox's PID namespace) takes every process of the sandbox with it,
+        and bubblewrap exits only once they are all gone."""
+        inner_cmd = _prlimit(limits) + argv
+        if self.mode == "unsafe":
+            return inner_cmd
+        info = ["--info-fd", str(info_fd)] if info_fd is not None else []
+        mb = str(limits.tmpfs_mb * 1024 * 1024)
+        here = str(INSIDE.parent)
+        inner = ["bwrap", "--unshare-all", "--unshare-user", "--disable-userns", "--uid", str(NS_UID),
+                 "--gid", str(NS_UID), "--die-with-parent", "--new-session",
+                 *_system_binds(here if self.mode == "bwrap-user" else SANDBOX_DIR),
+                 "--dev", "/dev", "--size", mb, "--tmpfs", "/dev/shm", "--size", mb, "--tmpfs", "/tmp",
+                 "--size", mb, "--tmpfs", "/work", "--chdir", "/work", "--remount-ro", "/",
+                 "--clearenv", "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "HOME", "/work",
+                 "--setenv", "TMPDIR", "/tmp", "--setenv", "PYTHONHASHSEED", "0", "--", *inner_cmd]
+        if self.mode == "bwrap-user":
+            return inner[:1] + info + inner[1:]
+        uid = str(_host_uid())
+        # outer, privileged layer: only a view for the inner bwrap (no network/IPC use, its own PIDs)
+        return ["bwrap", *info, "--unshare-pid", "--die-with-parent", *_system_binds(here),
+                "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--remount-ro", "/",
+                "--", "setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--", *inner]
+
+    def python(self, script_args: list[str]) -> list[str]:
+        """argv of the interpreter running inside.py with `script_args`."""
+        where = SANDBOX_DIR if self.isolated else str(INSIDE.parent)
+        return [interpreter(), "-I", "-S", "-B", f"{where}/inside.py", *script_args]
+
+
+def _probe(mode: str) -> str:
+    """'' if a trivial program runs isolated in `mode`, else why not."""
+    iso = Isolation(mode)
+    cmd = iso.command([interpreter(), "-I", "-S", "-c", f"import os; assert os.getuid() == {NS_UID}"],
+                      SandboxLimits())
+    try:
+        res = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
+    except (OSError, subprocess.SubprocessError) as e:
+        return str(e)
+    if res.returncode != 0:
+        return (res.stderr.decode(errors="replace").strip().splitlines() or [f"exit {res.returncode}"])[-1][:200]
+    return ""
+
+
+@functools.lru_cache(maxsize=1)
+def _detect() -> tuple[str, str]:
+    missing = [b for b in ("bwrap", "prlimit", "setpriv") if shutil.which(b) is None]
+    if missing:
+        return "", f"{' and '.join(missing)} not found"
+    mode = "bwrap-root" if os.geteuid() == 0 else "bwrap-user"
+    return mode, _probe(mode)
+
+
+def isolation() -> Isolation:
+    """The isolation in force, probed once per process; raises SandboxUnavailable if there is none."""
+    mode, why = _detect()
+    if mode and not why:
+        return Isolation(mode)
+    if os.environ.get(UNSAFE_ENV, "") not in ("", "0"):
+        if shutil.which("prlimit") is None:
+            raise SandboxUnavailable("prlimit (util-linux) not found: even unsandboxed runs need it for their "
+                                     "rlimits; install util-linux.")
+        return Isolation("unsafe", why)
+    raise SandboxUnavailable(
+        f"cannot isolate generated code here: {why}. Fix: install bubblewrap (apt-get install bubblewrap; "
+        "`make setup` does it as root) and allow user namespaces (sysctl kernel.unprivileged_userns_clone=1 "
+        "or user.max_user_namespaces > 0); or accept the risk of running model-written code unsandboxed with "
+        f"--unsafe-exec or {UNSAFE_ENV}=1.")

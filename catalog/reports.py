@@ -15,9 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from catalog.db import Catalog
+from t2core.profiles import TRAIN_TASKS  # the paper's training benchmarks (§4.1), defined once
 from t2core.tasks import get_task, task_names
-
-TRAIN_TASKS = ("gsm8k", "mbpp", "arc_easy")  # the paper's training benchmarks (§4.1)
 
 
 def benchmark_tasks(benchmarks: tuple[str, ...] = TRAIN_TASKS) -> list[str]:

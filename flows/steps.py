@@ -156,7 +156,8 @@ def _eval_key(ctx: TaskRunContext, params: dict[str, Any]) -> str:
     ident = params["ident"]
     cfg = eval_config(params["task_name"], params["split"], params["limit"], params["gen"])
     loaded = get_model(ident["model"], ident["seed"])
-    _, _, run_id = plan_eval(loaded, cfg, params.get("data_dir"), _variant(loaded, params["gen"], params.get("expert"), params.get("adapter")).name)
+    run_id = plan_eval(loaded, cfg, params.get("data_dir"),
+                       _variant(loaded, params["gen"], params.get("expert"), params.get("adapter")).name).run_id
     return _validated_key(f"eval-{run_id}", rec.is_completed(Catalog(), run_id))
 
 
@@ -170,7 +171,7 @@ def eval_step(ident: dict[str, Any], task_name: str, split: str, limit: int | No
     var = _variant(loaded, gen, expert, adapter)
     variant = var.name
     planned = plan_eval(loaded, cfg, data_dir, variant)
-    task_obj, ds, run_id = planned
+    task_obj, ds, run_id, cfg = planned
     cat = Catalog()
     if rec.is_completed(cat, run_id):  # finished in an earlier process whose Prefect cache is gone
         _, rows = cat.query("SELECT value FROM metrics WHERE run_id = ? AND name = 'accuracy'", [run_id])

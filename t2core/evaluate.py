@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
@@ -22,6 +23,7 @@ from t2core.models.registry import LoadedModel
 from t2core.paths import resolve_data_dir
 from t2core.sampling import GenerationConfig, Sampler, SVFWeights, make_sampler
 from t2core.tasks import get_task
+from t2core.tasks.base import Dataset, Task
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,22 @@ class EvalConfig:
         get_task(self.task).check_split(self.split)
         if self.limit is not None and self.limit < 1:
             raise ConfigError(f"limit={self.limit} must be >= 1 (or None for the whole split).")
+
+    def resolved(self) -> EvalConfig:
+        """This config with every default filled in (max_new_tokens: the task's when None): what
+        runs, and what the run id hashes."""
+        if self.generation.max_new_tokens is not None:
+            return self
+        return replace(self, generation=replace(self.generation, max_new_tokens=get_task(self.task).max_new_tokens))
+
+
+class EvalPlan(NamedTuple):
+    """What `plan_eval` decided: the task, the data slice, the run id and the resolved config."""
+
+    task: Task
+    dataset: Dataset
+    run_id: str
+    cfg: EvalConfig
 
 
 @dataclass
@@ -86,17 +104,20 @@ def eval_run_id(weights_hash: str, cfg: EvalConfig, task_version: str, data_file
     return sha256_bytes(canonical_json(payload).encode())[:24]
 
 
-def plan_eval(loaded: LoadedModel, cfg: EvalConfig, data_dir: str | Path | None = None, variant: str = "base"):
+def plan_eval(loaded: LoadedModel, cfg: EvalConfig, data_dir: str | Path | None = None,
+              variant: str = "base") -> EvalPlan:
     """Load the data and compute the run id without generating (lets callers skip finished runs).
 
     `variant` names what is evaluated on top of the base weights ("base", "svf:<expert id>", ...).
+    The config is resolved here, once: the run id hashes exactly what `evaluate` then runs.
     """
+    cfg = cfg.resolved()
     task = get_task(cfg.task)
     task.preflight()
     ds = task.load(cfg.split, resolve_data_dir(data_dir)).limit(cfg.limit)
     if not ds.samples:
         raise DataError(f"task {cfg.task!r} split {cfg.split!r} has no samples; nothing to evaluate.")
-    return task, ds, eval_run_id(loaded.weights_hash, cfg, task.version, ds.files, variant=variant)
+    return EvalPlan(task, ds, eval_run_id(loaded.weights_hash, cfg, task.version, ds.files, variant=variant), cfg)
 
 
 def evaluate(
@@ -114,10 +135,8 @@ def evaluate(
 
     `svf` sends an expert as vectors to a sampler that applies it itself (`receives_svf`).
     """
-    task, ds, run_id = planned or plan_eval(loaded, cfg, data_dir, variant)
-    gen = cfg.generation
-    if gen.max_new_tokens == GenerationConfig().max_new_tokens:  # task default unless set explicitly
-        gen = replace(gen, max_new_tokens=task.max_new_tokens)
+    task, ds, run_id, cfg = planned or plan_eval(loaded, cfg, data_dir, variant)
+    gen = cfg.generation  # resolved by plan_eval
     sampler = sampler or make_sampler("hf", loaded=loaded)
     torch.manual_seed(gen.seed)
     convs = [task.messages(s) for s in ds.samples]

@@ -14,11 +14,12 @@ from pathlib import Path
 
 from t2core.artifacts import ArtifactStore
 from t2core.errors import ArtifactError
+from t2core.hashing import canonical_json, sha256_bytes, tensors_hash
 from t2core.models.registry import LoadedModel
 from t2core.paths import t2_home
 from t2core.rl import CurvePoint, ReinforceTrainer, RLConfig, TrainResult, plan_training
 from t2core.svd import ensure_svd, load_svd
-from t2core.svf import ExpertHeader, SVFPolicy, load_expert, save_expert
+from t2core.svf import ExpertHeader, SVFPolicy, read_header, save_expert
 
 KIND = "experts"
 FILE = "expert.safetensors"
@@ -113,30 +114,36 @@ def _train_peft_pg(loaded: LoadedModel, planned, cfg: RLConfig, data_dir, store:
     return TrainedExpert(f"{cfg.method}-pg-{aid}", store.path(ADAPTERS, aid), res, seconds)
 
 
-def expert_variant(path: Path) -> str:
-    """The catalog variant of evaluations run with the expert at `path` ("svf:<artifact key>")."""
-    return f"svf:{Path(path).parent.name}"
+def expert_variant(header: ExpertHeader, policy: SVFPolicy) -> str:
+    """The catalog variant of evaluations run with an expert: "svf:<content id>".
+
+    The id hashes what the expert *is* (base weights, parameterisation, the vectors), never
+    where its file lies: two experts in folders of the same name get different ids, and the same
+    expert copied elsewhere keeps its id."""
+    digest = header.vectors_sha256 or tensors_hash(policy.raw_state())
+    return "svf:" + sha256_bytes(canonical_json([header.base_weights_hash, header.svf, digest]).encode())[:24]
 
 
 def resolve_expert(ref: str, store: ArtifactStore | None = None) -> Path:
-    """An expert file from a path, or from an expert id (`<task>-<run id prefix>`) in the store."""
+    """An expert file from a path, or from an expert id (`<task>-<run id prefix>`) in the store.
+
+    A stored expert is verified against its manifest; a file elsewhere must carry the checksum
+    of its vectors (checked by `load_expert`), so no expert is used unverified."""
+    store = store or ArtifactStore()
     p = Path(ref).expanduser()
     if p.is_file():
+        stored = p.resolve().parent.parent == (store.root / KIND).resolve()
+        if stored:
+            store.verify(KIND, p.resolve().parent.name)
+        elif not read_header(p).vectors_sha256:
+            raise ArtifactError(f"expert file {p} has no checksum of its vectors (written by an older t2), so it "
+                                "cannot be verified outside the artifact store; use the stored copy (its expert id "
+                                "from `t2 catalog ls experts`).")
         return p
-    store = store or ArtifactStore()
     prefix = ref.split("-", 1)[1] if "-" in ref else ref
     hits = sorted((store.root / KIND).glob(f"{prefix}*/{FILE}")) if (store.root / KIND).is_dir() else []
     if len(hits) != 1:
         raise ArtifactError(f"expert {ref!r} matches {len(hits)} stored experts; pass a file path or an expert id "
                             "from `t2 catalog ls experts`.")
+    store.verify(KIND, hits[0].parent.name)
     return hits[0]
-
-
-def load_expert_for(loaded: LoadedModel, ref: str, store: ArtifactStore | None = None
-                    ) -> tuple[SVFPolicy, dict, Path]:
-    """(policy, svd, path) for applying expert `ref` to `loaded` (checked against its weights hash)."""
-    store = store or ArtifactStore()
-    path = resolve_expert(ref, store)
-    policy, header = load_expert(path, loaded.weights_hash)
-    svd = load_svd(ensure_svd(loaded, policy.cfg.targets, store=store), store=store)
-    return policy, svd, path

@@ -1,4 +1,4 @@
-"""Content hashing used for cache keys, provenance and artifact verification (house rule 9)."""
+"""Content hashing used for cache keys, provenance and artifact verification: every artifact and run is identified by what it is, never by a path or name."""
 
 from __future__ import annotations
 

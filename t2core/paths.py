@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from t2core.errors import DataError
+from t2core.errors import ConfigError, DataError
 
 #: Repository root when running from a checkout (used to find ../shared/datasets).
 _REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -13,9 +13,8 @@ _REPO_ROOT = Path(__file__).resolve().parent.parent
 
 def t2_home() -> Path:
     """The t2 home directory: `$T2_HOME`, default `~/.t2`. Created on demand."""
-    home = Path(os.environ.get("T2_HOME") or Path.home() / ".t2").expanduser()
-    home.mkdir(parents=True, exist_ok=True)
-    return home
+    return _make_dir(Path(os.environ.get("T2_HOME") or Path.home() / ".t2").expanduser(), "T2_HOME",
+                     "the catalog, artifacts and Prefect results")
 
 
 def cache_dir() -> Path:
@@ -24,8 +23,20 @@ def cache_dir() -> Path:
     Separate from the home so tests (and several homes) can share one converted model.
     """
     env = os.environ.get("T2_CACHE_DIR")
-    path = Path(env).expanduser() if env else t2_home() / "cache"
-    path.mkdir(parents=True, exist_ok=True)
+    return _make_dir(Path(env).expanduser() if env else t2_home() / "cache", "T2_CACHE_DIR",
+                     "downloaded and converted models")
+
+
+def _make_dir(path: Path, var: str, holds: str) -> Path:
+    """`path`, created if missing; a file in the way or no permission is one clear error."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise ConfigError(f"{var}={path} is not a directory (a file is in the way); point {var} at a directory "
+                          f"for {holds}.") from None
+    except OSError as e:
+        raise ConfigError(f"{var}={path} cannot be created ({e.strerror}); point {var} at a writable directory "
+                          f"for {holds}.") from None
     return path
 
 

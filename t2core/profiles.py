@@ -1,4 +1,4 @@
-"""Run profiles as data (house rule 3): which model, which slices, which generation settings.
+"""Run profiles as data (settings live here, not in code paths): which model, which slices, which generation settings.
 
 - `tiny`: tiny-random, a few samples per benchmark, seconds; for CI and flow tests.
 - `smol`: the embedded SmolLM2-135M on small slices; the README default on a laptop CPU.
@@ -8,7 +8,7 @@ Adding a profile is one `register_profile(Profile(...))` call.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from t2core.errors import ConfigError
 from t2core.models.targets import check_target_spec
@@ -36,8 +36,22 @@ class TrainSlice:
     task: str
     overrides: tuple[tuple[str, object], ...] = ()  # (RLConfig field, value) pairs
 
+    def __post_init__(self) -> None:
+        from t2core.rl.config import RLConfig
+
+        _check_keys(f"train slice {self.task}", self.overrides, RLConfig)
+
     def rl_kwargs(self) -> dict[str, object]:
         return dict(self.overrides)
+
+
+def _check_keys(where: str, overrides: tuple[tuple[str, object], ...], config_cls: type) -> None:
+    """A typo in a profile override fails when the profile is defined (at import), naming the key."""
+    known = {f.name for f in fields(config_cls)} - {"task"}
+    for key, _ in overrides:
+        if key not in known:
+            raise ConfigError(f"{where}: unknown {config_cls.__name__} setting {key!r}; known: "
+                              f"{', '.join(sorted(known))}.")
 
 
 @dataclass(frozen=True)
@@ -56,6 +70,11 @@ class BaselineSlice:
     def __post_init__(self) -> None:
         if self.method not in BASELINE_METHODS:
             raise ConfigError(f"baseline {self.task}: method={self.method!r} must be one of {BASELINE_METHODS}.")
+        if self.method == "lora-pg":
+            from t2core.rl.config import RLConfig as config_cls
+        else:
+            from t2core.baselines.peft_ntp import NTPConfig as config_cls
+        _check_keys(f"baseline {self.method}/{self.task}", self.overrides, config_cls)
 
     def kwargs(self) -> dict[str, object]:
         return dict(self.overrides)
@@ -79,8 +98,8 @@ class Profile:
     description: str = ""
 
     def train_overrides(self, task: str) -> dict[str, object]:
-        """RLConfig overrides this profile sets for `task` (empty: RLConfig defaults)."""
-        return next((t.rl_kwargs() for t in self.trains if t.task == task), {})
+        """RLConfig settings this profile gives `task`: its dtype, then the task's slice overrides."""
+        return {"dtype": self.dtype, **next((t.rl_kwargs() for t in self.trains if t.task == task), {})}
 
     def __post_init__(self) -> None:
         check_target_spec(self.targets)

@@ -13,6 +13,7 @@ Shapes, for W of shape (out, in) and r = min(out, in):
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,9 +70,12 @@ def _info(man: Manifest, store: ArtifactStore, reused: bool) -> SVDInfo:
 
 
 def ensure_svd(
-    loaded: LoadedModel, targets: str = "mlp", store: ArtifactStore | None = None, rebuild: bool = False
+    loaded: LoadedModel, targets: str = "mlp", store: ArtifactStore | None = None, rebuild: bool = False,
+    progress: Callable[[int, int], None] | None = None,
 ) -> SVDInfo:
-    """Decompose the targeted matrices of `loaded`, or reuse (after verifying) the stored decomposition."""
+    """Decompose the targeted matrices of `loaded`, or reuse (after verifying) the stored decomposition.
+
+    `progress(done, total)` after each matrix (12 s to minutes on a CPU: say what is happening)."""
     check_target_spec(targets)
     store = store or ArtifactStore()
     mods = find_targets(loaded.model, loaded.family, targets)
@@ -88,13 +92,17 @@ def ensure_svd(
         errors: dict[str, float] = {}
         shapes: dict[str, list[int]] = {}
         t0 = time.perf_counter()
-        for name, mod in mods.items():
+        for i, (name, mod) in enumerate(mods.items()):
+            if progress:
+                progress(i, len(mods))
             w = mod.weight.detach().float()
             u, s, v = svd_matrix(w)
             errors[name] = float((u @ torch.diag(s) @ v.T - w).abs().max())
             shapes[name] = list(w.shape)
             tensors[f"{name}.U"], tensors[f"{name}.S"], tensors[f"{name}.V"] = u.cpu(), s.cpu(), v.cpu()
         seconds = time.perf_counter() - t0
+        if progress:
+            progress(len(mods), len(mods))
         save_file(tensors, str(tmp / FILE), metadata={"format": FORMAT_VERSION, "targets": targets})
         return {"seconds": seconds, "max_errors": errors, "shapes": shapes}
 

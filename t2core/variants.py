@@ -18,6 +18,7 @@ from pathlib import Path
 from t2core.artifacts import ArtifactStore
 from t2core.errors import ConfigError
 from t2core.models.registry import LoadedModel
+from t2core.sampling.base import Sampler, SVFWeights
 
 WeightsFactory = Callable[[], contextlib.AbstractContextManager]
 
@@ -26,10 +27,24 @@ WeightsFactory = Callable[[], contextlib.AbstractContextManager]
 class Variant:
     name: str  # the catalog variant: base | svf:<key> | lora:<id> | lora-pg:<id> | ia3:<id> | dora:<id>
     weights: WeightsFactory | None  # None: the base weights
+    vectors: Callable[[], SVFWeights] | None = None  # SVF experts: z as vectors, for samplers that take them
 
     @property
     def method(self) -> str:
         return self.name.split(":", 1)[0]
+
+    def apply_with(self, sampler: Sampler) -> dict:
+        """`evaluate` keyword arguments that apply this variant through `sampler`: the weights
+        materialised in the caller's model, or, for a sampler with its own copy of the model
+        (`receives_svf`), the expert's vectors sent with every call."""
+        if not sampler.receives_svf:
+            return {"weights": self.weights}
+        if self.weights is None:
+            return {}
+        if self.vectors is None:
+            raise ConfigError(f"sampler {sampler.name!r} takes SVF experts as vectors only; evaluate {self.name!r} "
+                              "with the hf sampler.")
+        return {"svf": self.vectors()}
 
 
 BASE = Variant("base", None)
@@ -51,18 +66,20 @@ def resolve_variant(loaded: LoadedModel, expert: str | None = None, adapter: str
 def _expert_variant(loaded: LoadedModel, ref: str, dtype: str, store: ArtifactStore) -> Variant:
     from t2core.experts import expert_variant, resolve_expert
     from t2core.svd import ensure_svd, load_svd
-    from t2core.svf import load_expert, materialised
+    from t2core.svf import load_expert, materialised, svf_weights
 
-    path = resolve_expert(ref, store)
-    policy, _ = load_expert(path, loaded.weights_hash)  # wrong model / NaN / broken file: fail now
+    path = resolve_expert(ref, store)  # verified: the store's manifest, or the file's own checksum
+    policy, header = load_expert(path, loaded.weights_hash)  # wrong model / NaN / broken file: fail now
+
+    def svd():
+        return load_svd(ensure_svd(loaded, policy.cfg.targets, store=store), store=store)
 
     @contextlib.contextmanager
     def weights() -> Iterator[None]:
-        svd = load_svd(ensure_svd(loaded, policy.cfg.targets, store=store), store=store)
-        with materialised(loaded.model, svd, policy, dtype=dtype):
+        with materialised(loaded.model, svd(), policy, dtype=dtype):
             yield
 
-    return Variant(expert_variant(path), weights)
+    return Variant(expert_variant(header, policy), weights, lambda: svf_weights(policy, svd(), loaded.weights_hash))
 
 
 def _adapter_variant(loaded: LoadedModel, adapter_id: str, store: ArtifactStore) -> Variant:

@@ -18,6 +18,23 @@ REPO = Path(__file__).resolve().parent.parent
 os.environ.setdefault("T2_CACHE_DIR", str(REPO / ".t2-cache"))
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Prefect's ephemeral API server gets 20 s to start by default; a busy 2-core machine has missed that
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_home(tmp_path_factory):
+    """A temporary T2_HOME for the whole run, set before any module-scoped fixture builds an
+    artifact: the user's real ~/.t2 is never written (each test then gets its own, below)."""
+    saved = {k: os.environ.get(k) for k in ("T2_HOME", "T2_CATALOG")}
+    os.environ["T2_HOME"] = str(tmp_path_factory.mktemp("t2home-session"))
+    os.environ.pop("T2_CATALOG", None)
+    yield
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
 
 
 @pytest.fixture(autouse=True)

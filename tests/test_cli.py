@@ -69,18 +69,16 @@ def test_train_then_eval_expert_then_report(t2_home, data_dir):
     e = t2_cli("eval", "--model", "tiny-random", "--task", "arc_easy", "--limit", "3", "--max-new-tokens", "4",
                "--expert", expert_id)
     assert e.returncode == 0, e.stderr[-2000:]
-    assert catalog_rows(t2_home, "SELECT variant FROM runs WHERE kind = 'eval'") == [(f"svf:{expert_id.split('-')[1]}"
-                                                                                      + _rest(t2_home),)]
+    from t2core.experts import expert_variant
+    from t2core.svf import load_expert
+
+    path = catalog_rows(t2_home, "SELECT path FROM experts WHERE method = 'svf'")[0][0]
+    policy, header = load_expert(path)
+    assert catalog_rows(t2_home, "SELECT variant FROM runs WHERE kind = 'eval'") == [(expert_variant(header, policy),)]
     rep = t2_cli("report", "--table", "1", "--format", "csv")
     assert rep.returncode == 0 and "tiny-random,svf," in rep.stdout
     fig = t2_cli("report", "--figure", "4", "--out", str(t2_home / "fig4.png"))
     assert fig.returncode == 0 and (t2_home / "fig4.png").stat().st_size > 10_000
-
-
-def _rest(home):
-    """The rest of the expert's artifact key after the id's 16-character prefix."""
-    key = next((home / "artifacts" / "experts").iterdir()).name
-    return key[16:]
 
 
 def test_expert_on_wrong_model_is_a_clear_error(t2_home, data_dir):
@@ -109,3 +107,32 @@ def test_killed_training_resumes_from_its_checkpoint_without_duplicates(t2_home,
     assert catalog_rows(t2_home, "SELECT count(*), count(DISTINCT step), min(step), max(step) FROM curves") == [
         (6, 6, 1, 6)]
     assert catalog_rows(t2_home, "SELECT count(*) FROM experts") == [(1,)]
+
+
+def test_eval_through_the_proc_sampler_records_what_hf_gives(t2_home, data_dir, tiny):
+    """`t2 eval --sampler proc`: the model in another process; the rows equal an in-process evaluation's."""
+    from t2core.evaluate import EvalConfig, evaluate
+    from t2core.sampling import GenerationConfig
+
+    res = t2_cli("eval", "--model", "tiny-random", "--task", "gsm8k", "--limit", "3", "--max-new-tokens", "6",
+                 "--sampler", "proc")
+    assert res.returncode == 0, res.stderr
+    rows = catalog_rows(t2_home, "SELECT output FROM samples ORDER BY idx")
+    here = evaluate(tiny, EvalConfig("gsm8k", "test", 3, GenerationConfig(max_new_tokens=6, batch_size=16)), data_dir)
+    assert [r[0] for r in rows] == [s.output for s in here.samples]
+
+
+def test_version_and_bad_t2_home(tmp_path):
+    from typer.testing import CliRunner
+
+    from t2cli.main import app
+    from t2core import __version__
+
+    r = CliRunner().invoke(app, ["--version"])
+    assert r.exit_code == 0 and r.stdout.startswith(f"t2 {__version__} (git ")
+    home = tmp_path / "a-file"
+    home.write_text("not a directory")
+    res = t2_cli("catalog", "ls", env={"T2_HOME": str(home)})
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == 2 and len(lines) == 1 and "Traceback" not in res.stderr, res.stderr
+    assert "T2_HOME" in lines[0] and str(home) in lines[0]

@@ -93,3 +93,24 @@ def test_choice_task_on_tiny_random_uses_choose(tiny, data_dir):
     for s, row in zip(ds.samples, res.samples, strict=True):
         assert row.output in [f"Answer: {c}" for c in s.choices] and row.parsed in s.labels
         assert row.n_new_tokens == 0  # scored, not generated
+
+
+@pytest.mark.parametrize("asked, runs", [(256, 256), (None, 512), (40, 40)])
+def test_max_new_tokens_is_what_was_asked_and_what_the_run_id_hashes(tiny, data_dir, asked, runs):
+    """256 used to mean "not set" and was replaced by the task's default (MATH: 512) while the run id
+    hashed 256; now None is the only "not set", and the plan hashes the value that runs."""
+    seen = []
+
+    def respond(messages):
+        return "\\boxed{1}"
+
+    sampler = make_sampler("dummy", respond=respond)
+    generate = sampler.generate
+    sampler.generate = lambda convs, cfg, **kw: seen.append(cfg.max_new_tokens) or generate(convs, cfg, **kw)
+    cfg = EvalConfig("math", limit=2, generation=GenerationConfig(max_new_tokens=asked))
+    plan = plan_eval(tiny, cfg, data_dir)
+    res = evaluate(tiny, cfg, data_dir, sampler=sampler)
+    assert seen == [runs] and plan.cfg.generation.max_new_tokens == runs
+    assert res.config["effective_generation"]["max_new_tokens"] == runs and res.run_id == plan.run_id
+    explicit = EvalConfig("math", limit=2, generation=GenerationConfig(max_new_tokens=runs))
+    assert plan_eval(tiny, explicit, data_dir).run_id == plan.run_id  # "the task's default" = that number

@@ -1,6 +1,8 @@
 """The hf sampler: the bf16 weight-cast cache changes speed, never results or the model; `choose`
 scores candidates exactly as separate unpadded forwards would."""
 
+import contextlib
+
 import pytest
 import torch
 
@@ -113,3 +115,97 @@ def test_dummy_choose_and_a_sampler_without_choose():
 
     with pytest.raises(ConfigError, match="cannot score candidate answers.*'hf'"):
         GenerateOnly().choose(convs, cands, GenerationConfig())
+
+
+# --------------------------------------------------------------------------- the vectors-only seam
+
+
+@pytest.fixture(scope="module")
+def proc_sampler(tiny):
+    """The `hf` sampler on its own copy of tiny-random in another process, fed SVF vectors only."""
+    sampler = make_sampler("proc", loaded=tiny)
+    yield sampler
+    sampler.close()
+
+
+def _expert(tiny, svd):
+    from t2core.svf import SVFPolicy, ranks_of
+
+    policy = SVFPolicy(ranks_of(svd), seed=0)
+    gen = torch.Generator().manual_seed(1)
+    state = {k: v + 0.5 * torch.randn(v.shape, generator=gen) for k, v in policy.raw_state().items()}
+    policy.load_raw_state(state)  # far from z = 1: the answers change
+    return policy
+
+
+def test_proc_sampler_reproduces_in_process_evaluation(tiny, proc_sampler, data_dir):
+    from t2core.evaluate import EvalConfig, evaluate
+    from t2core.sampling.hf import HFSampler
+    from t2core.svd import ensure_svd, load_svd
+    from t2core.svf import materialised, svf_weights
+    from t2core.tasks import get_task, load_split
+
+    svd = load_svd(ensure_svd(tiny, "mlp"))
+    policy = _expert(tiny, svd)
+    vectors = svf_weights(policy, svd, tiny.weights_hash)
+    local = HFSampler(tiny)
+    items = load_split("arc_easy_cloze", "test", data_dir, limit=5).samples
+    task = get_task("arc_easy_cloze")
+    convs, cands = [task.messages(x) for x in items], [task.candidates(x) for x in items]
+    for gen in (GenerationConfig(max_new_tokens=12, batch_size=3),
+                GenerationConfig(max_new_tokens=12, batch_size=2, temperature=1.0, seed=5, dtype="bfloat16")):
+        outs = {}
+        for expert in (False, True):
+            with materialised(tiny.model, svd, policy, dtype=gen.dtype) if expert else contextlib.nullcontext():
+                mine = local.generate(convs, gen), local.choose(convs, cands, gen)
+            theirs = (proc_sampler.generate(convs, gen, svf=vectors if expert else None),
+                      proc_sampler.choose(convs, cands, gen, svf=vectors if expert else None))
+            for a, b in zip(mine[0] + mine[1], theirs[0] + theirs[1], strict=True):
+                assert (a.text, a.prompt_ids, a.completion_ids, a.choice) == (b.text, b.prompt_ids, b.completion_ids,
+                                                                              b.choice)
+                assert a.choice_logprobs == b.choice_logprobs  # bitwise: the same W', the same kernels
+            outs[expert] = [c.completion_ids for c in mine[0]] + [c.choice_logprobs for c in mine[1]]
+        assert outs[True] != outs[False]  # the expert changed the model, remotely as locally
+    # and through `evaluate`, which sends the vectors with every call
+    cfg = EvalConfig("gsm8k", "test", limit=4, generation=GenerationConfig(max_new_tokens=8, temperature=1.0))
+    with materialised(tiny.model, svd, policy):
+        here = evaluate(tiny, cfg, data_dir)
+    there = evaluate(tiny, cfg, data_dir, sampler=proc_sampler, svf=vectors)
+    assert [x.output for x in there.samples] == [x.output for x in here.samples]
+    assert there.config["sampler"] == "proc" and there.run_id == here.run_id
+
+
+def test_training_through_the_proc_sampler_matches_local_training(tiny, proc_sampler):
+    import tests.synthetic  # noqa: F401 - registers synthetic_ascii
+    from t2core.rl import ReinforceTrainer, RLConfig
+    from t2core.svd import ensure_svd, load_svd
+
+    svd = load_svd(ensure_svd(tiny, "mlp"))
+    cfg = RLConfig(task="synthetic_ascii", steps=3, batch_size=8, lr=0.2, grad_clip=1.0, temperature=1.0,
+                   valid_every=2, valid_limit=8, seed=3)
+    local = ReinforceTrainer(tiny, svd, cfg).fit()
+    remote = ReinforceTrainer(tiny, svd, cfg, sampler=proc_sampler).fit()
+    strip = [(c.step, c.mean_reward, c.train_acc, c.loss, c.grad_norm, c.valid_acc, c.tokens) for c in local.curve]
+    assert [(c.step, c.mean_reward, c.train_acc, c.loss, c.grad_norm, c.valid_acc, c.tokens)
+            for c in remote.curve] == strip
+    assert (local.base_valid, local.best_valid) == (remote.base_valid, remote.best_valid)
+    assert all(torch.equal(local.best_state[k], remote.best_state[k]) for k in local.best_state)
+    assert all(c.grad_norm > 0 for c in local.curve)  # z moved every step: later rollouts used other vectors
+
+
+def test_unknown_sampler_is_a_clear_error(tiny):
+    from t2core.errors import UnknownNameError
+
+    with pytest.raises(UnknownNameError, match=r"unknown sampler 'vllm'; known: dummy, hf, proc"):
+        make_sampler("vllm", loaded=tiny)
+
+
+def test_proc_sampler_refuses_vectors_for_other_weights(proc_sampler, tiny):
+    from t2core.errors import ArtifactError
+    from t2core.sampling import SVFWeights
+
+    bad = SVFWeights("0" * 64, {"model.layers.0.mlp.down_proj": torch.ones(4)})
+    with pytest.raises(ArtifactError, match="base weights"):
+        proc_sampler.generate([[{"role": "user", "content": "hi"}]], GenerationConfig(max_new_tokens=2), svf=bad)
+    with pytest.raises(ConfigError, match="does not take SVF"):
+        make_sampler("hf", loaded=tiny).generate([[{"role": "user", "content": "hi"}]], GenerationConfig(), svf=bad)

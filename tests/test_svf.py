@@ -1,5 +1,7 @@
 """SVF policy: exact identity at init, factored == materialised, expert files and their errors."""
 
+from dataclasses import asdict
+
 import pytest
 import torch
 from safetensors.torch import save_file
@@ -176,3 +178,61 @@ def test_config_errors():
         SVFConfig(param="tanh")
     with pytest.raises(ConfigError, match="mode 'lazy'"):
         SVFConfig(mode="lazy")
+
+
+# --------------------------------------------------------------------------- expert identity and integrity
+
+
+def _two_experts(tiny, tmp_path):
+    from t2core.svd import ensure_svd, load_svd
+    from t2core.svf import ExpertHeader, SVFPolicy, ranks_of, save_expert
+
+    svd = load_svd(ensure_svd(tiny, "mlp"))
+    paths = []
+    for i in range(2):
+        policy = SVFPolicy(ranks_of(svd))
+        policy.load_raw_state({k: v + 0.1 * (i + 1) for k, v in policy.raw_state().items()})
+        header = ExpertHeader(base_weights_hash=tiny.weights_hash, model="tiny-random", task="gsm8k",
+                              svf=asdict(policy.cfg), ranks=ranks_of(svd))
+        paths.append(save_expert(tmp_path / f"run{i}" / "same-name" / "expert.safetensors", policy, header))
+    return paths
+
+
+def test_experts_in_folders_of_the_same_name_are_different_variants(tiny, tmp_path, data_dir):
+    import shutil
+
+    from t2core.evaluate import EvalConfig, plan_eval
+    from t2core.sampling import GenerationConfig
+    from t2core.variants import resolve_variant
+
+    a, b = _two_experts(tiny, tmp_path)
+    va, vb = resolve_variant(tiny, expert=str(a)), resolve_variant(tiny, expert=str(b))
+    assert va.name != vb.name and va.name.startswith("svf:")
+    cfg = EvalConfig("gsm8k", limit=2, generation=GenerationConfig(max_new_tokens=4))
+    assert plan_eval(tiny, cfg, data_dir, va.name).run_id != plan_eval(tiny, cfg, data_dir, vb.name).run_id
+    copy = tmp_path / "elsewhere" / "x.safetensors"
+    copy.parent.mkdir()
+    shutil.copy(a, copy)
+    assert resolve_variant(tiny, expert=str(copy)).name == va.name  # identity is content, not place
+
+
+def test_a_flipped_byte_in_an_expert_is_refused_wherever_it_lives(tiny, tmp_path, t2_home, data_dir):
+    from t2core.errors import ArtifactError
+    from t2core.experts import train_expert
+    from t2core.rl import RLConfig
+    from t2core.variants import resolve_variant
+
+    (a, _) = _two_experts(tiny, tmp_path)
+    raw = bytearray(a.read_bytes())
+    raw[-3] ^= 0x40  # inside the last vector's data: the file still parses, z is silently different
+    a.write_bytes(bytes(raw))
+    with pytest.raises(ArtifactError, match="corrupted: its vectors do not match the checksum"):
+        resolve_variant(tiny, expert=str(a))
+    out = train_expert(tiny, RLConfig(task="arc_easy", steps=1, batch_size=2, valid_every=5, valid_limit=2,
+                                      max_new_tokens=2), data_dir)
+    stored = bytearray(out.path.read_bytes())
+    stored[-3] ^= 0x40
+    out.path.write_bytes(bytes(stored))
+    for ref in (out.expert_id, str(out.path)):
+        with pytest.raises(ArtifactError, match="corrupted"):
+            resolve_variant(tiny, expert=ref)

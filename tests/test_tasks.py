@@ -226,3 +226,11 @@ def test_every_reference_solution_passes_unless_listed(data_dir):
     for task, split in [("mbpp", sp) for sp in ("prompt", "test", "valid", "train")] + [("humaneval", "test")]:
         failed |= {i: r for i, r in _reference_scores(task, split, data_dir, limits=roomy).items() if not r.passed}
     assert set(failed) == set(UNJUDGEABLE), failed
+
+
+def test_a_dataset_file_that_differs_from_its_pinned_hash_is_refused(tmp_path, data_dir):
+    src = (data_dir / "gsm8k" / "test.jsonl").read_text()
+    (tmp_path / "gsm8k").mkdir()
+    (tmp_path / "gsm8k" / "test.jsonl").write_text(src.replace("#### 18", "#### 19", 1))  # still well-formed
+    with pytest.raises(DataError, match=r"test.jsonl has sha256 .* not the pinned 3730d312f6e34405.*Restore"):
+        load_split("gsm8k", "test", tmp_path)

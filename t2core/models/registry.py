@@ -1,6 +1,6 @@
 """Model registry: alias -> how to load it and which matrices SVF targets.
 
-Adding a model family is one file that calls `register_model(...)` (house rule 1).
+Adding a model family is one file that calls `register_model(...)` (add a family, don't edit the loader).
 Anything that is not a registered alias is treated as a Hugging Face id or a local
 directory and loaded with `transformers` (see `hub.py`).
 """
@@ -28,7 +28,7 @@ class LoadedModel:
     weights_hash: str  # sha256 of the state dict: keys experts and SVD artifacts to this exact model
     source: str  # where the weights came from (file path / hub id / "random:seed")
     family: FamilyTargets = LLAMA_TARGETS
-    default_targets: str = "mlp"
+    seed: int = 0  # what `load_model` was given (random-init models depend on it): a copy elsewhere reloads it
 
     @property
     def n_params(self) -> int:
@@ -41,7 +41,6 @@ class ModelSpec:
     loader: Callable[..., LoadedModel]  # loader(alias=..., seed=...) -> LoadedModel
     description: str
     family: FamilyTargets = LLAMA_TARGETS
-    default_targets: str = "mlp"
     needs_gpu: bool = False
     extra: dict = field(default_factory=dict)
 
@@ -78,6 +77,7 @@ def load_model(name: str, *, seed: int = 0) -> LoadedModel:
         loaded = _REGISTRY.get(name).loader(alias=name, seed=seed)
     if not isinstance(loaded.model, torch.nn.Module):
         raise ModelError(f"loader for {name!r} returned {type(loaded.model).__name__}, not a torch module")
+    loaded.seed = seed
     loaded.model.eval()
     loaded.model.requires_grad_(False)  # base weights are frozen: only SVF vectors (or adapters) train
     return loaded

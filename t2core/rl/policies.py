@@ -129,9 +129,5 @@ def make_policy(name: str, loaded: LoadedModel, svd: SVD | None, cfg) -> PolicyA
     return _POLICIES.get(name)(loaded, svd, cfg)
 
 
-def policy_names() -> list[str]:
-    return _POLICIES.names()
-
-
 register_policy("svf", SVFAdapter)
 register_policy("lora", LoRAAdapter)

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from t2core.errors import DataError
+from t2core.errors import ConfigError, DataError
 from t2core.evaluate import EvalConfig, evaluate
 from t2core.faults import fault_injection_point
 from t2core.hashing import canonical_json, sha256_bytes
@@ -94,6 +94,9 @@ class ReinforceTrainer:
         # `planned`: plan_training's result when the caller already has it (the data is loaded once)
         self.train, self.data_files, self.run_id = planned or plan_training(loaded, cfg, data_dir)
         self.sampler = sampler or make_sampler("hf", loaded=loaded)
+        if self.sampler.receives_svf and cfg.method != "svf":
+            raise ConfigError(f"sampler {self.sampler.name!r} takes SVF vectors only; train method {cfg.method!r} "
+                              "with the hf sampler.")
         self.checkpoint_dir = checkpoint_dir
         self.adapter = make_policy(cfg.method, loaded, svd, cfg)
         self.policy = getattr(self.adapter, "policy", None)  # the SVFPolicy of SVF runs

@@ -1,6 +1,6 @@
-"""Samplers. Importing this package registers the built-in backends (hf, dummy)."""
+"""Samplers. Importing this package registers the built-in backends (hf, dummy, proc)."""
 
-from t2core.sampling import dummy, hf  # noqa: F401 - registration side effects
+from t2core.sampling import dummy, hf, proc  # noqa: F401 - registration side effects
 from t2core.sampling.base import (
     Completion,
     GenerationConfig,

@@ -29,7 +29,9 @@ from t2core.registry import Registry
 
 @dataclass(frozen=True)
 class GenerationConfig:
-    max_new_tokens: int = 256
+    # None: the task's default, filled in once when an evaluation or a training run is planned
+    # (`EvalConfig.resolved`, `ReinforceTrainer`); samplers only ever see a number
+    max_new_tokens: int | None = None
     temperature: float = 0.0  # 0 = greedy (the paper's evaluation)
     top_p: float = 1.0
     batch_size: int = 8
@@ -37,8 +39,8 @@ class GenerationConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.max_new_tokens < 1:
-            raise ConfigError(f"max_new_tokens={self.max_new_tokens} must be >= 1.")
+        if self.max_new_tokens is not None and self.max_new_tokens < 1:
+            raise ConfigError(f"max_new_tokens={self.max_new_tokens} must be >= 1 (or None: the task's default).")
         if self.temperature < 0:
             raise ConfigError(f"temperature={self.temperature} must be >= 0 (0 means greedy).")
         if not 0 < self.top_p <= 1:

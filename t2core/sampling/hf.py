@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 
 import torch
 
+from t2core.errors import ConfigError
 from t2core.logprobs import candidate_logprobs
 from t2core.models.registry import LoadedModel
 from t2core.sampling.base import (
@@ -75,6 +76,9 @@ class HFSampler(Sampler):
     def generate(self, conversations, cfg: GenerationConfig, progress: Callable[[int], None] | None = None,
                  svf=None):
         self.check_svf(svf)
+        if cfg.max_new_tokens is None:
+            raise ConfigError("GenerationConfig.max_new_tokens is None: resolve it to the task's default first "
+                              "(EvalConfig.resolved) before generating.")
         tok, model = self.loaded.tokenizer, self.loaded.model
         device = next(model.parameters()).device
         texts = [render_prompt(tok, m) for m in conversations]

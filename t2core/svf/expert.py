@@ -2,7 +2,9 @@
 
 The header (safetensors metadata key `t2`) records the base model's weights hash, the
 target spec and parameterisation, the task, data hashes, training config and metrics,
-so loading onto another model (other hash, other shapes) fails with a clear error.
+so loading onto another model (other hash, other shapes) fails with a clear error. It also
+records the sha256 of the vectors themselves (`vectors_sha256`), checked on every load, so
+a flipped byte in the data, wherever the file lives, is an error rather than a different expert.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from t2core.errors import ArtifactError
+from t2core.hashing import tensors_hash
 from t2core.svf.policy import SVFConfig, SVFPolicy
 
 FORMAT = "t2-svf-expert-v1"
@@ -35,6 +38,7 @@ class ExpertHeader:
     config: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
     format: str = FORMAT
+    vectors_sha256: str = ""  # `tensors_hash` of the raw vectors; empty in files written before it existed
 
 
 def save_expert(path: str | Path, policy: SVFPolicy, header: ExpertHeader) -> Path:
@@ -44,6 +48,7 @@ def save_expert(path: str | Path, policy: SVFPolicy, header: ExpertHeader) -> Pa
         if not torch.isfinite(t).all():
             raise ArtifactError(f"expert vector for {name!r} contains NaN/inf; refusing to save a broken expert "
                                 "(lower the learning rate or enable KL).")
+    header = replace(header, vectors_sha256=tensors_hash(state))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
@@ -76,7 +81,7 @@ def load_expert(path: str | Path, weights_hash: str | None = None) -> tuple[SVFP
         raise ArtifactError(
             f"expert {path} was trained on base model {header.model!r} (weights {header.base_weights_hash[:12]}…), "
             f"not on this model (weights {weights_hash[:12]}…); use an expert trained on this model "
-            "(cross-model transfer goes through `t2 transfer`)."
+            "(cross-model transfer of z is not built yet)."
         )
     policy = SVFPolicy(header.ranks, SVFConfig(**header.svf))
     with safe_open(str(path), framework="pt") as f:
@@ -90,5 +95,8 @@ def load_expert(path: str | Path, weights_hash: str | None = None) -> tuple[SVFP
                                 f"({header.ranks.get(name)},); the file is corrupted.")
         if not torch.isfinite(t).all():
             raise ArtifactError(f"expert {path}: vector {name!r} contains NaN/inf; retrain the expert.")
+    if header.vectors_sha256 and tensors_hash(state) != header.vectors_sha256:
+        raise ArtifactError(f"expert {path} is corrupted: its vectors do not match the checksum in its header "
+                            f"({header.vectors_sha256[:12]}…); use an intact copy or retrain the expert.")
     policy.load_raw_state(state)
     return policy, header

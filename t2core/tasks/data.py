@@ -17,6 +17,7 @@ from typing import Any
 
 from t2core.errors import DataError
 from t2core.hashing import canonical_json, sha256_bytes, sha256_file
+from t2core.tasks.pins import PINNED
 
 
 def data_file(data_dir: Path, rel: str) -> Path:
@@ -132,4 +133,10 @@ def load_samples(
         return parse_records(enumerate(rows), f"hub:{hub[0][0]}", parse), files
     path = data_file(data_dir, rel)
     reader = read_json_array if path.suffix == ".json" else read_jsonl
-    return parse_records(reader(path), str(path), parse), file_hashes([path])
+    samples, files = parse_records(reader(path), str(path), parse), file_hashes([path])
+    pinned = PINNED.get(rel)
+    if pinned is not None and files[str(path)] != pinned:
+        raise DataError(f"{path} has sha256 {files[str(path)][:16]}…, not the pinned {pinned[:16]}… "
+                        "(shared/datasets/README.md; t2core/tasks/pins.py): the file is damaged or another "
+                        "revision. Restore the verified copy.")
+    return samples, files

@@ -236,3 +236,83 @@ def test_a_flipped_byte_in_an_expert_is_refused_wherever_it_lives(tiny, tmp_path
     for ref in (out.expert_id, str(out.path)):
         with pytest.raises(ArtifactError, match="corrupted"):
             resolve_variant(tiny, expert=ref)
+
+
+# --------------------------------------------------------------------------- per-row experts in one batch
+
+
+def _bank(tiny, k=3):
+    from t2core.svf import SVFPolicy, ranks_of, svf_weights
+    from t2core.svf.bank import ExpertBank
+
+    svd = load_svd(ensure_svd(tiny, "mlp"))
+    policies = []
+    for i in range(k):
+        p = SVFPolicy(ranks_of(svd))
+        g = torch.Generator().manual_seed(10 + i)
+        p.load_raw_state({n: v + 0.3 * torch.randn(v.shape, generator=g) for n, v in p.raw_state().items()})
+        policies.append(p)
+    return svd, policies, ExpertBank.of([svf_weights(p, svd, tiny.weights_hash) for p in policies])
+
+
+@pytest.mark.parametrize("mode", ["factored", "grouped"])
+def test_a_mixed_batch_matches_each_row_run_alone_with_its_own_expert(tiny, mode):
+    from t2core.sampling import SVFWeights
+    from t2core.svf import materialised, materialised_scales
+    from t2core.svf.bank import one_hot, per_row
+
+    svd, policies, bank = _bank(tiny)
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(3, tiny.model.config.vocab_size, (6, 9), generator=g)  # (B, T), no padding
+    rows = [0, 2, 1, 1, 0, 2]
+    with torch.no_grad():
+        with per_row(tiny.model, svd, bank, one_hot(rows, bank.k), mode=mode):
+            mixed = tiny.model(ids).logits  # (B, T, V)
+        for b, k in enumerate(rows):
+            with materialised(tiny.model, svd, policies[k]):
+                alone = tiny.model(ids[b : b + 1]).logits
+            assert (mixed[b] - alone[0]).abs().max() < 1e-4, (b, k)
+        # a mixture row: Σ α_k · scale_k, as one materialised expert
+        alpha = torch.tensor([[0.5, 0.25, 0.25]])
+        with per_row(tiny.model, svd, bank, alpha, mode=mode):
+            mix = tiny.model(ids[:1]).logits
+        avg = SVFWeights(tiny.weights_hash, {n: (alpha @ sc)[0] for n, sc in bank.scales.items()})
+        with materialised_scales(tiny.model, svd, avg):
+            ref = tiny.model(ids[:1]).logits
+        assert (mix - ref).abs().max() < 1e-4
+        base = tiny.model(ids).logits
+    assert (mixed - base).abs().max() > 1e-3  # the experts changed the model
+    from t2core.sampling.hf import bf16_autocast
+
+    with torch.no_grad(), per_row(tiny.model, svd, bank, one_hot(rows, bank.k), dtype="bfloat16", mode=mode), \
+            bf16_autocast(tiny.model, torch.device("cpu")):
+        low = tiny.model(ids).logits.float()  # bf16 U, V under autocast: the generation setting
+    assert (low - mixed).abs().max() < 0.05 * mixed.abs().max()
+    # greedy generation: the mixed batch writes what each row writes on its own
+    with per_row(tiny.model, svd, bank, one_hot(rows, bank.k), mode=mode):
+        together = tiny.model.generate(ids, max_new_tokens=6, do_sample=False, pad_token_id=0)
+    for b, k in enumerate(rows):
+        with per_row(tiny.model, svd, bank, one_hot([k], bank.k), mode=mode):
+            alone = tiny.model.generate(ids[b : b + 1], max_new_tokens=6, do_sample=False, pad_token_id=0)
+        assert torch.equal(together[b], alone[0]), b
+    assert not any(type(m).__name__.startswith("_Row") for m in tiny.model.modules())  # restored
+
+
+def test_bank_refuses_mismatched_experts_and_weights(tiny):
+    from t2core.sampling import SVFWeights
+    from t2core.svf.bank import ExpertBank, one_hot, per_row
+
+    svd, _, bank = _bank(tiny, k=2)
+    other = SVFWeights("f" * 64, {n: sc[0] for n, sc in bank.scales.items()})
+    mine = SVFWeights(bank.base_weights_hash, {n: sc[0] for n, sc in bank.scales.items()})
+    with pytest.raises(ArtifactError, match="a bank holds one model's experts"):
+        ExpertBank.of([mine, other])
+    with pytest.raises(ConfigError, match=r"must lie in \[0, 2\)"):
+        one_hot([0, 2], 2)
+    with pytest.raises(ConfigError, match=r"finite \(batch, 2\)"):
+        with per_row(tiny.model, svd, bank, torch.ones(3, 3)):
+            pass
+    ids = torch.ones(2, 4, dtype=torch.long)
+    with pytest.raises(ConfigError, match="a batch of 2 rows met per-row weights for 3 rows"):
+        with per_row(tiny.model, svd, bank, one_hot([0, 1, 1], 2)), torch.no_grad():
+            tiny.model(ids)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import contextlib
 import os
 import re
 import selectors
@@ -84,6 +85,9 @@ class _Proc:
 
     def sandbox_pid(self) -> int | None:
         """The first process of the sandbox's PID namespace, as bubblewrap reported it."""
+        if self.info_r >= 0 and b"child-pid" not in self.info:  # not read by the loop yet
+            with contextlib.suppress(BlockingIOError, OSError):
+                self.info += os.read(self.info_r, 4096)
         m = re.search(rb'"child-pid"\s*:\s*(\d+)', bytes(self.info))
         return int(m.group(1)) if m else None
 

@@ -98,8 +98,11 @@ def _ro_bind(path: str) -> list[str]:
     return args + ["--ro-bind", path, path]
 
 
-def _system_binds(inside_dir: str) -> list[str]:
-    """Read-only binds of /usr and the Python installation, mirroring merged-/usr symlinks."""
+@functools.lru_cache(maxsize=4)
+def _system_binds(inside_dir: str) -> tuple[str, ...]:
+    """Read-only binds of /usr and the Python installation, mirroring merged-/usr symlinks.
+
+    Worked out once per process: it is the same for every sandbox (two per judgement)."""
     args = ["--ro-bind", "/usr", "/usr"]
     for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
         if os.path.islink(top):
@@ -114,7 +117,7 @@ def _system_binds(inside_dir: str) -> list[str]:
     py = interpreter()
     if not (py.startswith(prefix + "/") or py.startswith("/usr/")):
         args += _ro_bind(py)
-    return args + ["--ro-bind", inside_dir, SANDBOX_DIR]
+    return (*args, "--ro-bind", inside_dir, SANDBOX_DIR)
 
 
 def _prlimit(limits: SandboxLimits) -> list[str]:

@@ -20,6 +20,7 @@ from typing import TypeVar
 
 import duckdb
 
+from catalog.migrate import migrate
 from t2core.errors import T2Error
 from t2core.paths import t2_home
 
@@ -59,6 +60,7 @@ class Catalog:
         con = duckdb.connect(str(self.path))
         try:
             con.execute(_SCHEMA)  # idempotent; cheap next to a model step
+            migrate(con)  # data migrations, once per catalog (a no-op read afterwards)
             yield con
         finally:
             con.close()

@@ -2,13 +2,14 @@
 
 Rows are keyed by content (run ids, weights hashes, decomposition keys) and written
 with INSERT OR REPLACE / delete-then-insert, so recording the same thing twice (a
-rerun after a crash) never duplicates rows.
+rerun after a crash) never duplicates rows. Every run row is written by one statement
+(`_upsert_run`) from one typed `RunRow`, whatever the operation.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 
 from catalog.db import Catalog
@@ -16,10 +17,52 @@ from t2core.evaluate import EvalResult
 from t2core.hashing import config_hash, git_sha
 from t2core.models.registry import LoadedModel
 from t2core.svd import SVDInfo
+from t2core.variants import BASE_REF, VariantRef
 
 
 def _now() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """What the `runs` table says about one run, fixed when the run is planned.
+
+    `variant` is what was applied (evaluations) or produced (training); `strategy` the
+    adaptation strategy that chose the experts (paper §3.3), when one did."""
+
+    run_id: str
+    kind: str  # eval | svd | train
+    model: str
+    weights_hash: str
+    task: str | None = None
+    task_version: str | None = None
+    split: str | None = None
+    config: dict = field(default_factory=dict)
+    data_files: dict = field(default_factory=dict)
+    seed: int = 0
+    variant: VariantRef = BASE_REF
+    strategy: str | None = None
+
+    @property
+    def config_hash(self) -> str:
+        return config_hash(self.config)
+
+
+def _upsert_run(con, row: RunRow, status: str, seconds: float | None = None, error: str | None = None) -> None:
+    """The one statement that writes a run row (started_at kept from the first attempt's row)."""
+    v = row.variant
+    finished = _now() if status != "running" else None
+    con.execute(
+        "INSERT OR REPLACE INTO runs (run_id, kind, model, weights_hash, task, task_version, split, config_hash,"
+        " config_json, data_hashes, git_sha, seed, status, error, started_at, finished_at, seconds, variant, method,"
+        " expert_ids, alphas, strategy) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,"
+        " coalesce((SELECT started_at FROM runs WHERE run_id = ? AND ? <> 'running'), ?),?,?,?,?,?,?,?)",
+        [row.run_id, row.kind, row.model, row.weights_hash, row.task, row.task_version, row.split, row.config_hash,
+         json.dumps(row.config, sort_keys=True, default=str), json.dumps(row.data_files, sort_keys=True), git_sha(),
+         row.seed, status, error, row.run_id, status, _now(), finished, seconds, v.name, v.method,
+         list(v.expert_ids), list(v.alphas), row.strategy],
+    )
 
 
 def record_model(cat: Catalog, loaded: LoadedModel) -> None:
@@ -55,18 +98,14 @@ def is_completed(cat: Catalog, run_id: str) -> bool:
     return bool(rows[0][0])
 
 
-def start_run(cat: Catalog, *, run_id: str, kind: str, model: str, weights_hash: str, task: str | None = None,
-              task_version: str | None = None, split: str | None = None, config: dict | None = None,
-              config_hash: str = "", data_files: dict | None = None, seed: int = 0, variant: str = "base") -> None:
+def metric(cat: Catalog, run_id: str, name: str) -> float | None:
+    _, rows = cat.query("SELECT value FROM metrics WHERE run_id = ? AND name = ?", [run_id, name])
+    return rows[0][0] if rows else None
+
+
+def start_run(cat: Catalog, row: RunRow) -> None:
     """Mark a run as running (replacing a failed or interrupted attempt with the same id)."""
-    cat.write(lambda con: con.execute(
-        "INSERT OR REPLACE INTO runs (run_id, kind, model, weights_hash, task, task_version, split, config_hash,"
-        " config_json, data_hashes, git_sha, seed, status, started_at, variant)"
-        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,'running',?,?)",
-        [run_id, kind, model, weights_hash, task, task_version, split, config_hash,
-         json.dumps(config or {}, sort_keys=True, default=str), json.dumps(data_files or {}, sort_keys=True),
-         git_sha(), seed, _now(), variant],
-    ))
+    cat.write(lambda con: _upsert_run(con, row, "running"))
 
 
 def fail_run(cat: Catalog, run_id: str, error: str) -> None:
@@ -76,27 +115,30 @@ def fail_run(cat: Catalog, run_id: str, error: str) -> None:
     ))
 
 
+def eval_row(res: EvalResult) -> RunRow:
+    """The run row of a finished evaluation, from the result itself."""
+    return RunRow(run_id=res.run_id, kind=res.kind, model=res.model, weights_hash=res.weights_hash, task=res.task,
+                  task_version=res.task_version, split=res.split, config=res.config, data_files=res.data_files,
+                  seed=res.seed, variant=res.ref, strategy=res.strategy)
+
+
 def record_eval(cat: Catalog, res: EvalResult, n_records: int | None = None) -> None:
-    """Store a finished evaluation: run row, metrics, per-sample rows and dataset hashes, atomically."""
+    """Store a finished evaluation: run row, metrics, per-sample rows (with what answered each: experts,
+    mixing weights, the strategy's decision) and dataset hashes, atomically."""
+    row = eval_row(res)
 
     def tx(con) -> None:
-        con.execute(
-            "INSERT OR REPLACE INTO runs (run_id, kind, model, weights_hash, task, task_version, split, config_hash,"
-            " config_json, data_hashes, git_sha, seed, status, started_at, finished_at, seconds, variant)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,'completed',"
-            " coalesce((SELECT started_at FROM runs WHERE run_id = ?), ?), ?, ?, ?)",
-            [res.run_id, res.kind, res.model, res.weights_hash, res.task, res.task_version, res.split,
-             res.config_hash, json.dumps(res.config, sort_keys=True, default=str),
-             json.dumps(res.data_files, sort_keys=True), git_sha(), res.seed, res.run_id, _now(), _now(),
-             res.seconds, res.variant],
-        )
+        _upsert_run(con, row, "completed", seconds=res.seconds)
         con.execute("DELETE FROM metrics WHERE run_id = ?", [res.run_id])
         con.executemany("INSERT INTO metrics VALUES (?, ?, ?)",
                         [[res.run_id, k, float(v)] for k, v in res.metrics.items()])
         con.execute("DELETE FROM samples WHERE run_id = ?", [res.run_id])
         con.executemany(
-            "INSERT INTO samples VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [[res.run_id, s.idx, s.sample_id, s.prompt, s.output, s.parsed, s.target, s.correct, s.detail]
+            "INSERT INTO samples (run_id, idx, sample_id, prompt, output, parsed, target, correct, detail, expert_ids,"
+            " alphas, decision) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [[res.run_id, s.idx, s.sample_id, s.prompt, s.output, s.parsed, s.target, s.correct, s.detail,
+              list(s.expert_ids if s.expert_ids is not None else res.ref.expert_ids),
+              list(s.alphas if s.alphas is not None else res.ref.alphas), s.decision]
              for s in res.samples],
         )
         for f, h in res.data_files.items():
@@ -108,105 +150,74 @@ def record_eval(cat: Catalog, res: EvalResult, n_records: int | None = None) -> 
 
 def record_svd_run(cat: Catalog, loaded: LoadedModel, info: SVDInfo, seed: int = 0) -> None:
     """An `svd` run row (id = decomposition key) so `t2 catalog runs` shows when SVD happened."""
+    row = RunRow(run_id=f"svd-{info.key}", kind="svd", model=loaded.alias, weights_hash=loaded.weights_hash,
+                 config={"targets": info.targets}, seed=seed)
 
     def tx(con) -> None:
-        con.execute(
-            "INSERT OR IGNORE INTO runs (run_id, kind, model, weights_hash, config_hash, config_json, git_sha, seed,"
-            " status, started_at, finished_at, seconds) VALUES (?, 'svd', ?, ?, ?, ?, ?, ?, 'completed', ?, ?, ?)",
-            [f"svd-{info.key}", loaded.alias, loaded.weights_hash, info.key[:16],
-             json.dumps({"targets": info.targets}), git_sha(), seed, _now(), _now(), info.seconds],
-        )
-        con.execute("INSERT OR IGNORE INTO metrics VALUES (?, 'max_recon_error', ?)", [f"svd-{info.key}", info.max_error])
+        if con.execute("SELECT count(*) FROM runs WHERE run_id = ?", [row.run_id]).fetchall()[0][0]:
+            return
+        _upsert_run(con, row, "completed", seconds=info.seconds)
+        con.execute("INSERT OR IGNORE INTO metrics VALUES (?, 'max_recon_error', ?)", [row.run_id, info.max_error])
 
     cat.write(tx)
 
 
-def _config_identity(cfg) -> tuple[dict, str, str]:
-    """(config as a dict, its hash, the task's version) for a training config (RLConfig or NTPConfig)."""
+def train_row(loaded: LoadedModel, cfg, run_id: str, data_files: dict[str, str], seed: int,
+              produced: VariantRef | None = None) -> RunRow:
+    """The run row of a training run (RLConfig or NTPConfig `cfg`); `produced`: the expert or adapter it made."""
     from t2core.tasks import get_task
 
-    cfg_dict = asdict(cfg)
-    return cfg_dict, config_hash(cfg_dict), get_task(cfg.task).version
+    method = cfg.method if type(cfg).__name__ == "NTPConfig" or cfg.method == "svf" else f"{cfg.method}-pg"
+    return RunRow(run_id=run_id, kind="train", model=loaded.alias, weights_hash=loaded.weights_hash, task=cfg.task,
+                  task_version=get_task(cfg.task).version, split="train", config=asdict(cfg), data_files=data_files,
+                  seed=seed, variant=produced or VariantRef(method))
 
 
-def start_training(cat: Catalog, *, loaded: LoadedModel, cfg, run_id: str, data_files: dict[str, str],
-                   seed: int) -> None:
-    """A `running` train row for REINFORCE run `run_id` (RLConfig `cfg`), visible until `record_training`
-    completes it; a killed run stays visible as running until its rerun finishes."""
-    cfg_dict, chash, task_version = _config_identity(cfg)
-    start_run(cat, run_id=run_id, kind="train", model=loaded.alias, weights_hash=loaded.weights_hash, task=cfg.task,
-              task_version=task_version, split=cfg.train_split, config=cfg_dict,
-              config_hash=chash, data_files=data_files, seed=seed, variant=f"{cfg.method}-train")
-
-
-def record_training(cat: Catalog, *, res, loaded: LoadedModel, cfg, expert_id: str, expert_path: str,
-                    seconds: float, seed: int) -> None:
-    """A finished REINFORCE run (RLConfig `cfg`): run row, metrics, learning curve and the expert, atomically."""
-    cfg_dict, chash, task_version = _config_identity(cfg)
-    method = cfg.method
-    svf = method == "svf"
+def record_training(cat: Catalog, *, row: RunRow, res, expert_path: str, seconds: float) -> None:
+    """A finished REINFORCE run: run row, metrics, learning curve and the expert, atomically."""
     best = {"base_valid": res.base_valid, "best_valid": res.best_valid, "best_step": float(res.best_step),
             "steps": float(len(res.curve)),
             "final_mean_reward": res.curve[-1].mean_reward if res.curve else 0.0}
+    v = row.variant
 
     def tx(con) -> None:
-        con.execute(
-            "INSERT OR REPLACE INTO runs (run_id, kind, model, weights_hash, task, task_version, split, config_hash,"
-            " config_json, data_hashes, git_sha, seed, status, started_at, finished_at, seconds, variant)"
-            " VALUES (?, 'train', ?, ?, ?, ?, 'train', ?, ?, ?, ?, ?, 'completed',"
-            " coalesce((SELECT started_at FROM runs WHERE run_id = ?), ?), ?, ?, ?)",
-            [res.run_id, loaded.alias, loaded.weights_hash, cfg.task, task_version, chash,
-             json.dumps(cfg_dict, sort_keys=True, default=str), json.dumps(res.data_files, sort_keys=True),
-             git_sha(), seed, res.run_id, _now(), _now(), seconds,
-             f"svf:{expert_id}" if svf else f"{method}-pg:{res.run_id}"],
-        )
-        con.execute("DELETE FROM metrics WHERE run_id = ?", [res.run_id])
-        con.executemany("INSERT INTO metrics VALUES (?, ?, ?)", [[res.run_id, k, float(v)] for k, v in best.items()])
-        con.execute("DELETE FROM curves WHERE run_id = ?", [res.run_id])
+        _upsert_run(con, row, "completed", seconds=seconds)
+        con.execute("DELETE FROM metrics WHERE run_id = ?", [row.run_id])
+        con.executemany("INSERT INTO metrics VALUES (?, ?, ?)", [[row.run_id, k, float(v)] for k, v in best.items()])
+        con.execute("DELETE FROM curves WHERE run_id = ?", [row.run_id])
         con.executemany(
             "INSERT INTO curves VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [[res.run_id, c.step, c.mean_reward, c.train_acc, c.kl, c.loss, c.grad_norm, c.valid_acc, c.wall_s,
+            [[row.run_id, c.step, c.mean_reward, c.train_acc, c.kl, c.loss, c.grad_norm, c.valid_acc, c.wall_s,
               c.tokens] for c in res.curve],
         )
-        con.execute(
-            "INSERT OR REPLACE INTO experts (expert_id, weights_hash, task, method, targets, path, run_id, metrics_json)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [expert_id, loaded.weights_hash, cfg_dict["task"], "svf" if svf else f"{method}-pg",
-             cfg_dict["svf"]["targets"] if svf else "q_proj,v_proj", expert_path, res.run_id, json.dumps(best)],
-        )
+        targets = row.config["svf"]["targets"] if v.method == "svf" else "q_proj,v_proj"
+        _upsert_expert(con, v, row, targets, expert_path, best)
 
     cat.write(tx)
 
 
-def record_adapter(cat: Catalog, *, loaded: LoadedModel, cfg, res, seed: int) -> str:
-    """A trained PEFT baseline adapter (NTPConfig `cfg`): run row (kind train), loss metrics, expert row.
+def _upsert_expert(con, v: VariantRef, row: RunRow, targets: str, path: str, metrics: dict) -> None:
+    con.execute(
+        "INSERT OR REPLACE INTO experts (expert_id, weights_hash, task, method, targets, path, run_id, metrics_json)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [v.name if v.method != "svf" else v.expert_ids[0], row.weights_hash, row.task, v.method, targets, path,
+         row.run_id, json.dumps(metrics)])
 
-    Returns the run id. A reused adapter (`res.reused`) already recorded is left as it is.
-    """
-    cfg_dict, chash, task_version = _config_identity(cfg)
-    method, run_id = cfg.method, f"{cfg.method}-{res.adapter_id}"
-    if res.reused and is_completed(cat, run_id):
-        return run_id
+
+def record_adapter(cat: Catalog, *, row: RunRow, res) -> None:
+    """A trained PEFT baseline adapter (NTPConfig): run row (kind train), loss metrics, expert row.
+    A reused adapter already recorded is left as it is."""
+    if res.reused and is_completed(cat, row.run_id):
+        return
     metrics = {"n_trainable": float(res.n_trainable), "steps": float(len(res.losses))}
     if res.losses:
         metrics.update(first_loss=res.losses[0], final_loss=res.losses[-1])
 
     def tx(con) -> None:
-        con.execute(
-            "INSERT OR REPLACE INTO runs (run_id, kind, model, weights_hash, task, task_version, split, config_hash,"
-            " config_json, data_hashes, git_sha, seed, status, started_at, finished_at, seconds, variant)"
-            " VALUES (?, 'train', ?, ?, ?, ?, 'train', ?, ?, ?, ?, ?, 'completed', ?, ?, ?, ?)",
-            [run_id, loaded.alias, loaded.weights_hash, cfg_dict["task"], task_version, chash,
-             json.dumps(cfg_dict, sort_keys=True, default=str),
-             json.dumps(res.data_files, sort_keys=True), git_sha(), seed, _now(), _now(), res.seconds,
-             f"{method}:{res.adapter_id}"])
-        con.execute("DELETE FROM metrics WHERE run_id = ?", [run_id])
-        con.executemany("INSERT INTO metrics VALUES (?, ?, ?)", [[run_id, k, float(v)] for k, v in metrics.items()])
-        con.execute(
-            "INSERT OR REPLACE INTO experts (expert_id, weights_hash, task, method, targets, path, run_id, metrics_json)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [res.adapter_id, loaded.weights_hash, cfg_dict["task"], method, ",".join(cfg_dict["target_modules"]),
-             str(res.path), run_id, json.dumps(metrics)])
+        _upsert_run(con, row, "completed", seconds=res.seconds)
+        con.execute("DELETE FROM metrics WHERE run_id = ?", [row.run_id])
+        con.executemany("INSERT INTO metrics VALUES (?, ?, ?)",
+                        [[row.run_id, k, float(v)] for k, v in metrics.items()])
+        _upsert_expert(con, row.variant, row, ",".join(row.config["target_modules"]), str(res.path), metrics)
 
     cat.write(tx)
-    return run_id

@@ -57,14 +57,14 @@ def _fmt(v) -> str:
 def table1(cat: Catalog, model: str | None = None, split: str = "test") -> Table:
     """Accuracy per (model, task, method) from the latest completed eval run of each, and score / base.
 
-    Methods come from the run's variant: `base`, `svf:<expert>`, `lora:<adapter>`, ...
+    Methods come from the run's `method` column: base, svf, lora, lora-pg, ia3, dora.
     Runs are compared at equal sample counts (n); rows with another n than base show n.
     """
     sql = """
         WITH ev AS (
-            SELECT r.model, r.task, split_part(coalesce(r.variant, 'base'), ':', 1) AS method,
+            SELECT r.model, r.task, coalesce(r.method, 'base') AS method,
                    m.value AS acc, n.value AS n, r.finished_at,
-                   row_number() OVER (PARTITION BY r.model, r.task, split_part(coalesce(r.variant, 'base'), ':', 1)
+                   row_number() OVER (PARTITION BY r.model, r.task, coalesce(r.method, 'base')
                                       ORDER BY n.value DESC, r.finished_at DESC) AS rk
             FROM runs r
             JOIN metrics m ON m.run_id = r.run_id AND m.name = 'accuracy'
@@ -111,7 +111,7 @@ def figure4(cat: Catalog, out: Path, model: str | None = None) -> Path:
     import matplotlib.pyplot as plt
 
     _, rows = cat.query(
-        "SELECT r.model, r.task, split_part(coalesce(r.variant, 'svf'), ':', 1), r.run_id, c.step, c.mean_reward,"
+        "SELECT r.model, r.task, coalesce(r.method, 'svf'), r.run_id, c.step, c.mean_reward,"
         " c.valid_acc FROM curves c JOIN runs r USING (run_id)"
         " WHERE (? IS NULL OR r.model = ?) ORDER BY r.model, r.task, r.run_id, c.step", [model, model])
     runs: dict[tuple[str, str, str, str], list[tuple]] = {}

@@ -100,3 +100,13 @@ CREATE TABLE IF NOT EXISTS curves (
     PRIMARY KEY (run_id, step)
 );
 INSERT INTO schema_version (version) SELECT 2 WHERE NOT EXISTS (SELECT 1 FROM schema_version WHERE version = 2);
+
+-- v3: what produced each result, as structured columns (issue 9). Runs and samples written
+-- before v3 get `method` / `expert_ids` from their variant string once (catalog/migrate.py).
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS method VARCHAR;        -- base | svf | lora | lora-pg | ia3 | dora
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS expert_ids VARCHAR[];  -- svf:<hex> expert ids, or one adapter id
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS alphas DOUBLE[];       -- mixing weights of an SVF mixture (paper §3.3)
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS strategy VARCHAR;      -- the adaptation strategy that chose them
+ALTER TABLE samples ADD COLUMN IF NOT EXISTS expert_ids VARCHAR[];
+ALTER TABLE samples ADD COLUMN IF NOT EXISTS alphas DOUBLE[];
+ALTER TABLE samples ADD COLUMN IF NOT EXISTS decision VARCHAR;   -- the strategy's decision for this sample

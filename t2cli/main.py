@@ -8,7 +8,6 @@ from __future__ import annotations
 import functools
 import os
 import sys
-from dataclasses import asdict
 
 import typer
 from rich.console import Console
@@ -118,6 +117,13 @@ def profiles() -> None:
     console.print(_table("profiles", ["profile", "model", "dtype", "eval slices", "description"], rows))
 
 
+def _progress(transient: bool):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    return Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=err_console if transient else console, transient=transient)
+
+
 @app.command()
 @handle_errors
 def svd(
@@ -129,23 +135,14 @@ def svd(
     """Decompose the targeted matrices once (W = U diag(s) Vᵀ) and store them; reuse on later calls."""
     _quiet_transformers()
     from catalog import Catalog
-    from catalog import records as rec
-    from t2core.models.targets import check_target_spec
-    from t2core.svd import ensure_svd
+    from t2ops import svd as op
 
-    check_target_spec(targets)
+    req = op.SvdRequest(targets, rebuild)
     loaded = _load(model, seed)
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
-    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=err_console, transient=True) as prog:
+    with _progress(transient=True) as prog:
         bar = prog.add_task(f"SVD of the {targets} matrices", total=None)
-        info = ensure_svd(loaded, targets, rebuild=rebuild,
-                          progress=lambda done, total: prog.update(bar, completed=done, total=total))
-    cat = Catalog()
-    rec.record_model(cat, loaded)
-    new = rec.record_decomposition(cat, info)
-    rec.record_svd_run(cat, loaded, info, seed=seed)
+        info, new = op.run(req, loaded, Catalog(),
+                           progress=lambda done, total: prog.update(bar, completed=done, total=total))
     what = "reused stored decomposition (no SVD computed)" if info.reused else f"computed SVD in {info.seconds:.2f}s"
     console.print(f"[bold]{model}[/] targets={targets}: {what}")
     console.print(f"key {info.key}  {info.n_matrices} matrices  {info.bytes / 1e6:.1f} MB  "
@@ -166,60 +163,69 @@ def eval_cmd(
     data_dir: str | None = typer.Option(None, help="dataset directory (default: $T2_DATA_DIR or ../shared/datasets)"),
     seed: int = typer.Option(0, help="random seed"),
     force: bool = typer.Option(False, help="re-evaluate even if this exact run is already in the catalog"),
-    expert: str | None = typer.Option(None, help="SVF expert (file or expert id) applied to the model"),
-    adapter: str | None = typer.Option(None, help="PEFT baseline adapter id (from `t2 baseline`) applied instead"),
+    expert: str | None = typer.Option(None, help="what to apply: an expert id from `t2 catalog ls experts` "
+                                                 "(svf:<hex> for SVF experts, lora:<id>, ia3:<id>, ... for "
+                                                 "baselines) or an SVF expert file"),
+    adapter: str | None = typer.Option(None, help="a PEFT baseline adapter id (the same as --expert <method>:<id>)"),
     sampler: str = typer.Option("hf", help="hf (in-process) or proc (its own copy of the model in another process, "
                                             "fed SVF vectors only)"),
 ) -> None:
     """Greedy evaluation of the base model (or with an SVF expert); accuracy and per-sample rows go into the catalog."""
     _quiet_transformers()
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
     from catalog import Catalog
-    from catalog import records as rec
-    from t2core.evaluate import EvalConfig, evaluate, plan_eval
-    from t2core.sampling import GenerationConfig, make_sampler
-    from t2core.variants import resolve_variant
+    from t2core.errors import ConfigError
+    from t2core.evaluate import EvalConfig
+    from t2core.sampling import GenerationConfig
+    from t2ops import evaluation as op
 
+    if expert and adapter:
+        raise ConfigError(f"both --expert {expert!r} and --adapter {adapter!r} given; evaluate one at a time.")
+    if adapter and ":" not in adapter:
+        adapter = f"{_adapter_method(adapter)}:{adapter}"
     gen = GenerationConfig(batch_size=batch_size, dtype=dtype, seed=seed, max_new_tokens=max_new_tokens)
-    cfg = EvalConfig(task=task, split=split, limit=limit, generation=gen)
+    req = op.EvalRequest(EvalConfig(task=task, split=split, limit=limit, generation=gen), expert or adapter, sampler,
+                         data_dir)
     loaded = _load(model, seed)
-    var = resolve_variant(loaded, expert=expert, adapter=adapter, dtype=dtype)  # bad refs fail before catalog writes
-    variant = var.name
-    planned = plan_eval(loaded, cfg, data_dir, variant)
-    task_obj, ds, run_id, cfg = planned  # cfg resolved: what runs and what the run id hashes
+    plan = op.plan(req, loaded.weights_hash)  # bad references fail here, before any catalog write
     cat = Catalog()
-    rec.record_model(cat, loaded)
-    if rec.is_completed(cat, run_id) and not force:
-        _, rows = cat.query("SELECT value FROM metrics WHERE run_id=? AND name='accuracy'", [run_id])
-        console.print(f"run {run_id} is already in the catalog (use --force to redo): accuracy {rows[0][0]:.4f}")
-        return
-    smp = make_sampler(sampler, loaded=loaded)
-    apply = var.apply_with(smp)  # an adapter through a vectors-only sampler fails here, before the catalog
-    rec.start_run(cat, run_id=run_id, kind="eval", model=loaded.alias, weights_hash=loaded.weights_hash, task=task,
-                  task_version=task_obj.version, split=split, config=asdict(cfg), data_files=ds.files, seed=seed,
-                  variant=variant)
+    prog = _progress(transient=False)
+    bar = prog.add_task(f"{task}/{split}", total=len(plan.core.dataset))
+
+    def advance(n: int) -> None:  # the bar appears once generation starts (not for a run found in the catalog)
+        prog.start()
+        prog.advance(bar, n)
+
     try:
-        with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                      TimeElapsedColumn(), console=console, transient=False) as prog:
-            bar = prog.add_task(f"{task}/{split}", total=len(ds))
-            res = evaluate(loaded, cfg, data_dir, planned=planned, progress=lambda n: prog.advance(bar, n),
-                           variant=variant, sampler=smp, **apply)
-    except BaseException as e:
-        rec.fail_run(cat, run_id, f"{type(e).__name__}: {e}")
-        raise
-    rec.record_eval(cat, res, n_records=ds.n_total)
+        out = op.run(req, loaded, cat, force=force, progress=advance, planned=plan)
+    finally:
+        prog.stop()
+    if out.reused:
+        console.print(f"run {out.run_id} is already in the catalog (use --force to redo): accuracy {out.accuracy:.4f}")
+        return
+    res = out.result
     m = res.metrics
-    console.print(f"[bold]{model}[/] ({variant}) {task}/{split}: accuracy [bold]{res.accuracy:.4f}[/] "
+    console.print(f"[bold]{model}[/] ({out.variant}) {task}/{split}: accuracy [bold]{res.accuracy:.4f}[/] "
                   f"({int(m['n_correct'])}/{int(m['n'])})  {res.seconds:.1f}s  "
                   + (f"{m['tokens_per_s']:.1f} new tok/s" if m["new_tokens"] else f"{m['n'] / res.seconds:.1f} items/s"))
-    console.print(f"run {run_id}: {len(res.samples)} sample rows in {cat.path}")
+    console.print(f"run {out.run_id}: {len(res.samples)} sample rows in {cat.path}")
+
+
+def _adapter_method(adapter_id: str) -> str:
+    """The method a bare adapter id was trained with (from its manifest), so --adapter <id> keeps working."""
+    from t2core.artifacts import ArtifactStore
+    from t2core.baselines.peft_ntp import KIND
+    from t2core.errors import ConfigError
+
+    store = ArtifactStore()
+    if not store.exists(KIND, adapter_id):
+        raise ConfigError(f"adapter {adapter_id!r} is not in the store; pass an id from `t2 catalog ls experts`.")
+    return store.manifest(KIND, adapter_id).meta.get("method", "lora")
 
 
 @app.command()
 @handle_errors
 def train(
-    model: str = typer.Option("smollm2-135m", help="model alias, HF id or local directory"),
+    model: str | None = typer.Option(None, help="model alias, HF id or local directory (default: the profile's)"),
     task: str = typer.Option(..., help="training task: gsm8k, mbpp, arc_easy_cloze, arc_easy (or any registered task)"),
     profile: str = typer.Option("smol", help="profile whose training settings are the defaults"),
     steps: int | None = typer.Option(None, help="optimizer steps"),
@@ -232,59 +238,46 @@ def train(
     targets: str | None = typer.Option(None, help="SVF targets: mlp, attn, both"),
     param: str | None = typer.Option(None, help="SVF parameterisation: direct (paper) or sigmoid (official code)"),
     method: str = typer.Option("svf", help="svf (paper) or lora (LoRA-PG: the same REINFORCE loop on LoRA r16 q/v)"),
-    sampler: str = typer.Option("hf", help="rollout sampler: hf (in-process) or proc (its own copy of the model in "
-                                            "another process, fed the SVF vectors of each step)"),
+    sampler: str | None = typer.Option(None, help="rollout sampler: hf (in-process) or proc (its own copy of the "
+                                                  "model in another process, fed the SVF vectors of each step); "
+                                                  "default: the profile's"),
     data_dir: str | None = typer.Option(None, help="dataset directory"),
-    seed: int = typer.Option(0, help="random seed"),
+    seed: int | None = typer.Option(None, help="random seed (default: the profile's)"),
 ) -> None:
     """Train an SVF expert with REINFORCE (resumable); the expert and its learning curve go into the catalog."""
     _quiet_transformers()
     from dataclasses import replace
 
     from catalog import Catalog
-    from catalog import records as rec
-    from t2core.experts import train_expert
     from t2core.profiles import get_profile
-    from t2core.rl import RLConfig
     from t2core.svf import SVFConfig
+    from t2ops import training as op
 
     prof = get_profile(profile)
-    kw = prof.train_overrides(task)
     given = {"steps": steps, "batch_size": batch_size, "lr": lr, "kl_coef": kl_coef, "temperature": temperature,
              "micro_batch_size": micro_batch_size}
-    kw.update({k: v for k, v in given.items() if v is not None})
     svf = SVFConfig(targets=targets or prof.targets)
     if param:
         svf = replace(svf, param=param)
-    cfg = RLConfig(task=task, seed=seed, svf=svf, method=method, **kw)
-    loaded = _load(model, seed)
-    cat = Catalog()
-    rec.record_model(cat, loaded)
+    cfg = prof.rl_config(task, seed, svf=svf, method=method, **{k: v for k, v in given.items() if v is not None})
+    req = op.TrainRequest(cfg, sampler or prof.sampler, data_dir)
+    loaded = _load(model or prof.model, cfg.seed)
 
     def log(p) -> None:
         v = f"  valid {p.valid_acc:.3f}" if p.valid_acc is not None else ""
         console.print(f"step {p.step:4d}  reward {p.mean_reward:+.3f}  train acc {p.train_acc:.3f}  kl {p.kl:.4f}"
                       f"  {p.wall_s:.1f}s{v}")
 
-    def started(run_id: str, data_files: dict[str, str]) -> None:  # `running` (or interrupted) until it finishes
-        rec.start_training(cat, loaded=loaded, cfg=cfg, run_id=run_id, data_files=data_files, seed=seed)
-
-    from t2core.sampling import make_sampler
-
-    out = train_expert(loaded, cfg, data_dir, on_log=log, on_start=started,
-                       sampler=make_sampler(sampler, loaded=loaded))
-    if out.result is None:
+    out = op.run(req, loaded, Catalog(), on_log=log)
+    if out.reused:
         console.print(f"expert {out.expert_id} already trained: {out.path}")
         return
-    res = out.result
+    res = out.trained.result
     if res.resumed_from:
         console.print(f"resumed from the checkpoint of step {res.resumed_from}")
-    rec.record_training(cat, res=res, loaded=loaded, cfg=cfg, expert_id=out.expert_id, expert_path=str(out.path),
-                        seconds=out.seconds, seed=seed)
-    if method != "svf":
-        console.print(f"evaluate with `t2 eval --task {task} --adapter {res.run_id}`")
     console.print(f"expert [bold]{out.expert_id}[/]: validation {res.base_valid:.3f} (base) -> {res.best_valid:.3f} "
-                  f"(best, step {res.best_step}); {out.seconds:.0f}s; {out.path}")
+                  f"(best, step {res.best_step}); {out.trained.seconds:.0f}s; {out.path}")
+    console.print(f"evaluate with `t2 eval --task {task} --expert {out.expert_id}`")
 
 
 @app.command()
@@ -304,26 +297,23 @@ def baseline(
     """Train a PEFT baseline by next-token prediction on reference solutions (LoRA-NTP, IA3, DoRA)."""
     _quiet_transformers()
     from catalog import Catalog
-    from catalog import records as rec
-    from t2core.baselines.peft_ntp import NTPConfig, train_ntp
+    from t2core.baselines.peft_ntp import NTPConfig
+    from t2ops import baseline as op
 
     cfg = NTPConfig(task=task, method=method, steps=steps, batch_size=batch_size, lr=lr, train_limit=train_limit,
                     dtype=dtype, seed=seed)
     loaded = _load(model, seed)
-    res = train_ntp(loaded, cfg, data_dir,
-                    on_log=lambda s, loss: console.print(f"step {s:4d}  loss {loss:.4f}") if s % 5 == 0 else None)
-    cat = Catalog()
-    rec.record_model(cat, loaded)
-    rec.record_adapter(cat, loaded=loaded, cfg=cfg, res=res, seed=seed)
+    res = op.run(op.BaselineRequest(cfg, data_dir), loaded, Catalog(),
+                 on_log=lambda s, loss: console.print(f"step {s:4d}  loss {loss:.4f}") if s % 5 == 0 else None)
     how = ("already trained (stored adapter reused)" if res.reused else
            f"loss {res.losses[0]:.3f} -> {res.losses[-1]:.3f}, {res.seconds:.0f}s")
-    console.print(f"{method} adapter [bold]{res.adapter_id}[/]: {res.n_trainable} trainable parameters, {how}; "
-                  f"evaluate with `t2 eval --task {task} --adapter {res.adapter_id}`")
+    console.print(f"{method} adapter [bold]{method}:{res.adapter_id}[/]: {res.n_trainable} trainable parameters, "
+                  f"{how}; evaluate with `t2 eval --task {task} --expert {method}:{res.adapter_id}`")
 
 
 _TABLES = {
-    "runs": "SELECT run_id, kind, variant, model, task, split, status, round(seconds, 2) AS seconds, git_sha, seed, finished_at "
-            "FROM runs ORDER BY started_at DESC LIMIT ?",
+    "runs": "SELECT run_id, kind, method, variant, model, task, split, status, round(seconds, 2) AS seconds, git_sha, "
+            "seed, finished_at FROM runs ORDER BY started_at DESC LIMIT ?",
     "models": "SELECT alias, weights_hash, source, n_params, first_seen FROM models ORDER BY first_seen LIMIT ?",
     "decompositions": "SELECT decomp_key, targets, n_matrices, bytes, round(seconds, 2) AS seconds, max_error, path "
                       "FROM decompositions ORDER BY created_at LIMIT ?",
@@ -332,7 +322,8 @@ _TABLES = {
                "ORDER BY r.model, r.task, m.name LIMIT ?",
     "samples": "SELECT run_id, idx, sample_id, parsed, target, correct, left(output, 60) AS output FROM samples "
                "ORDER BY run_id, idx LIMIT ?",
-    "experts": "SELECT expert_id, task, method, targets, metrics_json, path FROM experts ORDER BY created_at LIMIT ?",
+    "experts": "SELECT expert_id, task, method, targets, metrics_json, run_id, path FROM experts ORDER BY created_at "
+               "LIMIT ?",
     "curves": "SELECT r.task, c.step, c.mean_reward, c.train_acc, c.kl, c.valid_acc, round(c.wall_s, 1) AS wall_s "
               "FROM curves c JOIN runs r USING (run_id) ORDER BY r.task, c.step LIMIT ?",
 }
@@ -384,7 +375,7 @@ def run(
     if flow == "full-paper":
         out = full_paper_flow(profile=profile, data_dir=data_dir, seed=seed)
         rows = [(s["step"], s["state"], s.get("accuracy"), s.get("run_id") or s.get("key"),
-                 "found in catalog" if s.get("skipped") else ("artifact reused" if s.get("reused") else ""))
+                 "reused" if s.get("reused") else "")
                 for s in out["steps"]]
         console.print(_table(f"full-paper [{profile}] {out['model']}", ["step", "state", "accuracy", "id", "note"],
                              rows))
@@ -392,7 +383,7 @@ def run(
         out = train_expert_flow(task=task, profile=profile, data_dir=data_dir, seed=seed)
         console.print(out)
     elif flow == "svd":
-        out = svd_flow(model=prof.model, targets=prof.targets, seed=seed or 0)
+        out = svd_flow(model=prof.model, targets=prof.targets, seed=prof.seed_or_default(seed))
         console.print(out)
     else:
         raise UnknownNameError("flow", flow, ["full-paper", "train-expert", "svd"])

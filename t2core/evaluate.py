@@ -18,12 +18,13 @@ from typing import NamedTuple
 import torch
 
 from t2core.errors import ConfigError, DataError
-from t2core.hashing import canonical_json, config_hash, sha256_bytes
+from t2core.hashing import canonical_json, sha256_bytes
 from t2core.models.registry import LoadedModel
 from t2core.paths import resolve_data_dir
 from t2core.sampling import GenerationConfig, Sampler, SVFWeights, make_sampler
 from t2core.tasks import get_task
 from t2core.tasks.base import Dataset, Task
+from t2core.variants import BASE_REF, VariantRef
 
 
 @dataclass(frozen=True)
@@ -66,24 +67,32 @@ class SampleResult:
     correct: bool
     detail: str = ""
     n_new_tokens: int = 0
+    # what answered this sample when it differs per sample (two-pass adaptation, paper §3.3); None: the run's
+    expert_ids: tuple[str, ...] | None = None
+    alphas: tuple[float, ...] | None = None
+    decision: str | None = None  # the dispatch strategy's decision for this sample
 
 
 @dataclass
 class EvalResult:
     run_id: str
     kind: str
-    variant: str
+    ref: VariantRef
     model: str
     weights_hash: str
     task: str
     task_version: str
     split: str
     config: dict
-    config_hash: str
     data_files: dict[str, str]
     samples: list[SampleResult]
     seconds: float
     seed: int
+    strategy: str | None = None  # the adaptation strategy that chose the experts, if any
+
+    @property
+    def variant(self) -> str:
+        return self.ref.name
 
     @property
     def accuracy(self) -> float:
@@ -96,6 +105,12 @@ class EvalResult:
                 "new_tokens": float(toks), "tokens_per_s": toks / self.seconds if self.seconds else 0.0}
 
 
+def eval_record_config(cfg: EvalConfig, sampler: str, variant: str) -> dict:
+    """The config an evaluation's run row records (its hash is the row's config_hash): the resolved
+    EvalConfig, the sampler and the variant; the same at the run's start and at its end."""
+    return {"eval": asdict(cfg), "sampler": sampler, "variant": variant}
+
+
 def eval_run_id(weights_hash: str, cfg: EvalConfig, task_version: str, data_files: dict[str, str],
                 kind: str = "eval", variant: str = "base") -> str:
     payload = [kind, weights_hash, asdict(cfg), task_version, sorted(data_files.values())]
@@ -104,9 +119,10 @@ def eval_run_id(weights_hash: str, cfg: EvalConfig, task_version: str, data_file
     return sha256_bytes(canonical_json(payload).encode())[:24]
 
 
-def plan_eval(loaded: LoadedModel, cfg: EvalConfig, data_dir: str | Path | None = None,
+def plan_eval(weights_hash: str, cfg: EvalConfig, data_dir: str | Path | None = None,
               variant: str = "base") -> EvalPlan:
-    """Load the data and compute the run id without generating (lets callers skip finished runs).
+    """Load the data and compute the run id without generating or loading a model (only its
+    weights hash), so callers (and Prefect cache keys) can skip finished runs cheaply.
 
     `variant` names what is evaluated on top of the base weights ("base", "svf:<expert id>", ...).
     The config is resolved here, once: the run id hashes exactly what `evaluate` then runs.
@@ -117,7 +133,7 @@ def plan_eval(loaded: LoadedModel, cfg: EvalConfig, data_dir: str | Path | None 
     ds = task.load(cfg.split, resolve_data_dir(data_dir)).limit(cfg.limit)
     if not ds.samples:
         raise DataError(f"task {cfg.task!r} split {cfg.split!r} has no samples; nothing to evaluate.")
-    return EvalPlan(task, ds, eval_run_id(loaded.weights_hash, cfg, task.version, ds.files, variant=variant), cfg)
+    return EvalPlan(task, ds, eval_run_id(weights_hash, cfg, task.version, ds.files, variant=variant), cfg)
 
 
 def evaluate(
@@ -127,7 +143,7 @@ def evaluate(
     sampler: Sampler | None = None,
     progress: Callable[[int], None] | None = None,
     planned=None,
-    variant: str = "base",
+    ref: VariantRef = BASE_REF,
     weights: Callable[[], contextlib.AbstractContextManager] | None = None,
     svf: SVFWeights | None = None,
 ) -> EvalResult:
@@ -135,7 +151,7 @@ def evaluate(
 
     `svf` sends an expert as vectors to a sampler that applies it itself (`receives_svf`).
     """
-    task, ds, run_id, cfg = planned or plan_eval(loaded, cfg, data_dir, variant)
+    task, ds, run_id, cfg = planned or plan_eval(loaded.weights_hash, cfg, data_dir, ref.name)
     gen = cfg.generation  # resolved by plan_eval
     sampler = sampler or make_sampler("hf", loaded=loaded)
     torch.manual_seed(gen.seed)
@@ -153,8 +169,7 @@ def evaluate(
     for i, (s, conv, comp, sc) in enumerate(zip(ds.samples, convs, completions, scores, strict=True)):
         rows.append(SampleResult(i, s.id, conv[-1]["content"], comp.text, sc.parsed, task.reference(s),
                                  sc.correct, sc.detail, comp.n_new_tokens))
-    conf = {"eval": asdict(cfg), "effective_generation": asdict(gen), "sampler": sampler.name, "variant": variant}
-    return EvalResult(run_id=run_id, kind="eval", variant=variant, model=loaded.alias, weights_hash=loaded.weights_hash,
-                      task=cfg.task, task_version=task.version, split=cfg.split, config=conf,
-                      config_hash=config_hash(conf), data_files=ds.files, samples=rows, seconds=seconds,
+    return EvalResult(run_id=run_id, kind="eval", ref=ref, model=loaded.alias, weights_hash=loaded.weights_hash,
+                      task=cfg.task, task_version=task.version, split=cfg.split,
+                      config=eval_record_config(cfg, sampler.name, ref.name), data_files=ds.files, samples=rows, seconds=seconds,
                       seed=gen.seed)

@@ -1,8 +1,9 @@
 """Train an SVF expert end to end and store it in the artifact store; find stored experts.
 
-Experts live at `T2_HOME/artifacts/experts/<run id>/expert.safetensors` (content-addressed
-by the training run id: base weights, RL config, task version, data hashes), written
-atomically with a verified manifest.
+Experts live at `T2_HOME/artifacts/experts/<run id>/expert.safetensors` (stored under the
+training run id: base weights, RL config, task version, data hashes, so a rerun finds them),
+written atomically with a verified manifest. Users see one id per expert, derived from its
+content (`expert_id`, `ExpertRef`); the folder is only where it lies.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from t2core.models.registry import LoadedModel
 from t2core.paths import t2_home
 from t2core.rl import CurvePoint, ReinforceTrainer, RLConfig, TrainResult, plan_training
 from t2core.svd import ensure_svd, load_svd
-from t2core.svf import ExpertHeader, SVFPolicy, read_header, save_expert
+from t2core.svf import ExpertHeader, SVFPolicy, load_expert, read_header, save_expert
 
 KIND = "experts"
 FILE = "expert.safetensors"
@@ -40,29 +41,20 @@ def is_stored(run_id: str, method: str, store: ArtifactStore | None = None) -> b
     return (store or ArtifactStore()).exists(KIND if method == "svf" else ADAPTERS, run_id)
 
 
-def expert_id_for(run_id: str, task: str) -> str:
-    return f"{task}-{run_id[:16]}"
-
-
 def train_expert(loaded: LoadedModel, cfg: RLConfig, data_dir: str | Path | None = None,
                  store: ArtifactStore | None = None, on_log: Callable[[CurvePoint], None] | None = None,
-                 sampler=None, on_start: Callable[[str, dict[str, str]], None] | None = None) -> TrainedExpert:
+                 sampler=None, planned=None) -> TrainedExpert:
     """SVD (cached) → REINFORCE (resumable) → expert file (atomic). Reuses a stored expert.
 
-    `on_start(run_id, data_files)` is called once training is about to run (never on reuse),
-    e.g. to show the run as `running` in the catalog.
-    """
+    `planned`: `plan_training`'s result when the caller has it (the data is loaded once)."""
     store = store or ArtifactStore()
-    planned = plan_training(loaded, cfg, data_dir)
+    planned = planned or plan_training(loaded.weights_hash, cfg, data_dir)
     run_id = planned[2]
     if cfg.method != "svf":
-        return _train_peft_pg(loaded, planned, cfg, data_dir, store, sampler, on_log, on_start)
-    eid = expert_id_for(run_id, cfg.task)
+        return _train_peft_pg(loaded, planned, cfg, data_dir, store, sampler, on_log)
     if store.exists(KIND, run_id):  # reuse: no trainer, no SVD load
-        store.verify(KIND, run_id)
-        return TrainedExpert(eid, store.path(KIND, run_id) / FILE, None, 0.0)
-    if on_start:
-        on_start(run_id, planned[1])
+        ref = ExpertRef.resolve(str(store.path(KIND, run_id) / FILE), store)
+        return TrainedExpert(ref.id, ref.path, None, 0.0)
     svd = load_svd(ensure_svd(loaded, cfg.svf.targets, store=store), store=store)
     trainer = _trainer(loaded, svd, cfg, data_dir, sampler, on_log, planned)
     t0 = time.perf_counter()
@@ -75,10 +67,11 @@ def train_expert(loaded: LoadedModel, cfg: RLConfig, data_dir: str | Path | None
 
     def write(tmp: Path) -> dict:
         save_expert(tmp / FILE, res.policy, header)
-        return {"expert_id": eid, "task": cfg.task}
+        return {"task": cfg.task}
 
     store.write(KIND, trainer.run_id, write, meta={"weights_hash": loaded.weights_hash})
-    return TrainedExpert(eid, store.path(KIND, trainer.run_id) / FILE, res, seconds)
+    ref = ExpertRef.resolve(str(store.path(KIND, trainer.run_id) / FILE), store)
+    return TrainedExpert(ref.id, ref.path, res, seconds)
 
 
 def _trainer(loaded, svd, cfg, data_dir, sampler, on_log, planned) -> ReinforceTrainer:
@@ -88,7 +81,7 @@ def _trainer(loaded, svd, cfg, data_dir, sampler, on_log, planned) -> ReinforceT
 
 
 def _train_peft_pg(loaded: LoadedModel, planned, cfg: RLConfig, data_dir, store: ArtifactStore, sampler,
-                   on_log, on_start) -> TrainedExpert:
+                   on_log) -> TrainedExpert:
     """LoRA-PG: the same REINFORCE loop on a PEFT LoRA; saved in PEFT format under `adapters/`."""
     from t2core.baselines.peft_ntp import KIND as ADAPTERS
     from t2core.baselines.peft_ntp import NTPConfig, _peft, with_adapter
@@ -96,9 +89,7 @@ def _train_peft_pg(loaded: LoadedModel, planned, cfg: RLConfig, data_dir, store:
     aid = planned[2]
     if store.exists(ADAPTERS, aid):
         store.verify(ADAPTERS, aid)
-        return TrainedExpert(f"{cfg.method}-pg-{aid}", store.path(ADAPTERS, aid), None, 0.0)
-    if on_start:
-        on_start(aid, planned[1])
+        return TrainedExpert(f"{cfg.method}-pg:{aid}", store.path(ADAPTERS, aid), None, 0.0)
     trainer = _trainer(loaded, None, cfg, data_dir, sampler, on_log, planned)  # LoRA needs no SVD
     t0 = time.perf_counter()
     res = trainer.fit()
@@ -111,39 +102,101 @@ def _train_peft_pg(loaded: LoadedModel, planned, cfg: RLConfig, data_dir, store:
             return {"method": f"{cfg.method}-pg", "task": cfg.task}
 
         store.write(ADAPTERS, aid, write, meta={"weights_hash": loaded.weights_hash, "config": asdict(cfg)})
-    return TrainedExpert(f"{cfg.method}-pg-{aid}", store.path(ADAPTERS, aid), res, seconds)
+    return TrainedExpert(f"{cfg.method}-pg:{aid}", store.path(ADAPTERS, aid), res, seconds)
 
 
-def expert_variant(header: ExpertHeader, policy: SVFPolicy) -> str:
-    """The catalog variant of evaluations run with an expert: "svf:<content id>".
+def expert_id(header: ExpertHeader, vectors_sha256: str) -> str:
+    """The one id of an SVF expert users see everywhere (CLI, flows, catalog, reports): "svf:<24 hex>".
 
-    The id hashes what the expert *is* (base weights, parameterisation, the vectors), never
-    where its file lies: two experts in folders of the same name get different ids, and the same
-    expert copied elsewhere keeps its id."""
-    digest = header.vectors_sha256 or tensors_hash(policy.raw_state())
-    return "svf:" + sha256_bytes(canonical_json([header.base_weights_hash, header.svf, digest]).encode())[:24]
+    It hashes what the expert *is* (base weights, parameterisation, its vectors, the task it is
+    the expert for), never where its file lies or which run wrote it: two experts in folders of
+    the same name get different ids, and the same expert copied elsewhere keeps its id. The task
+    is part of it because dispatch (paper §3.3) picks experts by task: two runs that both end at
+    z = 1 (no step beat the base model) are still the math and the code expert."""
+    payload = [header.base_weights_hash, header.svf, vectors_sha256, header.task]
+    return "svf:" + sha256_bytes(canonical_json(payload).encode())[:24]
 
 
-def resolve_expert(ref: str, store: ArtifactStore | None = None) -> Path:
-    """An expert file from a path, or from an expert id (`<task>-<run id prefix>`) in the store.
+@dataclass(frozen=True)
+class ExpertRef:
+    """A verified SVF expert: its content id, where its file is, and its header (paper §3.2's z vectors).
 
-    A stored expert is verified against its manifest; a file elsewhere must carry the checksum
-    of its vectors (checked by `load_expert`), so no expert is used unverified."""
-    store = store or ArtifactStore()
-    p = Path(ref).expanduser()
-    if p.is_file():
-        stored = p.resolve().parent.parent == (store.root / KIND).resolve()
-        if stored:
-            store.verify(KIND, p.resolve().parent.name)
-        elif not read_header(p).vectors_sha256:
-            raise ArtifactError(f"expert file {p} has no checksum of its vectors (written by an older t2), so it "
+    Made only by `ExpertRef.resolve`, which checks the file against its hash (the store's manifest,
+    and the checksum of the vectors in its header), so every holder of an ExpertRef holds an expert
+    whose bytes are the ones its id names. Loading it again (`load`) checks again."""
+
+    id: str
+    path: Path
+    header: ExpertHeader
+
+    @classmethod
+    def resolve(cls, ref: str, store: ArtifactStore | None = None) -> ExpertRef:
+        """From an expert id (`svf:<hex>`, a unique prefix of at least 8 hex digits), a file path,
+        or the `<task>-<run id prefix>` form of experts listed by t2 0.1 catalogs."""
+        store = store or ArtifactStore()
+        p = Path(ref).expanduser()
+        if p.is_file():
+            return cls._from_file(p, store)
+        if ref.startswith("svf:"):
+            return cls._from_id(ref, store)
+        if "-" in ref and (store.root / KIND).is_dir():  # the run-id form older catalogs list
+            hits = sorted((store.root / KIND).glob(f"{ref.split('-', 1)[1]}*/{FILE}"))
+            if len(hits) == 1:
+                return cls._from_file(hits[0], store)
+        raise ArtifactError(f"expert {ref!r} is neither an expert file nor a stored expert id; pass an id from "
+                            "`t2 catalog ls experts` (svf:<hex>) or the path of an expert file.")
+
+    @classmethod
+    def _from_file(cls, path: Path, store: ArtifactStore) -> ExpertRef:
+        real = path.resolve()
+        if real.parent.parent == (store.root / KIND).resolve():
+            store.verify(KIND, real.parent.name)  # the store's manifest: every byte of the file
+        elif not read_header(path).vectors_sha256:
+            raise ArtifactError(f"expert file {path} has no checksum of its vectors (written by an older t2), so it "
                                 "cannot be verified outside the artifact store; use the stored copy (its expert id "
                                 "from `t2 catalog ls experts`).")
-        return p
-    prefix = ref.split("-", 1)[1] if "-" in ref else ref
-    hits = sorted((store.root / KIND).glob(f"{prefix}*/{FILE}")) if (store.root / KIND).is_dir() else []
-    if len(hits) != 1:
-        raise ArtifactError(f"expert {ref!r} matches {len(hits)} stored experts; pass a file path or an expert id "
-                            "from `t2 catalog ls experts`.")
-    store.verify(KIND, hits[0].parent.name)
-    return hits[0]
+        policy, header = load_expert(path)  # the vectors against the header's checksum
+        return cls(expert_id(header, header.vectors_sha256 or tensors_hash(policy.raw_state())), path, header)
+
+    @classmethod
+    def _from_id(cls, ref: str, store: ArtifactStore) -> ExpertRef:
+        digits = ref.removeprefix("svf:")
+        if len(digits) < 8 or any(c not in "0123456789abcdef" for c in digits):
+            raise ArtifactError(f"expert id {ref!r} must be 'svf:' and at least 8 lower-case hex digits "
+                                "(see `t2 catalog ls experts`).")
+        hits = [(eid, f) for eid, f in stored_experts(store) if eid.startswith(ref)]
+        if len(hits) != 1:
+            raise ArtifactError(f"expert id {ref!r} matches {len(hits)} stored experts"
+                                + ("; give more digits." if hits else "; train it (`t2 train`) or pass its file path."))
+        return cls._from_file(hits[0][1], store)
+
+    def check_model(self, weights_hash: str) -> None:
+        """Refuse an expert trained on other base weights (before anything runs)."""
+        if self.header.base_weights_hash != weights_hash:
+            raise ArtifactError(
+                f"expert {self.id} was trained on base model {self.header.model!r} (weights "
+                f"{self.header.base_weights_hash[:12]}…), not on this model (weights {weights_hash[:12]}…); use "
+                "an expert trained on this model.")
+
+    def load(self) -> SVFPolicy:
+        """The expert's vectors, checked against the header's checksum again (the file may have changed)."""
+        policy, header = load_expert(self.path, self.header.base_weights_hash)
+        if expert_id(header, header.vectors_sha256 or tensors_hash(policy.raw_state())) != self.id:
+            raise ArtifactError(f"expert file {self.path} changed since it was resolved as {self.id}; rerun.")
+        return policy
+
+
+def stored_experts(store: ArtifactStore | None = None) -> list[tuple[str, Path]]:
+    """(expert id, file) of every expert in the store, from the headers (vectors are read only for
+    files written before headers carried their checksum)."""
+    store = store or ArtifactStore()
+    root = store.root / KIND
+    out = []
+    for f in sorted(root.glob(f"*/{FILE}")) if root.is_dir() else []:
+        try:
+            header = read_header(f)
+            digest = header.vectors_sha256 or tensors_hash(load_expert(f)[0].raw_state())
+        except ArtifactError:
+            continue  # a broken file is reported when it is asked for by path
+        out.append((expert_id(header, digest), f))
+    return out

@@ -9,10 +9,15 @@ Adding a profile is one `register_profile(Profile(...))` call.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING
 
 from t2core.errors import ConfigError
 from t2core.models.targets import check_target_spec
 from t2core.registry import Registry
+from t2core.settings import check_dtype
+
+if TYPE_CHECKING:
+    from t2core.rl.config import RLConfig
 
 #: The paper's benchmarks: three training tasks, then the three unseen ones (paper §4).
 PAPER_TASKS = ("gsm8k", "mbpp", "arc_easy", "math", "humaneval", "arc_challenge")
@@ -94,19 +99,58 @@ class Profile:
     max_new_tokens: int | None = field(default=None, metadata={"help": "cap on new tokens (None: task default)"})
     trains: tuple[TrainSlice, ...] = field(default=(), metadata={"help": "SVF experts to train (paper §4.1)"})
     baselines: tuple[BaselineSlice, ...] = field(default=(), metadata={"help": "PEFT baselines (Table 1, 7)"})
+    sampler: str = field(default="hf", metadata={"help": "sampler of evaluations and rollouts: hf (in-process) "
+                                                          "or proc (its own model copy, fed SVF vectors)"})
     seed: int = 0
     description: str = ""
 
+    # Settings are resolved here, once, into the typed config of each operation; nothing downstream
+    # re-derives them (the flows and `t2 train` call these).
     def train_overrides(self, task: str) -> dict[str, object]:
         """RLConfig settings this profile gives `task`: its dtype, then the task's slice overrides."""
         return {"dtype": self.dtype, **next((t.rl_kwargs() for t in self.trains if t.task == task), {})}
 
+    def seed_or_default(self, seed: int | None) -> int:
+        """The seed of a run of this profile: the one given, else the profile's."""
+        return self.seed if seed is None else seed
+
+    def rl_config(self, task: str, seed: int | None = None, **given) -> RLConfig:
+        """The REINFORCE config of `task` under this profile; `given` (e.g. CLI options) wins."""
+        from t2core.rl.config import RLConfig
+        from t2core.svf.policy import SVFConfig
+
+        kw = {**self.train_overrides(task), **given}
+        svf = kw.pop("svf", None) or SVFConfig(targets=self.targets)
+        return RLConfig(task=task, seed=self.seed_or_default(seed), svf=svf, **kw)
+
+    def ntp_config(self, baseline: BaselineSlice, seed: int | None = None):
+        """The NTPConfig of a next-token-prediction baseline (lora / ia3 / dora)."""
+        from t2core.baselines.peft_ntp import NTPConfig
+
+        return NTPConfig(task=baseline.task, method=baseline.method, seed=self.seed_or_default(seed),
+                         **baseline.kwargs())
+
+    def eval_config(self, sl: EvalSlice, seed: int | None = None):
+        """The EvalConfig of one slice: the profile's batch size and dtype; max_new_tokens the profile's
+        cap where it is below the task's default (None: the task's default, resolved by plan_eval)."""
+        from t2core.evaluate import EvalConfig
+        from t2core.sampling.base import GenerationConfig
+        from t2core.tasks import get_task
+
+        cap = self.max_new_tokens
+        mnt = min(cap, get_task(sl.task).max_new_tokens) if cap is not None else None
+        gen = GenerationConfig(batch_size=self.batch_size, dtype=self.dtype, seed=self.seed_or_default(seed),
+                               max_new_tokens=mnt)
+        return EvalConfig(task=sl.task, split=sl.split, limit=sl.limit, generation=gen)
+
     def __post_init__(self) -> None:
         check_target_spec(self.targets)
+        from t2core.sampling import check_sampler
+
+        check_sampler(self.sampler)
         if self.batch_size < 1:
             raise ConfigError(f"profile {self.name}: batch_size={self.batch_size} must be >= 1.")
-        if self.dtype not in ("float32", "bfloat16"):
-            raise ConfigError(f"profile {self.name}: dtype={self.dtype!r} must be float32 or bfloat16.")
+        check_dtype(self.dtype, f"profile {self.name}: dtype")
         if self.max_new_tokens is not None and self.max_new_tokens < 1:
             raise ConfigError(f"profile {self.name}: max_new_tokens={self.max_new_tokens} must be >= 1.")
 

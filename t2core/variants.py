@@ -1,18 +1,22 @@
 """Which weights an evaluation runs with: the base model, an SVF expert, or a PEFT adapter.
 
-One resolver serves the CLI and the flows, so a catalog `variant` always means the same
-thing: `base`, `svf:<expert artifact key>` (paper §3.2), or `<method>:<adapter id>` for the
-baselines (`lora` = LoRA-NTP, `lora-pg` = LoRA trained by the REINFORCE loop, `ia3`, `dora`).
-Everything that can fail (missing or corrupted file, expert for another model) fails here,
-before any catalog row is written; the heavy part (the SVD load, PEFT injection) happens
-only when `weights()` is entered, i.e. when generation actually runs.
+Two steps, so a run can be identified without loading a model:
+- `describe_variant(weights_hash, expert=, adapter=)` → `VariantRef`: verifies the reference
+  (expert file against its hash, adapter against the store's manifest, both against the base
+  weights) and says what will be applied, as structured data (method, expert ids, mixing
+  weights) plus one string `name` the run id hashes: `base`, `svf:<expert id>` (paper §3.2), or
+  `<method>:<adapter id>` for the baselines (`lora` = LoRA-NTP, `lora-pg` = LoRA trained by the
+  REINFORCE loop, `ia3`, `dora`).
+- `resolve_variant(loaded, ref)` → `Variant`: the same plus how to apply it to `loaded` (the
+  SVD load and PEFT injection happen only when `weights()` is entered, i.e. when generation runs).
+Everything that can fail fails in the first step, before any catalog row is written.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from t2core.artifacts import ArtifactStore
@@ -21,17 +25,102 @@ from t2core.models.registry import LoadedModel
 from t2core.sampling.base import Sampler, SVFWeights
 
 WeightsFactory = Callable[[], contextlib.AbstractContextManager]
+ADAPTER_METHODS = ("lora", "lora-pg", "ia3", "dora")
+
+
+@dataclass(frozen=True)
+class VariantRef:
+    """What is applied on top of the base weights, as the catalog records it (structured columns).
+
+    `expert_ids` are SVF expert ids (`svf:<hex>`) or one adapter id; `alphas` the mixing weights of
+    an SVF mixture (paper §3.3; empty for one expert)."""
+
+    method: str = "base"  # base | svf | lora | lora-pg | ia3 | dora
+    expert_ids: tuple[str, ...] = ()
+    alphas: tuple[float, ...] = ()
+    paths: tuple[str, ...] = field(default=(), compare=False)  # where the files lie (not identity)
+
+    @classmethod
+    def parse(cls, name: str) -> VariantRef:
+        """The reference a catalog `variant` string stands for (no verification: for reading records)."""
+        method, _, rest = name.partition(":")
+        if method == "base" or not rest:
+            return cls(method or "base")
+        return cls(method, (name,) if method == "svf" else (rest,))
+
+    @property
+    def name(self) -> str:
+        """The string run ids hash and the catalog's `variant` column shows."""
+        if self.method == "base" or not self.expert_ids:  # base, or a training run before it produced anything
+            return self.method
+        if self.method == "svf" and len(self.expert_ids) == 1 and not self.alphas:
+            return self.expert_ids[0]
+        if self.method == "svf":  # a mixture z' = Σ α_k z_k (paper §3.3): named by its experts and weights
+            from t2core.hashing import canonical_json, sha256_bytes
+
+            payload = [list(self.expert_ids), [float(a) for a in self.alphas]]
+            return "svf-mix:" + sha256_bytes(canonical_json(payload).encode())[:24]
+        return f"{self.method}:{self.expert_ids[0]}"
+
+
+BASE_REF = VariantRef()
+
+
+def describe_variant(weights_hash: str, expert: str | None = None, adapter: str | None = None,
+                     store: ArtifactStore | None = None) -> VariantRef:
+    """The verified reference for an SVF expert (id or file), a PEFT adapter id, or neither (base)."""
+    if expert and adapter:
+        raise ConfigError(f"both an expert ({expert!r}) and an adapter ({adapter!r}) given; evaluate one at a time.")
+    store = store or ArtifactStore()
+    if expert:
+        from t2core.experts import ExpertRef
+
+        ref = ExpertRef.resolve(expert, store)
+        ref.check_model(weights_hash)
+        return VariantRef("svf", (ref.id,), paths=(str(ref.path),))
+    if adapter:
+        return _adapter_ref(weights_hash, adapter, store)
+    return BASE_REF
+
+
+def describe_ref(weights_hash: str, ref: str | None, store: ArtifactStore | None = None) -> VariantRef:
+    """One reference as users write it (the ids `t2 catalog ls experts` lists): `svf:<hex>` or an
+    expert file for SVF experts, `<method>:<adapter id>` for the PEFT baselines, None for base."""
+    if ref and ref.partition(":")[0] in ADAPTER_METHODS:
+        return describe_variant(weights_hash, adapter=ref, store=store)
+    return describe_variant(weights_hash, expert=ref, store=store)
+
+
+def _adapter_ref(weights_hash: str, adapter: str, store: ArtifactStore) -> VariantRef:
+    from t2core.baselines.peft_ntp import KIND
+
+    given_method, _, aid = adapter.rpartition(":")  # "lora:<id>" (the catalog's variant) or "<id>"
+    if Path(aid).name != aid or not aid:
+        raise ConfigError(f"adapter {adapter!r} must be an adapter id (from `t2 catalog ls experts`), not a path.")
+    store.verify(KIND, aid)  # clear error when missing or corrupted
+    meta = store.manifest(KIND, aid).meta
+    if meta.get("weights_hash") not in (None, weights_hash):
+        raise ConfigError(f"adapter {aid!r} was trained on weights {meta['weights_hash'][:12]}, not on this model "
+                          f"({weights_hash[:12]}); evaluate it with the model it was trained on.")
+    method = meta.get("method", "lora")
+    if given_method and given_method != method:
+        raise ConfigError(f"adapter {aid!r} is a {method} adapter, not {given_method}; pass {method}:{aid}.")
+    return VariantRef(method, (aid,), paths=(str(store.path(KIND, aid)),))
 
 
 @dataclass(frozen=True)
 class Variant:
-    name: str  # the catalog variant: base | svf:<key> | lora:<id> | lora-pg:<id> | ia3:<id> | dora:<id>
+    ref: VariantRef
     weights: WeightsFactory | None  # None: the base weights
     vectors: Callable[[], SVFWeights] | None = None  # SVF experts: z as vectors, for samplers that take them
 
     @property
+    def name(self) -> str:
+        return self.ref.name
+
+    @property
     def method(self) -> str:
-        return self.name.split(":", 1)[0]
+        return self.ref.method
 
     def apply_with(self, sampler: Sampler) -> dict:
         """`evaluate` keyword arguments that apply this variant through `sampler`: the weights
@@ -47,29 +136,32 @@ class Variant:
         return {"svf": self.vectors()}
 
 
-BASE = Variant("base", None)
+BASE = Variant(BASE_REF, None)
 
 
-def resolve_variant(loaded: LoadedModel, expert: str | None = None, adapter: str | None = None,
-                    dtype: str = "float32", store: ArtifactStore | None = None) -> Variant:
-    """The variant for an SVF expert (file or expert id), a PEFT adapter id, or neither (base)."""
-    if expert and adapter:
-        raise ConfigError(f"both an expert ({expert!r}) and an adapter ({adapter!r}) given; evaluate one at a time.")
+def resolve_variant(loaded: LoadedModel, ref: VariantRef | None = None, *, expert: str | None = None,
+                    adapter: str | None = None, dtype: str = "float32",
+                    store: ArtifactStore | None = None) -> Variant:
+    """How to apply `ref` (or the expert / adapter named) to `loaded`."""
     store = store or ArtifactStore()
-    if expert:
-        return _expert_variant(loaded, expert, dtype, store)
-    if adapter:
-        return _adapter_variant(loaded, adapter, store)
-    return BASE
+    ref = ref or describe_variant(loaded.weights_hash, expert, adapter, store)
+    if ref.method == "base":
+        return BASE
+    if ref.method == "svf":
+        return _expert_variant(loaded, ref, dtype, store)
+    return _adapter_variant(loaded, ref, store)
 
 
-def _expert_variant(loaded: LoadedModel, ref: str, dtype: str, store: ArtifactStore) -> Variant:
-    from t2core.experts import expert_variant, resolve_expert
+def _expert_variant(loaded: LoadedModel, ref: VariantRef, dtype: str, store: ArtifactStore) -> Variant:
+    from t2core.experts import ExpertRef
     from t2core.svd import ensure_svd, load_svd
-    from t2core.svf import load_expert, materialised, svf_weights
+    from t2core.svf import materialised, svf_weights
 
-    path = resolve_expert(ref, store)  # verified: the store's manifest, or the file's own checksum
-    policy, header = load_expert(path, loaded.weights_hash)  # wrong model / NaN / broken file: fail now
+    expert = ExpertRef.resolve(ref.paths[0] if ref.paths else ref.expert_ids[0], store)
+    if expert.id != ref.expert_ids[0]:
+        raise ConfigError(f"expert file {expert.path} is now {expert.id}, not {ref.expert_ids[0]}; rerun.")
+    expert.check_model(loaded.weights_hash)
+    policy = expert.load()
 
     def svd():
         return load_svd(ensure_svd(loaded, policy.cfg.targets, store=store), store=store)
@@ -79,25 +171,18 @@ def _expert_variant(loaded: LoadedModel, ref: str, dtype: str, store: ArtifactSt
         with materialised(loaded.model, svd(), policy, dtype=dtype):
             yield
 
-    return Variant(expert_variant(header, policy), weights, lambda: svf_weights(policy, svd(), loaded.weights_hash))
+    return Variant(ref, weights, lambda: svf_weights(policy, svd(), loaded.weights_hash))
 
 
-def _adapter_variant(loaded: LoadedModel, adapter_id: str, store: ArtifactStore) -> Variant:
+def _adapter_variant(loaded: LoadedModel, ref: VariantRef, store: ArtifactStore) -> Variant:
     from t2core.baselines.peft_ntp import KIND, with_adapter
 
-    if Path(adapter_id).name != adapter_id:
-        raise ConfigError(f"adapter {adapter_id!r} must be an adapter id (from `t2 catalog ls experts`), not a path.")
-    store.verify(KIND, adapter_id)  # clear error when missing or corrupted
-    meta = store.manifest(KIND, adapter_id).meta
-    if meta.get("weights_hash") not in (None, loaded.weights_hash):
-        raise ConfigError(f"adapter {adapter_id!r} was trained on weights {meta['weights_hash'][:12]}, not on "
-                          f"{loaded.alias} ({loaded.weights_hash[:12]}); evaluate it with the model it was trained on.")
-    method = meta.get("method", "lora")
+    aid = ref.expert_ids[0]
 
     @contextlib.contextmanager
     def weights() -> Iterator[None]:
         # PEFT injects its layers into loaded.model in place, so the sampler's model uses them.
-        with with_adapter(loaded, path=store.path(KIND, adapter_id)):
+        with with_adapter(loaded, path=store.path(KIND, aid)):
             yield
 
-    return Variant(f"{method}:{adapter_id}", weights)
+    return Variant(ref, weights)

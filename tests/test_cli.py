@@ -61,20 +61,22 @@ def test_unknown_task_and_profile():
 def test_train_then_eval_expert_then_report(t2_home, data_dir):
     r = t2_cli("train", "--model", "tiny-random", "--task", "arc_easy", "--profile", "tiny")
     assert r.returncode == 0, r.stderr[-2000:]
-    assert "expert arc_easy-" in r.stdout
     expert_id = catalog_rows(t2_home, "SELECT expert_id FROM experts WHERE method = 'svf'")[0][0]
+    assert f"expert {expert_id}" in r.stdout and f"--expert {expert_id}" in r.stdout  # the one id users see
     assert catalog_rows(t2_home, "SELECT count(*) FROM curves") == [(2,)]  # tiny profile: 2 steps
     again = t2_cli("train", "--model", "tiny-random", "--task", "arc_easy", "--profile", "tiny")
     assert again.returncode == 0 and "already trained" in again.stdout
     e = t2_cli("eval", "--model", "tiny-random", "--task", "arc_easy", "--limit", "3", "--max-new-tokens", "4",
                "--expert", expert_id)
     assert e.returncode == 0, e.stderr[-2000:]
-    from t2core.experts import expert_variant
-    from t2core.svf import load_expert
+    from t2core.experts import ExpertRef
 
     path = catalog_rows(t2_home, "SELECT path FROM experts WHERE method = 'svf'")[0][0]
-    policy, header = load_expert(path)
-    assert catalog_rows(t2_home, "SELECT variant FROM runs WHERE kind = 'eval'") == [(expert_variant(header, policy),)]
+    assert ExpertRef.resolve(path).id == expert_id  # derived from the file's content
+    assert catalog_rows(t2_home, "SELECT variant, method, expert_ids FROM runs WHERE kind = 'eval'") == [
+        (expert_id, "svf", [expert_id])]
+    assert catalog_rows(t2_home, "SELECT DISTINCT expert_ids FROM samples") == [([expert_id],)]
+    assert catalog_rows(t2_home, "SELECT variant FROM runs WHERE kind = 'train'") == [(expert_id,)]
     rep = t2_cli("report", "--table", "1", "--format", "csv")
     assert rep.returncode == 0 and "tiny-random,svf," in rep.stdout
     fig = t2_cli("report", "--figure", "4", "--out", str(t2_home / "fig4.png"))

@@ -28,10 +28,10 @@ def test_dummy_sampler_accuracy_is_exact(tiny, data_dir):
 
 
 def test_run_id_is_content_addressed(tiny, data_dir):
-    a = plan_eval(tiny, EvalConfig("gsm8k", limit=5), data_dir)[2]
-    assert a == plan_eval(tiny, EvalConfig("gsm8k", limit=5), data_dir)[2]
-    assert a != plan_eval(tiny, EvalConfig("gsm8k", limit=6), data_dir)[2]
-    assert a != plan_eval(tiny, EvalConfig("gsm8k", limit=5, generation=GenerationConfig(seed=1)), data_dir)[2]
+    a = plan_eval(tiny.weights_hash, EvalConfig("gsm8k", limit=5), data_dir)[2]
+    assert a == plan_eval(tiny.weights_hash, EvalConfig("gsm8k", limit=5), data_dir)[2]
+    assert a != plan_eval(tiny.weights_hash, EvalConfig("gsm8k", limit=6), data_dir)[2]
+    assert a != plan_eval(tiny.weights_hash, EvalConfig("gsm8k", limit=5, generation=GenerationConfig(seed=1)), data_dir)[2]
 
 
 def test_hf_sampler_on_tiny_random(tiny, data_dir):
@@ -108,9 +108,9 @@ def test_max_new_tokens_is_what_was_asked_and_what_the_run_id_hashes(tiny, data_
     generate = sampler.generate
     sampler.generate = lambda convs, cfg, **kw: seen.append(cfg.max_new_tokens) or generate(convs, cfg, **kw)
     cfg = EvalConfig("math", limit=2, generation=GenerationConfig(max_new_tokens=asked))
-    plan = plan_eval(tiny, cfg, data_dir)
+    plan = plan_eval(tiny.weights_hash, cfg, data_dir)
     res = evaluate(tiny, cfg, data_dir, sampler=sampler)
     assert seen == [runs] and plan.cfg.generation.max_new_tokens == runs
-    assert res.config["effective_generation"]["max_new_tokens"] == runs and res.run_id == plan.run_id
+    assert res.config["eval"]["generation"]["max_new_tokens"] == runs and res.run_id == plan.run_id
     explicit = EvalConfig("math", limit=2, generation=GenerationConfig(max_new_tokens=runs))
-    assert plan_eval(tiny, explicit, data_dir).run_id == plan.run_id  # "the task's default" = that number
+    assert plan_eval(tiny.weights_hash, explicit, data_dir).run_id == plan.run_id  # "the task's default" = that number

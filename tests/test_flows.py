@@ -53,6 +53,45 @@ def test_full_paper_resumes_after_crash(t2_home, prefect_env, data_dir):
     assert " ".join(third.stdout.split()).count("Completed") == 1
     assert catalog_rows(t2_home, "SELECT count(*) FROM runs WHERE kind='eval' AND status='completed'") == [(N_EVALS,)]
 
+    # one path from a request to a recorded result: the CLI's eval of the flow's request is the same run
+    # (tiny profile, ARC-Easy slice: batch 4, fp32, max_new_tokens min(8, task default), seed 0, first 3)
+    flow_rows = catalog_rows(t2_home, "SELECT r.run_id, r.config_hash, s.idx, s.output, s.correct FROM runs r JOIN "
+                                      "samples s USING (run_id) WHERE r.task = 'arc_easy' AND r.method = 'base' "
+                                      "ORDER BY s.idx")
+    args = ("eval", "--model", "tiny-random", "--task", "arc_easy", "--limit", "3", "--batch-size", "4",
+            "--max-new-tokens", "8")
+    cli = t2_cli(*args)
+    assert cli.returncode == 0 and f"run {flow_rows[0][0]} is already in the catalog" in cli.stdout, cli.stdout
+    forced = t2_cli(*args, "--force")
+    assert forced.returncode == 0, forced.stderr[-2000:]
+    assert catalog_rows(t2_home, "SELECT r.run_id, r.config_hash, s.idx, s.output, s.correct FROM runs r JOIN "
+                                 "samples s USING (run_id) WHERE r.task = 'arc_easy' AND r.method = 'base' "
+                                 "ORDER BY s.idx") == flow_rows
+
+
+def test_cache_keys_need_no_model(tiny, t2_home, data_dir, monkeypatch):
+    """The flow's cache keys come from the model's identity (weights hash, target names), not the model."""
+    import flows.runtime
+    import flows.steps as steps
+    from t2core.profiles import get_profile
+    from t2ops import evaluation, svd, training
+    from t2ops.model import ident_of
+
+    ident = ident_of(tiny)
+    monkeypatch.setattr(flows.runtime, "get_model", lambda *a, **k: pytest.fail("a cache key loaded the model"))
+    monkeypatch.setattr(steps, "get_model", flows.runtime.get_model)
+    prof = get_profile("tiny")
+    sreq = svd.SvdRequest("mlp")
+    treq = training.TrainRequest(prof.rl_config("arc_easy"), data_dir=str(data_dir))
+    ereq = evaluation.EvalRequest(prof.eval_config(prof.evals[0]), data_dir=str(data_dir))
+    from t2core.models.targets import find_targets
+    from t2core.svd import decomposition_key
+
+    assert steps._svd_key(None, {"ident": ident, "req": sreq}) == "r2-svd-" + decomposition_key(
+        tiny.weights_hash, "mlp", list(find_targets(tiny.model, tiny.family, "mlp")))
+    assert steps._train_key(None, {"ident": ident, "req": treq}) == "r2-train-" + training.plan(treq, tiny.weights_hash)
+    assert steps._eval_key(None, {"ident": ident, "req": ereq}) == "r2-eval-" + evaluation.plan(ereq, tiny.weights_hash).run_id
+
 
 def _free_port() -> int:
     with socket.socket() as s:

@@ -21,3 +21,25 @@ def test_the_profile_dtype_reaches_training():
     paper = get_profile("paper")  # bf16, and its training slices do not repeat it
     assert RLConfig(task="gsm8k", **paper.train_overrides("gsm8k")).dtype == "bfloat16"
     assert RLConfig(task="gsm8k", **get_profile("tiny").train_overrides("gsm8k")).dtype == "float32"
+
+
+def test_a_profile_resolves_each_operation_config_once():
+    from dataclasses import replace
+
+    from t2core.errors import UnknownNameError
+    from t2core.profiles import EvalSlice, Profile
+
+    smol = get_profile("smol")
+    gsm = smol.eval_config(EvalSlice("gsm8k", limit=16))
+    math = smol.eval_config(EvalSlice("math", limit=16))
+    arc = smol.eval_config(EvalSlice("arc_easy_cloze", limit=16), seed=7)
+    # the cap (256) where it is below the task's default (math 512), the task's own where lower (arc)
+    assert (gsm.generation.max_new_tokens, math.generation.max_new_tokens) == (256, 256)
+    assert arc.generation.max_new_tokens < 256 and arc.generation.seed == 7
+    assert gsm.generation.dtype == "bfloat16" and gsm.generation.batch_size == 16
+    assert get_profile("paper").eval_config(EvalSlice("math")).generation.max_new_tokens is None  # the task's, later
+    rl = smol.rl_config("gsm8k", lr=1e-3)
+    assert (rl.dtype, rl.steps, rl.lr, rl.svf.targets, rl.seed) == ("bfloat16", 5, 1e-3, "mlp", smol.seed)
+    with pytest.raises(UnknownNameError, match="unknown sampler 'vllm2'"):
+        replace(smol, sampler="vllm2")
+    assert Profile("p", "tiny-random", sampler="proc").sampler == "proc"

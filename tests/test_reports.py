@@ -7,12 +7,13 @@ from catalog import records as rec
 from catalog.reports import figure4, table1
 from t2core.errors import T2Error
 from t2core.evaluate import EvalResult, SampleResult
+from t2core.variants import VariantRef
 
 
 def _eval(cat, run_id, task, variant, n, correct, model="m"):
     samples = [SampleResult(i, f"s{i}", "p", "o", "x", "x", i < correct) for i in range(n)]
-    rec.record_eval(cat, EvalResult(run_id=run_id, kind="eval", variant=variant, model=model, weights_hash="h",
-                                    task=task, task_version="1", split="test", config={}, config_hash="c",
+    rec.record_eval(cat, EvalResult(run_id=run_id, kind="eval", ref=VariantRef.parse(variant), model=model, weights_hash="h",
+                                    task=task, task_version="1", split="test", config={},
                                     data_files={}, samples=samples, seconds=1.0, seed=0))
 
 

@@ -209,7 +209,7 @@ def test_experts_in_folders_of_the_same_name_are_different_variants(tiny, tmp_pa
     va, vb = resolve_variant(tiny, expert=str(a)), resolve_variant(tiny, expert=str(b))
     assert va.name != vb.name and va.name.startswith("svf:")
     cfg = EvalConfig("gsm8k", limit=2, generation=GenerationConfig(max_new_tokens=4))
-    assert plan_eval(tiny, cfg, data_dir, va.name).run_id != plan_eval(tiny, cfg, data_dir, vb.name).run_id
+    assert plan_eval(tiny.weights_hash, cfg, data_dir, va.name).run_id != plan_eval(tiny.weights_hash, cfg, data_dir, vb.name).run_id
     copy = tmp_path / "elsewhere" / "x.safetensors"
     copy.parent.mkdir()
     shutil.copy(a, copy)

@@ -209,7 +209,7 @@ def test_tricky_references_cross_the_sandbox(data_dir):
 def test_training_data_leaves_out_unjudgeable_items(data_dir, tiny):
     from t2core.rl import RLConfig, plan_training
 
-    train, _, _ = plan_training(tiny, RLConfig(task="mbpp"), data_dir)
+    train, _, _ = plan_training(tiny.weights_hash, RLConfig(task="mbpp"), data_dir)
     ids = {s.id for s in train.samples}
     assert "mbpp/601" not in ids and "mbpp/927" not in ids and "mbpp/602" in ids
     assert len(ids) == 374 - 2

@@ -23,6 +23,7 @@ from t2core.hashing import canonical_json, sha256_bytes
 from t2core.models.registry import LoadedModel
 from t2core.paths import resolve_data_dir
 from t2core.sampling.hf import render_prompt
+from t2core.settings import check_dtype
 from t2core.tasks import get_task
 from t2core.tasks.base import ChoiceSample, CodeSample, MathSample, Task
 
@@ -61,6 +62,7 @@ class NTPConfig:
         for name in ("rank", "alpha", "steps", "batch_size", "max_len"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}={getattr(self, name)} must be >= 1.")
+        check_dtype(self.dtype)
         if not 0 <= self.dropout < 1 or not self.lr > 0:
             raise ConfigError(f"dropout={self.dropout} must be in [0, 1) and lr={self.lr} > 0.")
 
@@ -90,8 +92,8 @@ def peft_config(cfg: NTPConfig):
                           task_type="CAUSAL_LM")
 
 
-def adapter_id(loaded: LoadedModel, cfg: NTPConfig, data_files: dict[str, str]) -> str:
-    return sha256_bytes(canonical_json(["ntp", loaded.weights_hash, asdict(cfg), sorted(data_files.values())])
+def adapter_id(weights_hash: str, cfg: NTPConfig, data_files: dict[str, str]) -> str:
+    return sha256_bytes(canonical_json(["ntp", weights_hash, asdict(cfg), sorted(data_files.values())])
                         .encode())[:24]
 
 
@@ -121,18 +123,18 @@ class NTPResult:
     reused: bool = False  # True: the stored adapter was returned, nothing trained
 
 
-def plan_ntp(loaded: LoadedModel, cfg: NTPConfig, data_dir: str | Path | None = None):
+def plan_ntp(weights_hash: str, cfg: NTPConfig, data_dir: str | Path | None = None):
     """(training Dataset, adapter id) without training: the id is the content key of the result."""
     ds = get_task(cfg.task).load("train", resolve_data_dir(data_dir)).limit(cfg.train_limit)
     if not ds.samples:
         raise DataError(f"task {cfg.task!r} has no training samples; nothing to fine-tune on.")
-    return ds, adapter_id(loaded, cfg, ds.files)
+    return ds, adapter_id(weights_hash, cfg, ds.files)
 
 
 def train_ntp(loaded: LoadedModel, cfg: NTPConfig, data_dir: str | Path | None = None,
               store: ArtifactStore | None = None, on_log: Callable[[int, float], None] | None = None) -> NTPResult:
     task = get_task(cfg.task)
-    ds, aid = plan_ntp(loaded, cfg, data_dir)
+    ds, aid = plan_ntp(loaded.weights_hash, cfg, data_dir)
     store = store or ArtifactStore()
     if store.exists(KIND, aid):  # content-addressed: same weights, config and data -> same adapter
         man = store.verify(KIND, aid)

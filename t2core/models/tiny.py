@@ -5,15 +5,20 @@ Fast tests and the CI profile run the whole pipeline on it in seconds.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
 
 from t2core.hashing import model_weights_hash
 from t2core.models.registry import LoadedModel, ModelSpec, register_model
-from t2core.models.tokenizer import byte_level_tokenizer
+
+if TYPE_CHECKING:
+    from transformers import LlamaConfig
 
 
 def tiny_config(vocab_size: int) -> LlamaConfig:
+    from transformers import LlamaConfig  # imported when a model is built: commands that fail early stay fast
+
     return LlamaConfig(
         vocab_size=vocab_size,
         hidden_size=64,
@@ -27,6 +32,10 @@ def tiny_config(vocab_size: int) -> LlamaConfig:
 
 
 def load_tiny(alias: str = "tiny-random", seed: int = 0) -> LoadedModel:
+    from transformers import LlamaForCausalLM
+
+    from t2core.models.tokenizer import byte_level_tokenizer
+
     tok = byte_level_tokenizer()
     cfg = tiny_config(len(tok))
     cfg.pad_token_id, cfg.eos_token_id = tok.pad_token_id, tok.eos_token_id

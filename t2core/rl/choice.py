@@ -24,6 +24,7 @@ from t2core.logprobs import candidate_logprobs
 from t2core.rl.rollouts import Rollout, autocast_for, register_rollout
 from t2core.sampling.base import pick_candidate
 from t2core.sampling.hf import encode_choices
+from t2core.settings import step_seed
 
 if TYPE_CHECKING:
     from t2core.rl.reinforce import ReinforceTrainer
@@ -47,7 +48,7 @@ def choice_rollout(trainer: ReinforceTrainer, batch: list, step: int) -> Rollout
     # memory bound holds) and each micro-batch is redone with one in `terms`.
     with trainer.adapter.train_forward(), autocast, contextlib.nullcontext() if whole else torch.no_grad():
         first = [lp for lo in range(0, len(batch), mb) for lp in restricted(everything[lo : lo + mb])]
-    gen = torch.Generator().manual_seed(cfg.seed * 100_003 + step)
+    gen = torch.Generator().manual_seed(step_seed(cfg.seed, step))
     picks = [pick_candidate(lp.detach(), cfg.temperature, gen) for lp in first]
     correct = [task.score(s, t[j]).correct for s, t, j in zip(batch, texts, picks, strict=True)]
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 
 from t2core.errors import ConfigError
+from t2core.sampling.base import GenerationConfig
+from t2core.settings import check_dtype
 from t2core.svf.policy import SVFConfig
 from t2core.tasks import get_task
 
@@ -54,12 +56,20 @@ class RLConfig:
             raise ConfigError(f"temperature={self.temperature} must be >= 0.")
         if self.method not in ("svf", "lora"):
             raise ConfigError(f"method={self.method!r} must be 'svf' or 'lora' (LoRA-PG).")
-        if self.dtype not in ("float32", "bfloat16"):
-            raise ConfigError(f"dtype={self.dtype!r} must be float32 or bfloat16.")
+        check_dtype(self.dtype)
         for name in ("train_limit", "valid_limit", "max_new_tokens", "micro_batch_size"):
             v = getattr(self, name)
             if v is not None and v < 1:
                 raise ConfigError(f"{name}={v} must be >= 1 or None.")
+
+
+    def rollout_generation(self) -> GenerationConfig:
+        """The sampling settings of rollouts and validation, resolved once (max_new_tokens None: the task's).
+
+        The run id hashes the config as given (`identity_fields`), so stored experts keep their ids."""
+        return GenerationConfig(max_new_tokens=self.max_new_tokens or get_task(self.task).max_new_tokens,
+                                temperature=self.temperature, batch_size=self.gen_batch_size, dtype=self.dtype,
+                                seed=self.seed)
 
 
 def identity_fields(cfg: RLConfig) -> dict:

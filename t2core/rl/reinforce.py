@@ -13,7 +13,6 @@ checkpoint after every step makes the run resumable after a crash.
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
@@ -33,7 +32,8 @@ from t2core.rl.checkpoint import load_checkpoint, save_checkpoint
 from t2core.rl.config import RLConfig, identity_fields
 from t2core.rl.policies import make_policy
 from t2core.rl.rollouts import get_rollout
-from t2core.sampling import GenerationConfig, Sampler, make_sampler
+from t2core.sampling import Sampler, make_sampler
+from t2core.settings import step_rng
 from t2core.svf.apply import SVD
 from t2core.svf.policy import SVFPolicy
 from t2core.tasks import get_task
@@ -70,8 +70,8 @@ def train_run_id(weights_hash: str, cfg: RLConfig, task_version: str, data_files
     return sha256_bytes(canonical_json(payload).encode())[:24]
 
 
-def plan_training(loaded: LoadedModel, cfg: RLConfig, data_dir: str | Path | None = None):
-    """(training Dataset, {file: sha256} of train + valid data, run id), without training."""
+def plan_training(weights_hash: str, cfg: RLConfig, data_dir: str | Path | None = None):
+    """(training Dataset, {file: sha256} of train + valid data, run id), without training or a model."""
     task = get_task(cfg.task)
     task.preflight()
     ddir = resolve_data_dir(data_dir)
@@ -81,7 +81,7 @@ def plan_training(loaded: LoadedModel, cfg: RLConfig, data_dir: str | Path | Non
     if not train.samples:
         raise DataError(f"task {cfg.task!r} split {cfg.train_split!r} has no samples; nothing to train on.")
     files = {**train.files, **task.load(cfg.valid_split, ddir).files}
-    return train, files, train_run_id(loaded.weights_hash, cfg, task.version, files)
+    return train, files, train_run_id(weights_hash, cfg, task.version, files)
 
 
 class ReinforceTrainer:
@@ -92,7 +92,7 @@ class ReinforceTrainer:
         self.task = get_task(cfg.task)
         self.data_dir = data_dir
         # `planned`: plan_training's result when the caller already has it (the data is loaded once)
-        self.train, self.data_files, self.run_id = planned or plan_training(loaded, cfg, data_dir)
+        self.train, self.data_files, self.run_id = planned or plan_training(loaded.weights_hash, cfg, data_dir)
         self.sampler = sampler or make_sampler("hf", loaded=loaded)
         if self.sampler.receives_svf and cfg.method != "svf":
             raise ConfigError(f"sampler {self.sampler.name!r} takes SVF vectors only; train method {cfg.method!r} "
@@ -102,9 +102,7 @@ class ReinforceTrainer:
         self.policy = getattr(self.adapter, "policy", None)  # the SVFPolicy of SVF runs
         self.opt = torch.optim.Adam(self.adapter.parameters(), lr=cfg.lr)
         self.rollout = get_rollout(self.task.output_type)
-        mnt = cfg.max_new_tokens or self.task.max_new_tokens
-        self.gen = GenerationConfig(max_new_tokens=mnt, temperature=cfg.temperature, batch_size=cfg.gen_batch_size,
-                                    dtype=cfg.dtype, seed=cfg.seed)
+        self.gen = cfg.rollout_generation()
 
     # -- validation -------------------------------------------------------------------------------
     def validate(self, base: bool = False) -> float:
@@ -119,7 +117,7 @@ class ReinforceTrainer:
     # -- one REINFORCE step -----------------------------------------------------------------------
     def step(self, step: int) -> CurvePoint:
         cfg = self.cfg
-        rng = random.Random(f"{cfg.seed}:{step}")
+        rng = step_rng(cfg.seed, step)
         batch = [self.train.samples[rng.randrange(len(self.train.samples))] for _ in range(cfg.batch_size)]
         t0 = time.perf_counter()
         ro = self.rollout(self, batch, step)  # by the task's output type (t2core/rl/rollouts.py)

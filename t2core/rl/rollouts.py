@@ -22,6 +22,7 @@ import torch
 
 from t2core.logprobs import completion_logits, kl_per_token, masked_mean_per_seq, pack, token_logprobs
 from t2core.registry import Registry
+from t2core.settings import step_seed
 
 if TYPE_CHECKING:
     from t2core.rl.reinforce import ReinforceTrainer
@@ -59,7 +60,7 @@ def generation_rollout(trainer: ReinforceTrainer, batch: list, step: int) -> Rol
     """Sample answers (W' materialised or sent as vectors), then score their tokens with grad."""
     cfg, model, tok = trainer.cfg, trainer.loaded.model, trainer.loaded.tokenizer
     convs = [trainer.task.messages(s) for s in batch]
-    gen = replace(trainer.gen, seed=cfg.seed * 100_003 + step)
+    gen = replace(trainer.gen, seed=step_seed(cfg.seed, step))
     if trainer.sampler.receives_svf:  # only z travels; the server builds W' itself
         comps = trainer.sampler.generate(convs, gen, svf=trainer.adapter.svf_weights())
     else:

@@ -6,8 +6,9 @@ from t2core.sampling.base import (
     GenerationConfig,
     Sampler,
     SVFWeights,
+    check_sampler,
     make_sampler,
     register_sampler,
 )
 
-__all__ = ["Completion", "GenerationConfig", "SVFWeights", "Sampler", "make_sampler", "register_sampler"]
+__all__ = ["Completion", "GenerationConfig", "SVFWeights", "Sampler", "check_sampler", "make_sampler", "register_sampler"]

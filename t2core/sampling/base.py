@@ -25,6 +25,7 @@ import torch
 
 from t2core.errors import ConfigError
 from t2core.registry import Registry
+from t2core.settings import check_dtype
 
 
 @dataclass(frozen=True)
@@ -47,8 +48,7 @@ class GenerationConfig:
             raise ConfigError(f"top_p={self.top_p} must be in (0, 1].")
         if self.batch_size < 1:
             raise ConfigError(f"batch_size={self.batch_size} must be >= 1.")
-        if self.dtype not in ("float32", "bfloat16"):
-            raise ConfigError(f"dtype={self.dtype!r} must be 'float32' or 'bfloat16'.")
+        check_dtype(self.dtype)
 
 
 @dataclass
@@ -149,3 +149,9 @@ def register_sampler(name: str, factory: Callable[..., Sampler]) -> None:
 
 def make_sampler(name: str, **kwargs) -> Sampler:
     return _SAMPLERS.get(name)(**kwargs)
+
+
+def check_sampler(name: str) -> str:
+    """`name` if a sampler is registered under it (settings check it when built, before anything loads)."""
+    _SAMPLERS.get(name)  # UnknownNameError: one line naming the known samplers
+    return name

@@ -21,6 +21,7 @@ from torch import nn
 
 from t2core.errors import ArtifactError
 from t2core.sampling.base import SVFWeights
+from t2core.settings import check_dtype
 from t2core.svf.policy import SVFPolicy
 
 SVD = dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]  # name -> U (out,r), S (r,), V (in,r)
@@ -131,8 +132,7 @@ def materialised_scales(model: nn.Module, svd: SVD, weights: SVFWeights, dtype: 
 
 @contextlib.contextmanager
 def _materialise(model: nn.Module, svd: SVD, scales: dict[str, torch.Tensor], dtype: str) -> Iterator[None]:
-    if dtype not in ("float32", "bfloat16"):
-        raise ValueError(f"materialised(dtype={dtype!r}): expected 'float32' or 'bfloat16'.")
+    check_dtype(dtype, "materialised(dtype)")
     low = torch.bfloat16 if dtype == "bfloat16" else None
     saved: list[tuple[nn.Linear, torch.Tensor]] = []
     try:

@@ -26,6 +26,7 @@ from torch import nn
 
 from t2core.errors import ArtifactError, ConfigError
 from t2core.sampling.base import SVFWeights
+from t2core.settings import check_dtype
 
 SVD = dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]  # name -> U (out,r), S (r,), V (in,r)
 
@@ -121,8 +122,7 @@ def per_row(model: nn.Module, svd: SVD, bank: ExpertBank, weights: torch.Tensor,
     applies each to its own rows inside every layer (the base model's FLOPs, G copies of W').
     `dtype="bfloat16"` keeps U and V (or W') in bf16 for generation under bf16 autocast, which would
     otherwise cast them again at every token (they are buffers, outside autocast's cache)."""
-    if dtype not in ("float32", "bfloat16"):
-        raise ConfigError(f"per_row(dtype={dtype!r}): expected 'float32' or 'bfloat16'.")
+    check_dtype(dtype, "per_row(dtype)")
     if mode not in ("factored", "grouped"):
         raise ConfigError(f"per_row(mode={mode!r}): expected 'factored' or 'grouped'.")
     if weights.ndim != 2 or weights.shape[1] != bank.k or not torch.isfinite(weights).all():

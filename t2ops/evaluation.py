@@ -1,0 +1,77 @@
+"""Evaluation of the base model, an SVF expert or a PEFT adapter on one task slice (paper §4)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from catalog import Catalog
+from catalog import records as rec
+from catalog.records import RunRow
+from t2core import evaluate as core
+from t2core.evaluate import EvalConfig, EvalResult, eval_record_config
+from t2core.models.registry import LoadedModel
+from t2core.sampling import check_sampler, make_sampler
+from t2core.variants import VariantRef, describe_ref, resolve_variant
+from t2ops.lifecycle import recorded
+
+
+@dataclass(frozen=True)
+class EvalRequest:
+    eval: EvalConfig
+    expert: str | None = None  # an expert id (svf:<hex>), an expert file, or an adapter (<method>:<id>)
+    sampler: str = "hf"  # hf (in-process) or proc (its own model copy, fed SVF vectors)
+    data_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        check_sampler(self.sampler)
+
+
+@dataclass(frozen=True)
+class EvalPlan:
+    """The run as planned from content: its id, what is applied, the resolved config and the data."""
+
+    run_id: str
+    variant: VariantRef
+    core: core.EvalPlan  # task, data slice, run id, resolved EvalConfig
+
+    @property
+    def cfg(self) -> EvalConfig:
+        return self.core.cfg
+
+
+def plan(req: EvalRequest, weights_hash: str) -> EvalPlan:
+    variant = describe_ref(weights_hash, req.expert)  # verified: a bad reference fails before any row
+    p = core.plan_eval(weights_hash, req.eval, req.data_dir, variant.name)
+    return EvalPlan(p.run_id, variant, p)
+
+
+@dataclass(frozen=True)
+class EvalOutcome:
+    run_id: str
+    variant: str
+    accuracy: float | None
+    n: int
+    reused: bool  # found completed in the catalog: nothing ran
+    result: EvalResult | None = None
+
+
+def run(req: EvalRequest, loaded: LoadedModel, cat: Catalog, *, force: bool = False,
+        progress: Callable[[int], None] | None = None, planned: EvalPlan | None = None) -> EvalOutcome:
+    """`planned`: this request's plan for `loaded` when the caller already made it."""
+    p = planned or plan(req, loaded.weights_hash)
+    rec.record_model(cat, loaded)
+    if not force and rec.is_completed(cat, p.run_id):
+        return EvalOutcome(p.run_id, p.variant.name, rec.metric(cat, p.run_id, "accuracy"),
+                           int(rec.metric(cat, p.run_id, "n") or 0), True)
+    smp = make_sampler(req.sampler, loaded=loaded)
+    apply = resolve_variant(loaded, p.variant, dtype=p.cfg.generation.dtype).apply_with(smp)
+    task, ds = p.core.task, p.core.dataset
+    row = RunRow(run_id=p.run_id, kind="eval", model=loaded.alias, weights_hash=loaded.weights_hash, task=task.name,
+                 task_version=task.version, split=p.cfg.split, config=eval_record_config(p.cfg, smp.name, p.variant.name),
+                 data_files=ds.files, seed=p.cfg.generation.seed, variant=p.variant)
+    res = recorded(cat, row,
+                   lambda: core.evaluate(loaded, p.cfg, req.data_dir, sampler=smp, progress=progress, planned=p.core,
+                                         ref=p.variant, **apply),
+                   lambda res: rec.record_eval(cat, res, n_records=ds.n_total))
+    return EvalOutcome(p.run_id, p.variant.name, res.accuracy, len(res.samples), False, res)

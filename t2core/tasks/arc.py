@@ -47,6 +47,7 @@ def load_arc(name: str, subset: str, split: str, data_dir: Path | None) -> Datas
 
 class ARC(Task):
     family = "choice"
+    category = "reasoning"
     version = "1"
     splits = ("train", "valid", "test")
     max_new_tokens = 16

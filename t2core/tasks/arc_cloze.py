@@ -27,6 +27,7 @@ ANSWER_PREFIX = "Answer: "
 
 class ARCCloze(Task):
     family = "choice"
+    category = "reasoning"
     output_type = "choice"
     version = "1"
     splits = ("train", "valid", "test")

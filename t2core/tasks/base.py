@@ -90,6 +90,9 @@ class Task(ABC):
 
     name: str
     family: str  # "math" | "choice" | "code"
+    # the skill the task asks for (paper §3.3's dispatch categories): an expert trained on the task
+    # serves questions classified into it; "other" keeps the base weights
+    category: str = "other"  # "math" | "code" | "reasoning" | "other"
     version: str  # bump when prompts, parsing or splits change: recorded with every run
     splits: tuple[str, ...]
     max_new_tokens: int = 256

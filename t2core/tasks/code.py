@@ -44,6 +44,7 @@ UNJUDGEABLE = {
 
 class _CodeTask(Task):
     family = "code"
+    category = "code"
     max_new_tokens = 384
     limits = SandboxLimits()
 

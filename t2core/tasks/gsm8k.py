@@ -32,6 +32,7 @@ def parse_gsm8k(rec: dict, where: str) -> MathSample:
 class GSM8K(Task):
     name = "gsm8k"
     family = "math"
+    category = "math"
     version = "1"
     splits = ("train", "valid", "test")
     max_new_tokens = 256

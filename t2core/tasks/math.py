@@ -30,6 +30,7 @@ def parse_math(rec: dict, where: str) -> MathSample:
 
 class _MathBase(Task):
     family = "math"
+    category = "math"
     version = "2"  # 2: an explicit 256-token cap (the smol profile's) is applied; it used to become 512
     max_new_tokens = 512
 

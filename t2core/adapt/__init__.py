@@ -1,0 +1,17 @@
+"""Self-adaptation (paper §3.3): pass 1 decides which expert (or mixture) answers, pass 2 answers.
+
+A strategy is one module plus one `register_strategy` call (`dispatch.py` holds the interface).
+"""
+
+from t2core.adapt import prompt  # noqa: F401 - registers the "prompt" strategy
+from t2core.adapt.dispatch import (
+    CATEGORIES,
+    Decision,
+    ExpertSet,
+    Strategy,
+    get_strategy,
+    register_strategy,
+    strategy_names,
+)
+
+__all__ = ["CATEGORIES", "Decision", "ExpertSet", "Strategy", "get_strategy", "register_strategy", "strategy_names"]

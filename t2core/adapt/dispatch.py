@@ -1,0 +1,89 @@
+"""The dispatch interface: decisions, the expert set, the strategy registry (paper §3.3).
+
+A strategy looks at questions in pass 1 and returns one `Decision` per question: the category
+it saw, and the experts (with mixing weights for a mixture) that pass 2 answers with. Which
+expert serves which category is not a table in any strategy: an expert serves the category of
+the task it was trained on (`Task.category`: GSM8K → math, MBPP → code, ARC-Easy → reasoning),
+so `ExpertSet.from_refs` builds the map from the experts' own headers.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+from t2core.errors import ConfigError
+from t2core.registry import Registry
+
+#: The categories of pass 1 (paper Figure 3); "other" answers with the base weights.
+CATEGORIES = ("code", "math", "reasoning", "other")
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Pass 1's verdict on one question, as the catalog records it per sample."""
+
+    category: str  # one of CATEGORIES
+    expert_ids: tuple[str, ...] = ()  # () = base weights
+    alphas: tuple[float, ...] = ()  # mixing weights when several experts are combined
+    raw: str = ""  # what the model said (generated text or the picked option), for audits
+
+    @property
+    def label(self) -> str:
+        """The `samples.decision` column: the category, and the expert it picked."""
+        return self.category if not self.expert_ids else f"{self.category}->{','.join(self.expert_ids)}"
+
+
+@dataclass(frozen=True)
+class ExpertSet:
+    """The experts available to dispatch, keyed by the category each one serves."""
+
+    by_category: tuple[tuple[str, str], ...]  # (category, expert id), sorted
+
+    @classmethod
+    def from_refs(cls, refs) -> ExpertSet:
+        """From `ExpertRef`s: each serves its training task's category; two experts for one category
+        are ambiguous and refused."""
+        from t2core.tasks import get_task
+
+        seen: dict[str, str] = {}
+        for ref in refs:
+            cat = get_task(ref.header.task).category
+            if cat == "other":
+                raise ConfigError(f"expert {ref.id} was trained on {ref.header.task!r}, which has no dispatch "
+                                  "category; dispatch needs experts for math, code or reasoning tasks.")
+            if cat in seen:
+                raise ConfigError(f"experts {seen[cat]} and {ref.id} both serve {cat!r}; give one expert per category.")
+            seen[cat] = ref.id
+        return cls(tuple(sorted(seen.items())))
+
+    def decide(self, category: str, raw: str = "") -> Decision:
+        """The decision for a question classified as `category` (no expert for it: base weights)."""
+        expert = dict(self.by_category).get(category)
+        return Decision(category, (expert,) if expert else (), raw=raw)
+
+
+class Strategy(ABC):
+    """Pass 1 of two-pass inference."""
+
+    name: str
+
+    @abstractmethod
+    def decide(self, sampler, questions: list[str], experts: ExpertSet) -> list[Decision]:
+        """One decision per question, in order; `sampler` runs the model as pass 1 needs it."""
+
+
+_STRATEGIES: Registry[type[Strategy]] = Registry("adaptation strategy")
+
+
+def register_strategy(cls: type[Strategy]) -> type[Strategy]:
+    _STRATEGIES.register(cls.name, cls)
+    return cls
+
+
+def strategy_names() -> list[str]:
+    return _STRATEGIES.names()
+
+
+def get_strategy(name: str, **kwargs) -> Strategy:
+    return _STRATEGIES.get(name)(**kwargs)

@@ -92,6 +92,22 @@ def t2_cli(*args: str, env: dict | None = None, timeout: float = 600):
         return subprocess.CompletedProcess(proc.args, rc, out.read(), err.read())
 
 
+def t2_inproc(*args: str):
+    """Run a `t2` command in this process (Typer's test runner): the same exit code and the same
+    stdout / stderr as `t2_cli`, without the 5-10 s a fresh interpreter spends importing torch and
+    transformers. For commands whose point is their output, not a process boundary (kills, env)."""
+    import subprocess
+
+    from typer.testing import CliRunner
+
+    from t2cli.main import app
+
+    r = CliRunner().invoke(app, list(args))
+    if r.exception is not None and not isinstance(r.exception, SystemExit):
+        raise r.exception
+    return subprocess.CompletedProcess(["t2", *args], r.exit_code, r.stdout, r.stderr)
+
+
 def catalog_rows(home: Path, sql: str) -> list[tuple]:
     """All rows of `sql` against the catalog under `home` (connection closed before returning)."""
     import duckdb

@@ -1,7 +1,7 @@
 """The `t2` CLI as a user runs it: output, catalog rows, and one clear line per user error."""
 
 
-from tests.conftest import catalog_rows, t2_cli
+from tests.conftest import catalog_rows, t2_cli, t2_inproc
 
 
 def test_eval_writes_rows_and_reuses(t2_home, data_dir):
@@ -10,19 +10,19 @@ def test_eval_writes_rows_and_reuses(t2_home, data_dir):
     assert "accuracy" in r.stdout
     assert catalog_rows(t2_home, "SELECT count(*) FROM samples") == [(5,)]
     assert catalog_rows(t2_home, "SELECT kind, status, task, split FROM runs") == [("eval", "completed", "arc_easy", "test")]
-    r2 = t2_cli("eval", "--model", "tiny-random", "--task", "arc_easy", "--limit", "5", "--max-new-tokens", "4")
+    r2 = t2_inproc("eval", "--model", "tiny-random", "--task", "arc_easy", "--limit", "5", "--max-new-tokens", "4")
     assert r2.returncode == 0 and "already in the catalog" in r2.stdout
     assert catalog_rows(t2_home, "SELECT count(*) FROM samples") == [(5,)]
-    ls = t2_cli("catalog", "ls")
+    ls = t2_inproc("catalog", "ls")
     assert ls.returncode == 0 and "arc_easy" in ls.stdout
-    assert t2_cli("catalog", "ls", "samples").returncode == 0
+    assert t2_inproc("catalog", "ls", "samples").returncode == 0
 
 
 def test_svd_twice_records_once(t2_home):
     r1 = t2_cli("svd", "--model", "tiny-random")
     assert r1.returncode == 0, r1.stderr
     assert "computed SVD" in r1.stdout
-    r2 = t2_cli("svd", "--model", "tiny-random")
+    r2 = t2_inproc("svd", "--model", "tiny-random")
     assert r2.returncode == 0 and "reused stored decomposition (no SVD computed)" in r2.stdout
     assert catalog_rows(t2_home, "SELECT count(*) FROM decompositions") == [(1,)]
     assert catalog_rows(t2_home, "SELECT count(*) FROM runs WHERE kind = 'svd'") == [(1,)]
@@ -37,7 +37,7 @@ def _one_line_error(r, *needles):
 
 
 def test_unknown_model_alias():
-    _one_line_error(t2_cli("svd", "--model", "llama9"), "unknown model alias 'llama9'", "smollm2-135m")
+    _one_line_error(t2_inproc("svd", "--model", "llama9"), "unknown model alias 'llama9'", "smollm2-135m")
 
 
 def test_missing_data_dir(tmp_path):
@@ -50,12 +50,12 @@ def test_corrupted_svd_file(t2_home):
     assert t2_cli("svd", "--model", "tiny-random").returncode == 0
     f = next((t2_home / "artifacts" / "svd").glob("*/svd.safetensors"))
     f.write_bytes(f.read_bytes()[:-7] + b"garbage")
-    _one_line_error(t2_cli("svd", "--model", "tiny-random"), "corrupted", "rerun")
+    _one_line_error(t2_inproc("svd", "--model", "tiny-random"), "corrupted", "rerun")
 
 
 def test_unknown_task_and_profile():
     _one_line_error(t2_cli("eval", "--model", "tiny-random", "--task", "gsm9k"), "unknown task 'gsm9k'")
-    _one_line_error(t2_cli("run", "full-paper", "--profile", "huge"), "unknown profile 'huge'")
+    _one_line_error(t2_inproc("run", "full-paper", "--profile", "huge"), "unknown profile 'huge'")
 
 
 def test_train_then_eval_expert_then_report(t2_home, data_dir):
@@ -64,7 +64,7 @@ def test_train_then_eval_expert_then_report(t2_home, data_dir):
     expert_id = catalog_rows(t2_home, "SELECT expert_id FROM experts WHERE method = 'svf'")[0][0]
     assert f"expert {expert_id}" in r.stdout and f"--expert {expert_id}" in r.stdout  # the one id users see
     assert catalog_rows(t2_home, "SELECT count(*) FROM curves") == [(2,)]  # tiny profile: 2 steps
-    again = t2_cli("train", "--model", "tiny-random", "--task", "arc_easy", "--profile", "tiny")
+    again = t2_inproc("train", "--model", "tiny-random", "--task", "arc_easy", "--profile", "tiny")
     assert again.returncode == 0 and "already trained" in again.stdout
     e = t2_cli("eval", "--model", "tiny-random", "--task", "arc_easy", "--limit", "3", "--max-new-tokens", "4",
                "--expert", expert_id)
@@ -77,17 +77,17 @@ def test_train_then_eval_expert_then_report(t2_home, data_dir):
         (expert_id, "svf", [expert_id])]
     assert catalog_rows(t2_home, "SELECT DISTINCT expert_ids FROM samples") == [([expert_id],)]
     assert catalog_rows(t2_home, "SELECT variant FROM runs WHERE kind = 'train'") == [(expert_id,)]
-    rep = t2_cli("report", "--table", "1", "--format", "csv")
+    rep = t2_inproc("report", "--table", "1", "--format", "csv")
     assert rep.returncode == 0 and "tiny-random,svf," in rep.stdout
-    fig = t2_cli("report", "--figure", "4", "--out", str(t2_home / "fig4.png"))
+    fig = t2_inproc("report", "--figure", "4", "--out", str(t2_home / "fig4.png"))
     assert fig.returncode == 0 and (t2_home / "fig4.png").stat().st_size > 10_000
 
 
 def test_expert_on_wrong_model_is_a_clear_error(t2_home, data_dir):
     assert t2_cli("train", "--model", "tiny-random", "--task", "arc_easy", "--profile", "tiny").returncode == 0
     expert_id = catalog_rows(t2_home, "SELECT expert_id FROM experts")[0][0]
-    r = t2_cli("eval", "--model", "tiny-random", "--seed", "1", "--task", "arc_easy", "--limit", "2",
-               "--expert", expert_id)
+    r = t2_inproc("eval", "--model", "tiny-random", "--seed", "1", "--task", "arc_easy", "--limit", "2",
+                  "--expert", expert_id)
     _one_line_error(r, "was trained on base model 'tiny-random'", "not on this model")
 
 

@@ -11,7 +11,7 @@ import urllib.request
 import duckdb
 import pytest
 
-from tests.conftest import REPO, catalog_rows, t2_cli
+from tests.conftest import REPO, catalog_rows, t2_cli, t2_inproc
 
 N_EVALS = 13  # tiny profile: six paper benchmarks + ARC-E cloze, four experts, LoRA-NTP + LoRA-PG, 3 samples each
 N_TRAIN = 6  # SVF experts for gsm8k, mbpp, arc_easy, arc_easy_cloze; LoRA-NTP and LoRA-PG on arc_easy
@@ -60,9 +60,9 @@ def test_full_paper_resumes_after_crash(t2_home, prefect_env, data_dir):
                                       "ORDER BY s.idx")
     args = ("eval", "--model", "tiny-random", "--task", "arc_easy", "--limit", "3", "--batch-size", "4",
             "--max-new-tokens", "8")
-    cli = t2_cli(*args)
+    cli = t2_inproc(*args)
     assert cli.returncode == 0 and f"run {flow_rows[0][0]} is already in the catalog" in cli.stdout, cli.stdout
-    forced = t2_cli(*args, "--force")
+    forced = t2_inproc(*args, "--force")
     assert forced.returncode == 0, forced.stderr[-2000:]
     assert catalog_rows(t2_home, "SELECT r.run_id, r.config_hash, s.idx, s.output, s.correct FROM runs r JOIN "
                                  "samples s USING (run_id) WHERE r.task = 'arc_easy' AND r.method = 'base' "

@@ -103,6 +103,11 @@ def metric(cat: Catalog, run_id: str, name: str) -> float | None:
     return rows[0][0] if rows else None
 
 
+def metrics(cat: Catalog, run_id: str) -> dict[str, float]:
+    _, rows = cat.query("SELECT name, value FROM metrics WHERE run_id = ?", [run_id])
+    return dict(rows)
+
+
 def start_run(cat: Catalog, row: RunRow) -> None:
     """Mark a run as running (replacing a failed or interrupted attempt with the same id)."""
     cat.write(lambda con: _upsert_run(con, row, "running"))
@@ -219,5 +224,30 @@ def record_adapter(cat: Catalog, *, row: RunRow, res) -> None:
         con.executemany("INSERT INTO metrics VALUES (?, ?, ?)",
                         [[row.run_id, k, float(v)] for k, v in metrics.items()])
         _upsert_expert(con, row.variant, row, ",".join(row.config["target_modules"]), str(res.path), metrics)
+
+    cat.write(tx)
+
+
+def record_search(cat: Catalog, row: RunRow, res) -> None:
+    """A finished few-shot search (`t2core.adapt.search.SearchResult`): the run (its config gains α and
+    where the search stopped), its fitness metrics, its per-generation curve, and the mixture as an expert."""
+    from dataclasses import replace as _replace
+
+    mix = res.expert.header.config["mixture"]
+    row = _replace(row, config={**row.config, "alpha": mix["alpha"], "stopped": mix["stopped"],
+                                "expert": res.expert.id})
+    m = {k: float(v) for k, v in res.expert.header.metrics.items()}
+
+    def tx(con) -> None:
+        _upsert_run(con, row, "completed", seconds=res.seconds)
+        con.execute("DELETE FROM metrics WHERE run_id = ?", [row.run_id])
+        con.executemany("INSERT INTO metrics VALUES (?, ?, ?)", [[row.run_id, k, v] for k, v in m.items()])
+        con.execute("DELETE FROM curves WHERE run_id = ?", [row.run_id])
+        con.executemany(  # one curve point per generation: valid_acc = the best fitness's accuracy so far
+            "INSERT INTO curves (run_id, step, mean_reward, train_acc, valid_acc) VALUES (?, ?, ?, ?, ?)",
+            [[row.run_id, h["generation"], h["mean_accuracy"], h["elite_accuracy"], h["best"][0]]
+             for h in mix["history"]])
+        _upsert_expert(con, VariantRef("svf", (res.expert.id,)), row, res.expert.header.svf["targets"],
+                       str(res.expert.path), m)
 
     cat.write(tx)

@@ -143,3 +143,159 @@ def figure4(cat: Catalog, out: Path, model: str | None = None) -> Path:
     plt.close(fig)
     tmp.replace(out)
     return out
+
+
+# ---------------------------------------------------------------- self-adaptation (paper §3.3, §4.2)
+
+UNSEEN = ("math", "humaneval", "arc_challenge")  # the paper's unseen tasks
+STRATEGY_ROWS = ("prompt", "cls-expert", "few-shot")
+
+
+def mcnemar_p(b: int, c: int) -> float:
+    """Exact two-sided McNemar p-value from the discordant pairs: b (only A right), c (only B right)."""
+    from math import comb
+
+    n = b + c
+    if n == 0:
+        return 1.0
+    k = min(b, c)
+    return min(1.0, 2 * sum(comb(n, i) for i in range(k + 1)) / 2**n)
+
+
+def _latest_evals(cat: Catalog, tasks: list[str], model: str | None, split: str = "test") -> list[tuple]:
+    """(model, task, method, strategy, run_id, acc, n) of the completed eval runs on `tasks`."""
+    _, rows = cat.query(
+        "SELECT r.model, r.task, coalesce(r.method, 'base'), r.strategy, r.run_id, m.value, n.value FROM runs r"
+        " JOIN metrics m ON m.run_id = r.run_id AND m.name = 'accuracy'"
+        " JOIN metrics n ON n.run_id = r.run_id AND n.name = 'n'"
+        " WHERE r.kind = 'eval' AND r.status = 'completed' AND r.split = ? AND list_contains(?, r.task)"
+        " AND (? IS NULL OR r.model = ?) ORDER BY r.finished_at", [split, tasks, model, model])
+    return rows
+
+
+def _paired(cat: Catalog, run: str, base: str) -> tuple[int, float] | None:
+    """(pairs, exact McNemar p) of `run` against `base` over the samples both answered."""
+    _, rows = cat.query(
+        "SELECT count(*), count(*) FILTER (WHERE a.correct AND NOT b.correct),"
+        " count(*) FILTER (WHERE b.correct AND NOT a.correct)"
+        " FROM samples a JOIN samples b ON a.sample_id = b.sample_id WHERE a.run_id = ? AND b.run_id = ?", [run, base])
+    n, only_a, only_b = rows[0]
+    return (int(n), mcnemar_p(int(only_a), int(only_b))) if n else None
+
+
+def table2(cat: Catalog, model: str | None = None) -> Table:
+    """Base, LoRA and the three adaptation strategies on the unseen tasks (paper Table 2).
+
+    Per cell: accuracy, n, and the exact McNemar p against base on the same questions. For LoRA the
+    paper reports the training-task LoRA that scores best *on each test set*; that row is labelled as
+    such (it selects on test data). The few-shot row never saw a test question."""
+    tasks = benchmark_tasks(UNSEEN)
+    rows = _latest_evals(cat, tasks, model)
+    if not rows:
+        from t2core.errors import T2Error
+
+        raise T2Error("no evaluations of the unseen tasks in the catalog; run `t2 run full-paper` (or "
+                      "`t2 eval --task arc_challenge_cloze` and `t2 adapt --strategy prompt --task arc_challenge_cloze`).")
+    cell: dict[tuple[str, str, str], tuple[str, float, int]] = {}  # (model, row, task) -> (run, acc, n)
+    for mdl, task, method, strategy, rid, acc, n in rows:  # later runs (and larger n) win
+        row = strategy or ("base" if method == "base" else method)
+        if row in ("lora", "lora-pg"):  # best LoRA on this test set (the paper's choice)
+            prev = cell.get((mdl, "lora (best on test)", task))
+            if prev is None or acc >= prev[1]:
+                cell[(mdl, "lora (best on test)", task)] = (rid, acc, int(n))
+            continue
+        prev = cell.get((mdl, row, task))
+        if prev is None or n >= prev[2]:
+            cell[(mdl, row, task)] = (rid, acc, int(n))
+    models = sorted({k[0] for k in cell})
+    present = [t for t in tasks if any(k[2] == t for k in cell)]
+    cols = ["model", "method"] + [f"{t} acc (n, p vs base)" for t in present]
+    out = []
+    for mdl in models:
+        for row in ("base", "lora (best on test)", *STRATEGY_ROWS):
+            vals = []
+            for t in present:
+                c = cell.get((mdl, row, t))
+                if c is None:
+                    vals.append(None)
+                    continue
+                base = cell.get((mdl, "base", t))
+                pair = _paired(cat, c[0], base[0]) if base and row != "base" else None
+                vals.append(f"{c[1]:.3f} (n={c[2]}" + (f", p={pair[1]:.3g})" if pair else ")"))
+            out.append([mdl, row, *vals])
+    return Table("Table 2: self-adaptation on unseen tasks (test split; p: exact McNemar against base on the "
+                 "same questions; LoRA: the training-task LoRA best on each test set, as in the paper)", cols, out)
+
+
+def table3(cat: Catalog, model: str | None = None) -> Table:
+    """Two-pass wall time per unseen task and strategy: pass 1, pass 2 and pass 1 / pass 2 (paper Table 3)."""
+    tasks = benchmark_tasks(UNSEEN)
+    _, rows = cat.query(
+        "SELECT r.model, r.task, r.strategy, p1.value, p2.value, n.value FROM runs r"
+        " JOIN metrics p1 ON p1.run_id = r.run_id AND p1.name = 'pass1_seconds'"
+        " JOIN metrics p2 ON p2.run_id = r.run_id AND p2.name = 'pass2_seconds'"
+        " JOIN metrics n ON n.run_id = r.run_id AND n.name = 'n'"
+        " WHERE r.kind = 'eval' AND r.status = 'completed' AND r.strategy IN ('prompt', 'cls-expert')"
+        " AND list_contains(?, r.task) AND (? IS NULL OR r.model = ?) ORDER BY r.finished_at", [tasks, model, model])
+    if not rows:
+        from t2core.errors import T2Error
+
+        raise T2Error("no two-pass evaluations in the catalog; run `t2 adapt --strategy prompt --task "
+                      "arc_challenge_cloze` (or `t2 run full-paper`).")
+    latest = {(m, t, s): (p1, p2, n) for m, t, s, p1, p2, n in rows}
+    out = [[m, t, s, int(n), p1, p2, (p1 / p2 if p2 else None)] for (m, t, s), (p1, p2, n) in sorted(latest.items())]
+    return Table("Table 3: two-pass inference time (seconds for the whole slice; paper: pass 1 is 13%, 19%, 47% "
+                 "of pass 2)", ["model", "task", "strategy", "n", "pass 1 s", "pass 2 s", "pass 1 / pass 2"], out)
+
+
+def figure6(cat: Catalog, out: Path, model: str | None = None) -> Path:
+    """Confusion matrices of prompt dispatch and the cls-expert on the unseen tasks' questions: rows the
+    task's true category, columns the category pass 1 chose (paper Figure 6)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from t2core.adapt import CATEGORIES
+
+    tasks = benchmark_tasks(UNSEEN)
+    _, rows = cat.query(
+        "SELECT r.strategy, r.task, split_part(s.decision, '->', 1), count(*) FROM runs r JOIN samples s USING (run_id)"
+        " WHERE r.kind = 'eval' AND r.status = 'completed' AND r.strategy IN ('prompt', 'cls-expert')"
+        " AND list_contains(?, r.task) AND (? IS NULL OR r.model = ?) GROUP BY ALL", [tasks, model, model])
+    if not rows:
+        from t2core.errors import T2Error
+
+        raise T2Error("no dispatch decisions in the catalog; run `t2 adapt --strategy prompt --task math` "
+                      "(or `t2 run full-paper`).")
+    strategies = [s for s in ("prompt", "cls-expert") if any(r[0] == s for r in rows)]
+    fig, axes = plt.subplots(1, len(strategies), figsize=(5 * len(strategies), 4), squeeze=False)
+    true_cats = ["math", "code", "reasoning"]
+    for ax, strat in zip(axes[0], strategies, strict=True):
+        import numpy as np
+
+        m = np.zeros((len(true_cats), len(CATEGORIES)))
+        for s, task, chosen, n in rows:
+            if s == strat and get_task(task).category in true_cats and chosen in CATEGORIES:
+                m[true_cats.index(get_task(task).category), CATEGORIES.index(chosen)] += n
+        frac = m / np.maximum(m.sum(1, keepdims=True), 1)
+        ax.imshow(frac, vmin=0, vmax=1, cmap="Blues")
+        for i in range(len(true_cats)):
+            for j in range(len(CATEGORIES)):
+                ax.text(j, i, f"{frac[i, j]:.2f}\n({int(m[i, j])})", ha="center", va="center", fontsize=8)
+        ax.set(xticks=range(len(CATEGORIES)), xticklabels=CATEGORIES, yticks=range(len(true_cats)),
+               yticklabels=true_cats, xlabel="pass-1 category", ylabel="true category", title=f"Figure 6: {strat}")
+    fig.tight_layout()
+    return _save(fig, out)
+
+
+def _save(fig, out: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    tmp.replace(out)
+    return out

@@ -3,8 +3,9 @@
 `full-paper` chains: load model -> SVD (cached artifact) -> train one SVF expert per
 training task (paper §4.1) -> train the profile's PEFT baselines (LoRA-NTP, LoRA-PG, ...)
 -> base-model evaluation of every benchmark slice -> each expert and baseline on its own
-task's test slice (Table 1). Later stages (dispatcher, CEM, adapted
-evaluation on unseen tasks) join the chain as their issues land. Each task is cached by
+task's test slice (Table 1) -> self-adaptation (paper §3.3, Table 2): the classification expert,
+a few-shot CEM search per unseen task, base and every LoRA on the unseen slices, and the two-pass
+evaluations with each strategy (prompt, cls-expert, few-shot). Each task is cached by
 content, so rerunning after a crash redoes only what is missing. Every setting comes from
 the profile, resolved once into the operation's typed request (t2core/profiles.py).
 """
@@ -15,11 +16,20 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from flows.steps import baseline_step, eval_step, load_model_step, svd_step, train_step
+from flows.steps import (
+    adapt_step,
+    baseline_step,
+    eval_step,
+    few_shot_step,
+    load_model_step,
+    svd_step,
+    train_step,
+)
 from t2core.faults import fault_injection_point
 from t2core.paths import resolve_data_dir
 from t2core.profiles import get_profile
 from t2core.tasks import get_task
+from t2ops.adaptation import AdaptRequest, FewShotRequest
 from t2ops.baseline import BaselineRequest
 from t2ops.evaluation import EvalRequest
 from t2ops.svd import SvdRequest
@@ -94,4 +104,48 @@ def full_paper_flow(profile: str = "smol", data_dir: str | None = None, seed: in
         steps.append({"step": name, "state": state.name, **out})
         logger.info("%s/%s: accuracy %.3f (%s)", name, sl.split, out.get("accuracy") or 0.0, state.name)
         fault_injection_point("eval")
+    if prof.adapt.unseen:
+        steps += _adaptation_stages(prof, ident, produced, seed, data_dir, logger)
     return {"profile": profile, "model": prof.model, "weights_hash": ident.weights_hash, "steps": steps}
+
+
+def _adaptation_stages(prof, ident, produced: list[tuple[str, str, str]], seed: int, data_dir: str | None,
+                       logger) -> list[dict[str, Any]]:
+    """Table 2's runs: dispatcher training, CEM per unseen task, base / LoRA / the three strategies."""
+    steps: list[dict[str, Any]] = []
+    by_task = {t: eid for t, method, eid in produced if method == "svf"}  # Profile checks they are trained
+    experts = tuple(by_task[t] for t in prof.adapt.experts)
+    state = train_step(ident, TrainRequest(prof.cls_config(seed), prof.sampler, data_dir), return_state=True)
+    cls = state.result()
+    steps.append({"step": "train:dispatch", "state": state.name, "run_id": cls["expert_id"], "reused": cls["reused"]})
+    done = {(sl.task, sl.split, sl.limit) for sl in prof.evals}
+    loras = [(method, eid) for _, method, eid in produced if method != "svf"]
+    for sl in prof.adapt.unseen:
+        ev = prof.eval_config(sl, seed)
+        plain = [] if (sl.task, sl.split, sl.limit) in done else [(None, "base")]
+        for expert, method in plain + [(eid, m) for m, eid in loras]:  # base, and every LoRA (Table 2's LoRA row)
+            steps.append(_stage(f"eval:{sl.task}:{method}", eval_step, ident,
+                                EvalRequest(ev, expert, prof.sampler if method == "base" else "hf", data_dir)))
+        strategies = [("prompt", None), ("cls-expert", None)]
+        task = get_task(sl.task)
+        if any(s in task.splits for s in ("train", "valid")):  # shots never come from test
+            split = "train" if "train" in task.splits else "valid"
+            few = prof.few_shot_config(sl.task, seed, split=split)
+            steps.append(_stage(f"few-shot:{sl.task}", few_shot_step, ident,
+                                FewShotRequest(few, experts, prof.sampler, data_dir)))
+            strategies.append(("few-shot", few))
+        else:
+            logger.info("few-shot %s: skipped, the task has no train or valid split (shots never come from test)",
+                        sl.task)
+        for strategy, few in strategies:
+            req = AdaptRequest(ev, strategy, experts, prof.adapt.formulation,
+                               cls["expert_id"] if strategy == "cls-expert" else None, few, sampler=prof.sampler,
+                               data_dir=data_dir)
+            steps.append(_stage(f"adapt:{strategy}:{sl.task}", adapt_step, ident, req))
+            logger.info("%s on %s: accuracy %.3f", strategy, sl.task, steps[-1].get("accuracy") or 0.0)
+    return steps
+
+
+def _stage(name: str, step, ident, req) -> dict[str, Any]:
+    state = step(ident, req, return_state=True)
+    return {"step": name, "state": state.name, **state.result()}

@@ -24,7 +24,7 @@ from t2core.artifacts import ArtifactStore
 from t2core.baselines.peft_ntp import KIND as ADAPTER_KIND
 from t2core.experts import is_stored
 from t2core.svd import KIND as SVD_KIND
-from t2ops import baseline, evaluation, svd, training
+from t2ops import adaptation, baseline, evaluation, svd, training
 from t2ops.model import ModelIdent, ident_of
 
 # The shape of the tasks' results: results persisted by older code (other keys, other expert ids) are not
@@ -129,4 +129,37 @@ def eval_step(ident: ModelIdent, req: evaluation.EvalRequest) -> dict[str, Any]:
     """Evaluate the base model, or it with an SVF expert or a PEFT adapter, on one slice; rows go to the catalog."""
     out = evaluation.run(req, get_model(ident.name, ident.seed), Catalog())
     return {"run_id": out.run_id, "task": req.eval.task, "variant": out.variant, "accuracy": out.accuracy,
+            "n": out.n, "reused": out.reused}
+
+
+def _few_shot_key(ctx: TaskRunContext, params: dict[str, Any]) -> str:
+    run_id = adaptation.plan_few_shot(params["req"], params["ident"].weights_hash).run_id
+    return _validated_key(f"few-shot-{run_id}", rec.is_completed(Catalog(), run_id))
+
+
+@task(name="few-shot", cache_key_fn=_few_shot_key, persist_result=True,
+      task_run_name=lambda: f"few-shot-{task_run.parameters['req'].cfg.task}")
+def few_shot_step(ident: ModelIdent, req: adaptation.FewShotRequest) -> dict[str, Any]:
+    """CEM over the experts' mixing weights on shots of an unseen task (resumes from its last generation)."""
+    logger = get_run_logger()
+
+    def log(st) -> None:
+        logger.info("CEM generation %d: best accuracy %.3f", st.generation, st.best_fitness[0])
+
+    res = adaptation.run_few_shot(req, get_model(ident.name, ident.seed), Catalog(), on_generation=log)
+    return {"run_id": res.run_id, "expert_id": res.expert.id, "alpha": res.alpha.tolist(),
+            "generations": res.state.generation, "reused": res.reused}
+
+
+def _adapt_key(ctx: TaskRunContext, params: dict[str, Any]) -> str:
+    run_id = adaptation.plan(params["req"], params["ident"].weights_hash).run_id
+    return _validated_key(f"adapt-{run_id}", rec.is_completed(Catalog(), run_id))
+
+
+@task(name="adapt", cache_key_fn=_adapt_key, persist_result=True,
+      task_run_name=lambda: "adapt-{0.strategy}-{0.eval.task}".format(task_run.parameters["req"]))
+def adapt_step(ident: ModelIdent, req: adaptation.AdaptRequest) -> dict[str, Any]:
+    """Two-pass evaluation of one unseen-task slice with one strategy (paper §3.3)."""
+    out = adaptation.run(req, get_model(ident.name, ident.seed), Catalog())
+    return {"run_id": out.run_id, "task": req.eval.task, "strategy": req.strategy, "accuracy": out.accuracy,
             "n": out.n, "reused": out.reused}

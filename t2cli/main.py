@@ -280,6 +280,104 @@ def train(
     console.print(f"evaluate with `t2 eval --task {task} --expert {out.expert_id}`")
 
 
+def _adapt_request(prof, strategy: str, task: str, limit: int | None, experts: str | None, cls_expert: str | None,
+                   formulation: str | None, shots: int | None, shot_split: str, seed: int | None, sampler: str | None,
+                   data_dir: str | None, weights_hash: str):
+    """One AdaptRequest from the options and the profile (experts default to the stored ones)."""
+    from t2core.profiles import EvalSlice
+    from t2ops import adaptation as op
+
+    ev = prof.eval_config(EvalSlice(task, limit=limit), seed) if task else prof.eval_config(
+        EvalSlice("arc_challenge_cloze", limit=1), seed)
+    names = tuple(e.strip() for e in experts.split(",") if e.strip()) if experts else tuple(
+        op.stored_expert_for(weights_hash, t) for t in prof.adapt.experts)
+    cls = cls_expert or (op.stored_expert_for(weights_hash, "dispatch") if strategy == "cls-expert" else None)
+    few = None
+    if strategy == "few-shot":
+        given = {"split": shot_split, **({"shots": shots} if shots else {})}
+        few = prof.few_shot_config(task, seed, **given)
+    return op.AdaptRequest(ev, strategy, names, formulation or prof.adapt.formulation, cls, few,
+                           sampler=sampler or prof.sampler, data_dir=data_dir)
+
+
+@app.command()
+@handle_errors
+def adapt(
+    strategy: str = typer.Option(..., help="prompt, cls-expert or few-shot (paper §3.3)"),
+    task: str = typer.Option(..., help="the (unseen) task to evaluate two-pass, e.g. arc_challenge_cloze, math"),
+    profile: str = typer.Option("smol", help="profile whose settings are the defaults (model, batch, dtype, CEM)"),
+    model: str | None = typer.Option(None, help="model alias, HF id or local directory (default: the profile's)"),
+    limit: int | None = typer.Option(None, help="first N test samples (default: the whole split)"),
+    experts: str | None = typer.Option(None, help="comma-separated expert ids (one per category; default: the "
+                                                  "stored experts of the profile's training tasks)"),
+    cls_expert: str | None = typer.Option(None, help="classification expert id (default: the stored one trained "
+                                                     "on the dispatch task)"),
+    formulation: str | None = typer.Option(None, help="pass 1 of prompt / cls-expert: generate (paper) or choice"),
+    shots: int | None = typer.Option(None, help="few-shot: number of shots (default: the profile's)"),
+    shot_split: str = typer.Option("train", help="few-shot: where the shots come from (train or valid, never test)"),
+    sampler: str | None = typer.Option(None, help="hf or proc (default: the profile's)"),
+    data_dir: str | None = typer.Option(None, help="dataset directory"),
+    seed: int | None = typer.Option(None, help="random seed (default: the profile's)"),
+    force: bool = typer.Option(False, help="redo the evaluation even if it is in the catalog"),
+) -> None:
+    """Two-pass self-adaptation on a task: pass 1 picks the expert (or CEM finds a mixture), pass 2 answers."""
+    _quiet_transformers()
+    from catalog import Catalog
+    from t2core.profiles import get_profile
+    from t2ops import adaptation as op
+
+    prof = get_profile(profile)
+    loaded = _load(model or prof.model, prof.seed_or_default(seed))
+    req = _adapt_request(prof, strategy, task, limit, experts, cls_expert, formulation, shots, shot_split, seed,
+                         sampler, data_dir, loaded.weights_hash)
+    plan = op.plan(req, loaded.weights_hash)  # bad references fail here, before any catalog write
+
+    def gen_log(st) -> None:
+        h = st.history[-1]
+        console.print(f"CEM generation {st.generation:3d}  best acc {h['best'][0]:.3f} (ll {h['best'][1]:.3f})  "
+                      f"mean acc {h['mean_accuracy']:.3f}")
+
+    out = op.run(req, loaded, Catalog(), force=force, planned=plan, on_generation=gen_log)
+    if out.search:
+        s = out.search
+        console.print(f"few-shot mixture {s.expert.id}: α = {[round(a, 3) for a in s.alpha.reshape(-1).tolist()][:12]} "
+                      f"over {', '.join(s.experts)} ({s.state.generation} generations"
+                      + (", reused" if s.reused else f", {s.seconds:.0f}s") + ")")
+    m = out.metrics
+    state = "already in the catalog (use --force to redo)" if out.reused else "recorded"
+    console.print(f"[bold]{strategy}[/] {task}: accuracy [bold]{out.accuracy:.4f}[/] "
+                  f"({int(m.get('n_correct', 0))}/{out.n}); pass 1 {m.get('pass1_seconds', 0):.1f}s, "
+                  f"pass 2 {m.get('pass2_seconds', 0):.1f}s; run {out.run_id} {state}")
+
+
+@app.command()
+@handle_errors
+def ask(
+    question: str = typer.Argument(..., help="the question"),
+    strategy: str = typer.Option("prompt", help="prompt or cls-expert"),
+    profile: str = typer.Option("smol", help="profile whose settings are the defaults"),
+    model: str | None = typer.Option(None, help="model (default: the profile's)"),
+    experts: str | None = typer.Option(None, help="comma-separated expert ids (default: the stored ones)"),
+    cls_expert: str | None = typer.Option(None, help="classification expert id (cls-expert)"),
+    formulation: str | None = typer.Option(None, help="pass 1: generate or choice (default: the profile's)"),
+    max_new_tokens: int = typer.Option(256, help="length of the answer"),
+    seed: int | None = typer.Option(None, help="random seed"),
+) -> None:
+    """Answer one question the two-pass way: shows the category, the expert and both passes' times."""
+    _quiet_transformers()
+    from t2core.profiles import get_profile
+    from t2ops import adaptation as op
+
+    prof = get_profile(profile)
+    loaded = _load(model or prof.model, prof.seed_or_default(seed))
+    req = _adapt_request(prof, strategy, "", None, experts, cls_expert, formulation, None, "train", seed, None, None,
+                         loaded.weights_hash)
+    a = op.ask(question, req, loaded, max_new_tokens)
+    console.print(f"category [bold]{a.category}[/] -> expert {a.expert}  (pass 1 {a.pass1_seconds:.2f}s, "
+                  f"pass 2 {a.pass2_seconds:.2f}s)")
+    console.print(a.text, highlight=False, markup=False)
+
+
 @app.command()
 @handle_errors
 def baseline(
@@ -392,19 +490,21 @@ def run(
 @app.command()
 @handle_errors
 def report(
-    table: int | None = typer.Option(None, help="paper table number (1)"),
-    figure: int | None = typer.Option(None, help="paper figure number (4)"),
+    table: int | None = typer.Option(None, help="paper table number (1, 2, 3)"),
+    figure: int | None = typer.Option(None, help="paper figure number (4, 6)"),
     model: str | None = typer.Option(None, help="only this model"),
     fmt: str = typer.Option("rich", "--format", help="rich, md or csv (tables)"),
-    out: str = typer.Option("figure4.png", help="output file (figures)"),
+    out: str | None = typer.Option(None, help="output file (figures; default figure<N>.png)"),
 ) -> None:
     """Render a paper table or figure from the catalog."""
     from catalog import Catalog, reports
     from t2core.errors import ConfigError
 
     cat = Catalog()
-    if table == 1:
-        t = reports.table1(cat, model)
+    tables = {1: reports.table1, 2: reports.table2, 3: reports.table3}
+    figures = {4: reports.figure4, 6: reports.figure6}
+    if table in tables:
+        t = tables[table](cat, model)
         if fmt == "md":
             print(t.to_markdown(), end="")
         elif fmt == "csv":
@@ -413,10 +513,11 @@ def report(
             console.print(_table(t.title, t.columns, [tuple(r) for r in t.rows]))
         else:
             raise ConfigError(f"--format {fmt!r} is not one of rich, md, csv.")
-    elif figure == 4:
-        console.print(f"wrote {reports.figure4(cat, out, model)}")
+    elif figure in figures:
+        console.print(f"wrote {figures[figure](cat, out or f'figure{figure}.png', model)}")
     else:
-        raise ConfigError(f"nothing to report for --table {table} / --figure {figure}; available: --table 1, --figure 4.")
+        raise ConfigError(f"nothing to report for --table {table} / --figure {figure}; available: --table 1, 2, 3, "
+                          "--figure 4, 6.")
 
 
 @app.command()

@@ -89,6 +89,7 @@ class EvalResult:
     seconds: float
     seed: int
     strategy: str | None = None  # the adaptation strategy that chose the experts, if any
+    extra_metrics: dict[str, float] = field(default_factory=dict)  # e.g. two-pass timings (paper Table 3)
 
     @property
     def variant(self) -> str:
@@ -102,7 +103,8 @@ class EvalResult:
     def metrics(self) -> dict[str, float]:
         toks = sum(s.n_new_tokens for s in self.samples)
         return {"accuracy": self.accuracy, "n": float(len(self.samples)), "n_correct": float(sum(s.correct for s in self.samples)),
-                "new_tokens": float(toks), "tokens_per_s": toks / self.seconds if self.seconds else 0.0}
+                "new_tokens": float(toks), "tokens_per_s": toks / self.seconds if self.seconds else 0.0,
+                **self.extra_metrics}
 
 
 def eval_record_config(cfg: EvalConfig, sampler: str, variant: str) -> dict:

@@ -89,6 +89,31 @@ BASELINE_METHODS = ("lora", "ia3", "dora", "lora-pg")
 
 
 @dataclass(frozen=True)
+class AdaptSettings:
+    """Self-adaptation under a profile (paper §3.3): the experts dispatched and mixed, the unseen task
+    slices evaluated two-pass, the classification expert's training and the few-shot search."""
+
+    experts: tuple[str, ...] = field(default=(), metadata={"help": "training tasks whose experts adapt (one per "
+                                                                     "category)"})
+    unseen: tuple[EvalSlice, ...] = field(default=(), metadata={"help": "slices evaluated with each strategy"})
+    formulation: str = field(default="generate", metadata={"help": "pass 1 of prompt / cls-expert dispatch"})
+    cls: tuple[tuple[str, object], ...] = field(default=(), metadata={"help": "RLConfig overrides of the "
+                                                                              "classification expert"})
+    shots: int = field(default=10, metadata={"help": "few-shot prompts per unseen task (train/valid split)"})
+    cem: tuple[tuple[str, object], ...] = field(default=(), metadata={"help": "CEMConfig overrides"})
+
+    def __post_init__(self) -> None:
+        from t2core.adapt.cem import CEMConfig
+        from t2core.adapt.prompt import FORMULATIONS
+        from t2core.rl.config import RLConfig
+
+        _check_keys("adapt cls-expert", self.cls, RLConfig)
+        _check_keys("adapt cem", self.cem, CEMConfig)
+        if self.formulation not in FORMULATIONS:
+            raise ConfigError(f"adapt formulation {self.formulation!r} must be one of {', '.join(FORMULATIONS)}.")
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     model: str = field(metadata={"help": "model alias, HF id or local directory"})
@@ -101,6 +126,7 @@ class Profile:
     baselines: tuple[BaselineSlice, ...] = field(default=(), metadata={"help": "PEFT baselines (Table 1, 7)"})
     sampler: str = field(default="hf", metadata={"help": "sampler of evaluations and rollouts: hf (in-process) "
                                                           "or proc (its own model copy, fed SVF vectors)"})
+    adapt: AdaptSettings = field(default_factory=AdaptSettings, metadata={"help": "self-adaptation (paper §3.3)"})
     seed: int = 0
     description: str = ""
 
@@ -143,8 +169,31 @@ class Profile:
                                max_new_tokens=mnt)
         return EvalConfig(task=sl.task, split=sl.split, limit=sl.limit, generation=gen)
 
+    def cls_config(self, seed: int | None = None) -> RLConfig:
+        """The REINFORCE config of the classification expert (the `dispatch` task)."""
+        from t2core.rl.config import RLConfig
+        from t2core.svf.policy import SVFConfig
+
+        kw = {"dtype": self.dtype, **dict(self.adapt.cls)}
+        return RLConfig(task="dispatch", seed=self.seed_or_default(seed), svf=SVFConfig(targets=self.targets), **kw)
+
+    def few_shot_config(self, task: str, seed: int | None = None, **given):
+        """The few-shot search of `task`: the profile's shots, CEM settings, batch size and dtype."""
+        from t2core.adapt.cem import CEMConfig
+        from t2core.adapt.fewshot import FewShotConfig
+        from t2core.tasks import get_task
+
+        cem_kw = {**dict(self.adapt.cem), **given.pop("cem", {})}
+        cap = self.max_new_tokens
+        mnt = min(cap, get_task(task).max_new_tokens) if cap is not None else None
+        kw = dict(shots=self.adapt.shots, batch_size=self.batch_size, dtype=self.dtype, max_new_tokens=mnt)
+        return FewShotConfig(task=task, cem=CEMConfig(seed=self.seed_or_default(seed), **cem_kw), **{**kw, **given})
+
     def __post_init__(self) -> None:
         check_target_spec(self.targets)
+        untrained = [t for t in self.adapt.experts if t not in {tr.task for tr in self.trains}]
+        if untrained:
+            raise ConfigError(f"profile {self.name}: adapt.experts {untrained} are not among its trained tasks.")
         from t2core.sampling import check_sampler
 
         check_sampler(self.sampler)
@@ -196,6 +245,10 @@ register_profile(Profile(
     trains=tuple(TrainSlice(t, _TINY_RL) for t in (*TRAIN_TASKS, "arc_easy_cloze")),
     baselines=(BaselineSlice("arc_easy", "lora", (("steps", 2), ("batch_size", 2), ("train_limit", 8))),
                BaselineSlice("arc_easy", "lora-pg")),
+    adapt=AdaptSettings(experts=("gsm8k", "mbpp", "arc_easy_cloze"),
+                        unseen=(EvalSlice("math", limit=3), EvalSlice("humaneval", limit=3),
+                                EvalSlice("arc_challenge_cloze", limit=3)),
+                        cls=_TINY_RL, shots=3, cem=(("population", 4), ("generations", 2))),
     description="tiny random model, 3 samples per benchmark: seconds (CI, flow tests)",
 ))
 register_profile(Profile(
@@ -209,6 +262,13 @@ register_profile(Profile(
             TrainSlice("gsm8k", _SMOL_RL + _SMOL_LONG),
             TrainSlice("mbpp", _SMOL_RL + _SMOL_LONG)),
     baselines=tuple(BaselineSlice(t, "lora", _SMOL_NTP) for t in ("gsm8k", "mbpp", "arc_easy_cloze")),
+    # CEM on CPU: 32 candidates x 10 shots x 4 options is ~1,300 scored sequences per generation,
+    # about a minute in bf16 here, so at most 10 generations (the paper: up to 100)
+    adapt=AdaptSettings(experts=("gsm8k", "mbpp", "arc_easy_cloze"),
+                        unseen=(EvalSlice("arc_challenge_cloze"), EvalSlice("arc_challenge", limit=200),
+                                EvalSlice("math", limit=16), EvalSlice("humaneval", limit=16)),
+                        formulation="choice", cls=_SMOL_CLOZE + (("train_limit", 300), ("valid_limit", 90)),
+                        shots=10, cem=(("generations", 10), ("patience", 3))),
     description="embedded SmolLM2-135M on small slices: minutes on a laptop CPU",
 ))
 register_profile(Profile(
@@ -220,5 +280,9 @@ register_profile(Profile(
                  for t in TRAIN_TASKS),
     baselines=tuple(BaselineSlice(t, m, (("steps", 200), ("batch_size", 32)) if m != "lora-pg" else ())
                     for t in TRAIN_TASKS for m in ("lora", "lora-pg")),
+    # the paper's settings (§3.3, Appendix): cls-expert on 400 questions per training task, CEM with
+    # population 32, elite 0.2, at most 100 generations, 10 shots
+    adapt=AdaptSettings(experts=TRAIN_TASKS, unseen=tuple(EvalSlice(t) for t in ("math", "humaneval", "arc_challenge")),
+                        cls=(("train_limit", 1200), ("batch_size", 64), ("steps", 200)), shots=10),
     description="Llama-3-8B-Instruct, full test sets (paper §4): GPU",
 ))

@@ -39,6 +39,8 @@ class VariantRef:
     expert_ids: tuple[str, ...] = ()
     alphas: tuple[float, ...] = ()
     paths: tuple[str, ...] = field(default=(), compare=False)  # where the files lie (not identity)
+    # two-pass runs (paper §3.3): the strategy and its settings that picked among `expert_ids` per sample
+    dispatch: str = ""
 
     @classmethod
     def parse(cls, name: str) -> VariantRef:
@@ -51,6 +53,11 @@ class VariantRef:
     @property
     def name(self) -> str:
         """The string run ids hash and the catalog's `variant` column shows."""
+        if self.dispatch:  # per-sample experts chosen by a strategy: named by the strategy and the expert set
+            from t2core.hashing import canonical_json, sha256_bytes
+
+            payload = [self.dispatch, list(self.expert_ids), [float(a) for a in self.alphas]]
+            return "adapt:" + sha256_bytes(canonical_json(payload).encode())[:24]
         if self.method == "base" or not self.expert_ids:  # base, or a training run before it produced anything
             return self.method
         if self.method == "svf" and len(self.expert_ids) == 1 and not self.alphas:
@@ -121,6 +128,13 @@ class Variant:
     @property
     def method(self) -> str:
         return self.ref.method
+
+    def using(self, sampler: Sampler) -> tuple[contextlib.AbstractContextManager, dict]:
+        """(context to enter, keyword arguments for the sampler's calls) that run `sampler` with this
+        variant: `with ctx: sampler.generate(..., **kw)`."""
+        kw = self.apply_with(sampler)
+        weights = kw.pop("weights", None)
+        return (weights() if weights else contextlib.nullcontext()), kw
 
     def apply_with(self, sampler: Sampler) -> dict:
         """`evaluate` keyword arguments that apply this variant through `sampler`: the weights

@@ -15,6 +15,10 @@ from tests.conftest import REPO, catalog_rows, t2_cli, t2_inproc
 
 N_EVALS = 13  # tiny profile: six paper benchmarks + ARC-E cloze, four experts, LoRA-NTP + LoRA-PG, 3 samples each
 N_TRAIN = 6  # SVF experts for gsm8k, mbpp, arc_easy, arc_easy_cloze; LoRA-NTP and LoRA-PG on arc_easy
+# self-adaptation on the 3 unseen slices (math, humaneval, arc_challenge_cloze): base on the one not already
+# evaluated, both LoRAs on each, prompt and cls-expert on each, few-shot on the two with a train split
+N_ADAPT_EVALS = 1 + 2 * 3 + 2 * 3 + 2
+N_ADAPT_STEPS = 1 + 2 + N_ADAPT_EVALS  # + the cls-expert and two CEM searches
 
 
 @pytest.fixture
@@ -34,11 +38,13 @@ def test_full_paper_resumes_after_crash(t2_home, prefect_env, data_dir):
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     out = " ".join(rerun.stdout.split())
     assert out.count("Cached") == 1 + N_TRAIN + 2, rerun.stdout  # svd, experts, the two finished evaluations
-    assert out.count("Completed") == N_EVALS - 2, rerun.stdout
+    assert out.count("Completed") == N_EVALS - 2 + N_ADAPT_STEPS, rerun.stdout
     # nothing duplicated, and the finished runs were not redone
-    assert catalog_rows(t2_home, "SELECT count(*) FROM runs WHERE kind='eval' AND status='completed'") == [(N_EVALS,)]
+    n_evals = N_EVALS + N_ADAPT_EVALS
+    assert catalog_rows(t2_home, "SELECT count(*) FROM runs WHERE kind='eval' AND status='completed'") == [(n_evals,)]
+    assert catalog_rows(t2_home, "SELECT count(*) FROM runs WHERE kind='adapt' AND status='completed'") == [(2,)]
     assert catalog_rows(t2_home, "SELECT count(*) FROM runs WHERE kind='svd'") == [(1,)]
-    assert catalog_rows(t2_home, "SELECT count(*), count(DISTINCT (run_id, idx)) FROM samples") == [(3 * N_EVALS, 3 * N_EVALS)]
+    assert catalog_rows(t2_home, "SELECT count(*), count(DISTINCT (run_id, idx)) FROM samples") == [(3 * n_evals, 3 * n_evals)]
     assert catalog_rows(t2_home, "SELECT count(*) FROM decompositions") == [(1,)]
     after = dict(catalog_rows(t2_home, "SELECT run_id, finished_at FROM runs WHERE kind='eval'"))
     assert all(after[r] == t for r, t in done_before)
@@ -51,7 +57,12 @@ def test_full_paper_resumes_after_crash(t2_home, prefect_env, data_dir):
     third = t2_cli("run", "full-paper", "--profile", "tiny")
     assert third.returncode == 0, third.stderr[-2000:]
     assert " ".join(third.stdout.split()).count("Completed") == 1
-    assert catalog_rows(t2_home, "SELECT count(*) FROM runs WHERE kind='eval' AND status='completed'") == [(N_EVALS,)]
+    assert catalog_rows(t2_home, "SELECT count(*) FROM runs WHERE kind='eval' AND status='completed'") == [(n_evals,)]
+    # Table 2 renders its five rows from what the flow recorded
+    t2 = t2_inproc("report", "--table", "2", "--format", "csv")
+    assert t2.returncode == 0, t2.stderr
+    assert [line.split(",")[1] for line in t2.stdout.splitlines()[1:]] == [
+        "base", "lora (best on test)", "prompt", "cls-expert", "few-shot"]
 
     # one path from a request to a recorded result: the CLI's eval of the flow's request is the same run
     # (tiny profile, ARC-Easy slice: batch 4, fp32, max_new_tokens min(8, task default), seed 0, first 3)
@@ -146,10 +157,11 @@ def test_served_deployment_runs_against_local_server(t2_home, prefect_env, data_
                     p.wait(20)
                 except subprocess.TimeoutExpired:
                     p.kill()
-    assert catalog_rows(t2_home, "SELECT count(*) FROM runs WHERE kind='eval' AND status='completed'") == [(N_EVALS,)]
-    assert catalog_rows(t2_home, "SELECT count(*) FROM samples") == [(3 * N_EVALS,)]
+    assert catalog_rows(t2_home, "SELECT count(*) FROM runs WHERE kind='eval' AND status='completed'") == [(N_EVALS + N_ADAPT_EVALS,)]
+    assert catalog_rows(t2_home, "SELECT count(*) FROM samples") == [(3 * (N_EVALS + N_ADAPT_EVALS),)]
     assert catalog_rows(t2_home, "SELECT DISTINCT model FROM runs") == [("tiny-random",)]
-    assert catalog_rows(t2_home, "SELECT count(*) FROM experts") == [(N_TRAIN,)]
+    assert catalog_rows(t2_home, "SELECT count(*) FROM experts") == [(N_TRAIN + 3,)]  # + the cls-expert and two few-shot mixtures
     evals = catalog_rows(t2_home, "SELECT split_part(variant, ':', 1) AS m, count(*) FROM runs WHERE kind='eval' "
                                   "GROUP BY m ORDER BY m")
-    assert evals == [("base", 7), ("lora", 1), ("lora-pg", 1), ("svf", 4)]
+    # adapt: the 8 two-pass runs; base 7 + the unseen ARC-Challenge cloze slice; each LoRA on its task + 3 unseen
+    assert evals == [("adapt", 8), ("base", 8), ("lora", 4), ("lora-pg", 4), ("svf", 4)]

@@ -3,7 +3,7 @@
 A strategy is one module plus one `register_strategy` call (`dispatch.py` holds the interface).
 """
 
-from t2core.adapt import prompt  # noqa: F401 - registers the "prompt" strategy
+from t2core.adapt import cls_expert, fewshot_strategy, prompt  # noqa: F401 - registers the strategies
 from t2core.adapt.dispatch import (
     CATEGORIES,
     Decision,

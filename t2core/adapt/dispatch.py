@@ -68,9 +68,15 @@ class Strategy(ABC):
 
     name: str
 
+    @property
     @abstractmethod
-    def decide(self, sampler, questions: list[str], experts: ExpertSet) -> list[Decision]:
-        """One decision per question, in order; `sampler` runs the model as pass 1 needs it."""
+    def spec(self) -> str:
+        """The strategy and every setting that changes its decisions (run ids hash it)."""
+
+    @abstractmethod
+    def decide(self, sampler, questions: list[str], experts: ExpertSet, **sampler_kw) -> list[Decision]:
+        """One decision per question, in order; `sampler` runs the model as pass 1 needs it, called
+        with `sampler_kw` (e.g. an expert sent as vectors)."""
 
 
 _STRATEGIES: Registry[type[Strategy]] = Registry("adaptation strategy")

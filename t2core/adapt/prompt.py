@@ -43,6 +43,11 @@ def parse_category(text: str) -> str:
     return word if word in CATEGORIES else "other"
 
 
+def category_answer(category: str) -> str:
+    """The answer the choice formulation scores for `category` (the format the prompt asks for)."""
+    return f"Category: \\boxed{{{category}}}"
+
+
 def classification_messages(question: str) -> list[dict[str, str]]:
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": question}]
 
@@ -59,11 +64,15 @@ class PromptDispatch(Strategy):
         # greedy, as the paper's evaluation; 32 tokens leave room for a short preamble before the box
         self.gen = GenerationConfig(max_new_tokens=max_new_tokens, batch_size=batch_size, dtype=dtype)
 
-    def decide(self, sampler, questions: list[str], experts: ExpertSet) -> list[Decision]:
+    @property
+    def spec(self) -> str:
+        return f"{self.name}/{self.formulation}/{self.gen.max_new_tokens}"
+
+    def decide(self, sampler, questions: list[str], experts: ExpertSet, **sampler_kw) -> list[Decision]:
         convs = [classification_messages(q) for q in questions]
         if self.formulation == "generate":
-            outs = sampler.generate(convs, self.gen)
+            outs = sampler.generate(convs, self.gen, **sampler_kw)
             return [experts.decide(parse_category(o.text), o.text) for o in outs]
-        options = tuple(f"Category: \\boxed{{{c}}}" for c in CATEGORIES)
-        outs = sampler.choose(convs, [options] * len(convs), self.gen)
+        options = tuple(category_answer(c) for c in CATEGORIES)
+        outs = sampler.choose(convs, [options] * len(convs), self.gen, **sampler_kw)
         return [experts.decide(CATEGORIES[o.choice], o.text) for o in outs]

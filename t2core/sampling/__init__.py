@@ -4,6 +4,7 @@ from t2core.sampling import dummy, hf, proc  # noqa: F401 - registration side ef
 from t2core.sampling.base import (
     Completion,
     GenerationConfig,
+    RowExperts,
     Sampler,
     SVFWeights,
     check_sampler,
@@ -11,4 +12,4 @@ from t2core.sampling.base import (
     register_sampler,
 )
 
-__all__ = ["Completion", "GenerationConfig", "SVFWeights", "Sampler", "check_sampler", "make_sampler", "register_sampler"]
+__all__ = ["Completion", "GenerationConfig", "RowExperts", "SVFWeights", "Sampler", "check_sampler", "make_sampler", "register_sampler"]

@@ -81,9 +81,30 @@ class SVFWeights:
                 raise ConfigError(f"SVF scale for {name!r} must be a finite 1-D vector; got shape {tuple(v.shape)}.")
 
 
+@dataclass(frozen=True)
+class RowExperts:
+    """A different SVF multiplier for each conversation of one call (paper §3.3: a CEM population
+    scored in one batch, each candidate its own mixture of experts).
+
+    Row i answers with m_i = Σ_k weights[i, k] · bank.scales[k] (or, with `weights` (N, K, L),
+    per layer: `ExpertBank.layer_of`). `svd` is the caller's decomposition of the same base
+    weights, for samplers that compute with the caller's model (`hf`)."""
+
+    bank: object  # t2core.svf.bank.ExpertBank (typed loosely: sampling does not import svf)
+    weights: torch.Tensor  # (N, K) or (N, K, L)
+    svd: dict | None = None
+    dtype: str = "float32"
+
+    def rows(self, idx: list[int], repeat: list[int] | None = None) -> torch.Tensor:
+        """The weights of conversations `idx`, each repeated `repeat[j]` times (candidates of `choose`)."""
+        w = self.weights[idx]
+        return w if repeat is None else w.repeat_interleave(torch.tensor(repeat), dim=0)
+
+
 class Sampler(ABC):
     name: str
     receives_svf: bool = False  # True: pass the expert as `svf=SVFWeights(...)`, do not materialise locally
+    takes_rows: bool = False  # True: `rows=RowExperts(...)` gives each conversation its own experts
 
     @abstractmethod
     def generate(
@@ -92,6 +113,7 @@ class Sampler(ABC):
         cfg: GenerationConfig,
         progress: Callable[[int], None] | None = None,
         svf: SVFWeights | None = None,
+        rows: RowExperts | None = None,
     ) -> list[Completion]:
         """One completion per conversation, in input order; `progress(n)` after each n done.
 
@@ -106,6 +128,7 @@ class Sampler(ABC):
         cfg: GenerationConfig,
         progress: Callable[[int], None] | None = None,
         svf: SVFWeights | None = None,
+        rows: RowExperts | None = None,
     ) -> list[Completion]:
         """Pick one of `candidates[i]` (assistant-turn continuations) for each conversation.
 
@@ -116,6 +139,16 @@ class Sampler(ABC):
         """
         raise ConfigError(f"sampler {self.name!r} cannot score candidate answers, which tasks with "
                           "output_type 'choice' need; use the 'hf' sampler for them.")
+
+    def check_rows(self, rows: RowExperts | None, n: int) -> None:
+        if rows is None:
+            return
+        if not self.takes_rows:
+            raise ConfigError(f"sampler {self.name!r} cannot give each conversation its own experts; use the hf "
+                              "sampler, or one call per expert.")
+        if rows.weights.shape[0] != n:
+            raise ConfigError(f"{rows.weights.shape[0]} rows of expert weights for {n} conversations; give one per "
+                              "conversation.")
 
     def check_svf(self, svf: SVFWeights | None) -> None:
         if svf is not None and not self.receives_svf:

@@ -20,8 +20,9 @@ class DummySampler(Sampler):
         self.pick = pick
         self.calls = 0
 
-    def generate(self, conversations, cfg: GenerationConfig, progress=None, svf=None):
+    def generate(self, conversations, cfg: GenerationConfig, progress=None, svf=None, rows=None):
         self.check_svf(svf)
+        self.check_rows(rows, len(conversations))
         out = []
         for conv in conversations:
             text = self.respond(conv)
@@ -31,8 +32,9 @@ class DummySampler(Sampler):
                 progress(1)
         return out
 
-    def choose(self, conversations, candidates, cfg: GenerationConfig, progress=None, svf=None):
+    def choose(self, conversations, candidates, cfg: GenerationConfig, progress=None, svf=None, rows=None):
         self.check_svf(svf)
+        self.check_rows(rows, len(conversations))
         check_candidates(conversations, candidates)
         out = []
         for conv, cands in zip(conversations, candidates, strict=True):

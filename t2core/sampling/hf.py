@@ -17,6 +17,7 @@ from t2core.models.registry import LoadedModel
 from t2core.sampling.base import (
     Completion,
     GenerationConfig,
+    RowExperts,
     Sampler,
     check_candidates,
     pick_candidate,
@@ -63,6 +64,7 @@ def bf16_autocast(model: torch.nn.Module, device: torch.device) -> Iterator[None
 
 class HFSampler(Sampler):
     name = "hf"
+    takes_rows = True
 
     def __init__(self, loaded: LoadedModel) -> None:
         self.loaded = loaded
@@ -72,10 +74,21 @@ class HFSampler(Sampler):
             return bf16_autocast(self.loaded.model, device)
         return contextlib.nullcontext()
 
+    def _rows(self, rows: RowExperts | None, idx: list[int], repeat: list[int] | None = None):
+        """Per-row experts for the batch of conversations `idx` (factored path, `t2core.svf.bank`)."""
+        if rows is None:
+            return contextlib.nullcontext()
+        from t2core.svf.bank import per_row
+
+        if rows.svd is None:
+            raise ConfigError("the hf sampler needs the caller's SVD with per-row experts (RowExperts.svd).")
+        return per_row(self.loaded.model, rows.svd, rows.bank, rows.rows(idx, repeat), dtype=rows.dtype)
+
     @torch.no_grad()
     def generate(self, conversations, cfg: GenerationConfig, progress: Callable[[int], None] | None = None,
-                 svf=None):
+                 svf=None, rows: RowExperts | None = None):
         self.check_svf(svf)
+        self.check_rows(rows, len(conversations))
         if cfg.max_new_tokens is None:
             raise ConfigError("GenerationConfig.max_new_tokens is None: resolve it to the task's default first "
                               "(EvalConfig.resolved) before generating.")
@@ -99,7 +112,7 @@ class HFSampler(Sampler):
                     kwargs.update(do_sample=True, temperature=cfg.temperature, top_p=cfg.top_p)
                 else:
                     kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-                with self._autocast(cfg, device):
+                with self._rows(rows, idx), self._autocast(cfg, device):
                     out = model.generate(**batch, **kwargs)  # (B, prompt_len + new)
                 new = out[:, batch["input_ids"].shape[1] :]
                 for row, i in enumerate(idx):
@@ -121,9 +134,10 @@ class HFSampler(Sampler):
 
     @torch.no_grad()
     def choose(self, conversations, candidates, cfg: GenerationConfig, progress: Callable[[int], None] | None = None,
-               svf=None):
+               svf=None, rows: RowExperts | None = None):
         """Score every candidate in one forward pass per batch of `cfg.batch_size` conversations."""
         self.check_svf(svf)
+        self.check_rows(rows, len(conversations))
         check_candidates(conversations, candidates)
         tok, model = self.loaded.tokenizer, self.loaded.model
         device = next(model.parameters()).device
@@ -133,7 +147,7 @@ class HFSampler(Sampler):
         logprobs: dict[int, torch.Tensor] = {}  # conversation -> (k,)
         for start in range(0, len(order), cfg.batch_size):
             idx = order[start : start + cfg.batch_size]
-            with self._autocast(cfg, device):
+            with self._rows(rows, idx, [len(cands[i]) for i in idx]), self._autocast(cfg, device):
                 lps = candidate_logprobs(model, [prompts[i] for i in idx], [cands[i] for i in idx], tok.pad_token_id)
             for i, lp in zip(idx, lps, strict=True):
                 logprobs[i] = lp.cpu()

@@ -64,13 +64,17 @@ class ProcSampler(Sampler):
             raise exc(message)
         raise errors.ModelError(f"the proc sampler's worker failed: {kind}: {message}")
 
-    def generate(self, conversations, cfg: GenerationConfig, progress=None, svf: SVFWeights | None = None):
+    def generate(self, conversations, cfg: GenerationConfig, progress=None, svf: SVFWeights | None = None,
+                 rows=None):
+        self.check_rows(rows, len(conversations))
         out = self._call("generate", conversations, cfg, svf)
         if progress:
             progress(len(out))
         return out
 
-    def choose(self, conversations, candidates, cfg: GenerationConfig, progress=None, svf: SVFWeights | None = None):
+    def choose(self, conversations, candidates, cfg: GenerationConfig, progress=None, svf: SVFWeights | None = None,
+               rows=None):
+        self.check_rows(rows, len(conversations))
         out = self._call("choose", conversations, candidates, cfg, svf)
         if progress:
             progress(len(out))

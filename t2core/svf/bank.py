@@ -18,6 +18,7 @@ weights a row gets exactly one expert; with α it gets the paper's linear mixtur
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -42,6 +43,19 @@ class ExpertBank:
     def k(self) -> int:
         return next(iter(self.scales.values())).shape[0]
 
+    @property
+    def layers(self) -> tuple[int, ...]:
+        """The transformer blocks the bank's matrices lie in, in order (for per-layer weights)."""
+        return tuple(sorted({layer_number(n) for n in self.scales}))
+
+    def layer_of(self, name: str) -> int:
+        """Position of matrix `name`'s block in `layers` (the L axis of per-layer weights (B, K, L))."""
+        return self.layers.index(layer_number(name))
+
+    def weights_for(self, name: str, weights: torch.Tensor) -> torch.Tensor:
+        """(B, K) weights of matrix `name` from per-row weights (B, K) or per-row-and-layer (B, K, L)."""
+        return weights if weights.ndim == 2 else weights[:, :, self.layer_of(name)]
+
     @classmethod
     def of(cls, experts: list[SVFWeights]) -> ExpertBank:
         if not experts:
@@ -56,6 +70,15 @@ class ExpertBank:
                                     "train them with the same target spec.")
         return cls(first.base_weights_hash,
                    {n: torch.stack([e.scale[n].float() for e in experts]) for n in first.scale})  # (K, r)
+
+
+def layer_number(name: str) -> int:
+    """The block index in a module name such as `model.layers.12.mlp.up_proj` (0 when there is none)."""
+    m = _LAYER.search(name)
+    return int(m.group(1)) if m else 0
+
+
+_LAYER = re.compile(r"\.(\d+)\.")
 
 
 def one_hot(rows: list[int], k: int) -> torch.Tensor:
@@ -125,8 +148,11 @@ def per_row(model: nn.Module, svd: SVD, bank: ExpertBank, weights: torch.Tensor,
     check_dtype(dtype, "per_row(dtype)")
     if mode not in ("factored", "grouped"):
         raise ConfigError(f"per_row(mode={mode!r}): expected 'factored' or 'grouped'.")
-    if weights.ndim != 2 or weights.shape[1] != bank.k or not torch.isfinite(weights).all():
-        raise ConfigError(f"per-row weights must be a finite (batch, {bank.k}) tensor; got {tuple(weights.shape)}.")
+    n_layers = len(bank.layers)
+    if (weights.ndim not in (2, 3) or weights.shape[1] != bank.k or (weights.ndim == 3 and weights.shape[2] != n_layers)
+            or not torch.isfinite(weights).all()):
+        raise ConfigError(f"per-row weights must be a finite (batch, {bank.k}) or (batch, {bank.k}, {n_layers}) tensor; "
+                          f"got {tuple(weights.shape)}.")
     for name, sc in bank.scales.items():
         if name not in svd:
             raise ArtifactError(f"the bank targets {name!r}, which the decomposition does not contain.")
@@ -136,7 +162,9 @@ def per_row(model: nn.Module, svd: SVD, bank: ExpertBank, weights: torch.Tensor,
     swapped: list[tuple[nn.Module, str, nn.Module]] = []
     try:
         with torch.no_grad():
-            distinct, group = torch.unique(weights.float(), dim=0, return_inverse=True)  # (G, K), (B,)
+            flat = weights.float().reshape(weights.shape[0], -1)  # (B, K) or (B, K·L)
+            distinct, group = torch.unique(flat, dim=0, return_inverse=True)  # (G, K[·L]), (B,)
+            distinct = distinct.reshape(-1, *weights.shape[1:])  # (G, K) or (G, K, L)
             low = torch.bfloat16 if dtype == "bfloat16" else None
             for name, sc in bank.scales.items():
                 u, s, v = svd[name]
@@ -144,10 +172,10 @@ def per_row(model: nn.Module, svd: SVD, bank: ExpertBank, weights: torch.Tensor,
                 parent = model.get_submodule(parent_name) if parent_name else model
                 base = getattr(parent, child)
                 if mode == "factored":
-                    mult = weights.float() @ sc  # (B, K) @ (K, r) -> (B, r)
+                    mult = bank.weights_for(name, weights.float()) @ sc  # (B, K) @ (K, r) -> (B, r)
                     new: nn.Module = _RowMixLinear(base, u, s.float()[None, :] * mult, v, low)
                 else:
-                    ss = s.float()[None, :] * (distinct @ sc)  # (G, r)
+                    ss = s.float()[None, :] * (bank.weights_for(name, distinct) @ sc)  # (G, r)
                     wd = low or base.weight.dtype
                     w = torch.stack([(u.to(wd) * ss[g].to(wd)) @ v.to(wd).T for g in range(ss.shape[0])])
                     new = _RowGroupLinear(base, w.to(base.weight.device), group.to(base.weight.device))

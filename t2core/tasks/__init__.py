@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from t2core.paths import resolve_data_dir
-from t2core.tasks import arc, arc_cloze, code, gsm8k, math  # noqa: F401 - registration side effects
+from t2core.tasks import arc, arc_cloze, code, dispatch, gsm8k, math  # noqa: F401 - registration side effects
 from t2core.tasks.base import (
     ChoiceSample,
     CodeSample,

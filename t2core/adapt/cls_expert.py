@@ -1,0 +1,32 @@
+"""Classification-expert dispatch (paper §3.3): pass 1 classifies with an SVF expert z^c applied.
+
+z^c is an ordinary SVF expert trained by the REINFORCE loop on the `dispatch` task (questions of
+the training tasks' train splits labelled with their category, `t2core/tasks/dispatch.py`), so
+this strategy is the prompt strategy run on the base weights modified by z^c: the same system
+prompt, the same formulations (by default `choice`, the formulation z^c was trained in).
+"""
+
+from __future__ import annotations
+
+from t2core.adapt.dispatch import Decision, ExpertSet, Strategy, register_strategy
+from t2core.adapt.prompt import PromptDispatch
+from t2core.variants import Variant
+
+
+@register_strategy
+class ClsExpertDispatch(Strategy):
+    name = "cls-expert"
+
+    def __init__(self, expert: Variant, formulation: str = "choice", batch_size: int = 8, dtype: str = "float32",
+                 max_new_tokens: int = 32) -> None:
+        self.expert = expert  # the classification expert z^c, verified and ready to apply
+        self.inner = PromptDispatch(formulation, batch_size, dtype, max_new_tokens)
+
+    @property
+    def spec(self) -> str:
+        return f"{self.name}/{self.expert.name}/{self.inner.formulation}/{self.inner.gen.max_new_tokens}"
+
+    def decide(self, sampler, questions: list[str], experts: ExpertSet, **sampler_kw) -> list[Decision]:
+        ctx, kw = self.expert.using(sampler)
+        with ctx:
+            return self.inner.decide(sampler, questions, experts, **{**sampler_kw, **kw})

@@ -1,0 +1,148 @@
+"""Few-shot adaptation (paper §3.3): search mixing weights α of the experts on a few prompts of the
+unseen task with CEM, and keep z' = Σ_k α_k z_k as a new expert.
+
+The shots come from the unseen task's train or validation split, never from test (the official
+scripts draw them from the test split and pick the best candidate on the rest of it; here the
+test split is only ever evaluated). They are drawn by a seeded permutation of the split, so the
+same seed gives the same shots.
+
+Scoring a population: `batched` runs all P candidates × n shots in one sampler call where each
+row carries its own mixture (the factored per-row path, `RowExperts`), instead of materialising
+W' once per candidate and scoring the shots with it (`one_at_a_time`, what the official code does
+with vLLM weight reloads). `bench/cem.py` measures the two side by side.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from t2core.adapt.cem import CEMConfig, Fitness
+from t2core.adapt.mixture import mix_weights
+from t2core.errors import ConfigError, DataError
+from t2core.hashing import canonical_json, sha256_bytes
+from t2core.paths import resolve_data_dir
+from t2core.sampling.base import GenerationConfig, RowExperts, Sampler
+from t2core.settings import check_dtype
+from t2core.svf.bank import ExpertBank
+from t2core.tasks import get_task
+from t2core.tasks.base import Dataset, Task
+
+SHOT_SPLITS = ("train", "valid")
+
+
+@dataclass(frozen=True)
+class FewShotConfig:
+    task: str = field(metadata={"help": "the unseen task to adapt to"})
+    shots: int = field(default=10, metadata={"help": "few-shot prompts (paper: 3-20, default 10)"})
+    split: str = field(default="train", metadata={"help": "where the shots come from: train or valid, never test"})
+    cem: CEMConfig = field(default_factory=CEMConfig)
+    batch_size: int = field(default=32, metadata={"help": "rows per forward when scoring the population"})
+    dtype: str = "float32"
+    max_new_tokens: int | None = field(default=None, metadata={"help": "generated tasks: cap (None: task's)"})
+    batched: bool = field(default=True, metadata={"help": "score the whole population in one batched call"})
+
+    def __post_init__(self) -> None:
+        task = get_task(self.task)
+        if self.split not in SHOT_SPLITS:
+            raise ConfigError(f"few-shot split {self.split!r}: the shots come from train or valid, never test.")
+        if self.split not in task.splits:
+            avail = [s for s in task.splits if s in SHOT_SPLITS]
+            raise DataError(f"task {self.task!r} has no {self.split!r} split to draw shots from"
+                            + (f"; use --shot-split {avail[0]}." if avail else
+                               " (only test, which few-shot adaptation never reads); it cannot be adapted few-shot."))
+        if self.shots < 1:
+            raise ConfigError(f"shots={self.shots} must be >= 1.")
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size={self.batch_size} must be >= 1.")
+        check_dtype(self.dtype)
+
+    @property
+    def generation(self) -> GenerationConfig:
+        task = get_task(self.task)
+        return GenerationConfig(max_new_tokens=self.max_new_tokens or task.max_new_tokens,
+                                batch_size=self.batch_size, dtype=self.dtype)
+
+
+def pick_shots(cfg: FewShotConfig, data_dir: str | Path | None = None) -> Dataset:
+    """`cfg.shots` items of the unseen task's shot split, by a permutation seeded with the CEM seed."""
+    task = get_task(cfg.task)
+    task.preflight()
+    ds = task.load(cfg.split, resolve_data_dir(data_dir))
+    ok = [s for s in ds.samples if not task.unjudgeable(s)]
+    if len(ok) < cfg.shots:
+        raise DataError(f"task {cfg.task!r} split {cfg.split!r} has {len(ok)} usable items, fewer than "
+                        f"shots={cfg.shots}.")
+    picked = sorted(random.Random(f"shots:{cfg.cem.seed}").sample(range(len(ok)), cfg.shots))
+    return Dataset(ds.task, ds.split, [ok[i] for i in picked], ds.files, ds.n_total)
+
+
+def few_shot_run_id(weights_hash: str, expert_ids: list[str], cfg: FewShotConfig, task_version: str,
+                    shots: Dataset) -> str:
+    """Content id of a search: base weights, the experts, the config, the task and the shots."""
+    payload = ["few-shot", weights_hash, sorted(expert_ids), _identity(cfg), task_version,
+               sorted(shots.files.values()), [s.id for s in shots.samples]]
+    return sha256_bytes(canonical_json(payload).encode())[:24]
+
+
+def _identity(cfg: FewShotConfig) -> dict:
+    d = asdict(cfg)
+    d.pop("batched")  # how the population is scored changes the speed, not the result
+    d.pop("batch_size")
+    return d
+
+
+class ShotScorer:
+    """Fitness of mixing weights on the shots: (accuracy, mean log-likelihood of the gold answer).
+
+    The log-likelihood is the gold candidate's log-probability normalised over the item's options
+    (choice tasks); generated tasks have no cheap likelihood of a correct answer and break ties by
+    nothing (0)."""
+
+    def __init__(self, sampler: Sampler, model, svd: dict, bank: ExpertBank, task: Task, shots: Dataset,
+                 cfg: FewShotConfig) -> None:
+        self.sampler, self.model, self.svd, self.bank = sampler, model, svd, bank
+        self.task, self.shots, self.cfg, self.gen = task, shots, cfg, cfg.generation
+        self.convs = [task.messages(s) for s in shots.samples]
+        self.choice = task.output_type == "choice"
+        self.cands = [task.candidates(s) for s in shots.samples] if self.choice else []
+        self.gold = [task.gold_candidate(s) for s in shots.samples] if self.choice else []
+
+    def __call__(self, pop: torch.Tensor) -> list[Fitness]:
+        return self.batched(pop) if self.cfg.batched and self.sampler.takes_rows else self.one_at_a_time(pop)
+
+    def batched(self, pop: torch.Tensor) -> list[Fitness]:
+        """All P candidates × n shots in one sampler call, each row with its own mixture."""
+        n, p = len(self.convs), pop.shape[0]
+        rows = RowExperts(self.bank, pop.float().repeat_interleave(n, dim=0), self.svd, self.cfg.dtype)  # (P·n, K[,L])
+        outs = self._run(self.convs * p, rows=rows)
+        return [self._fitness(outs[i * n:(i + 1) * n]) for i in range(p)]
+
+    def one_at_a_time(self, pop: torch.Tensor) -> list[Fitness]:
+        """One materialised W' per candidate, the shots scored with it."""
+        from t2core.svf import materialised_scales
+
+        out = []
+        for alpha in pop:
+            with materialised_scales(self.model, self.svd, mix_weights(self.bank, alpha), dtype=self.cfg.dtype):
+                out.append(self._fitness(self._run(self.convs)))
+        return out
+
+    def _run(self, convs: list, rows: RowExperts | None = None) -> list:
+        if self.choice:
+            k = len(convs) // len(self.convs)
+            return self.sampler.choose(convs, self.cands * k, self.gen, rows=rows)
+        return self.sampler.generate(convs, self.gen, rows=rows)
+
+    def _fitness(self, outs: list) -> Fitness:
+        if self.choice:
+            correct = [o.choice == g for o, g in zip(outs, self.gold, strict=True)]
+            ll = [o.choice_logprobs[g] if o.choice_logprobs else 0.0 for o, g in zip(outs, self.gold, strict=True)]
+        else:
+            scores = self.task.score_many(self.shots.samples, [o.text for o in outs])
+            correct, ll = [s.correct for s in scores], [0.0] * len(outs)
+        return (sum(correct) / len(correct), sum(ll) / len(ll))
+

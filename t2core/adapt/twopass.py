@@ -1,0 +1,77 @@
+"""Two-pass inference (paper §3.3, Figure 1): pass 1 decides z' per question, pass 2 answers with it.
+
+Pass 1 runs the strategy on the questions as the task shows them (the user turn). Pass 2 groups
+the questions by the expert they were given and answers each group in full batches with that
+expert materialised (W' = U diag(s ⊙ z') Vᵀ, one swap per group). The previous issue's benchmark
+(`bench/bank.py`, batch of 32 mixing 3 experts) put the factored per-row batch at 0.85× a batch
+with one materialised expert and per-batch grouping at 0.76-0.80×; grouping the *whole slice* by
+expert instead runs every group at that one-expert ceiling, losing only the last partial batch of
+each group (≤ K−1 extra batches) and K weight swaps (milliseconds). It also works with every
+sampler, including those that receive experts as vectors (`receives_svf`).
+
+Per sample the result records the decision (category → expert) and per pass the wall time
+(`pass1_seconds`, `pass2_seconds`: paper Table 3).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from t2core.adapt.dispatch import ExpertSet, Strategy
+from t2core.evaluate import EvalPlan, EvalResult, SampleResult, eval_record_config
+from t2core.models.registry import LoadedModel
+from t2core.sampling.base import Sampler
+from t2core.variants import BASE, Variant, VariantRef
+
+#: The variant of one expert id, resolved against the loaded model (verified, lazily applied).
+VariantOf = Callable[[str], Variant]
+
+
+def answer(task, samples: list, sampler: Sampler, gen, variant: Variant, progress=None) -> list:
+    """Pass 2 for one group: the task's prompts answered with `variant` applied."""
+    convs = [task.messages(s) for s in samples]
+    ctx, kw = variant.using(sampler)
+    with ctx:
+        if task.output_type == "choice":
+            return sampler.choose(convs, [task.candidates(s) for s in samples], gen, progress=progress, **kw)
+        return sampler.generate(convs, gen, progress=progress, **kw)
+
+
+def question_of(task, sample) -> str:
+    """What pass 1 classifies: the question as the task puts it to the model (its user turn)."""
+    return task.messages(sample)[-1]["content"]
+
+
+def two_pass(loaded: LoadedModel, planned: EvalPlan, ref: VariantRef, strategy: Strategy, experts: ExpertSet,
+             variant_of: VariantOf, sampler: Sampler, progress: Callable[[int], None] | None = None) -> EvalResult:
+    """Evaluate `planned`'s slice the two-pass way; `ref` is the run-level record (experts, strategy)."""
+    task, ds, run_id, cfg = planned
+    gen = cfg.generation
+    t0 = time.perf_counter()
+    decisions = strategy.decide(sampler, [question_of(task, s) for s in ds.samples], experts)
+    pass1 = time.perf_counter() - t0
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for i, d in enumerate(decisions):
+        groups.setdefault(d.expert_ids, []).append(i)
+    completions: list = [None] * len(ds.samples)
+    t1 = time.perf_counter()
+    for ids, idx in sorted(groups.items()):
+        variant = BASE if not ids else variant_of(ids[0])
+        outs = answer(task, [ds.samples[i] for i in idx], sampler, gen, variant, progress)
+        for i, o in zip(idx, outs, strict=True):
+            completions[i] = o
+    pass2 = time.perf_counter() - t1
+    scores = task.score_many(ds.samples, [c.text for c in completions])
+    rows = []
+    for i, (s, comp, sc, d) in enumerate(zip(ds.samples, completions, scores, decisions, strict=True)):
+        rows.append(SampleResult(i, s.id, question_of(task, s), comp.text, sc.parsed, task.reference(s), sc.correct,
+                                 sc.detail, comp.n_new_tokens, expert_ids=d.expert_ids, alphas=d.alphas,
+                                 decision=d.label))
+    return EvalResult(run_id=run_id, kind="eval", ref=ref, model=loaded.alias, weights_hash=loaded.weights_hash,
+                      task=cfg.task, task_version=task.version, split=cfg.split,
+                      config=eval_record_config(cfg, sampler.name, ref.name), data_files=ds.files, samples=rows,
+                      seconds=pass1 + pass2, seed=gen.seed, strategy=strategy.name,
+                      extra_metrics={"pass1_seconds": pass1, "pass2_seconds": pass2,
+                                     "pass1_fraction": pass1 / (pass1 + pass2) if pass1 + pass2 else 0.0})
+

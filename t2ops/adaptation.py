@@ -1,0 +1,255 @@
+"""Self-adaptation (paper §3.3): few-shot searches and two-pass evaluations, recorded.
+
+Two operations:
+- `FewShotRequest` → a CEM search over the experts' mixing weights on shots of the unseen task's
+  train/valid split; recorded as a run of kind `adapt` (config: the experts, α, the shots' ids,
+  the search history) and stored as an expert; resumable from its last generation.
+- `AdaptRequest` → a two-pass evaluation of one task slice with a strategy (prompt, cls-expert,
+  few-shot): pass 1 decides per question (or per task), pass 2 answers; recorded as an `eval` run
+  whose samples carry each decision and whose metrics carry both passes' wall times.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+from catalog import Catalog
+from catalog import records as rec
+from catalog.records import RunRow
+from t2core import evaluate as core
+from t2core.adapt import ExpertSet, get_strategy
+from t2core.adapt.cem import CEMState
+from t2core.adapt.cls_expert import ClsExpertDispatch
+from t2core.adapt.fewshot import FewShotConfig
+from t2core.adapt.fewshot_strategy import FewShotDispatch
+from t2core.adapt.prompt import FORMULATIONS
+from t2core.adapt.search import SearchPlan, SearchResult, plan_search, search
+from t2core.adapt.twopass import two_pass
+from t2core.artifacts import ArtifactStore
+from t2core.errors import ConfigError
+from t2core.evaluate import EvalConfig
+from t2core.experts import ExpertRef
+from t2core.models.registry import LoadedModel
+from t2core.sampling import check_sampler, make_sampler
+from t2core.tasks import get_task
+from t2core.variants import VariantRef, describe_ref, resolve_variant
+from t2ops.lifecycle import recorded
+
+STRATEGIES = ("prompt", "cls-expert", "few-shot")
+
+
+# ---------------------------------------------------------------- few-shot search (CEM)
+
+
+@dataclass(frozen=True)
+class FewShotRequest:
+    cfg: FewShotConfig
+    experts: tuple[str, ...]  # expert ids or files: the mixture's ingredients
+    sampler: str = "hf"
+    data_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        check_sampler(self.sampler)
+
+
+def plan_few_shot(req: FewShotRequest, weights_hash: str) -> SearchPlan:
+    return plan_search(weights_hash, req.cfg, [ExpertRef.resolve(e) for e in req.experts], req.data_dir)
+
+
+def run_few_shot(req: FewShotRequest, loaded: LoadedModel, cat: Catalog,
+                 on_generation: Callable[[CEMState], None] | None = None,
+                 planned: SearchPlan | None = None) -> SearchResult:
+    p = planned or plan_few_shot(req, loaded.weights_hash)
+    rec.record_model(cat, loaded)
+    store = ArtifactStore()
+    row = RunRow(run_id=p.run_id, kind="adapt", model=loaded.alias, weights_hash=loaded.weights_hash,
+                 task=req.cfg.task, task_version=get_task(req.cfg.task).version, split=req.cfg.split,
+                 config={"few_shot": asdict(req.cfg), "experts": [e.id for e in p.experts],
+                         "shots": [s.id for s in p.shots.samples]},
+                 data_files=p.shots.files, seed=req.cfg.cem.seed,
+                 variant=VariantRef("svf", tuple(e.id for e in p.experts)), strategy="few-shot")
+    if rec.is_completed(cat, p.run_id):
+        return search(loaded, req.cfg, p, make_sampler(req.sampler, loaded=loaded), store)  # verified reuse
+    return recorded(cat, row,
+                    lambda: search(loaded, req.cfg, p, make_sampler(req.sampler, loaded=loaded), store, on_generation),
+                    lambda res: rec.record_search(cat, row, res))
+
+
+# ---------------------------------------------------------------- two-pass evaluation
+
+
+@dataclass(frozen=True)
+class AdaptRequest:
+    eval: EvalConfig
+    strategy: str  # prompt | cls-expert | few-shot
+    experts: tuple[str, ...]  # one expert per category (prompt, cls-expert) or the mixture's ingredients
+    formulation: str = "generate"  # pass 1 of prompt / cls-expert: generate (paper) or choice
+    cls_expert: str | None = None  # the classification expert z^c (cls-expert)
+    few_shot: FewShotConfig | None = None  # the search (few-shot); its task is the evaluated task
+    pass1_max_new_tokens: int = 32
+    sampler: str = "hf"
+    data_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        check_sampler(self.sampler)
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(f"strategy {self.strategy!r} must be one of {', '.join(STRATEGIES)}.")
+        if self.formulation not in FORMULATIONS:
+            raise ConfigError(f"formulation {self.formulation!r} must be one of {', '.join(FORMULATIONS)}.")
+        if self.strategy == "cls-expert" and not self.cls_expert:
+            raise ConfigError("strategy cls-expert needs the classification expert (--cls-expert svf:<id>); train "
+                              "it with `t2 train --task dispatch`.")
+        if self.strategy == "few-shot" and (self.few_shot is None or self.few_shot.task != self.eval.task):
+            raise ConfigError(f"strategy few-shot needs a few-shot search on the evaluated task ({self.eval.task}).")
+
+    def search(self) -> FewShotRequest:
+        assert self.few_shot is not None
+        return FewShotRequest(self.few_shot, self.experts, self.sampler, self.data_dir)
+
+
+@dataclass(frozen=True)
+class AdaptPlan:
+    run_id: str
+    ref: VariantRef  # the run-level record: strategy (with its settings) and the expert set
+    core: core.EvalPlan
+    experts: tuple[ExpertRef, ...]
+    search: SearchPlan | None = None
+    cls_ref: VariantRef | None = None
+
+
+def plan(req: AdaptRequest, weights_hash: str) -> AdaptPlan:
+    """The run id from content: the strategy's settings, the experts (and z^c, or the search's id)."""
+    experts = tuple(sorted((ExpertRef.resolve(e) for e in req.experts), key=lambda e: e.id))
+    for e in experts:
+        e.check_model(weights_hash)
+    sp, cls_ref = None, None
+    if req.strategy == "few-shot":
+        sp = plan_few_shot(req.search(), weights_hash)
+        spec = f"few-shot/{sp.run_id}"
+    else:
+        ExpertSet.from_refs(experts)  # one expert per category, each with a category: checked before anything runs
+        if req.strategy == "cls-expert":
+            cls_ref = describe_ref(weights_hash, req.cls_expert)
+            spec = f"cls-expert/{cls_ref.name}/{req.formulation}/{req.pass1_max_new_tokens}"
+        else:
+            spec = f"prompt/{req.formulation}/{req.pass1_max_new_tokens}"
+    ref = VariantRef("svf", tuple(e.id for e in experts), dispatch=spec)
+    p = core.plan_eval(weights_hash, req.eval, req.data_dir, ref.name)
+    return AdaptPlan(p.run_id, ref, p, experts, sp, cls_ref)
+
+
+@dataclass(frozen=True)
+class AdaptOutcome:
+    run_id: str
+    accuracy: float | None
+    n: int
+    reused: bool
+    metrics: dict = field(default_factory=dict)
+    result: core.EvalResult | None = None
+    search: SearchResult | None = None
+
+
+def run(req: AdaptRequest, loaded: LoadedModel, cat: Catalog, *, force: bool = False,
+        progress: Callable[[int], None] | None = None, planned: AdaptPlan | None = None,
+        on_generation: Callable[[CEMState], None] | None = None) -> AdaptOutcome:
+    p = planned or plan(req, loaded.weights_hash)
+    rec.record_model(cat, loaded)
+    if not force and rec.is_completed(cat, p.run_id):
+        m = rec.metrics(cat, p.run_id)
+        return AdaptOutcome(p.run_id, m.get("accuracy"), int(m.get("n", 0)), True, m)
+    found = run_few_shot(req.search(), loaded, cat, on_generation, p.search) if p.search else None
+    smp = make_sampler(req.sampler, loaded=loaded)
+    gen = p.core.cfg.generation
+    dtype = gen.dtype
+    strategy = _strategy(req, p, loaded, found, gen.batch_size, dtype)
+    if strategy.spec != p.ref.dispatch:  # the plan named the run after the strategy it builds here
+        raise RuntimeError(f"strategy spec {strategy.spec!r} differs from the planned {p.ref.dispatch!r}")
+    variants = {e.id: resolve_variant(loaded, VariantRef("svf", (e.id,), paths=(str(e.path),)), dtype=dtype)
+                for e in p.experts}
+    if found:
+        variants[found.expert.id] = resolve_variant(
+            loaded, VariantRef("svf", (found.expert.id,), paths=(str(found.expert.path),)), dtype=dtype)
+    expert_set = ExpertSet(()) if req.strategy == "few-shot" else ExpertSet.from_refs(p.experts)
+    task, ds = p.core.task, p.core.dataset
+    row = RunRow(run_id=p.run_id, kind="eval", model=loaded.alias, weights_hash=loaded.weights_hash, task=task.name,
+                 task_version=task.version, split=p.core.cfg.split,
+                 config=core.eval_record_config(p.core.cfg, smp.name, p.ref.name), data_files=ds.files,
+                 seed=gen.seed, variant=p.ref, strategy=req.strategy)
+    res = recorded(cat, row,
+                   lambda: two_pass(loaded, p.core, p.ref, strategy, expert_set, variants.__getitem__, smp, progress),
+                   lambda res: rec.record_eval(cat, res, n_records=ds.n_total))
+    return AdaptOutcome(p.run_id, res.accuracy, len(res.samples), False, res.metrics, res, found)
+
+
+def _strategy(req: AdaptRequest, p: AdaptPlan, loaded: LoadedModel, found: SearchResult | None, batch_size: int,
+              dtype: str):
+    if req.strategy == "few-shot":
+        assert found is not None
+        return FewShotDispatch(found.run_id, found.expert.id)
+    kw = dict(formulation=req.formulation, batch_size=batch_size, dtype=dtype, max_new_tokens=req.pass1_max_new_tokens)
+    if req.strategy == "cls-expert":
+        return ClsExpertDispatch(resolve_variant(loaded, p.cls_ref, dtype=dtype), **kw)
+    return get_strategy("prompt", **kw)
+
+
+# ---------------------------------------------------------------- defaults and one question
+
+
+def stored_expert_for(weights_hash: str, task: str, store: ArtifactStore | None = None) -> str:
+    """The one stored SVF expert of this model trained on `task` (not a few-shot mixture); a clear
+    error when there is none or several."""
+    from t2core.experts import stored_experts
+    from t2core.svf import read_header
+
+    hits = []
+    for eid, f in stored_experts(store):
+        h = read_header(f)
+        if h.base_weights_hash == weights_hash and h.task == task and "mixture" not in h.config:
+            hits.append(eid)
+    if len(hits) != 1:
+        how = f"`t2 train --task {task}`" if task != "dispatch" else "`t2 train --task dispatch` (the cls-expert)"
+        raise ConfigError(f"{len(hits)} stored experts for {task!r} on this model"
+                          + (f" ({', '.join(hits)}); pass the one to use with --experts / --cls-expert."
+                             if hits else f"; train it with {how}."))
+    return hits[0]
+
+
+@dataclass(frozen=True)
+class Answer:
+    text: str
+    category: str
+    expert: str  # the expert pass 2 used ("base" for none)
+    pass1_seconds: float
+    pass2_seconds: float
+
+
+def ask(question: str, req: AdaptRequest, loaded: LoadedModel, max_new_tokens: int = 256) -> Answer:
+    """Answer one question the two-pass way (prompt or cls-expert strategy); nothing is recorded."""
+    import time
+    from dataclasses import replace
+
+    from t2core.variants import BASE
+
+    if req.strategy == "few-shot":
+        raise ConfigError("few-shot adaptation adapts to a task, not to one question; use --strategy prompt or "
+                          "cls-expert (or `t2 adapt --strategy few-shot --task ...`).")
+    experts = tuple(ExpertRef.resolve(e) for e in req.experts)
+    for e in experts:
+        e.check_model(loaded.weights_hash)
+    cls_ref = describe_ref(loaded.weights_hash, req.cls_expert) if req.strategy == "cls-expert" else None
+    p = AdaptPlan("", VariantRef(), None, experts, None, cls_ref)  # type: ignore[arg-type]
+    gen = replace(req.eval.generation, max_new_tokens=max_new_tokens)
+    smp = make_sampler(req.sampler, loaded=loaded)
+    strategy = _strategy(req, p, loaded, None, 1, gen.dtype)
+    t0 = time.perf_counter()
+    (decision,) = strategy.decide(smp, [question], ExpertSet.from_refs(experts))
+    t1 = time.perf_counter()
+    ref = next((e for e in experts if (e.id,) == decision.expert_ids), None)
+    variant = BASE if ref is None else resolve_variant(loaded, VariantRef("svf", (ref.id,), paths=(str(ref.path),)),
+                                                       dtype=gen.dtype)
+    ctx, kw = variant.using(smp)
+    with ctx:
+        (out,) = smp.generate([[{"role": "user", "content": question}]], gen, **kw)
+    t2 = time.perf_counter()
+    return Answer(out.text, decision.category, ref.id if ref else "base", t1 - t0, t2 - t1)

@@ -1,0 +1,129 @@
+"""Two-pass adaptation end to end on the tiny model (paper §3.3): the recorded operations, the
+classification task's data, a killed CEM search resumed, the reports' clear messages."""
+
+import pytest
+
+from catalog import Catalog
+from t2core.adapt.cem import CEMConfig
+from t2core.adapt.fewshot import FewShotConfig
+from t2core.evaluate import EvalConfig
+from t2core.profiles import get_profile
+from t2core.sampling import GenerationConfig
+from t2core.tasks import get_task
+from t2ops import adaptation, evaluation, training
+from tests.conftest import catalog_rows, t2_inproc
+
+
+def test_the_dispatch_task_never_reads_a_test_split(data_dir):
+    task = get_task("dispatch")
+    assert task.splits == ("train", "valid")
+    test_ids = set()
+    for name in ("gsm8k", "mbpp", "arc_easy", "arc_easy_cloze", "math", "humaneval", "arc_challenge"):
+        test_ids |= {s.id for s in get_task(name).load("test", data_dir).samples}
+    seen = {}
+    for split in ("train", "valid"):
+        ds = task.load(split, data_dir)
+        src = [s.id.split(":", 1)[1] for s in ds.samples]
+        assert not set(src) & test_ids, split
+        cats = [s.answer for s in ds.samples]
+        assert cats[:3] == ["math", "code", "reasoning"]
+        assert {c: cats.count(c) for c in set(cats)} == {c: len(cats) // 3 for c in ("math", "code", "reasoning")}
+        seen[split] = set(src)
+    assert not seen["train"] & seen["valid"]
+
+
+@pytest.fixture(scope="module")
+def trained(tiny, tmp_path_factory, data_dir):
+    """Experts for math and reasoning and a classification expert, trained with the tiny profile."""
+    home = tmp_path_factory.mktemp("adapt-home")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("T2_HOME", str(home))
+    prof = get_profile("tiny")
+    cat = Catalog(home / "catalog.duckdb")
+    ids = {t: training.run(training.TrainRequest(prof.rl_config(t), data_dir=str(data_dir)), tiny, cat).expert_id
+           for t in ("gsm8k", "arc_easy_cloze")}
+    ids["dispatch"] = training.run(training.TrainRequest(prof.cls_config(), data_dir=str(data_dir)), tiny,
+                                   cat).expert_id
+    yield home, ids
+    mp.undo()
+
+
+def _req(ids, data_dir, strategy, **kw):
+    ev = EvalConfig("arc_challenge_cloze", limit=6, generation=GenerationConfig(max_new_tokens=4, batch_size=4))
+    few = FewShotConfig("arc_challenge_cloze", shots=3, cem=CEMConfig(population=4, generations=3, patience=5))
+    return adaptation.AdaptRequest(ev, strategy, (ids["gsm8k"], ids["arc_easy_cloze"]), "choice",
+                                   ids["dispatch"] if strategy == "cls-expert" else None, few, pass1_max_new_tokens=4,
+                                   data_dir=str(data_dir), **kw)
+
+
+@pytest.mark.parametrize("strategy", ["prompt", "cls-expert"])
+def test_two_pass_records_each_decision_and_answers_as_the_chosen_expert_would(tiny, trained, data_dir, monkeypatch,
+                                                                                strategy):
+    home, ids = trained
+    monkeypatch.setenv("T2_HOME", str(home))
+    cat = Catalog(home / "catalog.duckdb")
+    req = _req(ids, data_dir, strategy)
+    out = adaptation.run(req, tiny, cat)
+    assert not out.reused and out.n == 6 and out.metrics["pass1_seconds"] > 0 and out.metrics["pass2_seconds"] > 0
+    rows = catalog_rows(home, f"SELECT idx, sample_id, output, decision, expert_ids FROM samples WHERE run_id = "
+                              f"'{out.run_id}' ORDER BY idx")
+    assert len(rows) == 6
+    by_expert = {}
+    for _idx, sid, output, decision, experts in rows:
+        cat_word = decision.split("->")[0]
+        assert cat_word in ("code", "math", "reasoning", "other")
+        want = {"math": [ids["gsm8k"]], "reasoning": [ids["arc_easy_cloze"]]}.get(cat_word, [])
+        assert experts == want and (decision.endswith(want[0]) if want else "->" not in decision)
+        by_expert.setdefault(tuple(experts), {})[sid] = output
+    for experts, outputs in by_expert.items():  # pass 2 answered as a plain evaluation with that expert
+        plain = evaluation.run(evaluation.EvalRequest(req.eval, experts[0] if experts else None,
+                                                      data_dir=str(data_dir)), tiny, cat)
+        got = dict(catalog_rows(home, f"SELECT sample_id, output FROM samples WHERE run_id = '{plain.run_id}'"))
+        assert {s: got[s] for s in outputs} == outputs
+    (strategy_col,) = catalog_rows(home, f"SELECT strategy FROM runs WHERE run_id = '{out.run_id}'")
+    assert strategy_col == (strategy,)
+    assert adaptation.run(req, tiny, cat).reused
+
+
+def test_a_killed_search_resumes_from_its_last_generation(tiny, trained, data_dir, monkeypatch):
+    home, ids = trained
+    monkeypatch.setenv("T2_HOME", str(home))
+    cat = Catalog(home / "catalog.duckdb")
+    req = _req(ids, data_dir, "few-shot")
+    seen = []
+
+    def kill_after_first(st):
+        seen.append(st.generation)
+        if st.generation == 1:
+            raise KeyboardInterrupt  # as a kill between generations: the checkpoint of generation 1 is on disk
+
+    with pytest.raises(KeyboardInterrupt):
+        adaptation.run_few_shot(req.search(), tiny, cat, on_generation=kill_after_first)
+    search_id = adaptation.plan_few_shot(req.search(), tiny.weights_hash).run_id
+    assert catalog_rows(home, f"SELECT status FROM runs WHERE run_id = '{search_id}'") == [("failed",)]
+    resumed = []
+    out = adaptation.run(req, tiny, cat, on_generation=lambda st: resumed.append(st.generation))
+    assert seen == [1] and resumed[0] == 2  # generation 1 was not redone
+    assert out.search.state.generation == len(out.search.state.history) == 3
+    assert catalog_rows(home, f"SELECT count(*), min(status) FROM runs WHERE run_id = '{search_id}'") == [(1, "completed")]
+    (cfg,) = catalog_rows(home, f"SELECT config_json FROM runs WHERE run_id = '{search_id}'")
+    import json
+
+    cfg = json.loads(cfg[0])
+    train_ids = {s.id for s in get_task("arc_challenge_cloze").load("train", data_dir).samples}
+    assert set(cfg["shots"]) <= train_ids and len(cfg["shots"]) == 3 and len(cfg["alpha"]) == 2
+    mix = out.search.expert.header.config["mixture"]
+    assert mix["experts"] == sorted([ids["gsm8k"], ids["arc_easy_cloze"]]) and mix["shots"] == cfg["shots"]
+    decisions = catalog_rows(home, f"SELECT DISTINCT decision FROM samples WHERE run_id = '{out.run_id}'")
+    assert decisions == [(f"task->{out.search.expert.id}",)]
+
+
+def test_adapt_and_report_errors_are_one_line(t2_home):
+    bad = t2_inproc("adapt", "--strategy", "magic", "--task", "arc_challenge_cloze", "--profile", "tiny",
+                    "--experts", "svf:00000000")
+    assert bad.returncode == 2 and "error:" in bad.stderr and "Traceback" not in bad.stderr
+    none = t2_inproc("adapt", "--strategy", "prompt", "--task", "arc_challenge_cloze", "--profile", "tiny")
+    assert none.returncode == 2 and "0 stored experts for 'gsm8k'" in none.stderr and "t2 train --task gsm8k" in none.stderr
+    for args in (("--table", "2"), ("--table", "3"), ("--figure", "6")):
+        r = t2_inproc("report", *args)
+        assert r.returncode == 2 and ("t2 adapt" in r.stderr or "full-paper" in r.stderr), r.stderr

@@ -12,6 +12,7 @@ the profile, resolved once into the operation's typed request (t2core/profiles.p
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -70,27 +71,27 @@ def full_paper_flow(profile: str = "smol", data_dir: str | None = None, seed: in
     data_dir = _data_dir(data_dir)
     ident = load_model_step(prof.model, seed)
     steps: list[dict[str, Any]] = []
-    svd_state = svd_step(ident, SvdRequest(prof.targets), return_state=True)
-    steps.append({"step": "svd", "state": svd_state.name, **svd_state.result()})
+    svd_state, secs = _timed(svd_step, ident, SvdRequest(prof.targets))
+    steps.append({"step": "svd", "state": svd_state.name, "seconds": secs, **svd_state.result()})
     produced: list[tuple[str, str, str]] = []  # (task, method, expert id): what Table 1 evaluates
     for tr in prof.trains:
-        state = train_step(ident, TrainRequest(prof.rl_config(tr.task, seed), prof.sampler, data_dir),
-                           return_state=True)
+        state, secs = _timed(train_step, ident, TrainRequest(prof.rl_config(tr.task, seed), prof.sampler, data_dir))
         out = state.result()
         produced.append((tr.task, "svf", out["expert_id"]))
-        steps.append({"step": f"train:{tr.task}", "state": state.name, "run_id": out["expert_id"],
+        steps.append({"step": f"train:{tr.task}", "state": state.name, "seconds": secs, "run_id": out["expert_id"],
                       "accuracy": out["metrics"].get("best_valid"), "reused": out["reused"]})
         logger.info("expert %s: validation %.3f (base %.3f)", out["expert_id"], out["metrics"].get("best_valid", 0),
                     out["metrics"].get("base_valid", 0))
     for bl in prof.baselines:
         if bl.method == "lora-pg":  # the same REINFORCE loop as the SVF expert, on LoRA
             req = TrainRequest(prof.rl_config(bl.task, seed, **bl.kwargs(), method="lora"), "hf", data_dir)
-            state = train_step(ident, req, return_state=True)
+            state, secs = _timed(train_step, ident, req)
         else:
-            state = baseline_step(ident, BaselineRequest(prof.ntp_config(bl, seed), data_dir), return_state=True)
+            state, secs = _timed(baseline_step, ident, BaselineRequest(prof.ntp_config(bl, seed), data_dir))
         out = state.result()
         produced.append((bl.task, bl.method, out["expert_id"]))
-        steps.append({"step": f"baseline:{bl.method}:{bl.task}", "state": state.name, "run_id": out["expert_id"],
+        steps.append({"step": f"baseline:{bl.method}:{bl.task}", "state": state.name, "seconds": secs,
+                      "run_id": out["expert_id"],
                       "reused": out["reused"]})
     slices = {sl.task: sl for sl in prof.evals}
     evals = [(sl, None, "base") for sl in prof.evals]
@@ -98,10 +99,10 @@ def full_paper_flow(profile: str = "smol", data_dir: str | None = None, seed: in
     for sl, expert, method in evals:
         req = EvalRequest(prof.eval_config(sl, seed), expert, prof.sampler if method in ("base", "svf") else "hf",
                           data_dir)
-        state = eval_step(ident, req, return_state=True)
+        state, secs = _timed(eval_step, ident, req)
         out = state.result()
         name = f"eval:{sl.task}" + ("" if method == "base" else f":{method}")
-        steps.append({"step": name, "state": state.name, **out})
+        steps.append({"step": name, "state": state.name, "seconds": secs, **out})
         logger.info("%s/%s: accuracy %.3f (%s)", name, sl.split, out.get("accuracy") or 0.0, state.name)
         fault_injection_point("eval")
     if prof.adapt.unseen:
@@ -115,28 +116,31 @@ def _adaptation_stages(prof, ident, produced: list[tuple[str, str, str]], seed: 
     steps: list[dict[str, Any]] = []
     by_task = {t: eid for t, method, eid in produced if method == "svf"}  # Profile checks they are trained
     experts = tuple(by_task[t] for t in prof.adapt.experts)
-    state = train_step(ident, TrainRequest(prof.cls_config(seed), prof.sampler, data_dir), return_state=True)
+    state, secs = _timed(train_step, ident, TrainRequest(prof.cls_config(seed), prof.sampler, data_dir))
     cls = state.result()
-    steps.append({"step": "train:dispatch", "state": state.name, "run_id": cls["expert_id"], "reused": cls["reused"]})
+    steps.append({"step": "train:dispatch", "state": state.name, "seconds": secs, "run_id": cls["expert_id"],
+                  "reused": cls["reused"]})
     done = {(sl.task, sl.split, sl.limit) for sl in prof.evals}
-    loras = [(method, eid) for _, method, eid in produced if method != "svf"]
+    loras = [(t, method, eid) for t, method, eid in produced if method != "svf"]
     for sl in prof.adapt.unseen:
         ev = prof.eval_config(sl, seed)
         plain = [] if (sl.task, sl.split, sl.limit) in done else [(None, "base")]
-        for expert, method in plain + [(eid, m) for m, eid in loras]:  # base, and every LoRA (Table 2's LoRA row)
+        cat = get_task(sl.task).category  # "category": only the LoRA of the training task of the same category
+        mine = [(eid, m) for t, m, eid in loras if prof.adapt.loras == "all" or get_task(t).category == cat]
+        for expert, method in plain + mine:  # base, and the LoRAs (Table 2's LoRA rows)
             steps.append(_stage(f"eval:{sl.task}:{method}", eval_step, ident,
                                 EvalRequest(ev, expert, prof.sampler if method == "base" else "hf", data_dir)))
         strategies = [("prompt", None), ("cls-expert", None)]
         task = get_task(sl.task)
-        if any(s in task.splits for s in ("train", "valid")):  # shots never come from test
+        if prof.adapt.searches(sl.task):  # shots never come from test
             split = "train" if "train" in task.splits else "valid"
             few = prof.few_shot_config(sl.task, seed, split=split)
             steps.append(_stage(f"few-shot:{sl.task}", few_shot_step, ident,
                                 FewShotRequest(few, experts, prof.sampler, data_dir)))
             strategies.append(("few-shot", few))
         else:
-            logger.info("few-shot %s: skipped, the task has no train or valid split (shots never come from test)",
-                        sl.task)
+            logger.info("few-shot %s: not searched (no train or valid split: shots never come from test; or "
+                        "left out by the profile's adapt.few_shot_tasks)", sl.task)
         for strategy, few in strategies:
             req = AdaptRequest(ev, strategy, experts, prof.adapt.formulation,
                                cls["expert_id"] if strategy == "cls-expert" else None, few, sampler=prof.sampler,
@@ -147,5 +151,12 @@ def _adaptation_stages(prof, ident, produced: list[tuple[str, str, str]], seed: 
 
 
 def _stage(name: str, step, ident, req) -> dict[str, Any]:
-    state = step(ident, req, return_state=True)
-    return {"step": name, "state": state.name, **state.result()}
+    state, secs = _timed(step, ident, req)
+    return {"step": name, "state": state.name, "seconds": secs, **state.result()}
+
+
+def _timed(step, *args):
+    """(final state, wall seconds) of one task call: the time of each stage, as `t2 run` prints it."""
+    t0 = time.perf_counter()
+    state = step(*args, return_state=True)
+    return state, time.perf_counter() - t0

@@ -472,11 +472,12 @@ def run(
 
     if flow == "full-paper":
         out = full_paper_flow(profile=profile, data_dir=data_dir, seed=seed)
-        rows = [(s["step"], s["state"], s.get("accuracy"), s.get("run_id") or s.get("key"),
+        rows = [(s["step"], s["state"], s.get("accuracy"), f"{s.get('seconds', 0):.1f}", s.get("run_id") or s.get("key"),
                  "reused" if s.get("reused") else "")
                 for s in out["steps"]]
-        console.print(_table(f"full-paper [{profile}] {out['model']}", ["step", "state", "accuracy", "id", "note"],
-                             rows))
+        total = sum(s.get("seconds", 0) for s in out["steps"])
+        console.print(_table(f"full-paper [{profile}] {out['model']}: {total / 60:.1f} min in the stages",
+                             ["step", "state", "accuracy", "s", "id", "note"], rows))
     elif flow == "train-expert":
         out = train_expert_flow(task=task, profile=profile, data_dir=data_dir, seed=seed)
         console.print(out)

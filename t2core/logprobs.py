@@ -88,3 +88,62 @@ def candidate_logprobs(model: torch.nn.Module, prompts: list[list[int]], candida
     c = [cand for cands in candidates for cand in cands]
     seq, _ = sequence_logprobs(model, p, c, pad_id)  # (Σ k_i,)
     return group_log_softmax(seq.float(), [len(cands) for cands in candidates])
+
+
+@torch.no_grad()
+def candidate_logprobs_shared(model: torch.nn.Module, prompts: list[list[int]], candidates: list[list[list[int]]],
+                              pad_id: int, prompt_ctx=None, cand_ctx=None) -> list[torch.Tensor]:
+    """`candidate_logprobs` without a graph, each prompt computed once for all its candidates.
+
+    The prompts go through one forward (left-padded) that keeps the KV cache; the cache rows are
+    repeated per candidate and the candidates (right-padded) continue from it. A prompt of P
+    tokens with k candidates of C tokens costs P + k·C token-forwards instead of k·(P + C): for
+    the dispatch prompt (~190 tokens, 4 answers of ~8) about 3.5x fewer. `prompt_ctx()` /
+    `cand_ctx()` wrap the two forwards (per-row experts need one weight row per prompt, then one
+    per candidate). Shapes: prompt ids (B, T), candidate ids (N, K), N = Σ k_i.
+    """
+    import contextlib
+
+    dev = next(model.parameters()).device
+    b = len(prompts)
+    width = max(len(p) for p in prompts)
+    ids = torch.full((b, width), pad_id, dtype=torch.long)
+    attn = torch.zeros((b, width), dtype=torch.long)
+    for i, p in enumerate(prompts):
+        ids[i, width - len(p):] = torch.tensor(p)
+        attn[i, width - len(p):] = 1
+    ids, attn = ids.to(dev), attn.to(dev)
+    with (prompt_ctx or contextlib.nullcontext)():
+        out = model(input_ids=ids, attention_mask=attn, position_ids=(attn.cumsum(-1) - 1).clamp(min=0),
+                    use_cache=True, logits_to_keep=1)
+    first = F.log_softmax(out.logits[:, -1].float(), dim=-1)  # (B, V): predicts each candidate's first token
+    sizes = [len(c) for c in candidates]
+    rep = torch.repeat_interleave(torch.arange(b, device=dev), torch.tensor(sizes, device=dev))  # (N,)
+    flat = [c for cs in candidates for c in cs]
+    k = max(len(c) for c in flat)
+    cids = torch.full((len(flat), k), pad_id, dtype=torch.long)
+    cmask = torch.zeros((len(flat), k), dtype=torch.float32)
+    for j, c in enumerate(flat):
+        cids[j, :len(c)] = torch.tensor(c)
+        cmask[j, :len(c)] = 1.0
+    cids, cmask = cids.to(dev), cmask.to(dev)
+    lp = first[rep].gather(1, cids[:, :1]) * cmask[:, :1]  # (N, 1)
+    if k > 1:
+        cache = out.cache if getattr(out, "cache", None) is not None else out.past_key_values
+        cache.batch_select_indices(rep)  # one row of the prompt's cache per candidate
+        plen = attn.sum(1)[rep]  # (N,) real prompt tokens: the first candidate token's position
+        amask = torch.cat([attn[rep], cmask[:, :-1].long()], dim=1)  # (N, T + K - 1)
+        pos = plen[:, None] + torch.arange(k - 1, device=dev)[None, :]
+        with (cand_ctx or contextlib.nullcontext)():
+            out2 = model(input_ids=cids[:, :-1], attention_mask=amask, position_ids=pos, use_cache=True,
+                         **{_cache_kwarg(model): cache})
+        rest = token_logprobs(out2.logits.float(), cids[:, 1:]) * cmask[:, 1:]  # (N, K - 1)
+        lp = torch.cat([lp, rest], dim=1)
+    return group_log_softmax(lp.sum(1), sizes)
+
+
+def _cache_kwarg(model: torch.nn.Module) -> str:
+    """`cache` (transformers >= 5.2x) or `past_key_values` (older): the name the model's forward takes."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"

@@ -62,7 +62,7 @@ def test_full_paper_resumes_after_crash(t2_home, prefect_env, data_dir):
     t2 = t2_inproc("report", "--table", "2", "--format", "csv")
     assert t2.returncode == 0, t2.stderr
     assert [line.split(",")[1] for line in t2.stdout.splitlines()[1:]] == [
-        "base", "lora (best on test)", "prompt", "cls-expert", "few-shot"]
+        "base", "lora (best on test)", "lora (same category)", "prompt", "cls-expert", "few-shot"]
 
     # one path from a request to a recorded result: the CLI's eval of the flow's request is the same run
     # (tiny profile, ARC-Easy slice: batch 4, fp32, max_new_tokens min(8, task default), seed 0, first 3)

@@ -209,3 +209,25 @@ def test_proc_sampler_refuses_vectors_for_other_weights(proc_sampler, tiny):
         proc_sampler.generate([[{"role": "user", "content": "hi"}]], GenerationConfig(max_new_tokens=2), svf=bad)
     with pytest.raises(ConfigError, match="does not take SVF"):
         make_sampler("hf", loaded=tiny).generate([[{"role": "user", "content": "hi"}]], GenerationConfig(), svf=bad)
+
+
+def test_scoring_candidates_from_the_prompts_cache_equals_scoring_them_whole(tiny):
+    """`choose` computes each prompt once and its candidates from the KV cache; the log-probs are those of
+    prompt + candidate scored whole (fp32), for candidates of one token, several, and unequal counts."""
+    import torch
+
+    from t2core.logprobs import candidate_logprobs, candidate_logprobs_shared
+
+    g = torch.Generator().manual_seed(0)
+
+    def toks(n):
+        return torch.randint(3, tiny.model.config.vocab_size, (n,), generator=g).tolist()
+
+    prompts = [toks(7), toks(3), toks(12)]
+    cands = [[toks(1), toks(4), toks(2)], [toks(5)], [toks(1), toks(1), toks(3), toks(6), toks(2)]]
+    with torch.no_grad():
+        whole = candidate_logprobs(tiny.model, prompts, cands, pad_id=0)
+    shared = candidate_logprobs_shared(tiny.model, prompts, cands, pad_id=0)
+    assert [t.shape for t in shared] == [(3,), (1,), (5,)]
+    assert max((a - b).abs().max().item() for a, b in zip(whole, shared, strict=True)) < 1e-4
+    assert shared[0].exp().sum().item() == pytest.approx(1.0, abs=1e-5)

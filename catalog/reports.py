@@ -314,3 +314,84 @@ def _save(fig, out: Path) -> Path:
     plt.close(fig)
     tmp.replace(out)
     return out
+
+
+def _searches(cat: Catalog, model: str | None) -> list[dict]:
+    """Completed few-shot searches (runs of kind `adapt`): task, α, experts (with their tasks), shots."""
+    import json
+
+    _, rows = cat.query("SELECT r.run_id, r.model, r.task, r.config_json FROM runs r WHERE r.kind = 'adapt'"
+                        " AND r.status = 'completed' AND (? IS NULL OR r.model = ?) ORDER BY r.finished_at",
+                        [model, model])
+    _, ex = cat.query("SELECT expert_id, task FROM experts")
+    task_of = dict(ex)
+    out = []
+    for rid, mdl, task, cfg in rows:
+        c = json.loads(cfg)
+        out.append({"run_id": rid, "model": mdl, "task": task, "alpha": c["alpha"], "experts": c["experts"],
+                    "expert_tasks": [task_of.get(e, e) for e in c["experts"]], "shots": len(c["shots"]),
+                    "few_shot": c["few_shot"]})
+    return out
+
+
+def figure7(cat: Catalog, out: Path, model: str | None = None) -> Path:
+    """The mixing coefficients α the few-shot search learned per unseen task (paper Figure 7): one bar
+    per expert (labelled by its training task); per-layer α is shown as its mean over layers."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    found = _searches(cat, model)
+    if not found:
+        from t2core.errors import T2Error
+
+        raise T2Error("no few-shot searches in the catalog; run `t2 adapt --strategy few-shot --task "
+                      "arc_challenge_cloze` (or `t2 run full-paper`).")
+    latest = {(s["model"], s["task"]): s for s in found}
+    fig, axes = plt.subplots(1, len(latest), figsize=(4 * len(latest), 3.5), squeeze=False)
+    for ax, ((mdl, task), s) in zip(axes[0], sorted(latest.items()), strict=True):
+        a = np.array(s["alpha"], dtype=float)
+        a = a.mean(axis=1) if a.ndim == 2 else a
+        ax.bar(range(len(a)), a)
+        ax.set(xticks=range(len(a)), xticklabels=s["expert_tasks"], ylim=(0, 1), ylabel="α",
+               title=f"Figure 7: {task}\n{mdl}, {s['shots']} shots")
+        ax.tick_params(axis="x", labelrotation=20)
+    fig.tight_layout()
+    return _save(fig, out)
+
+
+def table8(cat: Catalog, model: str | None = None) -> Table:
+    """Few-shot adaptation by number of shots (paper Table 8): the few-shot evaluations of each unseen
+    task, one row per shot count, with the search's best fitness, n and the McNemar p against base.
+    (The paper's IA3-on-the-same-shots column is not built yet.)"""
+    import json
+
+    searches = {s["run_id"]: s for s in _searches(cat, model)}
+    _, rows = cat.query(
+        "SELECT r.model, r.task, r.run_id, r.config_json, m.value, n.value FROM runs r"
+        " JOIN metrics m ON m.run_id = r.run_id AND m.name = 'accuracy'"
+        " JOIN metrics n ON n.run_id = r.run_id AND n.name = 'n'"
+        " WHERE r.kind = 'eval' AND r.status = 'completed' AND r.strategy = 'few-shot'"
+        " AND (? IS NULL OR r.model = ?) ORDER BY r.finished_at", [model, model])
+    bases: dict[tuple[str, str], str] = {}
+    for mdl, task, method, strategy, rid, _acc, _n in _latest_evals(cat, benchmark_tasks(UNSEEN), model):
+        if method == "base" and not strategy:
+            bases[(mdl, task)] = rid
+    out = []
+    for mdl, task, rid, cfg, acc, n in rows:
+        search = searches.get(json.loads(cfg).get("dispatch", "").partition("/")[2])
+        if search is None:
+            continue
+        pair = _paired(cat, rid, bases[(mdl, task)]) if (mdl, task) in bases else None
+        out.append([mdl, task, search["shots"], search["few_shot"]["cem"]["population"], acc, int(n),
+                    pair[1] if pair else None])
+    if not out:
+        from t2core.errors import T2Error
+
+        raise T2Error("no few-shot evaluations in the catalog; run `t2 adapt --strategy few-shot --task "
+                      "arc_challenge_cloze --shots 3` (and 5, 10, 20).")
+    out.sort(key=lambda r: (r[0], r[1], r[2]))
+    return Table("Table 8: few-shot adaptation by number of shots (test split; p: exact McNemar against base)",
+                 ["model", "task", "shots", "population", "accuracy", "n", "p vs base"], out)

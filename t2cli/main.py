@@ -368,6 +368,7 @@ def ask(
     from t2core.profiles import get_profile
     from t2ops import adaptation as op
 
+    op.check_ask_strategy(strategy)
     prof = get_profile(profile)
     loaded = _load(model or prof.model, prof.seed_or_default(seed))
     req = _adapt_request(prof, strategy, "", None, experts, cls_expert, formulation, None, "train", seed, None, None,
@@ -491,8 +492,8 @@ def run(
 @app.command()
 @handle_errors
 def report(
-    table: int | None = typer.Option(None, help="paper table number (1, 2, 3)"),
-    figure: int | None = typer.Option(None, help="paper figure number (4, 6)"),
+    table: int | None = typer.Option(None, help="paper table number (1, 2, 3, 8)"),
+    figure: int | None = typer.Option(None, help="paper figure number (4, 6, 7)"),
     model: str | None = typer.Option(None, help="only this model"),
     fmt: str = typer.Option("rich", "--format", help="rich, md or csv (tables)"),
     out: str | None = typer.Option(None, help="output file (figures; default figure<N>.png)"),
@@ -502,8 +503,8 @@ def report(
     from t2core.errors import ConfigError
 
     cat = Catalog()
-    tables = {1: reports.table1, 2: reports.table2, 3: reports.table3}
-    figures = {4: reports.figure4, 6: reports.figure6}
+    tables = {1: reports.table1, 2: reports.table2, 3: reports.table3, 8: reports.table8}
+    figures = {4: reports.figure4, 6: reports.figure6, 7: reports.figure7}
     if table in tables:
         t = tables[table](cat, model)
         if fmt == "md":
@@ -517,8 +518,8 @@ def report(
     elif figure in figures:
         console.print(f"wrote {figures[figure](cat, out or f'figure{figure}.png', model)}")
     else:
-        raise ConfigError(f"nothing to report for --table {table} / --figure {figure}; available: --table 1, 2, 3, "
-                          "--figure 4, 6.")
+        raise ConfigError(f"nothing to report for --table {table} / --figure {figure}; available: --table 1, 2, 3, 8, "
+                          "--figure 4, 6, 7.")
 
 
 @app.command()

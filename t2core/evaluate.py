@@ -107,10 +107,14 @@ class EvalResult:
                 **self.extra_metrics}
 
 
-def eval_record_config(cfg: EvalConfig, sampler: str, variant: str) -> dict:
+def eval_record_config(cfg: EvalConfig, sampler: str, ref: VariantRef) -> dict:
     """The config an evaluation's run row records (its hash is the row's config_hash): the resolved
-    EvalConfig, the sampler and the variant; the same at the run's start and at its end."""
-    return {"eval": asdict(cfg), "sampler": sampler, "variant": variant}
+    EvalConfig, the sampler, the variant and, for two-pass runs, the strategy's settings that name
+    it (`dispatch`); the same at the run's start and at its end."""
+    out = {"eval": asdict(cfg), "sampler": sampler, "variant": ref.name}
+    if ref.dispatch:
+        out["dispatch"] = ref.dispatch
+    return out
 
 
 def eval_run_id(weights_hash: str, cfg: EvalConfig, task_version: str, data_files: dict[str, str],
@@ -173,5 +177,5 @@ def evaluate(
                                  sc.correct, sc.detail, comp.n_new_tokens))
     return EvalResult(run_id=run_id, kind="eval", ref=ref, model=loaded.alias, weights_hash=loaded.weights_hash,
                       task=cfg.task, task_version=task.version, split=cfg.split,
-                      config=eval_record_config(cfg, sampler.name, ref.name), data_files=ds.files, samples=rows, seconds=seconds,
+                      config=eval_record_config(cfg, sampler.name, ref), data_files=ds.files, samples=rows, seconds=seconds,
                       seed=gen.seed)

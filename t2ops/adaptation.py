@@ -162,7 +162,7 @@ def run(req: AdaptRequest, loaded: LoadedModel, cat: Catalog, *, force: bool = F
     smp = make_sampler(req.sampler, loaded=loaded)
     gen = p.core.cfg.generation
     dtype = gen.dtype
-    strategy = _strategy(req, p, loaded, found, gen.batch_size, dtype)
+    strategy = _strategy(req, p.cls_ref, loaded, found, gen.batch_size, dtype)
     if strategy.spec != p.ref.dispatch:  # the plan named the run after the strategy it builds here
         raise RuntimeError(f"strategy spec {strategy.spec!r} differs from the planned {p.ref.dispatch!r}")
     variants = {e.id: resolve_variant(loaded, VariantRef("svf", (e.id,), paths=(str(e.path),)), dtype=dtype)
@@ -174,7 +174,7 @@ def run(req: AdaptRequest, loaded: LoadedModel, cat: Catalog, *, force: bool = F
     task, ds = p.core.task, p.core.dataset
     row = RunRow(run_id=p.run_id, kind="eval", model=loaded.alias, weights_hash=loaded.weights_hash, task=task.name,
                  task_version=task.version, split=p.core.cfg.split,
-                 config=core.eval_record_config(p.core.cfg, smp.name, p.ref.name), data_files=ds.files,
+                 config=core.eval_record_config(p.core.cfg, smp.name, p.ref), data_files=ds.files,
                  seed=gen.seed, variant=p.ref, strategy=req.strategy)
     res = recorded(cat, row,
                    lambda: two_pass(loaded, p.core, p.ref, strategy, expert_set, variants.__getitem__, smp, progress),
@@ -182,14 +182,14 @@ def run(req: AdaptRequest, loaded: LoadedModel, cat: Catalog, *, force: bool = F
     return AdaptOutcome(p.run_id, res.accuracy, len(res.samples), False, res.metrics, res, found)
 
 
-def _strategy(req: AdaptRequest, p: AdaptPlan, loaded: LoadedModel, found: SearchResult | None, batch_size: int,
-              dtype: str):
+def _strategy(req: AdaptRequest, cls_ref: VariantRef | None, loaded: LoadedModel, found: SearchResult | None,
+              batch_size: int, dtype: str):
     if req.strategy == "few-shot":
         assert found is not None
         return FewShotDispatch(found.run_id, found.expert.id)
     kw = dict(formulation=req.formulation, batch_size=batch_size, dtype=dtype, max_new_tokens=req.pass1_max_new_tokens)
     if req.strategy == "cls-expert":
-        return ClsExpertDispatch(resolve_variant(loaded, p.cls_ref, dtype=dtype), **kw)
+        return ClsExpertDispatch(resolve_variant(loaded, cls_ref, dtype=dtype), **kw)
     return get_strategy("prompt", **kw)
 
 
@@ -215,6 +215,16 @@ def stored_expert_for(weights_hash: str, task: str, store: ArtifactStore | None 
     return hits[0]
 
 
+def check_ask_strategy(strategy: str) -> str:
+    """One question is dispatched per question: prompt or cls-expert."""
+    if strategy == "few-shot":
+        raise ConfigError("few-shot adaptation adapts to a task, not to one question; use --strategy prompt or "
+                          "cls-expert (or `t2 adapt --strategy few-shot --task ...`).")
+    if strategy not in STRATEGIES:
+        raise ConfigError(f"strategy {strategy!r} must be prompt or cls-expert.")
+    return strategy
+
+
 @dataclass(frozen=True)
 class Answer:
     text: str
@@ -231,17 +241,14 @@ def ask(question: str, req: AdaptRequest, loaded: LoadedModel, max_new_tokens: i
 
     from t2core.variants import BASE
 
-    if req.strategy == "few-shot":
-        raise ConfigError("few-shot adaptation adapts to a task, not to one question; use --strategy prompt or "
-                          "cls-expert (or `t2 adapt --strategy few-shot --task ...`).")
+    check_ask_strategy(req.strategy)
     experts = tuple(ExpertRef.resolve(e) for e in req.experts)
     for e in experts:
         e.check_model(loaded.weights_hash)
     cls_ref = describe_ref(loaded.weights_hash, req.cls_expert) if req.strategy == "cls-expert" else None
-    p = AdaptPlan("", VariantRef(), None, experts, None, cls_ref)  # type: ignore[arg-type]
     gen = replace(req.eval.generation, max_new_tokens=max_new_tokens)
     smp = make_sampler(req.sampler, loaded=loaded)
-    strategy = _strategy(req, p, loaded, None, 1, gen.dtype)
+    strategy = _strategy(req, cls_ref, loaded, None, 1, gen.dtype)
     t0 = time.perf_counter()
     (decision,) = strategy.decide(smp, [question], ExpertSet.from_refs(experts))
     t1 = time.perf_counter()

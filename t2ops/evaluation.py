@@ -68,7 +68,7 @@ def run(req: EvalRequest, loaded: LoadedModel, cat: Catalog, *, force: bool = Fa
     apply = resolve_variant(loaded, p.variant, dtype=p.cfg.generation.dtype).apply_with(smp)
     task, ds = p.core.task, p.core.dataset
     row = RunRow(run_id=p.run_id, kind="eval", model=loaded.alias, weights_hash=loaded.weights_hash, task=task.name,
-                 task_version=task.version, split=p.cfg.split, config=eval_record_config(p.cfg, smp.name, p.variant.name),
+                 task_version=task.version, split=p.cfg.split, config=eval_record_config(p.cfg, smp.name, p.variant),
                  data_files=ds.files, seed=p.cfg.generation.seed, variant=p.variant)
     res = recorded(cat, row,
                    lambda: core.evaluate(loaded, p.cfg, req.data_dir, sampler=smp, progress=progress, planned=p.core,

@@ -11,7 +11,7 @@ from t2core.profiles import get_profile
 from t2core.sampling import GenerationConfig
 from t2core.tasks import get_task
 from t2ops import adaptation, evaluation, training
-from tests.conftest import catalog_rows, t2_inproc
+from tests.conftest import catalog_rows, t2_cli, t2_inproc
 
 
 def test_the_dispatch_task_never_reads_a_test_split(data_dir):
@@ -118,6 +118,28 @@ def test_a_killed_search_resumes_from_its_last_generation(tiny, trained, data_di
     assert decisions == [(f"task->{out.search.expert.id}",)]
 
 
+def test_kill_9_in_the_middle_of_cem_then_rerun_resumes_without_duplicates(tiny, trained, data_dir):
+    home, ids = trained
+    args = ("adapt", "--strategy", "few-shot", "--task", "arc_challenge_cloze", "--profile", "tiny", "--limit", "3",
+            "--experts", f"{ids['gsm8k']},{ids['arc_easy_cloze']}", "--shots", "2", "--data-dir", str(data_dir))
+    env = {"T2_HOME": str(home / "kill9")}
+    (home / "kill9").mkdir()
+    import shutil
+
+    shutil.copytree(home / "artifacts", home / "kill9" / "artifacts")  # the same experts, in this home's store
+    killed = t2_cli(*args, env={**env, "T2_FAULT_AFTER": "cem-generation:1"})
+    assert killed.returncode == 137, killed.stderr[-2000:]
+    assert catalog_rows(home / "kill9", "SELECT kind, status FROM runs WHERE kind = 'adapt'") == [("adapt", "running")]
+    rerun = t2_cli(*args, env=env)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    gens = [line for line in rerun.stdout.splitlines() if line.startswith("CEM generation")]
+    assert gens and gens[0].split()[2] == "2", rerun.stdout  # generation 1 was not redone
+    assert catalog_rows(home / "kill9", "SELECT kind, status, count(*) FROM runs WHERE kind IN ('adapt', 'eval')"
+                                        " GROUP BY ALL ORDER BY kind") == [("adapt", "completed", 1),
+                                                                          ("eval", "completed", 1)]
+    assert catalog_rows(home / "kill9", "SELECT count(*), count(DISTINCT idx) FROM samples") == [(3, 3)]
+
+
 def test_adapt_and_report_errors_are_one_line(t2_home):
     bad = t2_inproc("adapt", "--strategy", "magic", "--task", "arc_challenge_cloze", "--profile", "tiny",
                     "--experts", "svf:00000000")
@@ -127,3 +149,17 @@ def test_adapt_and_report_errors_are_one_line(t2_home):
     for args in (("--table", "2"), ("--table", "3"), ("--figure", "6")):
         r = t2_inproc("report", *args)
         assert r.returncode == 2 and ("t2 adapt" in r.stderr or "full-paper" in r.stderr), r.stderr
+
+
+def test_ask_answers_one_question_and_shows_both_passes(trained, monkeypatch):
+    home, ids = trained
+    monkeypatch.setenv("T2_HOME", str(home))
+    for strategy in ("prompt", "cls-expert"):
+        r = t2_inproc("ask", "What is 12 * 7?", "--strategy", strategy, "--profile", "tiny", "--formulation", "choice",
+                      "--experts", f"{ids['gsm8k']},{ids['arc_easy_cloze']}", "--max-new-tokens", "4")
+        assert r.returncode == 0, r.stderr
+        head = r.stdout.splitlines()[0]
+        assert head.startswith("category ") and "-> expert " in head and "pass 1 " in head and "pass 2 " in head
+    few = t2_inproc("ask", "What is 12 * 7?", "--strategy", "few-shot", "--profile", "tiny",
+                    "--experts", f"{ids['gsm8k']},{ids['arc_easy_cloze']}")
+    assert few.returncode == 2 and "adapts to a task, not to one question" in few.stderr

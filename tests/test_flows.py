@@ -63,6 +63,13 @@ def test_full_paper_resumes_after_crash(t2_home, prefect_env, data_dir):
     assert t2.returncode == 0, t2.stderr
     assert [line.split(",")[1] for line in t2.stdout.splitlines()[1:]] == [
         "base", "lora (best on test)", "lora (same category)", "prompt", "cls-expert", "few-shot"]
+    t8 = t2_inproc("report", "--table", "8", "--format", "csv")  # the flow's few-shot runs, by number of shots
+    assert t8.returncode == 0 and sorted(line.split(",")[1] for line in t8.stdout.splitlines()[1:]) == [
+        "arc_challenge_cloze", "math"], t8.stdout + t8.stderr
+    assert t2_inproc("report", "--table", "3").returncode == 0
+    for fig in ("6", "7"):
+        made = t2_inproc("report", "--figure", fig, "--out", str(t2_home / f"fig{fig}.png"))
+        assert made.returncode == 0 and (t2_home / f"fig{fig}.png").stat().st_size > 1000, made.stderr
 
     # one path from a request to a recorded result: the CLI's eval of the flow's request is the same run
     # (tiny profile, ARC-Easy slice: batch 4, fp32, max_new_tokens min(8, task default), seed 0, first 3)

@@ -27,6 +27,7 @@ from t2core.adapt.mixture import mixture_policy
 from t2core.artifacts import ArtifactStore
 from t2core.errors import ConfigError
 from t2core.experts import FILE, KIND, ExpertRef
+from t2core.faults import fault_injection_point
 from t2core.models.registry import LoadedModel
 from t2core.paths import t2_home
 from t2core.sampling.base import Sampler
@@ -102,6 +103,7 @@ def search(loaded: LoadedModel, cfg: FewShotConfig, planned: SearchPlan, sampler
 
     def after(st: CEMState) -> None:
         _save_state(ckpt, st)
+        fault_injection_point("cem-generation")  # resume tests: a kill -9 right after a checkpoint loses nothing
         if on_generation:
             on_generation(st)
 

@@ -70,7 +70,7 @@ def two_pass(loaded: LoadedModel, planned: EvalPlan, ref: VariantRef, strategy: 
                                  decision=d.label))
     return EvalResult(run_id=run_id, kind="eval", ref=ref, model=loaded.alias, weights_hash=loaded.weights_hash,
                       task=cfg.task, task_version=task.version, split=cfg.split,
-                      config=eval_record_config(cfg, sampler.name, ref.name), data_files=ds.files, samples=rows,
+                      config=eval_record_config(cfg, sampler.name, ref), data_files=ds.files, samples=rows,
                       seconds=pass1 + pass2, seed=gen.seed, strategy=strategy.name,
                       extra_metrics={"pass1_seconds": pass1, "pass2_seconds": pass2,
                                      "pass1_fraction": pass1 / (pass1 + pass2) if pass1 + pass2 else 0.0})

@@ -251,3 +251,18 @@ def record_search(cat: Catalog, row: RunRow, res) -> None:
                        str(res.expert.path), m)
 
     cat.write(tx)
+
+
+def record_pick(cat: Catalog, row: RunRow, scores: dict, picked: str) -> None:
+    """A finished choice among adapters on the few-shot prompts: the scores and the pick in the config."""
+    from dataclasses import replace as _replace
+
+    row = _replace(row, config={**row.config, "scores": {k: list(v) for k, v in scores.items()}, "picked": picked},
+                   variant=VariantRef.parse(picked))
+
+    def tx(con) -> None:
+        _upsert_run(con, row, "completed")
+        con.execute("DELETE FROM metrics WHERE run_id = ?", [row.run_id])
+        con.execute("INSERT INTO metrics VALUES (?, 'picked_accuracy', ?)", [row.run_id, float(scores[picked][0])])
+
+    cat.write(tx)

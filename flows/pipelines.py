@@ -5,7 +5,8 @@ training task (paper §4.1) -> train the profile's PEFT baselines (LoRA-NTP, LoR
 -> base-model evaluation of every benchmark slice -> each expert and baseline on its own
 task's test slice (Table 1) -> self-adaptation (paper §3.3, Table 2): the classification expert,
 a few-shot CEM search per unseen task, base and every LoRA on the unseen slices, and the two-pass
-evaluations with each strategy (prompt, cls-expert, few-shot). Each task is cached by
+evaluations with each strategy (prompt, cls-expert, few-shot), and the LoRA chosen on the few-shot
+prompts. Each task is cached by
 content, so rerunning after a crash redoes only what is missing. Every setting comes from
 the profile, resolved once into the operation's typed request (t2core/profiles.py).
 """
@@ -23,6 +24,7 @@ from flows.steps import (
     eval_step,
     few_shot_step,
     load_model_step,
+    pick_step,
     svd_step,
     train_step,
 )
@@ -30,7 +32,7 @@ from t2core.faults import fault_injection_point
 from t2core.paths import resolve_data_dir
 from t2core.profiles import get_profile
 from t2core.tasks import get_task
-from t2ops.adaptation import AdaptRequest, FewShotRequest
+from t2ops.adaptation import AdaptRequest, FewShotRequest, PickRequest
 from t2ops.baseline import BaselineRequest
 from t2ops.evaluation import EvalRequest
 from t2ops.svd import SvdRequest
@@ -138,6 +140,13 @@ def _adaptation_stages(prof, ident, produced: list[tuple[str, str, str]], seed: 
             steps.append(_stage(f"few-shot:{sl.task}", few_shot_step, ident,
                                 FewShotRequest(few, experts, prof.sampler, data_dir)))
             strategies.append(("few-shot", few))
+            if loras:  # Table 2's LoRA chosen without test data: the best on the same shots
+                steps.append(_stage(f"lora-pick:{sl.task}", pick_step, ident,
+                                    PickRequest(few, tuple(eid for _, _, eid in loras), data_dir)))
+                picked = steps[-1]["expert_id"]
+                if picked not in {eid for eid, _ in mine}:
+                    steps.append(_stage(f"eval:{sl.task}:{picked.partition(':')[0]}:picked", eval_step, ident,
+                                        EvalRequest(ev, picked, "hf", data_dir)))
         else:
             logger.info("few-shot %s: not searched (no train or valid split: shots never come from test; or "
                         "left out by the profile's adapt.few_shot_tasks)", sl.task)

@@ -163,3 +163,17 @@ def adapt_step(ident: ModelIdent, req: adaptation.AdaptRequest) -> dict[str, Any
     out = adaptation.run(req, get_model(ident.name, ident.seed), Catalog())
     return {"run_id": out.run_id, "task": req.eval.task, "strategy": req.strategy, "accuracy": out.accuracy,
             "n": out.n, "reused": out.reused}
+
+
+def _pick_key(ctx: TaskRunContext, params: dict[str, Any]) -> str:
+    run_id = adaptation.plan_pick(params["req"], params["ident"].weights_hash)[0]
+    return _validated_key(f"pick-{run_id}", rec.is_completed(Catalog(), run_id))
+
+
+@task(name="lora-pick", cache_key_fn=_pick_key, persist_result=True,
+      task_run_name=lambda: f"lora-pick-{task_run.parameters['req'].cfg.task}")
+def pick_step(ident: ModelIdent, req: adaptation.PickRequest) -> dict[str, Any]:
+    """Choose one of the LoRAs by its score on the unseen task's few-shot prompts (no test data)."""
+    out = adaptation.run_pick(req, get_model(ident.name, ident.seed), Catalog())
+    return {"run_id": out.run_id, "expert_id": out.picked, "accuracy": out.scores[out.picked][0],
+            "reused": out.reused}

@@ -260,3 +260,64 @@ def ask(question: str, req: AdaptRequest, loaded: LoadedModel, max_new_tokens: i
         (out,) = smp.generate([[{"role": "user", "content": question}]], gen, **kw)
     t2 = time.perf_counter()
     return Answer(out.text, decision.category, ref.id if ref else "base", t1 - t0, t2 - t1)
+
+
+# ---------------------------------------------------------------- a LoRA chosen on the shots
+
+
+@dataclass(frozen=True)
+class PickRequest:
+    """Score each adapter on the few-shot prompts of `cfg.task` and keep the best (Table 2's LoRA row
+    chosen without test data). `cfg` only says which shots: the same as the few-shot search's."""
+
+    cfg: FewShotConfig
+    adapters: tuple[str, ...]  # <method>:<adapter id>
+    data_dir: str | None = None
+
+
+def plan_pick(req: PickRequest, weights_hash: str) -> tuple[str, list[VariantRef], object]:
+    from t2core.adapt.fewshot import pick_shots
+    from t2core.hashing import canonical_json, sha256_bytes
+
+    if not req.adapters:
+        raise ConfigError("no adapters to choose from; train LoRA baselines first (`t2 baseline --method lora`).")
+    refs = sorted((describe_ref(weights_hash, a) for a in req.adapters), key=lambda r: r.name)
+    shots = pick_shots(req.cfg, req.data_dir)
+    payload = ["lora-pick", weights_hash, [r.name for r in refs], [s.id for s in shots.samples],
+               get_task(req.cfg.task).version, sorted(shots.files.values()), req.cfg.dtype, req.cfg.max_new_tokens]
+    return sha256_bytes(canonical_json(payload).encode())[:24], refs, shots
+
+
+@dataclass(frozen=True)
+class PickOutcome:
+    run_id: str
+    picked: str  # the adapter's variant name (<method>:<id>)
+    scores: dict
+    reused: bool
+
+
+def run_pick(req: PickRequest, loaded: LoadedModel, cat: Catalog) -> PickOutcome:
+    import json
+
+    from t2core.adapt.pick import pick_best, shot_score
+
+    run_id, refs, shots = plan_pick(req, loaded.weights_hash)
+    rec.record_model(cat, loaded)
+    if rec.is_completed(cat, run_id):
+        _, rows = cat.query("SELECT config_json FROM runs WHERE run_id = ?", [run_id])
+        cfg = json.loads(rows[0][0])
+        return PickOutcome(run_id, cfg["picked"], cfg["scores"], True)
+    task = get_task(req.cfg.task)
+    row = RunRow(run_id=run_id, kind="select", model=loaded.alias, weights_hash=loaded.weights_hash, task=task.name,
+                 task_version=task.version, split=req.cfg.split,
+                 config={"adapters": [r.name for r in refs], "shots": [s.id for s in shots.samples]},
+                 data_files=shots.files, seed=req.cfg.cem.seed, strategy="few-shot-pick")
+    smp = make_sampler("hf", loaded=loaded)
+    gen = req.cfg.generation
+
+    def body() -> dict:
+        return {r.name: shot_score(task, shots, smp, gen, resolve_variant(loaded, r, dtype=req.cfg.dtype))
+                for r in refs}
+
+    scores = recorded(cat, row, body, lambda sc: rec.record_pick(cat, row, sc, pick_best(sc)))
+    return PickOutcome(run_id, pick_best(scores), scores, False)

@@ -130,3 +130,10 @@ def test_the_population_in_one_batch_scores_as_one_at_a_time(tiny, data_dir, tas
         assert together[1][1] != together[0][1]  # the candidates were scored with their own mixtures
     with pytest.raises(ConfigError, match="cannot give each conversation its own experts"):
         ShotScorer(make_sampler("dummy"), tiny.model, svd, bank, get_task(task), shots, cfg).batched(pop)
+
+
+def test_a_lora_is_picked_by_its_score_on_the_shots_then_likelihood_then_id():
+    from t2core.adapt.pick import pick_best
+
+    assert pick_best({"lora:b": (0.5, -2.0), "lora:a": (0.4, -0.1), "lora-pg:c": (0.5, -1.0)}) == "lora-pg:c"
+    assert pick_best({"lora:b": (0.5, -1.0), "lora:a": (0.5, -1.0)}) == "lora:a"  # exact tie: smallest id

@@ -18,7 +18,8 @@ N_TRAIN = 6  # SVF experts for gsm8k, mbpp, arc_easy, arc_easy_cloze; LoRA-NTP a
 # self-adaptation on the 3 unseen slices (math, humaneval, arc_challenge_cloze): base on the one not already
 # evaluated, both LoRAs on each, prompt and cls-expert on each, few-shot on the two with a train split
 N_ADAPT_EVALS = 1 + 2 * 3 + 2 * 3 + 2
-N_ADAPT_STEPS = 1 + 2 + N_ADAPT_EVALS  # + the cls-expert and two CEM searches
+N_ADAPT_STEPS = 1 + 2 + 2 + N_ADAPT_EVALS  # + the cls-expert, two CEM searches and two LoRA picks (the tiny
+# profile evaluates every LoRA on the unseen slices, so the picked one needs no evaluation of its own)
 
 
 @pytest.fixture
@@ -62,7 +63,11 @@ def test_full_paper_resumes_after_crash(t2_home, prefect_env, data_dir):
     t2 = t2_inproc("report", "--table", "2", "--format", "csv")
     assert t2.returncode == 0, t2.stderr
     assert [line.split(",")[1] for line in t2.stdout.splitlines()[1:]] == [
-        "base", "lora (best on test)", "lora (same category)", "prompt", "cls-expert", "few-shot"]
+        "base", "lora (best on test)", "lora (same category)", "lora (few-shot pick)", "prompt", "cls-expert",
+        "few-shot"]
+    picks = catalog_rows(t2_home, "SELECT task, variant FROM runs WHERE kind = 'select' AND status = 'completed'")
+    assert sorted(t for t, _ in picks) == ["arc_challenge_cloze", "math"]  # one per searched task
+    assert all(v.split(":")[0] in ("lora", "lora-pg") for _, v in picks)
     t8 = t2_inproc("report", "--table", "8", "--format", "csv")  # the flow's few-shot runs, by number of shots
     assert t8.returncode == 0 and sorted(line.split(",")[1] for line in t8.stdout.splitlines()[1:]) == [
         "arc_challenge_cloze", "math"], t8.stdout + t8.stderr

@@ -374,8 +374,8 @@ def figure7(cat: Catalog, out: Path, model: str | None = None) -> Path:
 
 def table8(cat: Catalog, model: str | None = None) -> Table:
     """Few-shot adaptation by number of shots (paper Table 8): the few-shot evaluations of each unseen
-    task, one row per shot count, with the search's best fitness, n and the McNemar p against base.
-    (The paper's IA3-on-the-same-shots column is not built yet.)"""
+    task, one row per shot count, with n and the McNemar p against base, beside IA3 trained by
+    next-token prediction on the same shots (same split and seed) and evaluated on the same slice."""
     import json
 
     searches = {s["run_id"]: s for s in _searches(cat, model)}
@@ -389,19 +389,44 @@ def table8(cat: Catalog, model: str | None = None) -> Table:
     for mdl, task, method, strategy, rid, _acc, _n in _latest_evals(cat, benchmark_tasks(UNSEEN), model):
         if method == "base" and not strategy:
             bases[(mdl, task)] = rid
+    ia3 = _shot_adapters(cat, model)  # (model, task, shots, split, seed) -> (accuracy, n, steps)
     out = []
     for mdl, task, rid, cfg, acc, n in rows:
         search = searches.get(json.loads(cfg).get("dispatch", "").partition("/")[2])
         if search is None:
             continue
+        fs = search["few_shot"]
         pair = _paired(cat, rid, bases[(mdl, task)]) if (mdl, task) in bases else None
-        out.append([mdl, task, search["shots"], search["few_shot"]["cem"]["population"], acc, int(n),
-                    pair[1] if pair else None])
+        twin = ia3.get((mdl, task, search["shots"], fs["split"], fs["cem"]["seed"], int(n)))
+        out.append([mdl, task, search["shots"], fs["cem"]["population"], acc, int(n), pair[1] if pair else None,
+                    twin[0] if twin else None, twin[1] if twin else None])
     if not out:
         from t2core.errors import T2Error
 
         raise T2Error("no few-shot evaluations in the catalog; run `t2 adapt --strategy few-shot --task "
                       "arc_challenge_cloze --shots 3` (and 5, 10, 20).")
     out.sort(key=lambda r: (r[0], r[1], r[2]))
-    return Table("Table 8: few-shot adaptation by number of shots (test split; p: exact McNemar against base)",
-                 ["model", "task", "shots", "population", "accuracy", "n", "p vs base"], out)
+    return Table("Table 8: few-shot adaptation by number of shots, beside IA3 trained on the same shots (test "
+                 "split; p: exact McNemar against base)",
+                 ["model", "task", "shots", "population", "accuracy", "n", "p vs base", "IA3 same shots",
+                  "IA3 steps"], out)
+
+
+def _shot_adapters(cat: Catalog, model: str | None) -> dict[tuple, tuple[float, int]]:
+    """IA3 adapters trained on few-shot prompts (`t2 baseline --method ia3 --shots N`) and their test
+    accuracy: (model, task, shots, split, seed, n) -> (accuracy, steps)."""
+    import json
+
+    _, rows = cat.query(
+        "SELECT r.model, r.task, t.config_json, m.value, n.value FROM runs r"
+        " JOIN experts e ON e.expert_id = r.variant JOIN runs t ON t.run_id = e.run_id"
+        " JOIN metrics m ON m.run_id = r.run_id AND m.name = 'accuracy'"
+        " JOIN metrics n ON n.run_id = r.run_id AND n.name = 'n'"
+        " WHERE r.kind = 'eval' AND r.status = 'completed' AND r.method = 'ia3' AND (? IS NULL OR r.model = ?)"
+        " ORDER BY r.finished_at", [model, model])
+    out = {}
+    for mdl, task, tcfg, acc, n in rows:
+        c = json.loads(tcfg)
+        if c.get("shots") and c.get("task") == task:
+            out[(mdl, task, c["shots"], c.get("shot_split", "train"), c["seed"], int(n))] = (acc, c["steps"])
+    return out

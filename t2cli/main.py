@@ -389,6 +389,9 @@ def baseline(
     batch_size: int = typer.Option(8, help="sequences per step"),
     lr: float = typer.Option(2e-4, help="AdamW learning rate"),
     train_limit: int | None = typer.Option(None, help="first N training samples"),
+    shots: int | None = typer.Option(None, help="train on N few-shot prompts of the task instead (drawn as "
+                                                "`t2 adapt --strategy few-shot` draws them; paper Table 8)"),
+    shot_split: str = typer.Option("train", help="with --shots: train or valid (never test)"),
     dtype: str = typer.Option("float32", help="float32 or bfloat16 (autocast)"),
     data_dir: str | None = typer.Option(None, help="dataset directory"),
     seed: int = typer.Option(0, help="random seed"),
@@ -400,7 +403,7 @@ def baseline(
     from t2ops import baseline as op
 
     cfg = NTPConfig(task=task, method=method, steps=steps, batch_size=batch_size, lr=lr, train_limit=train_limit,
-                    dtype=dtype, seed=seed)
+                    dtype=dtype, seed=seed, shots=shots, shot_split=shot_split)
     loaded = _load(model, seed)
     res = op.run(op.BaselineRequest(cfg, data_dir), loaded, Catalog(),
                  on_log=lambda s, loss: console.print(f"step {s:4d}  loss {loss:.4f}") if s % 5 == 0 else None)

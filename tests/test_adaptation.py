@@ -163,3 +163,48 @@ def test_ask_answers_one_question_and_shows_both_passes(trained, monkeypatch):
     few = t2_inproc("ask", "What is 12 * 7?", "--strategy", "few-shot", "--profile", "tiny",
                     "--experts", f"{ids['gsm8k']},{ids['arc_easy_cloze']}")
     assert few.returncode == 2 and "adapts to a task, not to one question" in few.stderr
+
+
+def test_ia3_on_the_same_shots_sits_beside_few_shot_in_table_8(tiny, trained, data_dir, monkeypatch):
+    import re
+
+    home, ids = trained
+    monkeypatch.setenv("T2_HOME", str(home))
+    common = ("--task", "arc_challenge_cloze", "--data-dir", str(data_dir))
+    few = t2_inproc("adapt", "--strategy", "few-shot", "--profile", "tiny", "--limit", "3", "--shots", "2",
+                    "--experts", f"{ids['gsm8k']},{ids['arc_easy_cloze']}", *common)
+    assert few.returncode == 0, few.stderr
+    ia3 = t2_inproc("baseline", "--model", "tiny-random", "--method", "ia3", "--shots", "2", "--steps", "2",
+                    "--batch-size", "2", *common)
+    assert ia3.returncode == 0, ia3.stderr
+    aid = re.search(r"ia3:[0-9a-f]{24}", ia3.stdout).group(0)
+    ev = t2_inproc("eval", "--model", "tiny-random", "--expert", aid, "--limit", "3", "--batch-size", "4",
+                   "--max-new-tokens", "8", *common)
+    assert ev.returncode == 0, ev.stderr
+    t8 = t2_inproc("report", "--table", "8", "--format", "csv")
+    assert t8.returncode == 0, t8.stderr
+    rows = [r.split(",") for r in t8.stdout.splitlines()]
+    row = next(r for r in rows[1:] if r[1] == "arc_challenge_cloze" and r[2] == "2")
+    assert row[rows[0].index("IA3 steps")] == "2" and row[rows[0].index("IA3 same shots")] != ""
+    # the IA3 adapter was trained on exactly the search's shots
+    import json
+
+    from t2core.baselines.peft_ntp import NTPConfig, plan_ntp
+
+    searched = [json.loads(c)["shots"] for (c,) in catalog_rows(home, "SELECT config_json FROM runs WHERE kind = 'adapt'")]
+    shots, _ = plan_ntp(tiny.weights_hash, NTPConfig(task="arc_challenge_cloze", method="ia3", shots=2, steps=2,
+                                                     batch_size=2), str(data_dir))
+    assert [s.id for s in shots.samples] in searched
+
+
+def test_adapters_of_a_training_split_keep_their_ids():
+    from dataclasses import asdict
+
+    from t2core.baselines.peft_ntp import NTPConfig, adapter_id
+    from t2core.hashing import canonical_json, sha256_bytes
+
+    cfg = NTPConfig(task="arc_easy", method="lora")
+    old = {k: v for k, v in asdict(cfg).items() if k not in ("shots", "shot_split")}  # the config before shots
+    files = {"f": "abc"}
+    assert adapter_id("w", cfg, files) == sha256_bytes(canonical_json(["ntp", "w", old, ["abc"]]).encode())[:24]
+    assert adapter_id("w", NTPConfig(task="arc_easy", method="lora", shots=3), files) != adapter_id("w", cfg, files)

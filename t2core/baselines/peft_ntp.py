@@ -54,9 +54,15 @@ class NTPConfig:
     max_len: int = 512
     dtype: str = "float32"
     seed: int = 0
+    # paper Table 8: train on the few-shot prompts of an unseen task instead of a training split: the
+    # `shots` items drawn exactly as few-shot adaptation draws them (same split, same seed)
+    shots: int | None = field(default=None, metadata={"help": "train on N few-shot prompts (Table 8's IA3)"})
+    shot_split: str = field(default="train", metadata={"help": "where the shots come from: train or valid"})
 
     def __post_init__(self) -> None:
         get_task(self.task)
+        if self.shots is not None and self.shots < 1:
+            raise ConfigError(f"shots={self.shots} must be >= 1 (or None: the training split).")
         if self.method not in METHODS:
             raise ConfigError(f"method {self.method!r} is not one of {METHODS}.")
         for name in ("rank", "alpha", "steps", "batch_size", "max_len"):
@@ -93,8 +99,10 @@ def peft_config(cfg: NTPConfig):
 
 
 def adapter_id(weights_hash: str, cfg: NTPConfig, data_files: dict[str, str]) -> str:
-    return sha256_bytes(canonical_json(["ntp", weights_hash, asdict(cfg), sorted(data_files.values())])
-                        .encode())[:24]
+    d = asdict(cfg)
+    if d["shots"] is None:  # adapters trained on a training split keep the ids they had before shots existed
+        del d["shots"], d["shot_split"]
+    return sha256_bytes(canonical_json(["ntp", weights_hash, d, sorted(data_files.values())]).encode())[:24]
 
 
 @contextlib.contextmanager
@@ -125,6 +133,13 @@ class NTPResult:
 
 def plan_ntp(weights_hash: str, cfg: NTPConfig, data_dir: str | Path | None = None):
     """(training Dataset, adapter id) without training: the id is the content key of the result."""
+    if cfg.shots is not None:  # the few-shot prompts few-shot adaptation would use (same split and seed)
+        from t2core.adapt.cem import CEMConfig
+        from t2core.adapt.fewshot import FewShotConfig, pick_shots
+
+        ds = pick_shots(FewShotConfig(task=cfg.task, shots=cfg.shots, split=cfg.shot_split,
+                                      cem=CEMConfig(seed=cfg.seed)), data_dir)
+        return ds, adapter_id(weights_hash, cfg, ds.files)
     ds = get_task(cfg.task).load("train", resolve_data_dir(data_dir)).limit(cfg.train_limit)
     if not ds.samples:
         raise DataError(f"task {cfg.task!r} has no training samples; nothing to fine-tune on.")

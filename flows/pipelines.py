@@ -114,7 +114,8 @@ def full_paper_flow(profile: str = "smol", data_dir: str | None = None, seed: in
 
 def _adaptation_stages(prof, ident, produced: list[tuple[str, str, str]], seed: int, data_dir: str | None,
                        logger) -> list[dict[str, Any]]:
-    """Table 2's runs: dispatcher training, CEM per unseen task, base / LoRA / the three strategies."""
+    """Table 2's runs: dispatcher training, CEM per unseen task, base / LoRAs / the LoRA picked on the shots,
+    and the three strategies."""
     steps: list[dict[str, Any]] = []
     by_task = {t: eid for t, method, eid in produced if method == "svf"}  # Profile checks they are trained
     experts = tuple(by_task[t] for t in prof.adapt.experts)

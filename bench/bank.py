@@ -28,6 +28,25 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
+def random_bank(loaded, k: int):
+    """(svd, policies, bank): k random experts z = 1 + 0.05·N(0, 1) (seeds 0..k-1) on the "mlp" decomposition;
+    the cost of applying an expert does not depend on what z holds (also used by bench/cem.py)."""
+    import torch
+
+    from t2core.svd import ensure_svd, load_svd
+    from t2core.svf import SVFPolicy, ranks_of, svf_weights
+    from t2core.svf.bank import ExpertBank
+
+    svd = load_svd(ensure_svd(loaded, "mlp"))
+    policies = []
+    for i in range(k):
+        p = SVFPolicy(ranks_of(svd))
+        g = torch.Generator().manual_seed(i)
+        p.load_raw_state({n: v + 0.05 * torch.randn(v.shape, generator=g) for n, v in p.raw_state().items()})
+        policies.append(p)
+    return svd, policies, ExpertBank.of([svf_weights(p, svd, loaded.weights_hash) for p in policies])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="smollm2-135m")
@@ -43,21 +62,13 @@ def main() -> None:
     from t2core.models import load_model
     from t2core.paths import resolve_data_dir
     from t2core.sampling.hf import bf16_autocast, render_prompt
-    from t2core.svd import ensure_svd, load_svd
-    from t2core.svf import SVFPolicy, materialised, ranks_of, svf_weights
-    from t2core.svf.bank import ExpertBank, one_hot, per_row
+    from t2core.svf import materialised
+    from t2core.svf.bank import one_hot, per_row
     from t2core.tasks import get_task, load_split
 
     loaded = load_model(args.model)
     model, tok = loaded.model, loaded.tokenizer
-    svd = load_svd(ensure_svd(loaded, "mlp"))
-    policies = []
-    for i in range(args.experts):  # random experts: the cost does not depend on what z holds
-        p = SVFPolicy(ranks_of(svd))
-        g = torch.Generator().manual_seed(i)
-        p.load_raw_state({n: v + 0.05 * torch.randn(v.shape, generator=g) for n, v in p.raw_state().items()})
-        policies.append(p)
-    bank = ExpertBank.of([svf_weights(p, svd, loaded.weights_hash) for p in policies])
+    svd, policies, bank = random_bank(loaded, args.experts)
     task = get_task("gsm8k")
     samples = load_split("gsm8k", "test", resolve_data_dir(), limit=args.prompts).samples
     texts = [render_prompt(tok, task.messages(s)) for s in samples]

@@ -36,27 +36,17 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2, help="rounds (median kept)")
     args = ap.parse_args()
 
-    import torch
 
+    from bench.bank import random_bank
     from t2core.adapt import cem
     from t2core.adapt.cem import CEMConfig
     from t2core.adapt.fewshot import FewShotConfig, ShotScorer, pick_shots
     from t2core.models import load_model
     from t2core.sampling import make_sampler
-    from t2core.svd import ensure_svd, load_svd
-    from t2core.svf import SVFPolicy, ranks_of, svf_weights
-    from t2core.svf.bank import ExpertBank
     from t2core.tasks import get_task
 
     loaded = load_model(args.model)
-    svd = load_svd(ensure_svd(loaded, "mlp"))
-    pols = []
-    for i in range(args.experts):  # random experts: the cost does not depend on what z holds
-        p = SVFPolicy(ranks_of(svd))
-        g = torch.Generator().manual_seed(i)
-        p.load_raw_state({n: v + 0.05 * torch.randn(v.shape, generator=g) for n, v in p.raw_state().items()})
-        pols.append(p)
-    bank = ExpertBank.of([svf_weights(p, svd, loaded.weights_hash) for p in pols])
+    svd, _, bank = random_bank(loaded, args.experts)  # the same random experts as bench/bank.py
     cfg = FewShotConfig(task=args.task, shots=args.shots, cem=CEMConfig(population=args.population),
                         batch_size=args.batch_size, dtype=args.dtype, max_new_tokens=args.max_new_tokens)
     shots = pick_shots(cfg)

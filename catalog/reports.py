@@ -136,13 +136,7 @@ def figure4(cat: Catalog, out: Path, model: str | None = None) -> Path:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    tmp.replace(out)
-    return out
+    return _save(fig, out)
 
 
 # ---------------------------------------------------------------- self-adaptation (paper §3.3, §4.2)
@@ -315,6 +309,7 @@ def figure6(cat: Catalog, out: Path, model: str | None = None) -> Path:
 
 
 def _save(fig, out: Path) -> Path:
+    """Write a figure as a PNG atomically (temp file + rename): an interrupted report leaves no half file."""
     import matplotlib.pyplot as plt
 
     out = Path(out)

@@ -117,3 +117,22 @@ def catalog_rows(home: Path, sql: str) -> list[tuple]:
         return con.execute(sql).fetchall()
     finally:
         con.close()
+
+
+def random_experts(loaded, k: int, scale: float, seed: int):
+    """(svd, policies, bank): k SVF experts of `loaded` whose z is 1 + scale·N(0, 1) (seeds seed..seed+k-1),
+    on the "mlp" decomposition, stacked as an ExpertBank."""
+    import torch
+
+    from t2core.svd import ensure_svd, load_svd
+    from t2core.svf import SVFPolicy, ranks_of, svf_weights
+    from t2core.svf.bank import ExpertBank
+
+    svd = load_svd(ensure_svd(loaded, "mlp"))
+    policies = []
+    for i in range(k):
+        p = SVFPolicy(ranks_of(svd))
+        g = torch.Generator().manual_seed(seed + i)
+        p.load_raw_state({n: v + scale * torch.randn(v.shape, generator=g) for n, v in p.raw_state().items()})
+        policies.append(p)
+    return svd, policies, ExpertBank.of([svf_weights(p, svd, loaded.weights_hash) for p in policies])

@@ -10,7 +10,6 @@ from t2core.adapt.fewshot import FewShotConfig, ShotScorer, pick_shots
 from t2core.adapt.mixture import mix_scales, mix_weights, mixture_policy
 from t2core.errors import ConfigError, DataError
 from t2core.sampling import make_sampler
-from t2core.svd import ensure_svd, load_svd
 from t2core.tasks import get_task
 
 
@@ -81,17 +80,10 @@ def test_shots_never_come_from_test(data_dir):
 
 
 def _bank(tiny, k=3):
-    from t2core.svf import SVFPolicy, ranks_of, svf_weights
-    from t2core.svf.bank import ExpertBank
+    from tests.conftest import random_experts
 
-    svd = load_svd(ensure_svd(tiny, "mlp"))
-    pols = []
-    for i in range(k):
-        p = SVFPolicy(ranks_of(svd))
-        g = torch.Generator().manual_seed(20 + i)
-        p.load_raw_state({n: v + 0.5 * torch.randn(v.shape, generator=g) for n, v in p.raw_state().items()})
-        pols.append(p)
-    return svd, ExpertBank.of([svf_weights(p, svd, tiny.weights_hash) for p in pols])
+    svd, _, bank = random_experts(tiny, k, scale=0.5, seed=20)
+    return svd, bank
 
 
 def test_mixtures_per_expert_and_per_layer(tiny):

@@ -242,17 +242,9 @@ def test_a_flipped_byte_in_an_expert_is_refused_wherever_it_lives(tiny, tmp_path
 
 
 def _bank(tiny, k=3):
-    from t2core.svf import SVFPolicy, ranks_of, svf_weights
-    from t2core.svf.bank import ExpertBank
+    from tests.conftest import random_experts
 
-    svd = load_svd(ensure_svd(tiny, "mlp"))
-    policies = []
-    for i in range(k):
-        p = SVFPolicy(ranks_of(svd))
-        g = torch.Generator().manual_seed(10 + i)
-        p.load_raw_state({n: v + 0.3 * torch.randn(v.shape, generator=g) for n, v in p.raw_state().items()})
-        policies.append(p)
-    return svd, policies, ExpertBank.of([svf_weights(p, svd, tiny.weights_hash) for p in policies])
+    return random_experts(tiny, k, scale=0.3, seed=10)
 
 
 @pytest.mark.parametrize("mode", ["factored", "grouped"])

@@ -109,7 +109,6 @@ class ShotScorer:
         self.convs = [task.messages(s) for s in shots.samples]
         self.choice = task.output_type == "choice"
         self.cands = [task.candidates(s) for s in shots.samples] if self.choice else []
-        self.gold = [task.gold_candidate(s) for s in shots.samples] if self.choice else []
 
     def __call__(self, pop: torch.Tensor) -> list[Fitness]:
         return self.batched(pop) if self.cfg.batched and self.sampler.takes_rows else self.one_at_a_time(pop)
@@ -138,11 +137,18 @@ class ShotScorer:
         return self.sampler.generate(convs, self.gen, rows=rows)
 
     def _fitness(self, outs: list) -> Fitness:
-        if self.choice:
-            correct = [o.choice == g for o, g in zip(outs, self.gold, strict=True)]
-            ll = [o.choice_logprobs[g] if o.choice_logprobs else 0.0 for o, g in zip(outs, self.gold, strict=True)]
-        else:
-            scores = self.task.score_many(self.shots.samples, [o.text for o in outs])
-            correct, ll = [s.correct for s in scores], [0.0] * len(outs)
-        return (sum(correct) / len(correct), sum(ll) / len(ll))
+        return fitness(self.task, self.shots.samples, outs)
+
+
+def fitness(task: Task, samples: list, outs: list) -> Fitness:
+    """(accuracy, mean log-likelihood of the gold answer) of completions `outs` on `samples`: for choice
+    tasks the gold candidate's log-probability normalised over the item's options, else 0 (no tie-break)."""
+    if task.output_type == "choice":
+        golds = [task.gold_candidate(s) for s in samples]
+        correct = [o.choice == g for o, g in zip(outs, golds, strict=True)]
+        ll = [o.choice_logprobs[g] if o.choice_logprobs else 0.0 for o, g in zip(outs, golds, strict=True)]
+    else:
+        correct = [s.correct for s in task.score_many(samples, [o.text for o in outs])]
+        ll = [0.0] * len(outs)
+    return (sum(correct) / len(correct), sum(ll) / len(ll))
 

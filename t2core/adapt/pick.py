@@ -8,6 +8,7 @@ broken by the mean log-likelihood of the gold answers (choice tasks), then by id
 
 from __future__ import annotations
 
+from t2core.adapt.fewshot import fitness
 from t2core.adapt.twopass import answer
 from t2core.sampling.base import GenerationConfig, Sampler
 from t2core.tasks.base import Dataset, Task
@@ -16,15 +17,8 @@ from t2core.variants import Variant
 
 def shot_score(task: Task, shots: Dataset, sampler: Sampler, gen: GenerationConfig, variant: Variant
                ) -> tuple[float, float]:
-    """(accuracy, mean gold log-likelihood) of `variant` on the shots."""
-    outs = answer(task, shots.samples, sampler, gen, variant)
-    correct = [s.correct for s in task.score_many(shots.samples, [o.text for o in outs])]
-    if task.output_type == "choice":
-        golds = [task.gold_candidate(s) for s in shots.samples]
-        ll = [o.choice_logprobs[g] if o.choice_logprobs else 0.0 for o, g in zip(outs, golds, strict=True)]
-    else:
-        ll = [0.0] * len(outs)
-    return sum(correct) / len(correct), sum(ll) / len(ll)
+    """(accuracy, mean gold log-likelihood) of `variant` on the shots: the CEM search's fitness."""
+    return fitness(task, shots.samples, answer(task, shots.samples, sampler, gen, variant))
 
 
 def pick_best(scores: dict[str, tuple[float, float]]) -> str:

@@ -23,7 +23,7 @@ from t2core.adapt.cem import CEMState
 from t2core.adapt.cls_expert import ClsExpertDispatch
 from t2core.adapt.fewshot import FewShotConfig
 from t2core.adapt.fewshot_strategy import FewShotDispatch
-from t2core.adapt.prompt import FORMULATIONS
+from t2core.adapt.prompt import FORMULATIONS, PromptDispatch
 from t2core.adapt.search import SearchPlan, SearchResult, plan_search, search
 from t2core.adapt.twopass import two_pass
 from t2core.artifacts import ArtifactStore
@@ -126,14 +126,14 @@ def plan(req: AdaptRequest, weights_hash: str) -> AdaptPlan:
     sp, cls_ref = None, None
     if req.strategy == "few-shot":
         sp = plan_few_shot(req.search(), weights_hash)
-        spec = f"few-shot/{sp.run_id}"
+        spec = FewShotDispatch.spec_for(sp.run_id)
     else:
         ExpertSet.from_refs(experts)  # one expert per category, each with a category: checked before anything runs
         if req.strategy == "cls-expert":
             cls_ref = describe_ref(weights_hash, req.cls_expert)
-            spec = f"cls-expert/{cls_ref.name}/{req.formulation}/{req.pass1_max_new_tokens}"
+            spec = ClsExpertDispatch.spec_for(cls_ref.name, req.formulation, req.pass1_max_new_tokens)
         else:
-            spec = f"prompt/{req.formulation}/{req.pass1_max_new_tokens}"
+            spec = PromptDispatch.spec_for(req.formulation, req.pass1_max_new_tokens)
     ref = VariantRef("svf", tuple(e.id for e in experts), dispatch=spec)
     p = core.plan_eval(weights_hash, req.eval, req.data_dir, ref.name)
     return AdaptPlan(p.run_id, ref, p, experts, sp, cls_ref)

@@ -22,9 +22,14 @@ class ClsExpertDispatch(Strategy):
         self.expert = expert  # the classification expert z^c, verified and ready to apply
         self.inner = PromptDispatch(formulation, batch_size, dtype, max_new_tokens)
 
+    @staticmethod
+    def spec_for(expert: str, formulation: str, max_new_tokens: int) -> str:
+        """The spec with z^c named `expert` (its variant name), before the strategy is built."""
+        return f"cls-expert/{expert}/{formulation}/{max_new_tokens}"
+
     @property
     def spec(self) -> str:
-        return f"{self.name}/{self.expert.name}/{self.inner.formulation}/{self.inner.gen.max_new_tokens}"
+        return self.spec_for(self.expert.name, self.inner.formulation, self.inner.gen.max_new_tokens)
 
     def decide(self, sampler, questions: list[str], experts: ExpertSet, **sampler_kw) -> list[Decision]:
         ctx, kw = self.expert.using(sampler)

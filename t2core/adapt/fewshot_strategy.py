@@ -18,9 +18,13 @@ class FewShotDispatch(Strategy):
     def __init__(self, search_id: str, expert_id: str) -> None:
         self.search_id, self.expert_id = search_id, expert_id  # the search's run id, the mixture it stored
 
+    @staticmethod
+    def spec_for(search_id: str) -> str:
+        return f"few-shot/{search_id}"  # the search determines the mixture
+
     @property
     def spec(self) -> str:
-        return f"{self.name}/{self.search_id}"  # the search determines the mixture
+        return self.spec_for(self.search_id)
 
     def decide(self, sampler, questions: list[str], experts: ExpertSet, **sampler_kw) -> list[Decision]:
         return [Decision("task", (self.expert_id,), raw=f"few-shot search {self.search_id}")] * len(questions)

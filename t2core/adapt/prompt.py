@@ -64,9 +64,14 @@ class PromptDispatch(Strategy):
         # greedy, as the paper's evaluation; 32 tokens leave room for a short preamble before the box
         self.gen = GenerationConfig(max_new_tokens=max_new_tokens, batch_size=batch_size, dtype=dtype)
 
+    @staticmethod
+    def spec_for(formulation: str, max_new_tokens: int) -> str:
+        """The spec of a prompt dispatch with these settings (plans name runs with it before building one)."""
+        return f"prompt/{formulation}/{max_new_tokens}"
+
     @property
     def spec(self) -> str:
-        return f"{self.name}/{self.formulation}/{self.gen.max_new_tokens}"
+        return self.spec_for(self.formulation, self.gen.max_new_tokens)
 
     def decide(self, sampler, questions: list[str], experts: ExpertSet, **sampler_kw) -> list[Decision]:
         convs = [classification_messages(q) for q in questions]

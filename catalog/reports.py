@@ -185,7 +185,8 @@ def table2(cat: Catalog, model: str | None = None) -> Table:
     such (it selects on test data) and filled only where every LoRA of the model was evaluated. Two
     rows are chosen without test data: "lora (same category)", the LoRA trained on the training task
     of the unseen task's category, and "lora (few-shot pick)", the LoRA that scored best on the
-    few-shot search's shots. The few-shot row never saw a test question."""
+    few-shot search's shots. The few-shot row never saw a test question; it is the search with the most
+    shots of its task (fewer shots: Tables 8 and 10)."""
     tasks = benchmark_tasks(UNSEEN)
     rows = _latest_evals(cat, tasks, model)
     if not rows:
@@ -199,9 +200,13 @@ def table2(cat: Catalog, model: str | None = None) -> Table:
     adapters = {(mdl, eid): (task, method) for mdl, eid, task, method in lora_rows}
     cell: dict[tuple[str, str, str], tuple[str, float, int]] = {}  # (model, row, task) -> (run, acc, n)
     lora_cells: dict[tuple[str, str], dict[str, tuple[str, float, int]]] = {}  # (model, task) -> {variant: cell}
-    _, variants = cat.query("SELECT run_id, variant FROM runs WHERE kind = 'eval'")
-    variant_of = dict(variants)
+    _, variants = cat.query("SELECT run_id, variant, config_json FROM runs WHERE kind = 'eval'")
+    variant_of = {rid: v for rid, v, _ in variants}
+    config_of = {rid: c for rid, _, c in variants}
+    full = {s["run_id"] for s in _full_searches(_searches(cat, model)).values()}
     for mdl, task, method, strategy, rid, acc, n in rows:  # later runs (and larger n) win
+        if strategy == "few-shot" and _search_of(config_of[rid]) not in full:
+            continue  # a search with fewer shots than the task's full one: Tables 8 and 10
         if not strategy and method in ("lora", "lora-pg"):
             lora_cells.setdefault((mdl, task), {})[variant_of[rid]] = (rid, acc, int(n))
             continue
@@ -325,18 +330,40 @@ def _searches(cat: Catalog, model: str | None) -> list[dict]:
     """Completed few-shot searches (runs of kind `adapt`): task, α, experts (with their tasks), shots."""
     import json
 
-    _, rows = cat.query("SELECT r.run_id, r.model, r.task, r.config_json FROM runs r WHERE r.kind = 'adapt'"
+    _, rows = cat.query("SELECT r.run_id, r.model, r.task, r.config_json, r.seconds FROM runs r WHERE r.kind = 'adapt'"
                         " AND r.status = 'completed' AND (? IS NULL OR r.model = ?) ORDER BY r.finished_at",
                         [model, model])
     _, ex = cat.query("SELECT expert_id, task FROM experts")
     task_of = dict(ex)
+    _, secs = cat.query("SELECT m.run_id, m.value FROM metrics m JOIN runs r USING (run_id) WHERE r.kind = 'adapt'"
+                        " AND m.name = 'generations'")
+    generations = dict(secs)
     out = []
-    for rid, mdl, task, cfg in rows:
+    for rid, mdl, task, cfg, seconds in rows:
         c = json.loads(cfg)
         out.append({"run_id": rid, "model": mdl, "task": task, "alpha": c["alpha"], "experts": c["experts"],
                     "expert_tasks": [task_of.get(e, e) for e in c["experts"]], "shots": len(c["shots"]),
-                    "few_shot": c["few_shot"]})
+                    "few_shot": c["few_shot"], "seconds": seconds, "generations": generations.get(rid)})
     return out
+
+
+def _full_searches(searches: list[dict]) -> dict[tuple[str, str], dict]:
+    """(model, task) -> its "full" few-shot search: the one with the most shots (the latest among equals).
+    Table 2 and Figure 7 show it; searches with fewer shots are Table 8's and Table 10's ("light")."""
+    full: dict[tuple[str, str], dict] = {}
+    for s in searches:  # ordered by finished_at
+        prev = full.get((s["model"], s["task"]))
+        if prev is None or s["shots"] >= prev["shots"]:
+            full[(s["model"], s["task"])] = s
+    return full
+
+
+def _search_of(config_json: str) -> str:
+    """The few-shot search run id a two-pass evaluation's config names ("dispatch": "few-shot/<run id>")."""
+    import json
+
+    spec = json.loads(config_json).get("dispatch", "")
+    return spec.partition("/")[2] if spec.startswith("few-shot/") else ""
 
 
 def figure7(cat: Catalog, out: Path, model: str | None = None) -> Path:
@@ -354,7 +381,7 @@ def figure7(cat: Catalog, out: Path, model: str | None = None) -> Path:
 
         raise T2Error("no few-shot searches in the catalog; run `t2 adapt --strategy few-shot --task "
                       "arc_challenge_cloze` (or `t2 run full-paper`).")
-    latest = {(s["model"], s["task"]): s for s in found}
+    latest = _full_searches(found)
     fig, axes = plt.subplots(1, len(latest), figsize=(4 * len(latest), 3.5), squeeze=False)
     for ax, ((mdl, task), s) in zip(axes[0], sorted(latest.items()), strict=True):
         a = np.array(s["alpha"], dtype=float)
@@ -371,7 +398,6 @@ def table8(cat: Catalog, model: str | None = None) -> Table:
     """Few-shot adaptation by number of shots (paper Table 8): the few-shot evaluations of each unseen
     task, one row per shot count, with n and the McNemar p against base, beside IA3 trained by
     next-token prediction on the same shots (same split and seed) and evaluated on the same slice."""
-    import json
 
     searches = {s["run_id"]: s for s in _searches(cat, model)}
     _, rows = cat.query(
@@ -387,7 +413,7 @@ def table8(cat: Catalog, model: str | None = None) -> Table:
     ia3 = _shot_adapters(cat, model)  # (model, task, shots, split, seed) -> (accuracy, n, steps)
     out = []
     for mdl, task, rid, cfg, acc, n in rows:
-        search = searches.get(json.loads(cfg).get("dispatch", "").partition("/")[2])
+        search = searches.get(_search_of(cfg))
         if search is None:
             continue
         fs = search["few_shot"]
@@ -425,3 +451,49 @@ def _shot_adapters(cat: Catalog, model: str | None) -> dict[tuple, tuple[float, 
         if c.get("shots") and c.get("task") == task:
             out[(mdl, task, c["shots"], c.get("shot_split", "train"), c["seed"], int(n))] = (acc, c["steps"])
     return out
+
+
+def table10(cat: Catalog, model: str | None = None) -> Table:
+    """Few-shot adaptation with fewer prompts, "light" (paper Table 10): per unseen task, base, the full
+    search (the most shots) and every search with fewer shots, with what each search cost (generations,
+    seconds) and the exact McNemar p against base and against the full search on the same questions."""
+    searches = {s["run_id"]: s for s in _searches(cat, model)}
+    full = {k: s["run_id"] for k, s in _full_searches(list(searches.values())).items()}
+    _, rows = cat.query(
+        "SELECT r.model, r.task, r.run_id, r.config_json, m.value, n.value FROM runs r"
+        " JOIN metrics m ON m.run_id = r.run_id AND m.name = 'accuracy'"
+        " JOIN metrics n ON n.run_id = r.run_id AND n.name = 'n'"
+        " WHERE r.kind = 'eval' AND r.status = 'completed' AND r.strategy = 'few-shot'"
+        " AND (? IS NULL OR r.model = ?) ORDER BY r.finished_at", [model, model])
+    evals: dict[tuple[str, str, str], tuple[str, float, int]] = {}  # (model, task, search) -> (run, acc, n)
+    for mdl, task, rid, cfg, acc, n in rows:
+        sid = _search_of(cfg)
+        if sid in searches:
+            evals[(mdl, task, sid)] = (rid, acc, int(n))
+    bases = {(mdl, task): (rid, acc, int(n)) for mdl, task, method, strategy, rid, acc, n
+             in _latest_evals(cat, benchmark_tasks(UNSEEN), model) if method == "base" and not strategy}
+    out = []
+    for (mdl, task) in sorted({(m, t) for m, t, _ in evals}):
+        full_eval = evals.get((mdl, task, full.get((mdl, task), "")))
+        base = bases.get((mdl, task))
+        if base:
+            out.append([mdl, task, "base", None, None, None, base[1], base[2], None, None])
+        mine = sorted(((searches[sid], ev) for (m, t, sid), ev in evals.items() if (m, t) == (mdl, task)),
+                      key=lambda p: -p[0]["shots"])
+        for s, (rid, acc, n) in mine:
+            is_full = s["run_id"] == full.get((mdl, task))
+            p_base = _paired(cat, rid, base[0]) if base else None
+            p_full = _paired(cat, rid, full_eval[0]) if full_eval and not is_full else None
+            gens = int(s["generations"]) if s["generations"] is not None else None
+            secs = round(s["seconds"], 1) if s["seconds"] is not None else None
+            out.append([mdl, task, "full" if is_full else "light", s["shots"], gens, secs, acc, n,
+                        p_base[1] if p_base else None, p_full[1] if p_full else None])
+    if not out:
+        from t2core.errors import T2Error
+
+        raise T2Error("no few-shot evaluations in the catalog; run `t2 run full-paper` (a profile with "
+                      "adapt.light_shots) or `t2 adapt --strategy few-shot --task arc_challenge_cloze --shots 3`.")
+    return Table("Table 10: few-shot adaptation with fewer prompts (light) beside the full search (test split; "
+                 "p: exact McNemar on the same questions)",
+                 ["model", "task", "row", "shots", "generations", "search s", "accuracy", "n", "p vs base",
+                  "p vs full"], out)

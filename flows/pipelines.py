@@ -115,7 +115,8 @@ def full_paper_flow(profile: str = "smol", data_dir: str | None = None, seed: in
 def _adaptation_stages(prof, ident, produced: list[tuple[str, str, str]], seed: int, data_dir: str | None,
                        logger) -> list[dict[str, Any]]:
     """Table 2's runs: dispatcher training, CEM per unseen task, base / LoRAs / the LoRA picked on the shots,
-    and the three strategies."""
+    and the three strategies; Table 10's light search (fewer shots) and its evaluation where the profile
+    asks for one."""
     steps: list[dict[str, Any]] = []
     by_task = {t: eid for t, method, eid in produced if method == "svf"}  # Profile checks they are trained
     experts = tuple(by_task[t] for t in prof.adapt.experts)
@@ -133,14 +134,19 @@ def _adaptation_stages(prof, ident, produced: list[tuple[str, str, str]], seed: 
         for expert, method in plain + mine:  # base, and the LoRAs (Table 2's LoRA rows)
             steps.append(_stage(f"eval:{sl.task}:{method}", eval_step, ident,
                                 EvalRequest(ev, expert, prof.sampler if method == "base" else "hf", data_dir)))
-        strategies = [("prompt", None), ("cls-expert", None)]
+        strategies = [("prompt", None, "prompt"), ("cls-expert", None, "cls-expert")]
         task = get_task(sl.task)
         if prof.adapt.searches(sl.task):  # shots never come from test
             split = "train" if "train" in task.splits else "valid"
             few = prof.few_shot_config(sl.task, seed, split=split)
             steps.append(_stage(f"few-shot:{sl.task}", few_shot_step, ident,
                                 FewShotRequest(few, experts, prof.sampler, data_dir)))
-            strategies.append(("few-shot", few))
+            strategies.append(("few-shot", few, "few-shot"))
+            if prof.adapt.light_shots:  # Table 10: the same search on fewer prompts
+                light = prof.few_shot_config(sl.task, seed, split=split, shots=prof.adapt.light_shots)
+                steps.append(_stage(f"few-shot-light:{sl.task}", few_shot_step, ident,
+                                    FewShotRequest(light, experts, prof.sampler, data_dir)))
+                strategies.append(("few-shot", light, "few-shot-light"))
             if loras:  # Table 2's LoRA chosen without test data: the best on the same shots
                 steps.append(_stage(f"lora-pick:{sl.task}", pick_step, ident,
                                     PickRequest(few, tuple(eid for _, _, eid in loras), data_dir)))
@@ -151,12 +157,12 @@ def _adaptation_stages(prof, ident, produced: list[tuple[str, str, str]], seed: 
         else:
             logger.info("few-shot %s: not searched (no train or valid split: shots never come from test; or "
                         "left out by the profile's adapt.few_shot_tasks)", sl.task)
-        for strategy, few in strategies:
+        for strategy, few, label in strategies:
             req = AdaptRequest(ev, strategy, experts, prof.adapt.formulation,
                                cls["expert_id"] if strategy == "cls-expert" else None, few, sampler=prof.sampler,
                                data_dir=data_dir)
-            steps.append(_stage(f"adapt:{strategy}:{sl.task}", adapt_step, ident, req))
-            logger.info("%s on %s: accuracy %.3f", strategy, sl.task, steps[-1].get("accuracy") or 0.0)
+            steps.append(_stage(f"adapt:{label}:{sl.task}", adapt_step, ident, req))
+            logger.info("%s on %s: accuracy %.3f", label, sl.task, steps[-1].get("accuracy") or 0.0)
     return steps
 
 

@@ -495,7 +495,7 @@ def run(
 @app.command()
 @handle_errors
 def report(
-    table: int | None = typer.Option(None, help="paper table number (1, 2, 3, 8)"),
+    table: int | None = typer.Option(None, help="paper table number (1, 2, 3, 8, 10)"),
     figure: int | None = typer.Option(None, help="paper figure number (4, 6, 7)"),
     model: str | None = typer.Option(None, help="only this model"),
     fmt: str = typer.Option("rich", "--format", help="rich, md or csv (tables)"),
@@ -506,7 +506,7 @@ def report(
     from t2core.errors import ConfigError
 
     cat = Catalog()
-    tables = {1: reports.table1, 2: reports.table2, 3: reports.table3, 8: reports.table8}
+    tables = {1: reports.table1, 2: reports.table2, 3: reports.table3, 8: reports.table8, 10: reports.table10}
     figures = {4: reports.figure4, 6: reports.figure6, 7: reports.figure7}
     if table in tables:
         t = tables[table](cat, model)
@@ -521,8 +521,8 @@ def report(
     elif figure in figures:
         console.print(f"wrote {figures[figure](cat, out or f'figure{figure}.png', model)}")
     else:
-        raise ConfigError(f"nothing to report for --table {table} / --figure {figure}; available: --table 1, 2, 3, 8, "
-                          "--figure 4, 6, 7.")
+        raise ConfigError(f"nothing to report for --table {table} / --figure {figure}; available: --table "
+                          f"{', '.join(map(str, tables))}, --figure {', '.join(map(str, figures))}.")
 
 
 @app.command()

@@ -100,6 +100,8 @@ class AdaptSettings:
     cls: tuple[tuple[str, object], ...] = field(default=(), metadata={"help": "RLConfig overrides of the "
                                                                               "classification expert"})
     shots: int = field(default=10, metadata={"help": "few-shot prompts per unseen task (train/valid split)"})
+    light_shots: int | None = field(default=None, metadata={
+        "help": "shots of a second, light few-shot search per searched task (Table 10); None: no light search"})
     cem: tuple[tuple[str, object], ...] = field(default=(), metadata={"help": "CEMConfig overrides"})
     few_shot_tasks: tuple[str, ...] | None = field(default=None, metadata={
         "help": "unseen tasks that get a few-shot search (None: every one with a train or valid split)"})
@@ -118,6 +120,9 @@ class AdaptSettings:
             raise ConfigError(f"adapt formulation {self.formulation!r} must be one of {', '.join(FORMULATIONS)}.")
         if self.loras not in ("all", "category"):
             raise ConfigError(f"adapt loras={self.loras!r} must be 'all' or 'category'.")
+        if self.light_shots is not None and not 1 <= self.light_shots < self.shots:
+            raise ConfigError(f"adapt light_shots={self.light_shots} must be between 1 and shots-1 ({self.shots - 1}): "
+                              "the light search uses fewer prompts than the full one.")
         unknown = set(self.few_shot_tasks or ()) - {sl.task for sl in self.unseen}
         if unknown:
             raise ConfigError(f"adapt few_shot_tasks {sorted(unknown)} are not among the unseen slices.")
@@ -265,7 +270,7 @@ register_profile(Profile(
     adapt=AdaptSettings(experts=("gsm8k", "mbpp", "arc_easy_cloze"),
                         unseen=(EvalSlice("math", limit=3), EvalSlice("humaneval", limit=3),
                                 EvalSlice("arc_challenge_cloze", limit=3)),
-                        cls=_TINY_RL, shots=3, cem=(("population", 4), ("generations", 2))),
+                        cls=_TINY_RL, shots=3, light_shots=2, cem=(("population", 4), ("generations", 2))),
     description="tiny random model, 3 samples per benchmark: seconds (CI, flow tests)",
 ))
 register_profile(Profile(
@@ -282,14 +287,15 @@ register_profile(Profile(
     # Self-adaptation on 2 cores (the budget is `make run` <= 75 min in all): ARC-Challenge cloze on the whole
     # test split; MATH and HumanEval on 16 each; the letter ARC-Challenge (at chance at 135M) is left out.
     # CEM scores 32 candidates x 10 shots per generation (~30 s here), so at most 10 generations, on the
-    # cloze task only (a generated-answer CEM costs minutes per generation). LoRA on the unseen tasks: the
+    # cloze task only (a generated-answer CEM costs minutes per generation); a light search on 3 shots (Table 10,
+    # ~0.5 min + one 2-min evaluation). LoRA on the unseen tasks: the
     # one of the same category only (three LoRAs on three slices would cost ~15 min).
     adapt=AdaptSettings(experts=("gsm8k", "mbpp", "arc_easy_cloze"),
                         unseen=(EvalSlice("arc_challenge_cloze"), EvalSlice("math", limit=16),
                                 EvalSlice("humaneval", limit=16)),
                         formulation="choice",
                         cls=_SMOL_CLOZE + (("steps", 20), ("batch_size", 8), ("valid_limit", 90)),
-                        shots=10, cem=(("generations", 10), ("patience", 3)),
+                        shots=10, light_shots=3, cem=(("generations", 10), ("patience", 3)),
                         few_shot_tasks=("arc_challenge_cloze",), loras="category"),
     description="embedded SmolLM2-135M on small slices: minutes on a laptop CPU",
 ))
@@ -303,8 +309,9 @@ register_profile(Profile(
     baselines=tuple(BaselineSlice(t, m, (("steps", 200), ("batch_size", 32)) if m != "lora-pg" else ())
                     for t in TRAIN_TASKS for m in ("lora", "lora-pg")),
     # the paper's settings (§3.3, Appendix): cls-expert on 400 questions per training task, CEM with
-    # population 32, elite 0.2, at most 100 generations, 10 shots
+    # population 32, elite 0.2, at most 100 generations, 10 shots; the light search's 3 shots are this
+    # project's choice, not a number from the paper
     adapt=AdaptSettings(experts=TRAIN_TASKS, unseen=tuple(EvalSlice(t) for t in ("math", "humaneval", "arc_challenge")),
-                        cls=(("train_limit", 1200), ("batch_size", 64), ("steps", 200)), shots=10),
+                        cls=(("train_limit", 1200), ("batch_size", 64), ("steps", 200)), shots=10, light_shots=3),
     description="Llama-3-8B-Instruct, full test sets (paper §4): GPU",
 ))

@@ -1,6 +1,8 @@
 """Prefect flows: the tiny profile end to end, resume after a crash, and a served deployment
 triggered with `prefect deployment run` against a real local Prefect server."""
 
+import csv
+import io
 import os
 import socket
 import subprocess
@@ -16,10 +18,11 @@ from tests.conftest import REPO, catalog_rows, t2_cli, t2_inproc
 N_EVALS = 13  # tiny profile: six paper benchmarks + ARC-E cloze, four experts, LoRA-NTP + LoRA-PG, 3 samples each
 N_TRAIN = 6  # SVF experts for gsm8k, mbpp, arc_easy, arc_easy_cloze; LoRA-NTP and LoRA-PG on arc_easy
 # self-adaptation on the 3 unseen slices (math, humaneval, arc_challenge_cloze): base on the one not already
-# evaluated, both LoRAs on each, prompt and cls-expert on each, few-shot on the two with a train split
-N_ADAPT_EVALS = 1 + 2 * 3 + 2 * 3 + 2
-N_ADAPT_STEPS = 1 + 2 + 2 + N_ADAPT_EVALS  # + the cls-expert, two CEM searches and two LoRA picks (the tiny
-# profile evaluates every LoRA on the unseen slices, so the picked one needs no evaluation of its own)
+# evaluated, both LoRAs on each, prompt and cls-expert on each, on the two with a train split the few-shot
+# (3 shots) and the light few-shot (2 shots, Table 10)
+N_ADAPT_EVALS = 1 + 2 * 3 + 2 * 3 + 2 + 2
+N_ADAPT_STEPS = 1 + 4 + 2 + N_ADAPT_EVALS  # + the cls-expert, four CEM searches (full and light) and two LoRA
+# picks (the tiny profile evaluates every LoRA on the unseen slices, so the picked one needs no evaluation)
 
 
 @pytest.fixture
@@ -43,7 +46,7 @@ def test_full_paper_resumes_after_crash(t2_home, prefect_env, data_dir):
     # nothing duplicated, and the finished runs were not redone
     n_evals = N_EVALS + N_ADAPT_EVALS
     assert catalog_rows(t2_home, "SELECT count(*) FROM runs WHERE kind='eval' AND status='completed'") == [(n_evals,)]
-    assert catalog_rows(t2_home, "SELECT count(*) FROM runs WHERE kind='adapt' AND status='completed'") == [(2,)]
+    assert catalog_rows(t2_home, "SELECT count(*) FROM runs WHERE kind='adapt' AND status='completed'") == [(4,)]
     assert catalog_rows(t2_home, "SELECT count(*) FROM runs WHERE kind='svd'") == [(1,)]
     assert catalog_rows(t2_home, "SELECT count(*), count(DISTINCT (run_id, idx)) FROM samples") == [(3 * n_evals, 3 * n_evals)]
     assert catalog_rows(t2_home, "SELECT count(*) FROM decompositions") == [(1,)]
@@ -69,8 +72,17 @@ def test_full_paper_resumes_after_crash(t2_home, prefect_env, data_dir):
     assert sorted(t for t, _ in picks) == ["arc_challenge_cloze", "math"]  # one per searched task
     assert all(v.split(":")[0] in ("lora", "lora-pg") for _, v in picks)
     t8 = t2_inproc("report", "--table", "8", "--format", "csv")  # the flow's few-shot runs, by number of shots
-    assert t8.returncode == 0 and sorted(line.split(",")[1] for line in t8.stdout.splitlines()[1:]) == [
-        "arc_challenge_cloze", "math"], t8.stdout + t8.stderr
+    assert t8.returncode == 0 and sorted(tuple(line.split(",")[1:3]) for line in t8.stdout.splitlines()[1:]) == [
+        ("arc_challenge_cloze", "2"), ("arc_challenge_cloze", "3"), ("math", "2"), ("math", "3")], t8.stdout + t8.stderr
+    t10 = t2_inproc("report", "--table", "10", "--format", "csv")  # full (3 shots) and light (2 shots)
+    assert t10.returncode == 0, t10.stderr
+    t10_rows = list(csv.DictReader(io.StringIO(t10.stdout)))
+    assert [(r["row"], r["shots"]) for r in t10_rows if r["task"] == "arc_challenge_cloze"] == [
+        ("base", ""), ("full", "3"), ("light", "2")], t10.stdout
+    # Table 2's few-shot row is the full search's evaluation, whichever finished last
+    full_acc = next(float(r["accuracy"]) for r in t10_rows if (r["task"], r["row"]) == ("arc_challenge_cloze", "full"))
+    few_row = next(r for r in csv.DictReader(io.StringIO(t2.stdout)) if r["method"] == "few-shot")
+    assert few_row["arc_challenge_cloze acc (n, p vs base)"].startswith(f"{full_acc:.3f} (n=3"), (few_row, full_acc)
     assert t2_inproc("report", "--table", "3").returncode == 0
     for fig in ("6", "7"):
         made = t2_inproc("report", "--figure", fig, "--out", str(t2_home / f"fig{fig}.png"))

@@ -43,3 +43,13 @@ def test_a_profile_resolves_each_operation_config_once():
     with pytest.raises(UnknownNameError, match="unknown sampler 'vllm2'"):
         replace(smol, sampler="vllm2")
     assert Profile("p", "tiny-random", sampler="proc").sampler == "proc"
+
+
+def test_a_light_search_must_use_fewer_shots_than_the_full_one():
+    from t2core.profiles import AdaptSettings
+
+    with pytest.raises(ConfigError, match=r"light_shots=10 must be between 1 and shots-1 \(9\)"):
+        AdaptSettings(shots=10, light_shots=10)
+    smol = get_profile("smol")  # Table 10 on smol: the light search is `t2 adapt --shots 3`'s run
+    light = smol.few_shot_config("arc_challenge_cloze", split="train", shots=smol.adapt.light_shots)
+    assert (light.shots, smol.few_shot_config("arc_challenge_cloze", split="train").shots) == (3, 10)

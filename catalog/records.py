@@ -266,3 +266,22 @@ def record_pick(cat: Catalog, row: RunRow, scores: dict, picked: str) -> None:
         con.execute("INSERT INTO metrics VALUES (?, 'picked_accuracy', ?)", [row.run_id, float(scores[picked][0])])
 
     cat.write(tx)
+
+
+def record_transfer(cat: Catalog, row: RunRow, ref) -> None:
+    """A finished transfer: the run (its config gains the destination expert and the mapping) and the
+    expert it made (an `experts` row of the destination model, linked to this run)."""
+    from dataclasses import replace as _replace
+
+    t = ref.header.config["transfer"]
+    v = VariantRef("svf", (ref.id,))
+    row = _replace(row, config={**row.config, "expert": ref.id, "mapping": t["mapping"]}, variant=v)
+
+    def tx(con) -> None:
+        _upsert_run(con, row, "completed")
+        con.execute("DELETE FROM metrics WHERE run_id = ?", [row.run_id])
+        con.executemany("INSERT INTO metrics VALUES (?, ?, ?)",
+                        [[row.run_id, k, float(x)] for k, x in ref.header.metrics.items()])
+        _upsert_expert(con, v, row, ref.header.svf.get("targets", "mlp"), str(ref.path), ref.header.metrics)
+
+    cat.write(tx)

@@ -203,10 +203,10 @@ def table2(cat: Catalog, model: str | None = None) -> Table:
     _, variants = cat.query("SELECT run_id, variant, config_json FROM runs WHERE kind = 'eval'")
     variant_of = {rid: v for rid, v, _ in variants}
     config_of = {rid: c for rid, _, c in variants}
-    full = {s["run_id"] for s in _full_searches(_searches(cat, model)).values()}
+    full = {s["run_id"] for s in _full_searches(_searches(cat, model)).values()}  # not cross-model: Table 5's
     for mdl, task, method, strategy, rid, acc, n in rows:  # later runs (and larger n) win
         if strategy == "few-shot" and _search_of(config_of[rid]) not in full:
-            continue  # a search with fewer shots than the task's full one: Tables 8 and 10
+            continue  # a search with fewer shots than the task's full one (Tables 8 and 10), or cross-model
         if not strategy and method in ("lora", "lora-pg"):
             lora_cells.setdefault((mdl, task), {})[variant_of[rid]] = (rid, acc, int(n))
             continue
@@ -236,6 +236,8 @@ def table2(cat: Catalog, model: str | None = None) -> Table:
     cols = ["model", "method"] + [f"{t} acc (n, p vs base)" for t in present]
     out = []
     for mdl in models:
+        if not any(k[0] == mdl and k[1] != "base" for k in cell):
+            continue  # only base evaluations on these tasks (e.g. a transfer destination: Table 5)
         for row in ("base", "lora (best on test)", "lora (same category)", "lora (few-shot pick)", *STRATEGY_ROWS):
             vals = []
             for t in present:
@@ -326,8 +328,10 @@ def _save(fig, out: Path) -> Path:
     return out
 
 
-def _searches(cat: Catalog, model: str | None) -> list[dict]:
-    """Completed few-shot searches (runs of kind `adapt`): task, α, experts (with their tasks), shots."""
+def _searches(cat: Catalog, model: str | None, cross: bool = False) -> list[dict]:
+    """Completed few-shot searches (runs of kind `adapt`): task, α, experts (with their tasks), shots.
+    `cross`: only the cross-model ones (over experts transferred from another model: Table 5), else
+    only the others (Tables 2, 8, 10, Figure 7)."""
     import json
 
     _, rows = cat.query("SELECT r.run_id, r.model, r.task, r.config_json, r.seconds FROM runs r WHERE r.kind = 'adapt'"
@@ -338,9 +342,12 @@ def _searches(cat: Catalog, model: str | None) -> list[dict]:
     _, secs = cat.query("SELECT m.run_id, m.value FROM metrics m JOIN runs r USING (run_id) WHERE r.kind = 'adapt'"
                         " AND m.name = 'generations'")
     generations = dict(secs)
+    moved = set(_transfers(cat, model))
     out = []
     for rid, mdl, task, cfg, seconds in rows:
         c = json.loads(cfg)
+        if bool(moved & set(c["experts"])) != cross:
+            continue
         out.append({"run_id": rid, "model": mdl, "task": task, "alpha": c["alpha"], "experts": c["experts"],
                     "expert_tasks": [task_of.get(e, e) for e in c["experts"]], "shots": len(c["shots"]),
                     "few_shot": c["few_shot"], "seconds": seconds, "generations": generations.get(rid)})
@@ -497,3 +504,126 @@ def table10(cat: Catalog, model: str | None = None) -> Table:
                  "p: exact McNemar on the same questions)",
                  ["model", "task", "row", "shots", "generations", "search s", "accuracy", "n", "p vs base",
                   "p vs full"], out)
+
+
+def _cell(cat: Catalog, c: tuple[str, float, int] | None, base: tuple[str, float, int] | None) -> str | None:
+    """"acc (n=…, p=…)" of eval run c = (run, acc, n), p the exact McNemar test against `base`."""
+    if c is None:
+        return None
+    pair = _paired(cat, c[0], base[0]) if base and base[0] != c[0] else None
+    return f"{c[1]:.3f} (n={c[2]}" + (f", p={pair[1]:.3g})" if pair else ")")
+
+
+def _transfers(cat: Catalog, model: str | None) -> dict[str, list[dict]]:
+    """{destination expert id: [{source_model, control, task, model}]} of the completed transfers (one
+    expert can be the product of several controls when they coincide, e.g. z = 1 everywhere)."""
+    import json
+
+    _, rows = cat.query("SELECT model, task, config_json FROM runs WHERE kind = 'transfer' AND status = 'completed'"
+                        " AND (? IS NULL OR model = ?) ORDER BY finished_at", [model, model])
+    out: dict[str, list[dict]] = {}
+    for mdl, task, cfg in rows:
+        c = json.loads(cfg)
+        out.setdefault(c["expert"], []).append({"model": mdl, "task": task, "source_model": c["source_model"],
+                                                "control": c["control"], "mapping": c["mapping"]["kind"]})
+    return out
+
+
+TRANSFER_ROWS = ("ordered", "shuffled", "random")
+
+
+def _transfer_cells(cat: Catalog, model: str | None, tasks: list[str], same_task: bool
+                    ) -> dict[tuple[str, str, str], tuple[str, float, int]]:
+    """(destination model, "<source model> <control>", task) -> the evaluation of the transferred expert:
+    on its own task (`same_task`, Table 9) or on a task of its category (Table 5)."""
+    transfers = _transfers(cat, model)
+    _, variants = cat.query("SELECT run_id, variant FROM runs WHERE kind = 'eval'")
+    variant_of = dict(variants)
+    cells: dict[tuple[str, str, str], tuple[str, float, int]] = {}
+    for mdl, task, method, strategy, rid, acc, n in _latest_evals(cat, tasks, model):
+        eid = (variant_of.get(rid) or "").removeprefix("svf:")
+        if strategy or method != "svf" or "svf:" + eid not in transfers:
+            continue
+        for t in transfers["svf:" + eid]:
+            fits = t["task"] == task if same_task else get_task(t["task"]).category == get_task(task).category
+            if t["model"] == mdl and fits:
+                cells[(mdl, f"{t['source_model']} {t['control']}", task)] = (rid, acc, int(n))
+    return cells
+
+
+def table9(cat: Catalog, model: str | None = None) -> Table:
+    """Transferred experts on the training tasks (paper Table 9): per destination model, its base, its
+    own experts, and each source model's experts moved to it (ordered, shuffled, random), each on the
+    task it was trained for; n and the exact McNemar p against the destination's base."""
+    tasks = benchmark_tasks(TRAIN_TASKS)
+    cells = _transfer_cells(cat, model, tasks, same_task=True)
+    if not cells:
+        from t2core.errors import T2Error
+
+        raise T2Error("no evaluations of transferred experts in the catalog; run `t2 run transfer` (or `t2 transfer "
+                      "--src A --dst B --control ordered,shuffled,random`, then `t2 eval --model B --expert ...`).")
+    return _transfer_table(cat, model, tasks, cells, ("own expert",),
+                           "Table 9: SVF experts transferred to another model, on their training tasks (test split; "
+                           "p: exact McNemar against the destination's base)")
+
+
+def table5(cat: Catalog, model: str | None = None) -> Table:
+    """Transfer on the unseen tasks (paper Table 5): the destination's base and its own Table 2 rows, each
+    source's transferred expert of the unseen task's category (ordered, shuffled, random), and few-shot
+    adaptation over the union of transferred and own experts (cross-model few-shot)."""
+    tasks = benchmark_tasks(UNSEEN)
+    cells = _transfer_cells(cat, model, tasks, same_task=False)
+    cross = {s["run_id"] for s in _searches(cat, model, cross=True)}
+    _, rows = cat.query("SELECT r.run_id, r.config_json FROM runs r WHERE r.kind = 'eval' AND r.strategy = 'few-shot'"
+                        " AND r.status = 'completed'")
+    cross_evals = {rid for rid, cfg in rows if _search_of(cfg) in cross}
+    for mdl, task, _method, strategy, rid, acc, n in _latest_evals(cat, tasks, model):
+        if strategy == "few-shot" and rid in cross_evals:
+            cells[(mdl, "cross-model few-shot", task)] = (rid, acc, int(n))
+    if not cells:
+        from t2core.errors import T2Error
+
+        raise T2Error("no evaluations of transferred experts on the unseen tasks in the catalog; run `t2 run transfer` "
+                      "(or `t2 transfer ...` then `t2 eval --model B --task arc_challenge_cloze --expert ...`).")
+    return _transfer_table(cat, model, tasks, cells, STRATEGY_ROWS,
+                           "Table 5: cross-model transfer on unseen tasks (test split; a transferred expert is applied "
+                           "to the unseen tasks of its category; p: exact McNemar against the destination's base)")
+
+
+def _transfer_table(cat: Catalog, model: str | None, tasks: list[str], cells: dict, own_rows: tuple[str, ...],
+                    title: str) -> Table:
+    """Rows: base, the destination's own rows, then each source's controls; columns: tasks with a cell."""
+    mine: dict[tuple[str, str, str], tuple[str, float, int]] = {}
+    transferred = set(_transfers(cat, None))
+    _, variants = cat.query("SELECT run_id, variant FROM runs WHERE kind = 'eval'")
+    variant_of = dict(variants)
+    _, own = cat.query("SELECT e.expert_id, e.task FROM experts e JOIN runs r ON r.run_id = e.run_id"
+                       " WHERE r.kind = 'train' AND e.method = 'svf'")
+    own_task = dict(own)
+    full = {s["run_id"] for s in _full_searches(_searches(cat, model)).values()}
+    _, fs = cat.query("SELECT run_id, config_json FROM runs WHERE kind = 'eval' AND strategy = 'few-shot'")
+    search_of = {rid: _search_of(cfg) for rid, cfg in fs}
+    for mdl, task, method, strategy, rid, acc, n in _latest_evals(cat, tasks, model):
+        v = variant_of.get(rid) or ""
+        if method == "base" and not strategy:
+            mine[(mdl, "base", task)] = (rid, acc, int(n))
+        elif "own expert" in own_rows and method == "svf" and not strategy and own_task.get(v) == task \
+                and v not in transferred:
+            mine[(mdl, "own expert", task)] = (rid, acc, int(n))
+        elif strategy in own_rows and (strategy != "few-shot" or search_of.get(rid) in full):
+            if (mdl, "cross-model few-shot", task) in cells and cells[(mdl, "cross-model few-shot", task)][0] == rid:
+                continue
+            mine[(mdl, strategy, task)] = (rid, acc, int(n))
+    models = sorted({k[0] for k in cells})
+    present = [t for t in tasks if any(k[2] == t for k in cells)]
+    out = []
+    for mdl in models:
+        sources = sorted({k[1].rsplit(" ", 1)[0] for k in cells if k[0] == mdl and k[1] != "cross-model few-shot"})
+        labels = ["base", *own_rows, *(f"{s} {c}" for s in sources for c in TRANSFER_ROWS), "cross-model few-shot"]
+        for label in labels:
+            c_of = {t: cells.get((mdl, label, t)) or mine.get((mdl, label, t)) for t in present}
+            if not any(c_of.values()) and label != "base":
+                continue
+            base = {t: mine.get((mdl, "base", t)) for t in present}
+            out.append([mdl, label, *(_cell(cat, c_of[t], base[t]) for t in present)])
+    return Table(title, ["model", "row"] + [f"{t} acc (n, p vs base)" for t in present], out)

@@ -1,4 +1,4 @@
-"""Prefect flows: `svd`, `train-expert` and `full-paper`.
+"""Prefect flows: `svd`, `train-expert`, `full-paper` and `transfer`.
 
 `full-paper` chains: load model -> SVD (cached artifact) -> train one SVF expert per
 training task (paper §4.1) -> train the profile's PEFT baselines (LoRA-NTP, LoRA-PG, ...)
@@ -6,7 +6,8 @@ training task (paper §4.1) -> train the profile's PEFT baselines (LoRA-NTP, LoR
 task's test slice (Table 1) -> self-adaptation (paper §3.3, Table 2): the classification expert,
 a few-shot CEM search per unseen task, base and every LoRA on the unseen slices, and the two-pass
 evaluations with each strategy (prompt, cls-expert, few-shot), and the LoRA chosen on the few-shot
-prompts. Each task is cached by
+prompts; for profiles that name a destination model, cross-model transfer (paper §4.4, the
+`transfer` flow's stages). Each task is cached by
 content, so rerunning after a crash redoes only what is missing. Every setting comes from
 the profile, resolved once into the operation's typed request (t2core/profiles.py).
 """
@@ -27,6 +28,7 @@ from flows.steps import (
     pick_step,
     svd_step,
     train_step,
+    transfer_step,
 )
 from t2core.faults import fault_injection_point
 from t2core.paths import resolve_data_dir
@@ -109,7 +111,79 @@ def full_paper_flow(profile: str = "smol", data_dir: str | None = None, seed: in
         fault_injection_point("eval")
     if prof.adapt.unseen:
         steps += _adaptation_stages(prof, ident, produced, seed, data_dir, logger)
+    if prof.transfer.dst:  # cross-model transfer (paper §4.4), onto the profile's destination model
+        sources = {t: eid for t, method, eid in produced if method == "svf"}
+        steps += _transfer_stages(prof, prof.transfer.dst, sources, seed, data_dir, logger)
     return {"profile": profile, "model": prof.model, "weights_hash": ident.weights_hash, "steps": steps}
+
+
+@flow(name="transfer", log_prints=True)
+def transfer_flow(profile: str = "smol", dst: str | None = None, data_dir: str | None = None,
+                  seed: int | None = None) -> dict[str, Any]:
+    """Move the profile model's experts (from the catalog: run full-paper first) to `dst` (default: the
+    profile's transfer.dst) and evaluate them there with the controls (Tables 5 and 9)."""
+    from catalog import Catalog
+    from t2core.errors import ConfigError
+    from t2ops.transfer import source_experts
+
+    prof = get_profile(profile)
+    dst = dst or prof.transfer.dst
+    if not dst:
+        raise ConfigError(f"profile {profile} names no transfer destination; pass one (`t2 run transfer --profile "
+                          f"{profile} --dst qwen2.5-coder-0.5b`).")
+    tasks = prof.transfer.experts or tuple(tr.task for tr in prof.trains)
+    ids = source_experts(Catalog(), prof.model, tasks)
+    from t2core.experts import ExpertRef
+
+    sources = {ExpertRef.resolve(e).header.task: e for e in ids}
+    steps = _transfer_stages(prof, dst, sources, prof.seed_or_default(seed), _data_dir(data_dir), get_run_logger())
+    return {"profile": profile, "model": prof.model, "dst": dst, "steps": steps}
+
+
+def _transfer_stages(prof, dst: str, sources: dict[str, str], seed: int, data_dir: str | None,
+                     logger) -> list[dict[str, Any]]:
+    """Tables 5 and 9: each source expert moved to `dst` with each control, the destination's base on the
+    slices, each transferred expert on its own task (Table 9) and on the unseen tasks of its category
+    (Table 5), and few-shot over the transferred and the destination's own experts (cross-model)."""
+    from catalog import Catalog
+    from t2core.errors import ConfigError
+    from t2ops.transfer import TransferRequest, source_experts
+
+    tr = prof.transfer
+    dst_ident = load_model_step(dst, seed)
+    steps: list[dict[str, Any]] = [_stage(f"svd:{dst}", svd_step, dst_ident, SvdRequest(prof.targets))]
+    moved: list[tuple[str, str, str]] = []  # (task, control, destination expert)
+    for task in tr.experts or tuple(sources):
+        for control in tr.controls:
+            steps.append(_stage(f"transfer:{task}:{control}", transfer_step, dst_ident,
+                                TransferRequest(sources[task], control, tr.seed)))
+            moved.append((task, control, steps[-1]["expert_id"]))
+    for sl, fits in [(sl, lambda t, sl=sl: t == sl.task) for sl in tr.evals] + \
+                    [(sl, lambda t, sl=sl: get_task(t).category == get_task(sl.task).category) for sl in tr.unseen]:
+        ev = prof.eval_config(sl, seed)
+        steps.append(_stage(f"eval:{dst}:{sl.task}", eval_step, dst_ident, EvalRequest(ev, None, prof.sampler, data_dir)))
+        for task, control, eid in moved:
+            if fits(task):
+                steps.append(_stage(f"eval:{dst}:{sl.task}:{task}:{control}", eval_step, dst_ident,
+                                    EvalRequest(ev, eid, prof.sampler, data_dir)))
+    if tr.few_shot:
+        try:  # the destination's own experts, where it has them (the paper: Mistral's and Llama's)
+            own = tuple(source_experts(Catalog(), dst_ident.alias, prof.adapt.experts or None))
+        except ConfigError:
+            own = ()
+        experts = tuple(dict.fromkeys([eid for _, control, eid in moved if control == "ordered"] + list(own)))
+        for sl in tr.unseen:
+            task = get_task(sl.task)
+            if not experts or not any(s in task.splits for s in ("train", "valid")):
+                continue  # shots never come from test
+            few = prof.few_shot_config(sl.task, seed, split="train" if "train" in task.splits else "valid")
+            steps.append(_stage(f"few-shot:{dst}:{sl.task}", few_shot_step, dst_ident,
+                                FewShotRequest(few, experts, prof.sampler, data_dir)))
+            steps.append(_stage(f"adapt:{dst}:few-shot:{sl.task}", adapt_step, dst_ident,
+                                AdaptRequest(prof.eval_config(sl, seed), "few-shot", experts, prof.adapt.formulation,
+                                             None, few, sampler=prof.sampler, data_dir=data_dir)))
+    logger.info("transfer to %s: %d experts moved, %d stages", dst, len(moved), len(steps))
+    return steps
 
 
 def _adaptation_stages(prof, ident, produced: list[tuple[str, str, str]], seed: int, data_dir: str | None,

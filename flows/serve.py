@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 
-from flows.pipelines import full_paper_flow, svd_flow, train_expert_flow
+from flows.pipelines import full_paper_flow, svd_flow, train_expert_flow, transfer_flow
 
 
 def serve(profile: str = "smol", limit: int | None = None) -> None:
@@ -29,7 +29,9 @@ def serve(profile: str = "smol", limit: int | None = None) -> None:
                                  entrypoint_type=EntrypointType.MODULE_PATH)
     train = train_expert_flow.to_deployment(name="train-expert", parameters={"profile": prof.name},
                                             entrypoint_type=EntrypointType.MODULE_PATH)
-    prefect_serve(full, svd, train, limit=limit)
+    move = transfer_flow.to_deployment(name="transfer", parameters={"profile": prof.name},
+                                       entrypoint_type=EntrypointType.MODULE_PATH)
+    prefect_serve(full, svd, train, move, limit=limit)
 
 
 def main(argv: list[str] | None = None) -> None:

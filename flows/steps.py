@@ -24,7 +24,7 @@ from t2core.artifacts import ArtifactStore
 from t2core.baselines.peft_ntp import KIND as ADAPTER_KIND
 from t2core.experts import is_stored
 from t2core.svd import KIND as SVD_KIND
-from t2ops import adaptation, baseline, evaluation, svd, training
+from t2ops import adaptation, baseline, evaluation, svd, training, transfer
 from t2ops.model import ModelIdent, ident_of
 
 # The shape of the tasks' results: results persisted by older code (other keys, other expert ids) are not
@@ -177,3 +177,17 @@ def pick_step(ident: ModelIdent, req: adaptation.PickRequest) -> dict[str, Any]:
     out = adaptation.run_pick(req, get_model(ident.name, ident.seed), Catalog())
     return {"run_id": out.run_id, "expert_id": out.picked, "accuracy": out.scores[out.picked][0],
             "reused": out.reused}
+
+
+def _transfer_key(ctx: TaskRunContext, params: dict[str, Any]) -> str:
+    run_id, _ = transfer.plan(params["req"], params["ident"])
+    return _validated_key(f"transfer-{run_id}", rec.is_completed(Catalog(), run_id))
+
+
+@task(name="transfer", cache_key_fn=_transfer_key, persist_result=True,
+      task_run_name=lambda: f"transfer-{task_run.parameters['req'].control}")
+def transfer_step(ident: ModelIdent, req: transfer.TransferRequest) -> dict[str, Any]:
+    """Move one source expert to the destination model `ident` (paper §4.4), with a control."""
+    out = transfer.run(req, get_model(ident.name, ident.seed), Catalog(), ident)
+    return {"run_id": out.run_id, "expert_id": out.expert_id, "source": out.source, "task": out.task,
+            "control": out.control, "mapping": out.mapping, "reused": out.reused}

@@ -352,6 +352,55 @@ def adapt(
 
 @app.command()
 @handle_errors
+def transfer(
+    src: str = typer.Option(..., help="source model alias: its experts come from the catalog"),
+    dst: str = typer.Option(..., help="destination model alias, HF id or local directory"),
+    experts: str | None = typer.Option(None, help="comma-separated source expert ids (default: each task's expert "
+                                                  "the source model trained)"),
+    tasks: str | None = typer.Option(None, help="comma-separated training tasks whose experts move (default: all)"),
+    control: str = typer.Option("ordered", help="comma-separated: ordered (the transfer), shuffled (the paper's "
+                                                "control: each vector permuted), random (magnitude-matched)"),
+    seed: int = typer.Option(0, help="seed of the shuffle / random controls"),
+) -> None:
+    """Move SVF experts from one model to another (paper §4.4), across shapes too: each becomes an
+    ordinary expert of the destination (evaluate, dispatch, mix), its header naming its source."""
+    _quiet_transformers()
+    from catalog import Catalog
+    from t2core.errors import ConfigError
+    from t2core.experts import ExpertRef
+    from t2core.transfer import CONTROLS
+    from t2ops import transfer as op
+    from t2ops.model import ident_of
+
+    controls = [c.strip() for c in control.split(",") if c.strip()]
+    for c in controls:
+        CONTROLS.get(c)
+    cat = Catalog()
+    if experts:
+        ids = [e.strip() for e in experts.split(",") if e.strip()]
+        for e in ids:
+            ref = ExpertRef.resolve(e)
+            if ref.header.model != src:
+                raise ConfigError(f"expert {ref.id} is an expert of {ref.header.model}, not of --src {src}.")
+    else:  # before loading the destination: "no experts for <src>" costs nothing
+        ids = op.source_experts(cat, src, tuple(t.strip() for t in tasks.split(",")) if tasks else None)
+    loaded = _load(dst, 0)
+    ident = ident_of(loaded, dst)
+    reqs = [op.TransferRequest(e, c, seed) for e in ids for c in controls]
+    for r in reqs:
+        op.plan(r, ident)  # every mapping is checked before anything is written
+    rows = []
+    for r in reqs:
+        out = op.run(r, loaded, cat, ident)
+        rows.append((out.task, out.source, out.control, out.mapping, out.expert_id, "reused" if out.reused else "new"))
+    console.print(_table(f"{src} -> {dst}: {len(rows)} transferred experts",
+                         ["task", "source expert", "control", "mapping", "destination expert", ""], rows))
+    console.print(f"evaluate with `t2 eval --model {dst} --task <task> --expert <destination expert>`; "
+                  "`t2 report --table 9` compares them")
+
+
+@app.command()
+@handle_errors
 def ask(
     question: str = typer.Argument(..., help="the question"),
     strategy: str = typer.Option("prompt", help="prompt or cls-expert"),
@@ -460,8 +509,9 @@ def catalog_ls(
 @app.command()
 @handle_errors
 def run(
-    flow: str = typer.Argument(..., help="full-paper, train-expert or svd"),
+    flow: str = typer.Argument(..., help="full-paper, train-expert, transfer or svd"),
     task: str = typer.Option("arc_easy", help="train-expert: the training task"),
+    dst: str | None = typer.Option(None, help="transfer: destination model (default: the profile's transfer.dst)"),
     profile: str = typer.Option("smol", help="profile: tiny, smol, paper (see `t2 profiles`)"),
     data_dir: str | None = typer.Option(None, help="dataset directory"),
     seed: int | None = typer.Option(None, help="seed (default: the profile's)"),
@@ -472,15 +522,17 @@ def run(
     from t2core.profiles import get_profile
 
     prof = get_profile(profile)
-    from flows.pipelines import full_paper_flow, svd_flow, train_expert_flow
+    from flows.pipelines import full_paper_flow, svd_flow, train_expert_flow, transfer_flow
 
-    if flow == "full-paper":
-        out = full_paper_flow(profile=profile, data_dir=data_dir, seed=seed)
+    if flow in ("full-paper", "transfer"):
+        out = full_paper_flow(profile=profile, data_dir=data_dir, seed=seed) if flow == "full-paper" else \
+            transfer_flow(profile=profile, dst=dst, data_dir=data_dir, seed=seed)
         rows = [(s["step"], s["state"], s.get("accuracy"), f"{s.get('seconds', 0):.1f}", s.get("run_id") or s.get("key"),
                  "reused" if s.get("reused") else "")
                 for s in out["steps"]]
         total = sum(s.get("seconds", 0) for s in out["steps"])
-        console.print(_table(f"full-paper [{profile}] {out['model']}: {total / 60:.1f} min in the stages",
+        console.print(_table(f"{flow} [{profile}] {out['model']}" + (f" -> {out['dst']}" if "dst" in out else "")
+                             + f": {total / 60:.1f} min in the stages",
                              ["step", "state", "accuracy", "s", "id", "note"], rows))
     elif flow == "train-expert":
         out = train_expert_flow(task=task, profile=profile, data_dir=data_dir, seed=seed)
@@ -489,13 +541,13 @@ def run(
         out = svd_flow(model=prof.model, targets=prof.targets, seed=prof.seed_or_default(seed))
         console.print(out)
     else:
-        raise UnknownNameError("flow", flow, ["full-paper", "train-expert", "svd"])
+        raise UnknownNameError("flow", flow, ["full-paper", "train-expert", "transfer", "svd"])
 
 
 @app.command()
 @handle_errors
 def report(
-    table: int | None = typer.Option(None, help="paper table number (1, 2, 3, 8, 10)"),
+    table: int | None = typer.Option(None, help="paper table number (1, 2, 3, 5, 8, 9, 10)"),
     figure: int | None = typer.Option(None, help="paper figure number (4, 6, 7)"),
     model: str | None = typer.Option(None, help="only this model"),
     fmt: str = typer.Option("rich", "--format", help="rich, md or csv (tables)"),
@@ -506,7 +558,8 @@ def report(
     from t2core.errors import ConfigError
 
     cat = Catalog()
-    tables = {1: reports.table1, 2: reports.table2, 3: reports.table3, 8: reports.table8, 10: reports.table10}
+    tables = {1: reports.table1, 2: reports.table2, 3: reports.table3, 5: reports.table5, 8: reports.table8,
+              9: reports.table9, 10: reports.table10}
     figures = {4: reports.figure4, 6: reports.figure6, 7: reports.figure7}
     if table in tables:
         t = tables[table](cat, model)

@@ -164,7 +164,8 @@ class ExpertRef:
         if len(digits) < 8 or any(c not in "0123456789abcdef" for c in digits):
             raise ArtifactError(f"expert id {ref!r} must be 'svf:' and at least 8 lower-case hex digits "
                                 "(see `t2 catalog ls experts`).")
-        hits = [(eid, f) for eid, f in stored_experts(store) if eid.startswith(ref)]
+        hits = list({eid: f for eid, f in stored_experts(store) if eid.startswith(ref)}.items())  # one per id:
+        # equal ids are equal content (two transfer controls that leave z = 1 unchanged write the same expert)
         if len(hits) != 1:
             raise ArtifactError(f"expert id {ref!r} matches {len(hits)} stored experts"
                                 + ("; give more digits." if hits else "; train it (`t2 train`) or pass its file path."))

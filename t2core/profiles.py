@@ -136,6 +136,34 @@ class AdaptSettings:
 
 
 @dataclass(frozen=True)
+class TransferSettings:
+    """Cross-model transfer under a profile (paper §4.4, Tables 5 and 9): the profile's experts move to
+    another model and are evaluated there beside its base, with the controls."""
+
+    dst: str | None = field(default=None, metadata={
+        "help": "destination model; full-paper runs the transfer stages only when it is set (the transfer "
+                "flow also takes it as a parameter)"})
+    experts: tuple[str, ...] | None = field(default=None, metadata={
+        "help": "training tasks whose experts move (None: every trained task)"})
+    controls: tuple[str, ...] = field(default=("ordered", "shuffled", "random"), metadata={
+        "help": "ordered (the transfer), shuffled (the paper's control), random (magnitude-matched)"})
+    seed: int = field(default=0, metadata={"help": "seed of the shuffle and random controls"})
+    evals: tuple[EvalSlice, ...] = field(default=(), metadata={
+        "help": "Table 9: slices on the destination; each transferred expert is evaluated on its own task's"})
+    unseen: tuple[EvalSlice, ...] = field(default=(), metadata={
+        "help": "Table 5: unseen-task slices; the transferred expert of the task's category is evaluated"})
+    few_shot: bool = field(default=False, metadata={
+        "help": "cross-model few-shot: CEM over the transferred and the destination's own experts on each "
+                "unseen slice with a train or valid split"})
+
+    def __post_init__(self) -> None:
+        from t2core.transfer import CONTROLS
+
+        for c in self.controls:
+            CONTROLS.get(c)
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     model: str = field(metadata={"help": "model alias, HF id or local directory"})
@@ -149,6 +177,8 @@ class Profile:
     sampler: str = field(default="hf", metadata={"help": "sampler of evaluations and rollouts: hf (in-process) "
                                                           "or proc (its own model copy, fed SVF vectors)"})
     adapt: AdaptSettings = field(default_factory=AdaptSettings, metadata={"help": "self-adaptation (paper §3.3)"})
+    transfer: TransferSettings = field(default_factory=TransferSettings, metadata={
+        "help": "cross-model transfer (paper §4.4)"})
     seed: int = 0
     description: str = ""
 
@@ -213,9 +243,10 @@ class Profile:
 
     def __post_init__(self) -> None:
         check_target_spec(self.targets)
-        untrained = [t for t in self.adapt.experts if t not in {tr.task for tr in self.trains}]
+        untrained = [t for t in (*self.adapt.experts, *(self.transfer.experts or ()))
+                     if t not in {tr.task for tr in self.trains}]
         if untrained:
-            raise ConfigError(f"profile {self.name}: adapt.experts {untrained} are not among its trained tasks.")
+            raise ConfigError(f"profile {self.name}: adapt/transfer experts {untrained} are not among its trained tasks.")
         from t2core.sampling import check_sampler
 
         check_sampler(self.sampler)
@@ -271,6 +302,10 @@ register_profile(Profile(
                         unseen=(EvalSlice("math", limit=3), EvalSlice("humaneval", limit=3),
                                 EvalSlice("arc_challenge_cloze", limit=3)),
                         cls=_TINY_RL, shots=3, light_shots=2, cem=(("population", 4), ("generations", 2))),
+    # transfer onto a twin (same shapes, other weights: the paper's setting in miniature)
+    transfer=TransferSettings(dst="tiny-random-twin", experts=("arc_easy_cloze",),
+                              evals=(EvalSlice("arc_easy_cloze", limit=3),),
+                              unseen=(EvalSlice("arc_challenge_cloze", limit=3),), few_shot=True),
     description="tiny random model, 3 samples per benchmark: seconds (CI, flow tests)",
 ))
 register_profile(Profile(
@@ -297,6 +332,11 @@ register_profile(Profile(
                         cls=_SMOL_CLOZE + (("steps", 20), ("batch_size", 8), ("valid_limit", 90)),
                         shots=10, light_shots=3, cem=(("generations", 10), ("patience", 3)),
                         few_shot_tasks=("arc_challenge_cloze",), loras="category"),
+    # Transfer is its own flow here (`t2 run transfer --profile smol --dst qwen2.5-coder-0.5b`), outside
+    # `make run`'s budget: the ARC-Easy cloze expert (the one that learns at 135M) on 500 test items of
+    # ARC-Easy and ARC-Challenge cloze, ordered / shuffled / random against the destination's base.
+    transfer=TransferSettings(experts=("arc_easy_cloze",), evals=(EvalSlice("arc_easy_cloze", limit=500),),
+                              unseen=(EvalSlice("arc_challenge_cloze", limit=500),)),
     description="embedded SmolLM2-135M on small slices: minutes on a laptop CPU",
 ))
 register_profile(Profile(
@@ -313,5 +353,8 @@ register_profile(Profile(
     # project's choice, not a number from the paper
     adapt=AdaptSettings(experts=TRAIN_TASKS, unseen=tuple(EvalSlice(t) for t in ("math", "humaneval", "arc_challenge")),
                         cls=(("train_limit", 1200), ("batch_size", 64), ("steps", 200)), shots=10, light_shots=3),
+    # the paper's transfer (§4.4): Llama-3-8B-Instruct's experts onto Mistral-7B-Instruct-v0.3 (same shapes)
+    transfer=TransferSettings(dst="mistral-7b", evals=tuple(EvalSlice(t) for t in TRAIN_TASKS),
+                              unseen=tuple(EvalSlice(t) for t in ("math", "humaneval", "arc_challenge")), few_shot=True),
     description="Llama-3-8B-Instruct, full test sets (paper §4): GPU",
 ))

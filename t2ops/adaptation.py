@@ -197,15 +197,15 @@ def _strategy(req: AdaptRequest, cls_ref: VariantRef | None, loaded: LoadedModel
 
 
 def stored_expert_for(weights_hash: str, task: str, store: ArtifactStore | None = None) -> str:
-    """The one stored SVF expert of this model trained on `task` (not a few-shot mixture); a clear
-    error when there is none or several."""
+    """The one stored SVF expert this model trained on `task` (not a few-shot mixture, not an expert
+    transferred from another model); a clear error when there is none or several."""
     from t2core.experts import stored_experts
     from t2core.svf import read_header
 
     hits = []
     for eid, f in stored_experts(store):
         h = read_header(f)
-        if h.base_weights_hash == weights_hash and h.task == task and "mixture" not in h.config:
+        if h.base_weights_hash == weights_hash and h.task == task and not {"mixture", "transfer"} & set(h.config):
             hits.append(eid)
     if len(hits) != 1:
         how = f"`t2 train --task {task}`" if task != "dispatch" else "`t2 train --task dispatch` (the cls-expert)"

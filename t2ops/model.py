@@ -20,11 +20,19 @@ class ModelIdent:
     weights_hash: str
     n_params: int
     targets: tuple[tuple[str, tuple[str, ...]], ...]  # (target spec, the matrix names it selects)
+    ranks: tuple[tuple[str, int], ...] = ()  # (matrix, min(out, in)) of every targetable matrix: SVF vector lengths
 
     def target_names(self, spec: str) -> list[str]:
         return list(dict(self.targets)[spec])
 
+    def target_ranks(self, spec: str) -> dict[str, int]:
+        """{matrix: length of its SVF vector} for the matrices `spec` selects, in model order."""
+        r = dict(self.ranks)
+        return {n: r[n] for n in self.target_names(spec)}
+
 
 def ident_of(loaded: LoadedModel, name: str | None = None) -> ModelIdent:
     names = tuple((spec, tuple(find_targets(loaded.model, loaded.family, spec))) for spec in TARGET_SPECS)
-    return ModelIdent(name or loaded.alias, loaded.seed, loaded.alias, loaded.weights_hash, loaded.n_params, names)
+    ranks = tuple((n, min(m.weight.shape)) for n, m in find_targets(loaded.model, loaded.family, "both").items())
+    return ModelIdent(name or loaded.alias, loaded.seed, loaded.alias, loaded.weights_hash, loaded.n_params, names,
+                      ranks)

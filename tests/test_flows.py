@@ -23,6 +23,11 @@ N_TRAIN = 6  # SVF experts for gsm8k, mbpp, arc_easy, arc_easy_cloze; LoRA-NTP a
 N_ADAPT_EVALS = 1 + 2 * 3 + 2 * 3 + 2 + 2
 N_ADAPT_STEPS = 1 + 4 + 2 + N_ADAPT_EVALS  # + the cls-expert, four CEM searches (full and light) and two LoRA
 # picks (the tiny profile evaluates every LoRA on the unseen slices, so the picked one needs no evaluation)
+# transfer onto tiny-random-twin: its SVD, the ARC-Easy cloze expert moved with 3 controls, on ARC-Easy cloze and
+# ARC-Challenge cloze base + 3 each, cross-model few-shot search + its evaluation. The tiny expert is z = 1 (no
+# step beat the base model), so its shuffled and random controls are the same expert as ordered: their 4
+# evaluations are the ordered one's (Cached), and the twin has 5 distinct evaluation runs.
+N_TRANSFER_STEPS, N_TRANSFER_SHARED, N_TRANSFER_EVALS = 1 + 3 + 4 + 4 + 2, 4, 5
 
 
 @pytest.fixture
@@ -41,15 +46,17 @@ def test_full_paper_resumes_after_crash(t2_home, prefect_env, data_dir):
     rerun = t2_cli("run", "full-paper", "--profile", "tiny")
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     out = " ".join(rerun.stdout.split())
-    assert out.count("Cached") == 1 + N_TRAIN + 2, rerun.stdout  # svd, experts, the two finished evaluations
-    assert out.count("Completed") == N_EVALS - 2 + N_ADAPT_STEPS, rerun.stdout
+    # svd, experts, the two finished evaluations, and the transfer evaluations shared between controls
+    assert out.count("Cached") == 1 + N_TRAIN + 2 + N_TRANSFER_SHARED, rerun.stdout
+    assert out.count("Completed") == N_EVALS - 2 + N_ADAPT_STEPS + N_TRANSFER_STEPS - N_TRANSFER_SHARED, rerun.stdout
     # nothing duplicated, and the finished runs were not redone
-    n_evals = N_EVALS + N_ADAPT_EVALS
+    n_evals = N_EVALS + N_ADAPT_EVALS + N_TRANSFER_EVALS
     assert catalog_rows(t2_home, "SELECT count(*) FROM runs WHERE kind='eval' AND status='completed'") == [(n_evals,)]
-    assert catalog_rows(t2_home, "SELECT count(*) FROM runs WHERE kind='adapt' AND status='completed'") == [(4,)]
-    assert catalog_rows(t2_home, "SELECT count(*) FROM runs WHERE kind='svd'") == [(1,)]
+    assert catalog_rows(t2_home, "SELECT count(*) FROM runs WHERE kind='adapt' AND status='completed'") == [(5,)]
+    assert catalog_rows(t2_home, "SELECT count(*) FROM runs WHERE kind='transfer' AND status='completed'") == [(3,)]
+    assert catalog_rows(t2_home, "SELECT count(*) FROM runs WHERE kind='svd'") == [(2,)]  # the model and its twin
     assert catalog_rows(t2_home, "SELECT count(*), count(DISTINCT (run_id, idx)) FROM samples") == [(3 * n_evals, 3 * n_evals)]
-    assert catalog_rows(t2_home, "SELECT count(*) FROM decompositions") == [(1,)]
+    assert catalog_rows(t2_home, "SELECT count(*) FROM decompositions") == [(2,)]
     after = dict(catalog_rows(t2_home, "SELECT run_id, finished_at FROM runs WHERE kind='eval'"))
     assert all(after[r] == t for r, t in done_before)
 
@@ -63,7 +70,7 @@ def test_full_paper_resumes_after_crash(t2_home, prefect_env, data_dir):
     assert " ".join(third.stdout.split()).count("Completed") == 1
     assert catalog_rows(t2_home, "SELECT count(*) FROM runs WHERE kind='eval' AND status='completed'") == [(n_evals,)]
     # Table 2 renders its five rows from what the flow recorded
-    t2 = t2_inproc("report", "--table", "2", "--format", "csv")
+    t2 = t2_inproc("report", "--table", "2", "--format", "csv", "--model", "tiny-random")
     assert t2.returncode == 0, t2.stderr
     assert [line.split(",")[1] for line in t2.stdout.splitlines()[1:]] == [
         "base", "lora (best on test)", "lora (same category)", "lora (few-shot pick)", "prompt", "cls-expert",
@@ -84,6 +91,13 @@ def test_full_paper_resumes_after_crash(t2_home, prefect_env, data_dir):
     few_row = next(r for r in csv.DictReader(io.StringIO(t2.stdout)) if r["method"] == "few-shot")
     assert few_row["arc_challenge_cloze acc (n, p vs base)"].startswith(f"{full_acc:.3f} (n=3"), (few_row, full_acc)
     assert t2_inproc("report", "--table", "3").returncode == 0
+    # Tables 9 and 5: the twin's base, the moved expert with each control, and cross-model few-shot
+    t9 = list(csv.DictReader(io.StringIO(t2_inproc("report", "--table", "9", "--format", "csv").stdout)))
+    assert [r["row"] for r in t9] == ["base", "tiny-random ordered", "tiny-random shuffled", "tiny-random random"]
+    assert all(r["model"] == "tiny-random-twin" and "(n=3" in r["arc_easy_cloze acc (n, p vs base)"] for r in t9)
+    t5 = list(csv.DictReader(io.StringIO(t2_inproc("report", "--table", "5", "--format", "csv").stdout)))
+    assert [r["row"] for r in t5] == ["base", "tiny-random ordered", "tiny-random shuffled", "tiny-random random",
+                                      "cross-model few-shot"], t5
     for fig in ("6", "7"):
         made = t2_inproc("report", "--figure", fig, "--out", str(t2_home / f"fig{fig}.png"))
         assert made.returncode == 0 and (t2_home / f"fig{fig}.png").stat().st_size > 1000, made.stderr

@@ -5,6 +5,7 @@ Fast tests and the CI profile run the whole pipeline on it in seconds.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING
 
 import torch
@@ -16,14 +17,14 @@ if TYPE_CHECKING:
     from transformers import LlamaConfig
 
 
-def tiny_config(vocab_size: int) -> LlamaConfig:
+def tiny_config(vocab_size: int, hidden: int = 64, intermediate: int = 128, layers: int = 2) -> LlamaConfig:
     from transformers import LlamaConfig  # imported when a model is built: commands that fail early stay fast
 
     return LlamaConfig(
         vocab_size=vocab_size,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
+        hidden_size=hidden,
+        intermediate_size=intermediate,
+        num_hidden_layers=layers,
         num_attention_heads=4,
         num_key_value_heads=2,
         max_position_embeddings=2048,
@@ -31,13 +32,14 @@ def tiny_config(vocab_size: int) -> LlamaConfig:
     )
 
 
-def load_tiny(alias: str = "tiny-random", seed: int = 0) -> LoadedModel:
+def load_tiny(alias: str = "tiny-random", seed: int = 0, seed_offset: int = 0, **shape) -> LoadedModel:
     from transformers import LlamaForCausalLM
 
     from t2core.models.tokenizer import byte_level_tokenizer
 
     tok = byte_level_tokenizer()
-    cfg = tiny_config(len(tok))
+    cfg = tiny_config(len(tok), **shape)
+    seed = seed + seed_offset
     cfg.pad_token_id, cfg.eos_token_id = tok.pad_token_id, tok.eos_token_id
     cfg.bos_token_id = tok.bos_token_id
     gen = torch.random.fork_rng()
@@ -52,3 +54,10 @@ def load_tiny(alias: str = "tiny-random", seed: int = 0) -> LoadedModel:
 
 
 register_model(ModelSpec(alias="tiny-random", loader=load_tiny, description="2-layer random Llama for tests"))
+# Destinations of cross-model transfer in tests and the tiny profile: a twin (same shapes, other weights,
+# like Llama-3-8B -> Mistral-7B in the paper) and a model of another depth and width.
+register_model(ModelSpec(alias="tiny-random-twin", loader=partial(load_tiny, seed_offset=1000),
+                         description="tiny-random's twin: same shapes, other random weights (transfer tests)"))
+register_model(ModelSpec(alias="tiny-random-deep", loader=partial(load_tiny, seed_offset=2000, hidden=96,
+                                                                     intermediate=160, layers=3),
+                         description="3-layer random Llama, other widths than tiny-random (transfer tests)"))

@@ -81,7 +81,7 @@ def load_expert(path: str | Path, weights_hash: str | None = None) -> tuple[SVFP
         raise ArtifactError(
             f"expert {path} was trained on base model {header.model!r} (weights {header.base_weights_hash[:12]}…), "
             f"not on this model (weights {weights_hash[:12]}…); use an expert trained on this model "
-            "(cross-model transfer of z is not built yet)."
+            "(or move this one with `t2 transfer`)."
         )
     policy = SVFPolicy(header.ranks, SVFConfig(**header.svf))
     with safe_open(str(path), framework="pt") as f:

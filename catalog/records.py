@@ -223,7 +223,8 @@ def record_adapter(cat: Catalog, *, row: RunRow, res) -> None:
         con.execute("DELETE FROM metrics WHERE run_id = ?", [row.run_id])
         con.executemany("INSERT INTO metrics VALUES (?, ?, ?)",
                         [[row.run_id, k, float(v)] for k, v in metrics.items()])
-        _upsert_expert(con, row.variant, row, ",".join(row.config["target_modules"]), str(res.path), metrics)
+        targets = row.config["svf_targets"] if row.variant.method == "svf" else ",".join(row.config["target_modules"])
+        _upsert_expert(con, row.variant, row, targets, str(res.path), metrics)
 
     cat.write(tx)
 

@@ -132,7 +132,7 @@ def transfer_flow(profile: str = "smol", dst: str | None = None, data_dir: str |
         raise ConfigError(f"profile {profile} names no transfer destination; pass one (`t2 run transfer --profile "
                           f"{profile} --dst qwen2.5-coder-0.5b`).")
     tasks = prof.transfer.experts or tuple(tr.task for tr in prof.trains)
-    ids = source_experts(Catalog(), prof.model, tasks)
+    ids = source_experts(Catalog(), prof.model, tasks, prof.targets)
     from t2core.experts import ExpertRef
 
     sources = {ExpertRef.resolve(e).header.task: e for e in ids}
@@ -168,7 +168,7 @@ def _transfer_stages(prof, dst: str, sources: dict[str, str], seed: int, data_di
                                     EvalRequest(ev, eid, prof.sampler, data_dir)))
     if tr.few_shot:
         try:  # the destination's own experts, where it has them (the paper: Mistral's and Llama's)
-            own = tuple(source_experts(Catalog(), dst_ident.alias, prof.adapt.experts or None))
+            own = tuple(source_experts(Catalog(), dst_ident.alias, prof.adapt.experts or None, prof.targets))
         except ConfigError:
             own = ()
         experts = tuple(dict.fromkeys([eid for _, control, eid in moved if control == "ordered"] + list(own)))

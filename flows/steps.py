@@ -22,6 +22,7 @@ from catalog import records as rec
 from flows.runtime import get_model
 from t2core.artifacts import ArtifactStore
 from t2core.baselines.peft_ntp import KIND as ADAPTER_KIND
+from t2core.experts import KIND as EXPERT_KIND
 from t2core.experts import is_stored
 from t2core.svd import KIND as SVD_KIND
 from t2ops import adaptation, baseline, evaluation, svd, training, transfer
@@ -100,7 +101,7 @@ def train_step(ident: ModelIdent, req: training.TrainRequest) -> dict[str, Any]:
 def _baseline_key(ctx: TaskRunContext, params: dict[str, Any]) -> str:
     req: baseline.BaselineRequest = params["req"]
     aid = baseline.plan(req, params["ident"].weights_hash)
-    return _validated_key(f"ntp-{aid}", ArtifactStore().exists(ADAPTER_KIND, aid)
+    return _validated_key(f"ntp-{aid}", ArtifactStore().exists(EXPERT_KIND if req.ntp.method == "svf" else ADAPTER_KIND, aid)
                           and rec.is_completed(Catalog(), f"{req.ntp.method}-{aid}"))
 
 
@@ -115,7 +116,7 @@ def baseline_step(ident: ModelIdent, req: baseline.BaselineRequest) -> dict[str,
             logger.info("baseline %s/%s step %d: loss %.4f", cfg.method, cfg.task, step, loss)
 
     res = baseline.run(req, get_model(ident.name, ident.seed), Catalog(), on_log=log)
-    return {"expert_id": f"{cfg.method}:{res.adapter_id}", "method": cfg.method, "task": cfg.task,
+    return {"expert_id": res.variant(cfg.method), "method": cfg.method, "task": cfg.task,
             "reused": res.reused, "final_loss": res.losses[-1] if res.losses else None}
 
 

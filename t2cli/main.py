@@ -290,8 +290,9 @@ def _adapt_request(prof, strategy: str, task: str, limit: int | None, experts: s
     ev = prof.eval_config(EvalSlice(task, limit=limit), seed) if task else prof.eval_config(
         EvalSlice("arc_challenge_cloze", limit=1), seed)
     names = tuple(e.strip() for e in experts.split(",") if e.strip()) if experts else tuple(
-        op.stored_expert_for(weights_hash, t) for t in prof.adapt.experts)
-    cls = cls_expert or (op.stored_expert_for(weights_hash, "dispatch") if strategy == "cls-expert" else None)
+        op.stored_expert_for(weights_hash, t, prof.targets) for t in prof.adapt.experts)
+    cls = cls_expert or (op.stored_expert_for(weights_hash, "dispatch", prof.targets) if strategy == "cls-expert"
+                         else None)
     few = None
     if strategy == "few-shot":
         given = {"split": shot_split, **({"shots": shots} if shots else {})}
@@ -433,7 +434,9 @@ def ask(
 def baseline(
     model: str = typer.Option("smollm2-135m", help="model alias, HF id or local directory"),
     task: str = typer.Option(..., help="training task"),
-    method: str = typer.Option("lora", help="lora (paper: r16, alpha 32, dropout 0.05, q/v), ia3 or dora"),
+    method: str = typer.Option("lora", help="lora (paper: r16, alpha 32, dropout 0.05, q/v), ia3, dora or svf "
+                                            "(SVF-NTP: the singular values trained by next-token prediction)"),
+    svf_targets: str = typer.Option("mlp", help="svf: mlp, attn or both"),
     steps: int = typer.Option(50, help="optimizer steps"),
     batch_size: int = typer.Option(8, help="sequences per step"),
     lr: float = typer.Option(2e-4, help="AdamW learning rate"),
@@ -445,21 +448,22 @@ def baseline(
     data_dir: str | None = typer.Option(None, help="dataset directory"),
     seed: int = typer.Option(0, help="random seed"),
 ) -> None:
-    """Train a PEFT baseline by next-token prediction on reference solutions (LoRA-NTP, IA3, DoRA)."""
+    """Train by next-token prediction on reference solutions: a PEFT baseline (LoRA-NTP, IA3, DoRA) or SVF-NTP."""
     _quiet_transformers()
     from catalog import Catalog
     from t2core.baselines.peft_ntp import NTPConfig
     from t2ops import baseline as op
 
     cfg = NTPConfig(task=task, method=method, steps=steps, batch_size=batch_size, lr=lr, train_limit=train_limit,
-                    dtype=dtype, seed=seed, shots=shots, shot_split=shot_split)
+                    dtype=dtype, seed=seed, shots=shots, shot_split=shot_split, svf_targets=svf_targets)
     loaded = _load(model, seed)
     res = op.run(op.BaselineRequest(cfg, data_dir), loaded, Catalog(),
                  on_log=lambda s, loss: console.print(f"step {s:4d}  loss {loss:.4f}") if s % 5 == 0 else None)
     how = ("already trained (stored adapter reused)" if res.reused else
            f"loss {res.losses[0]:.3f} -> {res.losses[-1]:.3f}, {res.seconds:.0f}s")
-    console.print(f"{method} adapter [bold]{method}:{res.adapter_id}[/]: {res.n_trainable} trainable parameters, "
-                  f"{how}; evaluate with `t2 eval --task {task} --expert {method}:{res.adapter_id}`")
+    what = "expert" if method == "svf" else "adapter"
+    console.print(f"{method} {what} [bold]{res.variant(method)}[/]: {res.n_trainable} trainable parameters, "
+                  f"{how}; evaluate with `t2 eval --task {task} --expert {res.variant(method)}`")
 
 
 _TABLES = {

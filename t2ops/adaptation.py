@@ -196,16 +196,18 @@ def _strategy(req: AdaptRequest, cls_ref: VariantRef | None, loaded: LoadedModel
 # ---------------------------------------------------------------- defaults and one question
 
 
-def stored_expert_for(weights_hash: str, task: str, store: ArtifactStore | None = None) -> str:
-    """The one stored SVF expert this model trained on `task` (not a few-shot mixture, not an expert
-    transferred from another model); a clear error when there is none or several."""
+def stored_expert_for(weights_hash: str, task: str, targets: str = "mlp", store: ArtifactStore | None = None) -> str:
+    """The one stored SVF expert this model trained by REINFORCE on `task` with `targets` (not a few-shot
+    mixture, not an expert transferred from another model, not SVF-NTP); a clear error when there is
+    none or several."""
     from t2core.experts import stored_experts
     from t2core.svf import read_header
 
     hits = []
     for eid, f in stored_experts(store):
         h = read_header(f)
-        if h.base_weights_hash == weights_hash and h.task == task and not {"mixture", "transfer"} & set(h.config):
+        if (h.base_weights_hash == weights_hash and h.task == task and h.svf.get("targets", "mlp") == targets
+                and not {"mixture", "transfer", "ntp"} & set(h.config)):
             hits.append(eid)
     if len(hits) != 1:
         how = f"`t2 train --task {task}`" if task != "dispatch" else "`t2 train --task dispatch` (the cls-expert)"

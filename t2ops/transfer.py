@@ -92,13 +92,15 @@ def run(req: TransferRequest, loaded: LoadedModel, cat: Catalog, ident: ModelIde
                            t["mapping"]["kind"], reused)
 
 
-def source_experts(cat: Catalog, model: str, tasks: tuple[str, ...] | None = None) -> list[str]:
-    """The SVF experts `model` trained itself (one per task; no few-shot mixtures, no transferred
-    experts, no classification expert), from the catalog; a clear error when there are none."""
-    _, rows = cat.query(
+def source_experts(cat: Catalog, model: str, tasks: tuple[str, ...] | None = None, targets: str = "mlp") -> list[str]:
+    """The SVF experts `model` trained itself by REINFORCE on `targets` (one per task; no few-shot
+    mixtures, no transferred experts, no SVF-NTP, no classification expert), from the catalog; a clear
+    error when there are none."""
+    _, rows = cat.query(  # NTP runs' configs (NTPConfig) carry svf_targets; REINFORCE runs' (RLConfig) do not
         "SELECT e.expert_id, e.task FROM experts e JOIN runs r ON r.run_id = e.run_id JOIN models m"
         " ON m.weights_hash = e.weights_hash WHERE m.alias = ? AND e.method = 'svf' AND r.kind = 'train'"
-        " AND r.status = 'completed' AND e.task <> 'dispatch' ORDER BY r.finished_at", [model])
+        " AND r.status = 'completed' AND e.task <> 'dispatch' AND e.targets = ?"
+        " AND json_extract_string(r.config_json, '$.svf_targets') IS NULL ORDER BY r.finished_at", [model, targets])
     by_task: dict[str, list[str]] = {}
     for eid, task in rows:
         if tasks is None or task in tasks:

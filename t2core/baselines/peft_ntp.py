@@ -27,7 +27,7 @@ from t2core.settings import check_dtype
 from t2core.tasks import get_task
 from t2core.tasks.base import ChoiceSample, CodeSample, MathSample, Task
 
-METHODS = ("lora", "ia3", "dora")
+METHODS = ("lora", "ia3", "dora", "svf")  # svf: SVF trained by next-token prediction (paper Table 4, t2core/svf/ntp.py)
 KIND = "adapters"
 
 
@@ -42,7 +42,7 @@ def _peft():
 @dataclass(frozen=True)
 class NTPConfig:
     task: str
-    method: str = field(default="lora", metadata={"help": "lora, ia3 or dora"})
+    method: str = field(default="lora", metadata={"help": "lora, ia3, dora or svf (SVF-NTP, Table 4)"})
     rank: int = field(default=16, metadata={"help": "LoRA/DoRA rank (paper 16)"})
     alpha: int = field(default=32, metadata={"help": "LoRA/DoRA alpha (paper 32)"})
     dropout: float = field(default=0.05, metadata={"help": "LoRA/DoRA dropout (paper 0.05)"})
@@ -58,8 +58,13 @@ class NTPConfig:
     # `shots` items drawn exactly as few-shot adaptation draws them (same split, same seed)
     shots: int | None = field(default=None, metadata={"help": "train on N few-shot prompts (Table 8's IA3)"})
     shot_split: str = field(default="train", metadata={"help": "where the shots come from: train or valid"})
+    svf_targets: str = field(default="mlp", metadata={"help": "svf: the matrices whose singular values train "
+                                                                "(mlp, attn, both); unused by the PEFT methods"})
 
     def __post_init__(self) -> None:
+        from t2core.models.targets import check_target_spec
+
+        check_target_spec(self.svf_targets)
         get_task(self.task)
         if self.shots is not None and self.shots < 1:
             raise ConfigError(f"shots={self.shots} must be >= 1 (or None: the training split).")
@@ -88,6 +93,24 @@ def reference_completion(task: Task, sample) -> str:
     raise TypeError(f"no reference completion for {type(sample).__name__}")
 
 
+def ntp_batch(tok, task: Task, samples: list, max_len: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(input ids, attention mask, labels), each (B, T): chat prompt + reference answer + EOS, labels
+    -100 on the prompt and the padding, so the loss is the answer tokens' cross-entropy only."""
+    ids, labels = [], []
+    for s in samples:
+        p = tok(render_prompt(tok, task.messages(s)), add_special_tokens=False)["input_ids"]
+        a = tok(reference_completion(task, s), add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+        ids.append((p + a)[:max_len])
+        labels.append(([-100] * len(p) + a)[:max_len])
+    width = max(len(x) for x in ids)
+    x = torch.full((len(ids), width), tok.pad_token_id)
+    y = torch.full((len(ids), width), -100)
+    m = torch.zeros((len(ids), width), dtype=torch.long)
+    for i, (a, b) in enumerate(zip(ids, labels, strict=True)):
+        x[i, : len(a)], y[i, : len(b)], m[i, : len(a)] = torch.tensor(a), torch.tensor(b), 1
+    return x, m, y
+
+
 def peft_config(cfg: NTPConfig):
     peft = _peft()
     if cfg.method in ("lora", "dora"):
@@ -102,6 +125,8 @@ def adapter_id(weights_hash: str, cfg: NTPConfig, data_files: dict[str, str]) ->
     d = asdict(cfg)
     if d["shots"] is None:  # adapters trained on a training split keep the ids they had before shots existed
         del d["shots"], d["shot_split"]
+    if cfg.method != "svf":  # likewise before SVF-NTP existed
+        del d["svf_targets"]
     return sha256_bytes(canonical_json(["ntp", weights_hash, d, sorted(data_files.values())]).encode())[:24]
 
 
@@ -129,6 +154,11 @@ class NTPResult:
     seconds: float
     data_files: dict[str, str]
     reused: bool = False  # True: the stored adapter was returned, nothing trained
+    expert_id: str | None = None  # SVF-NTP: the expert's content id (svf:<hex>)
+
+    def variant(self, method: str) -> str:
+        """What `t2 eval --expert` takes: svf:<hex> for SVF-NTP, else <method>:<adapter id>."""
+        return self.expert_id or f"{method}:{self.adapter_id}"
 
 
 def plan_ntp(weights_hash: str, cfg: NTPConfig, data_dir: str | Path | None = None):
@@ -151,6 +181,10 @@ def train_ntp(loaded: LoadedModel, cfg: NTPConfig, data_dir: str | Path | None =
     task = get_task(cfg.task)
     ds, aid = plan_ntp(loaded.weights_hash, cfg, data_dir)
     store = store or ArtifactStore()
+    if cfg.method == "svf":
+        from t2core.svf.ntp import train_svf_ntp
+
+        return train_svf_ntp(loaded, cfg, ds, aid, store, on_log)
     if store.exists(KIND, aid):  # content-addressed: same weights, config and data -> same adapter
         man = store.verify(KIND, aid)
         return NTPResult(aid, store.path(KIND, aid), [], int(man.meta.get("n_trainable", 0)), 0.0, ds.files, True)
@@ -167,20 +201,8 @@ def train_ntp(loaded: LoadedModel, cfg: NTPConfig, data_dir: str | Path | None =
         opt = torch.optim.AdamW(params, lr=cfg.lr)
         dev = next(pm.parameters()).device
         for step in range(1, cfg.steps + 1):
-            batch = [ds.samples[rng.randrange(len(ds.samples))] for _ in range(cfg.batch_size)]
-            ids, labels = [], []
-            for s in batch:
-                p = tok(render_prompt(tok, task.messages(s)), add_special_tokens=False)["input_ids"]
-                a = tok(reference_completion(task, s), add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
-                seq = (p + a)[: cfg.max_len]
-                ids.append(seq)
-                labels.append(([-100] * len(p) + a)[: cfg.max_len])
-            width = max(len(x) for x in ids)
-            x = torch.full((len(ids), width), tok.pad_token_id)
-            y = torch.full((len(ids), width), -100)
-            m = torch.zeros((len(ids), width), dtype=torch.long)
-            for i, (a, b) in enumerate(zip(ids, labels, strict=True)):
-                x[i, : len(a)], y[i, : len(b)], m[i, : len(a)] = torch.tensor(a), torch.tensor(b), 1
+            x, m, y = ntp_batch(tok, task, [ds.samples[rng.randrange(len(ds.samples))] for _ in range(cfg.batch_size)],
+                                cfg.max_len)
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.dtype == "bfloat16"):
                 loss = pm(input_ids=x.to(dev), attention_mask=m.to(dev), labels=y.to(dev)).loss
             opt.zero_grad(set_to_none=True)

@@ -1,0 +1,72 @@
+"""SVF trained by next-token prediction on reference solutions (paper Table 4, "SVF-NTP").
+
+The paper's ablation asks whether SVF's gains come from the parameterisation or from RL: the same
+z vectors (paper §3.2, W' = U diag(s ⊙ z) Vᵀ) trained like the LoRA-NTP baseline, by the
+cross-entropy of the reference answer tokens (the batches of `peft_ntp.ntp_batch`), with Adam.
+The result is an ordinary SVF expert (content id, verified file) whose header records the NTP config.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from t2core.artifacts import ArtifactStore
+from t2core.models.registry import LoadedModel
+from t2core.svd import ensure_svd, load_svd
+from t2core.svf.apply import attached
+from t2core.svf.expert import ExpertHeader, save_expert
+from t2core.svf.policy import SVFConfig, SVFPolicy
+from t2core.tasks import get_task
+from t2core.tasks.base import Dataset
+
+
+def train_svf_ntp(loaded: LoadedModel, cfg, ds: Dataset, aid: str, store: ArtifactStore,
+                  on_log: Callable[[int, float], None] | None = None):
+    """Train (or reuse, by content key `aid`) an SVF expert by next-token prediction; an `NTPResult`."""
+    from t2core.baselines.peft_ntp import NTPResult, ntp_batch
+    from t2core.experts import FILE, KIND, ExpertRef
+
+    if store.exists(KIND, aid):  # content-addressed: same weights, config and data -> same expert
+        ref = ExpertRef.resolve(str(store.path(KIND, aid) / FILE), store)
+        return NTPResult(aid, ref.path, [], sum(ref.header.ranks.values()), 0.0, ds.files, True, ref.id)
+    task = get_task(cfg.task)
+    svf_cfg = SVFConfig(targets=cfg.svf_targets)
+    svd = load_svd(ensure_svd(loaded, cfg.svf_targets, store=store), store=store)
+    policy = SVFPolicy({n: int(s.shape[0]) for n, (_, s, _) in svd.items()}, svf_cfg, seed=cfg.seed)
+    opt = torch.optim.Adam(policy.parameters(), lr=cfg.lr)
+    rng = random.Random(cfg.seed)
+    dev = next(loaded.model.parameters()).device
+    policy.to(dev)
+    losses: list[float] = []
+    t0 = time.perf_counter()
+    with attached(loaded.model, svd, policy) as model:
+        for step in range(1, cfg.steps + 1):
+            x, m, y = ntp_batch(loaded.tokenizer, task,
+                                [ds.samples[rng.randrange(len(ds.samples))] for _ in range(cfg.batch_size)], cfg.max_len)
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.dtype == "bfloat16"):
+                loss = model(input_ids=x.to(dev), attention_mask=m.to(dev), labels=y.to(dev)).loss  # z stays fp32
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            losses.append(float(loss.detach()))
+            if on_log:
+                on_log(step, losses[-1])
+    seconds = time.perf_counter() - t0
+    header = ExpertHeader(base_weights_hash=loaded.weights_hash, model=loaded.alias, task=cfg.task, svf=asdict(svf_cfg),
+                          ranks={n: int(s.shape[0]) for n, (_, s, _) in svd.items()}, data_files=ds.files,
+                          config={"ntp": asdict(cfg)},
+                          metrics={"first_loss": losses[0], "final_loss": losses[-1]} if losses else {})
+
+    def write(tmp: Path) -> dict:
+        save_expert(tmp / FILE, policy.cpu(), header)
+        return {"method": "svf", "task": cfg.task, "n_trainable": policy.n_params}
+
+    store.write(KIND, aid, write, meta={"weights_hash": loaded.weights_hash, "config": asdict(cfg)})
+    ref = ExpertRef.resolve(str(store.path(KIND, aid) / FILE), store)
+    return NTPResult(aid, ref.path, losses, policy.n_params, seconds, ds.files, False, ref.id)

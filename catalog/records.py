@@ -182,7 +182,8 @@ def record_training(cat: Catalog, *, row: RunRow, res, expert_path: str, seconds
     """A finished REINFORCE run: run row, metrics, learning curve and the expert, atomically."""
     best = {"base_valid": res.base_valid, "best_valid": res.best_valid, "best_step": float(res.best_step),
             "steps": float(len(res.curve)),
-            "final_mean_reward": res.curve[-1].mean_reward if res.curve else 0.0}
+            "final_mean_reward": res.curve[-1].mean_reward if res.curve else 0.0,
+            "n_params": float(sum(t.numel() for t in res.best_state.values()))}  # Table 4's #params
     v = row.variant
 
     def tx(con) -> None:

@@ -627,3 +627,121 @@ def _transfer_table(cat: Catalog, model: str | None, tasks: list[str], cells: di
             base = {t: mine.get((mdl, "base", t)) for t in present}
             out.append([mdl, label, *(_cell(cat, c_of[t], base[t]) for t in present)])
     return Table(title, ["model", "row"] + [f"{t} acc (n, p vs base)" for t in present], out)
+
+
+def _variant_label(cfg: dict) -> str | None:
+    """Table 4's name of a training run from its config: SVF or LoRA, PG (RLConfig: has valid_split) or
+    NTP (NTPConfig), and the matrices it adapts; None for what Table 4 does not compare (IA3, DoRA)."""
+    from t2core.profiles import ABLATION_LORA_MODULES
+
+    if "valid_split" in cfg:  # REINFORCE
+        return f"SVF-PG {cfg['svf']['targets']}" if cfg["method"] == "svf" else "LoRA-PG attn"
+    if cfg.get("method") == "svf":
+        return f"SVF-NTP {cfg.get('svf_targets', 'mlp')}"
+    if cfg.get("method") == "lora" and not cfg.get("shots"):
+        mods = tuple(cfg.get("target_modules", ()))
+        return "LoRA-NTP " + next((k for k, v in ABLATION_LORA_MODULES.items() if v == mods), ",".join(mods))
+    return None
+
+
+def table4(cat: Catalog, model: str | None = None) -> Table:
+    """Ablations (paper Table 4): per model and training task, every SVF / LoRA variant trained by
+    REINFORCE (PG) or next-token prediction (NTP) on MLP, attention or both, with its step budget,
+    trainable parameters and its accuracy on each evaluated task (its own test slice and unseen ones,
+    zero-shot), n and the exact McNemar p against base on the same questions."""
+    import json
+
+    _, trains = cat.query(
+        "SELECT r.model, r.task, r.variant, r.config_json, coalesce(p.value, t.value) FROM runs r"
+        " LEFT JOIN metrics p ON p.run_id = r.run_id AND p.name = 'n_params'"
+        " LEFT JOIN metrics t ON t.run_id = r.run_id AND t.name = 'n_trainable'"
+        " WHERE r.kind = 'train' AND r.status = 'completed' AND r.task <> 'dispatch'"
+        " AND (? IS NULL OR r.model = ?) ORDER BY r.finished_at", [model, model])
+    _, paths = cat.query("SELECT expert_id, path FROM experts WHERE method = 'svf'")
+    path_of = dict(paths)
+    made = {}  # product variant -> (model, training task, label, steps, params)
+    for mdl, task, variant, cfg, params in trains:
+        c = json.loads(cfg)
+        label = _variant_label(c)
+        if params is None and variant in path_of:  # SVF experts recorded before n_params was: their vectors' length
+            from t2core.svf import read_header
+
+            try:
+                params = sum(read_header(path_of[variant]).ranks.values())
+            except Exception:  # noqa: BLE001 - a moved or broken file: the count is unknown, the row stays
+                params = None
+        if label and variant:
+            made[variant] = (mdl, task, label, c["steps"], int(params) if params is not None else None)
+    _, ev_rows = cat.query(
+        "SELECT r.run_id, r.model, r.task, r.variant, m.value, n.value FROM runs r"
+        " JOIN metrics m ON m.run_id = r.run_id AND m.name = 'accuracy'"
+        " JOIN metrics n ON n.run_id = r.run_id AND n.name = 'n'"
+        " WHERE r.kind = 'eval' AND r.status = 'completed' AND r.split = 'test' AND r.strategy IS NULL"
+        " AND (? IS NULL OR r.model = ?) ORDER BY r.finished_at", [model, model])
+    base: dict[tuple[str, str, int], tuple[str, float, int]] = {}
+    cells: dict[tuple[str, str], dict[str, tuple[str, float, int]]] = {}  # (model, variant) -> {task: cell}
+    for rid, mdl, task, variant, acc, n in ev_rows:
+        if variant in (None, "base"):
+            base[(mdl, task, int(n))] = (rid, acc, int(n))
+        elif variant in made:
+            cells.setdefault((mdl, variant), {})[task] = (rid, acc, int(n))
+    groups: dict[tuple[str, str], list[str]] = {}
+    for (mdl, variant) in cells:
+        groups.setdefault((mdl, made[variant][1]), []).append(variant)
+    groups = {k: v for k, v in groups.items() if len({made[x][2] for x in v}) >= 2}  # an ablation compares
+    if not groups:
+        from t2core.errors import T2Error
+
+        raise T2Error("no ablation in the catalog (two or more evaluated variants on one training task); run "
+                      "`t2 run ablations --profile smol`.")
+    evaluated = {t for (mdl, v) in cells for t in cells[(mdl, v)] if (mdl, made[v][1]) in groups}
+    tasks = [t for b in (*TRAIN_TASKS, *UNSEEN) for t in benchmark_tasks((b,)) if t in evaluated]
+    out = []
+    for (mdl, task), variants in sorted(groups.items()):
+        bases = {}
+        for t in tasks:  # the base evaluation of the same slice (same n) as the variants'
+            n = next((cells[(mdl, v)][t][2] for v in variants if t in cells[(mdl, v)]), None)
+            bases[t] = base.get((mdl, t, n))
+        out.append([mdl, task, "base", None, None, *(_cell(cat, bases[t], None) for t in tasks)])
+        for v in sorted(variants, key=lambda x: (made[x][2], made[x][3])):
+            _, _, label, steps, params = made[v]
+            out.append([mdl, task, label, steps, params, *(_cell(cat, cells[(mdl, v)].get(t), bases[t]) for t in tasks)])
+    return Table("Table 4: ablations: parameterisation (SVF, LoRA), objective (PG: REINFORCE; NTP: next-token "
+                 "prediction) and targets, one step budget per training task (test split; p: exact McNemar "
+                 "against base)", ["model", "trained on", "variant", "steps", "#params",
+                                   *(f"{t} acc (n, p vs base)" for t in tasks)], out)
+
+
+def figure9(cat: Catalog, out: Path, model: str | None = None) -> Path:
+    """Training curves of SVF-PG and LoRA-PG (paper Figure 9): validation accuracy and mean reward by
+    step, per model and training task where both were trained by the same REINFORCE loop."""
+    import json
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    _, runs = cat.query("SELECT run_id, model, task, config_json FROM runs WHERE kind = 'train' AND status = 'completed'"
+                        " AND (? IS NULL OR model = ?) ORDER BY finished_at", [model, model])
+    pg: dict[tuple[str, str], dict[str, str]] = {}
+    for rid, mdl, task, cfg in runs:
+        label = _variant_label(json.loads(cfg))
+        if label and "-PG" in label:
+            pg.setdefault((mdl, task), {})[label] = rid
+    pairs = {k: v for k, v in pg.items() if any(x.startswith("SVF") for x in v) and "LoRA-PG attn" in v}
+    if not pairs:
+        from t2core.errors import T2Error
+
+        raise T2Error("no task with both an SVF-PG and a LoRA-PG training run; run `t2 run ablations --profile smol` "
+                      "(or `t2 train --method lora` beside the SVF expert).")
+    fig, axes = plt.subplots(1, len(pairs), figsize=(5 * len(pairs), 3.5), squeeze=False)
+    for ax, ((mdl, task), labels) in zip(axes[0], sorted(pairs.items()), strict=True):
+        for label, rid in sorted(labels.items()):
+            _, pts = cat.query("SELECT step, mean_reward, valid_acc FROM curves WHERE run_id = ? ORDER BY step", [rid])
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], alpha=0.5, label=f"{label} mean reward")
+            val = [(p[0], p[2]) for p in pts if p[2] is not None]
+            ax.plot([p[0] for p in val], [p[1] for p in val], marker="o", label=f"{label} validation")
+        ax.set(xlabel="step", title=f"Figure 9: {task}\n{mdl}")
+        ax.legend(fontsize=6)
+    return _save(fig, out)

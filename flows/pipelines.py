@@ -1,4 +1,4 @@
-"""Prefect flows: `svd`, `train-expert`, `full-paper` and `transfer`.
+"""Prefect flows: `svd`, `train-expert`, `full-paper`, `transfer` and `ablations`.
 
 `full-paper` chains: load model -> SVD (cached artifact) -> train one SVF expert per
 training task (paper §4.1) -> train the profile's PEFT baselines (LoRA-NTP, LoRA-PG, ...)
@@ -250,3 +250,41 @@ def _timed(step, *args):
     t0 = time.perf_counter()
     state = step(*args, return_state=True)
     return state, time.perf_counter() - t0
+
+
+@flow(name="ablations", log_prints=True)
+def ablations_flow(profile: str = "smol", data_dir: str | None = None, seed: int | None = None) -> dict[str, Any]:
+    """Table 4 (paper §4.3): each variant of the profile's `ablations` (SVF or LoRA, trained by REINFORCE or
+    next-token prediction, on MLP, attention or both) trained on one task with one step budget, then it and
+    the base model evaluated on the task's test slice and the unseen slices. Cached and resumable like
+    full-paper: a variant the profile already trained (same config) is reused, not retrained."""
+    from t2core.errors import ConfigError
+
+    prof = get_profile(profile)
+    ab = prof.ablations
+    if not ab.variants:
+        raise ConfigError(f"profile {profile} lists no ablations; use one that does (tiny, smol, paper).")
+    seed = prof.seed_or_default(seed)
+    get_task(ab.task).preflight()
+    data_dir = _data_dir(data_dir)
+    ident = load_model_step(prof.model, seed)
+    steps: list[dict[str, Any]] = []
+    for targets in dict.fromkeys(v.targets for v in ab.variants if v.method == "svf"):
+        steps.append(_stage(f"svd:{targets}", svd_step, ident, SvdRequest(targets)))
+    products: list[tuple[str, str, str]] = []  # (label, method of the product, expert id)
+    for v in ab.variants:
+        cfg = prof.ablation_config(v, seed)
+        if v.objective == "pg":
+            stage = _stage(f"ablation:{v.label}", train_step, ident,
+                           TrainRequest(cfg, prof.sampler if v.method == "svf" else "hf", data_dir))
+        else:
+            stage = _stage(f"ablation:{v.label}", baseline_step, ident, BaselineRequest(cfg, data_dir))
+        steps.append({**stage, "run_id": stage.get("expert_id", stage.get("run_id"))})
+        products.append((v.label, v.method, stage["expert_id"]))
+    for sl in ab.evals:
+        ev = prof.eval_config(sl, seed)
+        steps.append(_stage(f"eval:{sl.task}", eval_step, ident, EvalRequest(ev, None, prof.sampler, data_dir)))
+        for label, method, eid in products:
+            steps.append(_stage(f"eval:{sl.task}:{label}", eval_step, ident,
+                                EvalRequest(ev, eid, prof.sampler if method == "svf" else "hf", data_dir)))
+    return {"profile": profile, "model": prof.model, "steps": steps}

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 
-from flows.pipelines import full_paper_flow, svd_flow, train_expert_flow, transfer_flow
+from flows.pipelines import ablations_flow, full_paper_flow, svd_flow, train_expert_flow, transfer_flow
 
 
 def serve(profile: str = "smol", limit: int | None = None) -> None:
@@ -31,7 +31,9 @@ def serve(profile: str = "smol", limit: int | None = None) -> None:
                                             entrypoint_type=EntrypointType.MODULE_PATH)
     move = transfer_flow.to_deployment(name="transfer", parameters={"profile": prof.name},
                                        entrypoint_type=EntrypointType.MODULE_PATH)
-    prefect_serve(full, svd, train, move, limit=limit)
+    ablate = ablations_flow.to_deployment(name="ablations", parameters={"profile": prof.name},
+                                          entrypoint_type=EntrypointType.MODULE_PATH)
+    prefect_serve(full, svd, train, move, ablate, limit=limit)
 
 
 def main(argv: list[str] | None = None) -> None:

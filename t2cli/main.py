@@ -513,7 +513,7 @@ def catalog_ls(
 @app.command()
 @handle_errors
 def run(
-    flow: str = typer.Argument(..., help="full-paper, train-expert, transfer or svd"),
+    flow: str = typer.Argument(..., help="full-paper, train-expert, transfer, ablations or svd"),
     task: str = typer.Option("arc_easy", help="train-expert: the training task"),
     dst: str | None = typer.Option(None, help="transfer: destination model (default: the profile's transfer.dst)"),
     profile: str = typer.Option("smol", help="profile: tiny, smol, paper (see `t2 profiles`)"),
@@ -526,11 +526,13 @@ def run(
     from t2core.profiles import get_profile
 
     prof = get_profile(profile)
-    from flows.pipelines import full_paper_flow, svd_flow, train_expert_flow, transfer_flow
+    from flows.pipelines import ablations_flow, full_paper_flow, svd_flow, train_expert_flow, transfer_flow
 
-    if flow in ("full-paper", "transfer"):
-        out = full_paper_flow(profile=profile, data_dir=data_dir, seed=seed) if flow == "full-paper" else \
-            transfer_flow(profile=profile, dst=dst, data_dir=data_dir, seed=seed)
+    staged = {"full-paper": lambda: full_paper_flow(profile=profile, data_dir=data_dir, seed=seed),
+              "transfer": lambda: transfer_flow(profile=profile, dst=dst, data_dir=data_dir, seed=seed),
+              "ablations": lambda: ablations_flow(profile=profile, data_dir=data_dir, seed=seed)}
+    if flow in staged:
+        out = staged[flow]()
         rows = [(s["step"], s["state"], s.get("accuracy"), f"{s.get('seconds', 0):.1f}", s.get("run_id") or s.get("key"),
                  "reused" if s.get("reused") else "")
                 for s in out["steps"]]
@@ -545,14 +547,14 @@ def run(
         out = svd_flow(model=prof.model, targets=prof.targets, seed=prof.seed_or_default(seed))
         console.print(out)
     else:
-        raise UnknownNameError("flow", flow, ["full-paper", "train-expert", "transfer", "svd"])
+        raise UnknownNameError("flow", flow, [*staged, "train-expert", "svd"])
 
 
 @app.command()
 @handle_errors
 def report(
-    table: int | None = typer.Option(None, help="paper table number (1, 2, 3, 5, 8, 9, 10)"),
-    figure: int | None = typer.Option(None, help="paper figure number (4, 6, 7)"),
+    table: int | None = typer.Option(None, help="paper table number (1, 2, 3, 4, 5, 8, 9, 10)"),
+    figure: int | None = typer.Option(None, help="paper figure number (4, 6, 7, 9)"),
     model: str | None = typer.Option(None, help="only this model"),
     fmt: str = typer.Option("rich", "--format", help="rich, md or csv (tables)"),
     out: str | None = typer.Option(None, help="output file (figures; default figure<N>.png)"),
@@ -562,9 +564,9 @@ def report(
     from t2core.errors import ConfigError
 
     cat = Catalog()
-    tables = {1: reports.table1, 2: reports.table2, 3: reports.table3, 5: reports.table5, 8: reports.table8,
+    tables = {1: reports.table1, 2: reports.table2, 3: reports.table3, 4: reports.table4, 5: reports.table5, 8: reports.table8,
               9: reports.table9, 10: reports.table10}
-    figures = {4: reports.figure4, 6: reports.figure6, 7: reports.figure7}
+    figures = {4: reports.figure4, 6: reports.figure6, 7: reports.figure7, 9: reports.figure9}
     if table in tables:
         t = tables[table](cat, model)
         if fmt == "md":
@@ -588,7 +590,8 @@ def serve(
     profile: str = typer.Option("smol", help="default profile of the full-paper deployment"),
     limit: int | None = typer.Option(None, help="max concurrent flow runs"),
 ) -> None:
-    """Serve the full-paper and svd deployments (then: prefect deployment run full-paper/full-paper)."""
+    """Serve the full-paper, transfer, ablations, train-expert and svd deployments (then: prefect deployment run
+    full-paper/full-paper)."""
     _quiet_transformers()
     from flows.serve import serve as do_serve
 

@@ -163,6 +163,65 @@ class TransferSettings:
             CONTROLS.get(c)
 
 
+ABLATION_LORA_MODULES = {"attn": ("q_proj", "v_proj"),  # the paper's LoRA (q, v)
+                         "mlp": ("gate_proj", "up_proj", "down_proj"),
+                         "both": ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")}
+
+
+@dataclass(frozen=True)
+class AblationVariant:
+    """One row of Table 4: a parameterisation (svf, lora), an objective (pg: the REINFORCE loop of the
+    experts; ntp: next-token prediction on reference solutions) and the matrices it adapts."""
+
+    method: str = field(metadata={"help": "svf or lora"})
+    objective: str = field(metadata={"help": "pg (REINFORCE) or ntp (next-token prediction)"})
+    targets: str = field(default="mlp", metadata={"help": "mlp, attn or both"})
+    overrides: tuple[tuple[str, object], ...] = field(default=(), metadata={
+        "help": "RLConfig (pg) or NTPConfig (ntp) overrides, on top of the profile's settings for the task"})
+
+    def __post_init__(self) -> None:
+        from t2core.baselines.peft_ntp import NTPConfig
+        from t2core.models.targets import check_target_spec
+        from t2core.rl.config import RLConfig
+
+        check_target_spec(self.targets)
+        if self.method not in ("svf", "lora") or self.objective not in ("pg", "ntp"):
+            raise ConfigError(f"ablation {self.method}-{self.objective}: method must be svf or lora and objective "
+                              "pg or ntp.")
+        if (self.method, self.objective, self.targets) in {("lora", "pg", "mlp"), ("lora", "pg", "both")}:
+            raise ConfigError("ablation lora-pg: LoRA-PG adapts q and v (the paper's LoRA); use targets='attn'.")
+        if any(k == "steps" for k, _ in self.overrides):
+            raise ConfigError("ablation overrides: the step budget is the ablation's `steps`, the same for every "
+                              "variant; remove 'steps'.")
+        _check_keys(f"ablation {self.label}", self.overrides, RLConfig if self.objective == "pg" else NTPConfig)
+
+    @property
+    def label(self) -> str:
+        """E.g. "SVF-PG mlp", "LoRA-NTP both": how Table 4 names the row."""
+        return f"{'SVF' if self.method == 'svf' else 'LoRA'}-{self.objective.upper()} {self.targets}"
+
+
+@dataclass(frozen=True)
+class AblationSettings:
+    """Table 4 under a profile: variants trained on one task with one step budget, evaluated on its test
+    slice and on unseen slices (zero-shot)."""
+
+    task: str | None = field(default=None, metadata={"help": "the training task of every variant"})
+    steps: int = field(default=30, metadata={"help": "the optimizer-step budget of every variant"})
+    evals: tuple[EvalSlice, ...] = field(default=(), metadata={
+        "help": "slices every variant and the base model are evaluated on: the task's test slice and unseen ones"})
+    variants: tuple[AblationVariant, ...] = field(default=(), metadata={"help": "Table 4's rows"})
+
+    def __post_init__(self) -> None:
+        if self.variants and not (self.task and self.evals):
+            raise ConfigError("ablations: variants need a task and evaluation slices.")
+        if self.steps < 1:
+            raise ConfigError(f"ablations: steps={self.steps} must be >= 1.")
+        labels = [v.label for v in self.variants]
+        if len(set(labels)) != len(labels):
+            raise ConfigError(f"ablations: variants repeat ({', '.join(sorted(labels))}); one per row of Table 4.")
+
+
 @dataclass(frozen=True)
 class Profile:
     name: str
@@ -179,6 +238,8 @@ class Profile:
     adapt: AdaptSettings = field(default_factory=AdaptSettings, metadata={"help": "self-adaptation (paper §3.3)"})
     transfer: TransferSettings = field(default_factory=TransferSettings, metadata={
         "help": "cross-model transfer (paper §4.4)"})
+    ablations: AblationSettings = field(default_factory=AblationSettings, metadata={
+        "help": "Table 4's variants (the `ablations` flow)"})
     seed: int = 0
     description: str = ""
 
@@ -201,12 +262,32 @@ class Profile:
         svf = kw.pop("svf", None) or SVFConfig(targets=self.targets)
         return RLConfig(task=task, seed=self.seed_or_default(seed), svf=svf, **kw)
 
-    def ntp_config(self, baseline: BaselineSlice, seed: int | None = None):
-        """The NTPConfig of a next-token-prediction baseline (lora / ia3 / dora)."""
+    def ntp_config(self, baseline: BaselineSlice, seed: int | None = None, **given):
+        """The NTPConfig of a next-token-prediction baseline (lora / ia3 / dora; svf in `given`: SVF-NTP)."""
         from t2core.baselines.peft_ntp import NTPConfig
 
-        return NTPConfig(task=baseline.task, method=baseline.method, seed=self.seed_or_default(seed),
-                         **baseline.kwargs())
+        kw = {"method": baseline.method, **baseline.kwargs(), **given}
+        return NTPConfig(task=baseline.task, seed=self.seed_or_default(seed), **kw)
+
+    def ablation_config(self, v: AblationVariant, seed: int | None = None):
+        """The training config of one Table 4 variant: an RLConfig (pg) or an NTPConfig (ntp), with the
+        ablation's step budget. PG variants start from the profile's settings for the task (so SVF-PG on
+        the profile's targets is the profile's own expert, reused); NTP ones from its LoRA baseline's."""
+        from t2core.svf.policy import SVFConfig
+
+        ab = self.ablations
+        kw = {**dict(v.overrides), "steps": ab.steps}
+        if v.objective == "pg":
+            if v.method == "lora":
+                return self.rl_config(ab.task, seed, method="lora", **kw)
+            return self.rl_config(ab.task, seed, svf=SVFConfig(targets=v.targets), **kw)
+        base = next((b.overrides for b in self.baselines if b.task == ab.task and b.method == "lora"), ())
+        kw = {"dtype": self.dtype, **dict(base), **kw}
+        if v.method == "svf":
+            kw.update(method="svf", svf_targets=v.targets)
+        else:
+            kw["target_modules"] = ABLATION_LORA_MODULES[v.targets]
+        return self.ntp_config(BaselineSlice(ab.task, "lora"), seed, **kw)
 
     def eval_config(self, sl: EvalSlice, seed: int | None = None):
         """The EvalConfig of one slice: the profile's batch size and dtype; max_new_tokens the profile's
@@ -303,6 +384,13 @@ register_profile(Profile(
                                 EvalSlice("arc_challenge_cloze", limit=3)),
                         cls=_TINY_RL, shots=3, light_shots=2, cem=(("population", 4), ("generations", 2))),
     # transfer onto a twin (same shapes, other weights: the paper's setting in miniature)
+    ablations=AblationSettings(
+        task="arc_easy_cloze", steps=2,
+        evals=(EvalSlice("arc_easy_cloze", limit=3), EvalSlice("arc_challenge_cloze", limit=3)),
+        variants=(AblationVariant("svf", "pg", "mlp"), AblationVariant("svf", "pg", "attn"),
+                  AblationVariant("svf", "ntp", "mlp", (("batch_size", 2), ("train_limit", 8))),
+                  AblationVariant("lora", "pg", "attn"),
+                  AblationVariant("lora", "ntp", "attn", (("batch_size", 2), ("train_limit", 8))))),
     transfer=TransferSettings(dst="tiny-random-twin", experts=("arc_easy_cloze",),
                               evals=(EvalSlice("arc_easy_cloze", limit=3),),
                               unseen=(EvalSlice("arc_challenge_cloze", limit=3),), few_shot=True),
@@ -335,6 +423,16 @@ register_profile(Profile(
     # Transfer is its own flow here (`t2 run transfer --profile smol --dst qwen2.5-coder-0.5b`), outside
     # `make run`'s budget: the ARC-Easy cloze expert (the one that learns at 135M) on 500 test items of
     # ARC-Easy and ARC-Challenge cloze, ordered / shuffled / random against the destination's base.
+    # Table 4 (`t2 run ablations --profile smol`, its own flow): where SmolLM2 learns, ARC-Easy cloze, 30 steps
+    # each (the expert's budget: SVF-PG mlp is the profile's expert and LoRA-NTP attn its LoRA, both reused),
+    # zero-shot on ARC-Challenge cloze. SVF-NTP gets SVF-PG's learning rate (LoRA's 5e-4 barely moves z).
+    ablations=AblationSettings(
+        task="arc_easy_cloze", steps=30,
+        evals=(EvalSlice("arc_easy_cloze", limit=200), EvalSlice("arc_challenge_cloze", limit=500)),
+        variants=(AblationVariant("svf", "pg", "mlp"), AblationVariant("svf", "pg", "attn"),
+                  AblationVariant("svf", "pg", "both"), AblationVariant("svf", "ntp", "mlp", (("lr", 5e-3),)),
+                  AblationVariant("lora", "pg", "attn"), AblationVariant("lora", "ntp", "attn"),
+                  AblationVariant("lora", "ntp", "both"))),
     transfer=TransferSettings(experts=("arc_easy_cloze",), evals=(EvalSlice("arc_easy_cloze", limit=500),),
                               unseen=(EvalSlice("arc_challenge_cloze", limit=500),)),
     description="embedded SmolLM2-135M on small slices: minutes on a laptop CPU",
@@ -353,6 +451,13 @@ register_profile(Profile(
     # project's choice, not a number from the paper
     adapt=AdaptSettings(experts=TRAIN_TASKS, unseen=tuple(EvalSlice(t) for t in ("math", "humaneval", "arc_challenge")),
                         cls=(("train_limit", 1200), ("batch_size", 64), ("steps", 200)), shots=10, light_shots=3),
+    # Table 4 as the paper ran it: Llama-3-8B on GSM8K, zero-shot on MATH
+    ablations=AblationSettings(
+        task="gsm8k", steps=200, evals=(EvalSlice("gsm8k"), EvalSlice("math")),
+        variants=(AblationVariant("svf", "pg", "mlp"), AblationVariant("svf", "pg", "attn"),
+                  AblationVariant("svf", "pg", "both"), AblationVariant("svf", "ntp", "attn"),
+                  AblationVariant("lora", "pg", "attn"), AblationVariant("lora", "ntp", "attn"),
+                  AblationVariant("lora", "ntp", "both"))),
     # the paper's transfer (§4.4): Llama-3-8B-Instruct's experts onto Mistral-7B-Instruct-v0.3 (same shapes)
     transfer=TransferSettings(dst="mistral-7b", evals=tuple(EvalSlice(t) for t in TRAIN_TASKS),
                               unseen=tuple(EvalSlice(t) for t in ("math", "humaneval", "arc_challenge")), few_shot=True),

@@ -203,3 +203,23 @@ def test_served_deployment_runs_against_local_server(t2_home, prefect_env, data_
                                   "GROUP BY m ORDER BY m")
     # adapt: the 8 two-pass runs; base 7 + the unseen ARC-Challenge cloze slice; each LoRA on its task + 3 unseen
     assert evals == [("adapt", 8), ("base", 8), ("lora", 4), ("lora-pg", 4), ("svf", 4)]
+
+
+def test_ablations_flow_renders_table_4_and_figure_9(t2_home, prefect_env, data_dir):
+    first = t2_cli("run", "ablations", "--profile", "tiny")
+    assert first.returncode == 0, first.stderr[-2000:]
+    t4 = t2_inproc("report", "--table", "4", "--format", "csv")
+    assert t4.returncode == 0, t4.stderr
+    rows = [r for r in csv.DictReader(io.StringIO(t4.stdout)) if r["trained on"] == "arc_easy_cloze"]
+    assert [r["variant"] for r in rows] == ["base", "LoRA-NTP attn", "LoRA-PG attn", "SVF-NTP mlp", "SVF-PG attn",
+                                            "SVF-PG mlp"], t4.stdout
+    params = {r["variant"]: int(r["#params"]) for r in rows[1:]}
+    # tiny-random: SVF has one number per singular value (64 per matrix: 3 MLP or 4 attention matrices
+    # per block, 2 blocks); LoRA r16 on q and v: 16 * (64 + 64) + 16 * (64 + 32) per block
+    assert params == {"SVF-PG mlp": 384, "SVF-NTP mlp": 384, "SVF-PG attn": 2 * (64 + 32 + 32 + 64),
+                      "LoRA-PG attn": 7168, "LoRA-NTP attn": 7168}
+    assert all(r["steps"] == "2" and "(n=3" in r["arc_challenge_cloze acc (n, p vs base)"] for r in rows[1:])
+    fig = t2_inproc("report", "--figure", "9", "--out", str(t2_home / "fig9.png"))
+    assert fig.returncode == 0 and (t2_home / "fig9.png").stat().st_size > 1000, fig.stderr
+    again = t2_cli("run", "ablations", "--profile", "tiny")  # everything cached: nothing retrained or re-evaluated
+    assert again.returncode == 0 and " ".join(again.stdout.split()).count("Completed") == 0, again.stdout

@@ -6,8 +6,8 @@ training task (paper §4.1) -> train the profile's PEFT baselines (LoRA-NTP, LoR
 task's test slice (Table 1) -> self-adaptation (paper §3.3, Table 2): the classification expert,
 a few-shot CEM search per unseen task, base and every LoRA on the unseen slices, and the two-pass
 evaluations with each strategy (prompt, cls-expert, few-shot), and the LoRA chosen on the few-shot
-prompts; for profiles that name a destination model, cross-model transfer (paper §4.4, the
-`transfer` flow's stages). Each task is cached by
+prompts; where the profile asks, the ablations (Table 4, the `ablations` flow's stages); for profiles
+that name a destination model, cross-model transfer (paper §4.4, the `transfer` flow's stages). Each task is cached by
 content, so rerunning after a crash redoes only what is missing. Every setting comes from
 the profile, resolved once into the operation's typed request (t2core/profiles.py).
 """
@@ -111,6 +111,8 @@ def full_paper_flow(profile: str = "smol", data_dir: str | None = None, seed: in
         fault_injection_point("eval")
     if prof.adapt.unseen:
         steps += _adaptation_stages(prof, ident, produced, seed, data_dir, logger)
+    if prof.ablations.in_full_paper and prof.ablations.variants:  # Table 4
+        steps += _ablation_stages(prof, ident, seed, data_dir)
     if prof.transfer.dst:  # cross-model transfer (paper §4.4), onto the profile's destination model
         sources = {t: eid for t, method, eid in produced if method == "svf"}
         steps += _transfer_stages(prof, prof.transfer.dst, sources, seed, data_dir, logger)
@@ -261,13 +263,18 @@ def ablations_flow(profile: str = "smol", data_dir: str | None = None, seed: int
     from t2core.errors import ConfigError
 
     prof = get_profile(profile)
-    ab = prof.ablations
-    if not ab.variants:
+    if not prof.ablations.variants:
         raise ConfigError(f"profile {profile} lists no ablations; use one that does (tiny, smol, paper).")
     seed = prof.seed_or_default(seed)
-    get_task(ab.task).preflight()
-    data_dir = _data_dir(data_dir)
+    get_task(prof.ablations.task).preflight()
     ident = load_model_step(prof.model, seed)
+    steps = _ablation_stages(prof, ident, seed, _data_dir(data_dir))
+    return {"profile": profile, "model": prof.model, "steps": steps}
+
+
+def _ablation_stages(prof, ident, seed: int, data_dir: str | None) -> list[dict[str, Any]]:
+    """Table 4's runs: each variant trained (or reused), then it and base on every ablation slice."""
+    ab = prof.ablations
     steps: list[dict[str, Any]] = []
     for targets in dict.fromkeys(v.targets for v in ab.variants if v.method == "svf"):
         steps.append(_stage(f"svd:{targets}", svd_step, ident, SvdRequest(targets)))
@@ -287,4 +294,4 @@ def ablations_flow(profile: str = "smol", data_dir: str | None = None, seed: int
         for label, method, eid in products:
             steps.append(_stage(f"eval:{sl.task}:{label}", eval_step, ident,
                                 EvalRequest(ev, eid, prof.sampler if method == "svf" else "hf", data_dir)))
-    return {"profile": profile, "model": prof.model, "steps": steps}
+    return steps

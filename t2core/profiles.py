@@ -211,6 +211,8 @@ class AblationSettings:
     evals: tuple[EvalSlice, ...] = field(default=(), metadata={
         "help": "slices every variant and the base model are evaluated on: the task's test slice and unseen ones"})
     variants: tuple[AblationVariant, ...] = field(default=(), metadata={"help": "Table 4's rows"})
+    in_full_paper: bool = field(default=False, metadata={
+        "help": "full-paper runs the ablations too (otherwise only the `ablations` flow does)"})
 
     def __post_init__(self) -> None:
         if self.variants and not (self.task and self.evals):
@@ -385,7 +387,7 @@ register_profile(Profile(
                         cls=_TINY_RL, shots=3, light_shots=2, cem=(("population", 4), ("generations", 2))),
     # transfer onto a twin (same shapes, other weights: the paper's setting in miniature)
     ablations=AblationSettings(
-        task="arc_easy_cloze", steps=2,
+        task="arc_easy_cloze", steps=2, in_full_paper=True,
         evals=(EvalSlice("arc_easy_cloze", limit=3), EvalSlice("arc_challenge_cloze", limit=3)),
         variants=(AblationVariant("svf", "pg", "mlp"), AblationVariant("svf", "pg", "attn"),
                   AblationVariant("svf", "ntp", "mlp", (("batch_size", 2), ("train_limit", 8))),

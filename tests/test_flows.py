@@ -28,6 +28,10 @@ N_ADAPT_STEPS = 1 + 4 + 2 + N_ADAPT_EVALS  # + the cls-expert, four CEM searches
 # step beat the base model), so its shuffled and random controls are the same expert as ordered: their 4
 # evaluations are the ordered one's (Cached), and the twin has 5 distinct evaluation runs.
 N_TRANSFER_STEPS, N_TRANSFER_SHARED, N_TRANSFER_EVALS = 1 + 3 + 4 + 4 + 2, 4, 5
+# ablations (Table 4) on ARC-Easy cloze: SVDs of the MLP and attention matrices, 5 variants, base + 5 variants on
+# ARC-Easy cloze and ARC-Challenge cloze. Already made by then (Cached): the MLP SVD, SVF-PG mlp (the profile's
+# expert), base on both slices and that expert on ARC-Easy cloze; 9 evaluation runs are new.
+N_ABLATION_STEPS, N_ABLATION_CACHED, N_ABLATION_EVALS = 2 + 5 + 2 * 6, 5, 9
 
 
 @pytest.fixture
@@ -47,16 +51,17 @@ def test_full_paper_resumes_after_crash(t2_home, prefect_env, data_dir):
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     out = " ".join(rerun.stdout.split())
     # svd, experts, the two finished evaluations, and the transfer evaluations shared between controls
-    assert out.count("Cached") == 1 + N_TRAIN + 2 + N_TRANSFER_SHARED, rerun.stdout
-    assert out.count("Completed") == N_EVALS - 2 + N_ADAPT_STEPS + N_TRANSFER_STEPS - N_TRANSFER_SHARED, rerun.stdout
+    assert out.count("Cached") == 1 + N_TRAIN + 2 + N_ABLATION_CACHED + N_TRANSFER_SHARED, rerun.stdout
+    assert out.count("Completed") == (N_EVALS - 2 + N_ADAPT_STEPS + N_ABLATION_STEPS - N_ABLATION_CACHED
+                                      + N_TRANSFER_STEPS - N_TRANSFER_SHARED), rerun.stdout
     # nothing duplicated, and the finished runs were not redone
-    n_evals = N_EVALS + N_ADAPT_EVALS + N_TRANSFER_EVALS
+    n_evals = N_EVALS + N_ADAPT_EVALS + N_ABLATION_EVALS + N_TRANSFER_EVALS
     assert catalog_rows(t2_home, "SELECT count(*) FROM runs WHERE kind='eval' AND status='completed'") == [(n_evals,)]
     assert catalog_rows(t2_home, "SELECT count(*) FROM runs WHERE kind='adapt' AND status='completed'") == [(5,)]
     assert catalog_rows(t2_home, "SELECT count(*) FROM runs WHERE kind='transfer' AND status='completed'") == [(3,)]
-    assert catalog_rows(t2_home, "SELECT count(*) FROM runs WHERE kind='svd'") == [(2,)]  # the model and its twin
+    assert catalog_rows(t2_home, "SELECT count(*) FROM runs WHERE kind='svd'") == [(3,)]  # mlp, attn, the twin's
     assert catalog_rows(t2_home, "SELECT count(*), count(DISTINCT (run_id, idx)) FROM samples") == [(3 * n_evals, 3 * n_evals)]
-    assert catalog_rows(t2_home, "SELECT count(*) FROM decompositions") == [(2,)]
+    assert catalog_rows(t2_home, "SELECT count(*) FROM decompositions") == [(3,)]
     after = dict(catalog_rows(t2_home, "SELECT run_id, finished_at FROM runs WHERE kind='eval'"))
     assert all(after[r] == t for r, t in done_before)
 
@@ -91,6 +96,9 @@ def test_full_paper_resumes_after_crash(t2_home, prefect_env, data_dir):
     few_row = next(r for r in csv.DictReader(io.StringIO(t2.stdout)) if r["method"] == "few-shot")
     assert few_row["arc_challenge_cloze acc (n, p vs base)"].startswith(f"{full_acc:.3f} (n=3"), (few_row, full_acc)
     assert t2_inproc("report", "--table", "3").returncode == 0
+    t4 = list(csv.DictReader(io.StringIO(t2_inproc("report", "--table", "4", "--format", "csv").stdout)))
+    assert [r["variant"] for r in t4 if r["trained on"] == "arc_easy_cloze"] == [
+        "base", "LoRA-NTP attn", "LoRA-PG attn", "SVF-NTP mlp", "SVF-PG attn", "SVF-PG mlp"]
     # Tables 9 and 5: the twin's base, the moved expert with each control, and cross-model few-shot
     t9 = list(csv.DictReader(io.StringIO(t2_inproc("report", "--table", "9", "--format", "csv").stdout)))
     assert [r["row"] for r in t9] == ["base", "tiny-random ordered", "tiny-random shuffled", "tiny-random random"]

@@ -19,6 +19,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
+from catalog import Catalog
 from flows.steps import (
     adapt_step,
     baseline_step,
@@ -30,6 +31,8 @@ from flows.steps import (
     train_step,
     transfer_step,
 )
+from t2core.errors import ConfigError
+from t2core.experts import ExpertRef
 from t2core.faults import fault_injection_point
 from t2core.paths import resolve_data_dir
 from t2core.profiles import get_profile
@@ -39,6 +42,7 @@ from t2ops.baseline import BaselineRequest
 from t2ops.evaluation import EvalRequest
 from t2ops.svd import SvdRequest
 from t2ops.training import TrainRequest
+from t2ops.transfer import TransferRequest, source_experts
 
 
 def _data_dir(data_dir: str | None) -> str | None:
@@ -124,10 +128,6 @@ def transfer_flow(profile: str = "smol", dst: str | None = None, data_dir: str |
                   seed: int | None = None) -> dict[str, Any]:
     """Move the profile model's experts (from the catalog: run full-paper first) to `dst` (default: the
     profile's transfer.dst) and evaluate them there with the controls (Tables 5 and 9)."""
-    from catalog import Catalog
-    from t2core.errors import ConfigError
-    from t2ops.transfer import source_experts
-
     prof = get_profile(profile)
     dst = dst or prof.transfer.dst
     if not dst:
@@ -135,8 +135,6 @@ def transfer_flow(profile: str = "smol", dst: str | None = None, data_dir: str |
                           f"{profile} --dst qwen2.5-coder-0.5b`).")
     tasks = prof.transfer.experts or tuple(tr.task for tr in prof.trains)
     ids = source_experts(Catalog(), prof.model, tasks, prof.targets)
-    from t2core.experts import ExpertRef
-
     sources = {ExpertRef.resolve(e).header.task: e for e in ids}
     steps = _transfer_stages(prof, dst, sources, prof.seed_or_default(seed), _data_dir(data_dir), get_run_logger())
     return {"profile": profile, "model": prof.model, "dst": dst, "steps": steps}
@@ -147,10 +145,6 @@ def _transfer_stages(prof, dst: str, sources: dict[str, str], seed: int, data_di
     """Tables 5 and 9: each source expert moved to `dst` with each control, the destination's base on the
     slices, each transferred expert on its own task (Table 9) and on the unseen tasks of its category
     (Table 5), and few-shot over the transferred and the destination's own experts (cross-model)."""
-    from catalog import Catalog
-    from t2core.errors import ConfigError
-    from t2ops.transfer import TransferRequest, source_experts
-
     tr = prof.transfer
     dst_ident = load_model_step(dst, seed)
     steps: list[dict[str, Any]] = [_stage(f"svd:{dst}", svd_step, dst_ident, SvdRequest(prof.targets))]
@@ -160,12 +154,11 @@ def _transfer_stages(prof, dst: str, sources: dict[str, str], seed: int, data_di
             steps.append(_stage(f"transfer:{task}:{control}", transfer_step, dst_ident,
                                 TransferRequest(sources[task], control, tr.seed)))
             moved.append((task, control, steps[-1]["expert_id"]))
-    for sl, fits in [(sl, lambda t, sl=sl: t == sl.task) for sl in tr.evals] + \
-                    [(sl, lambda t, sl=sl: get_task(t).category == get_task(sl.task).category) for sl in tr.unseen]:
+    for sl, unseen in [(sl, False) for sl in tr.evals] + [(sl, True) for sl in tr.unseen]:
         ev = prof.eval_config(sl, seed)
         steps.append(_stage(f"eval:{dst}:{sl.task}", eval_step, dst_ident, EvalRequest(ev, None, prof.sampler, data_dir)))
-        for task, control, eid in moved:
-            if fits(task):
+        for task, control, eid in moved:  # Table 9: on its own task; Table 5: on unseen tasks of its category
+            if (get_task(task).category == get_task(sl.task).category) if unseen else task == sl.task:
                 steps.append(_stage(f"eval:{dst}:{sl.task}:{task}:{control}", eval_step, dst_ident,
                                     EvalRequest(ev, eid, prof.sampler, data_dir)))
     if tr.few_shot:
@@ -260,8 +253,6 @@ def ablations_flow(profile: str = "smol", data_dir: str | None = None, seed: int
     next-token prediction, on MLP, attention or both) trained on one task with one step budget, then it and
     the base model evaluated on the task's test slice and the unseen slices. Cached and resumable like
     full-paper: a variant the profile already trained (same config) is reused, not retrained."""
-    from t2core.errors import ConfigError
-
     prof = get_profile(profile)
     if not prof.ablations.variants:
         raise ConfigError(f"profile {profile} lists no ablations; use one that does (tiny, smol, paper).")

@@ -106,6 +106,9 @@ def test_a_killed_search_resumes_from_its_last_generation(tiny, trained, data_di
     assert seen == [1] and resumed[0] == 2  # generation 1 was not redone
     assert out.search.state.generation == len(out.search.state.history) == 3
     assert catalog_rows(home, f"SELECT count(*), min(status) FROM runs WHERE run_id = '{search_id}'") == [(1, "completed")]
+    # its recorded time counts the generation run before the kill too
+    gen_seconds = [h["seconds"] for h in out.search.state.history]
+    assert all(t > 0 for t in gen_seconds) and out.search.seconds >= sum(gen_seconds)
     (cfg,) = catalog_rows(home, f"SELECT config_json FROM runs WHERE run_id = '{search_id}'")
     import json
 

@@ -15,6 +15,7 @@ state draws exactly what the uninterrupted search would have drawn.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 
@@ -143,8 +144,12 @@ def search(cfg: CEMConfig, state: CEMState, score: Callable[[torch.Tensor], list
     """Run generations from `state` until one of the stopping rules holds; `score` maps a population
     (P, K[, L]) to its fitness; `on_generation(state)` after each one (checkpoints, progress)."""
     while not state.done:
+        t0 = time.perf_counter()
         pop = population(cfg, state)
         state = update(cfg, state, pop, score(pop))
+        # the generation's wall time in its history entry: a resumed search still knows what it cost in all
+        *past, last = state.history
+        state = replace(state, history=(*past, {**last, "seconds": time.perf_counter() - t0}))
         if on_generation:
             on_generation(state)
     return state

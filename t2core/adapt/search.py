@@ -107,11 +107,12 @@ def search(loaded: LoadedModel, cfg: FewShotConfig, planned: SearchPlan, sampler
         if on_generation:
             on_generation(st)
 
-    t0 = time.perf_counter()
     state = cem.search(cfg.cem, state, scorer, after)
     alpha = state.alpha()
+    t0 = time.perf_counter()
     refit = scorer.one_at_a_time(alpha[None])[0]  # the best, re-evaluated on its own (materialised)
-    seconds = time.perf_counter() - t0
+    # every generation's time, those before a kill included (a resumed search is not cheaper than it was)
+    seconds = sum(h.get("seconds", 0.0) for h in state.history) + time.perf_counter() - t0
     history = [*state.history]
     header = ExpertHeader(
         base_weights_hash=loaded.weights_hash, model=loaded.alias, task=cfg.task,

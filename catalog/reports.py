@@ -735,7 +735,7 @@ def figure9(cat: Catalog, out: Path, model: str | None = None) -> Path:
 
         raise T2Error("no task with both an SVF-PG and a LoRA-PG training run; run `t2 run ablations --profile smol` "
                       "(or `t2 train --method lora` beside the SVF expert).")
-    fig, axes = plt.subplots(1, len(pairs), figsize=(5 * len(pairs), 3.5), squeeze=False)
+    fig, axes = plt.subplots(1, len(pairs), figsize=(5.5 * len(pairs), 4), squeeze=False, layout="constrained")
     for ax, ((mdl, task), labels) in zip(axes[0], sorted(pairs.items()), strict=True):
         for label, rid in sorted(labels.items()):
             _, pts = cat.query("SELECT step, mean_reward, valid_acc FROM curves WHERE run_id = ? ORDER BY step", [rid])

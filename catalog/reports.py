@@ -177,7 +177,21 @@ def _paired(cat: Catalog, run: str, base: str) -> tuple[int, float] | None:
     return (int(n), mcnemar_p(int(only_a), int(only_b))) if n else None
 
 
-def table2(cat: Catalog, model: str | None = None) -> Table:
+def _base_index(cat: Catalog, tasks: list[str], model: str | None) -> dict[tuple[str, str], dict[int, tuple]]:
+    """{(model, task): {n: (run, acc, n)}}: the latest base-model evaluation of each slice size."""
+    out: dict[tuple[str, str], dict[int, tuple]] = {}
+    for mdl, task, method, strategy, rid, acc, n in _latest_evals(cat, tasks, model):
+        if method == "base" and not strategy:
+            out.setdefault((mdl, task), {})[int(n)] = (rid, acc, int(n))
+    return out
+
+
+def _base_for(index: dict, mdl: str, task: str, n: int | None) -> tuple | None:
+    """The base evaluation of the same slice (same n) as a row's, else the largest: p pairs what both answered."""
+    return _sized(index.get((mdl, task), {}), n)
+
+
+def table2(cat: Catalog, model: str | None = None, shots: int | None = None) -> Table:
     """Base, LoRA and the three adaptation strategies on the unseen tasks (paper Table 2).
 
     Per cell: accuracy, n, and the exact McNemar p against base on the same questions. For LoRA the
@@ -203,12 +217,14 @@ def table2(cat: Catalog, model: str | None = None) -> Table:
     _, variants = cat.query("SELECT run_id, variant, config_json FROM runs WHERE kind = 'eval'")
     variant_of = {rid: v for rid, v, _ in variants}
     config_of = {rid: c for rid, _, c in variants}
-    full = {s["run_id"] for s in _full_searches(_searches(cat, model)).values()}  # not cross-model: Table 5's
+    full = {s["run_id"] for s in _full_searches(_searches(cat, model), shots).values()}  # not cross-model
     for mdl, task, method, strategy, rid, acc, n in rows:  # later runs (and larger n) win
         if strategy == "few-shot" and _search_of(config_of[rid]) not in full:
             continue  # a search with fewer shots than the task's full one (Tables 8 and 10), or cross-model
         if not strategy and method in ("lora", "lora-pg"):
-            lora_cells.setdefault((mdl, task), {})[variant_of[rid]] = (rid, acc, int(n))
+            seen = lora_cells.setdefault((mdl, task), {})
+            if variant_of[rid] not in seen or n >= seen[variant_of[rid]][2]:  # the whole slice beats a part
+                seen[variant_of[rid]] = (rid, acc, int(n))
             continue
         row = strategy or ("base" if method == "base" else method)
         prev = cell.get((mdl, row, task))
@@ -354,13 +370,14 @@ def _searches(cat: Catalog, model: str | None, cross: bool = False) -> list[dict
     return out
 
 
-def _full_searches(searches: list[dict]) -> dict[tuple[str, str], dict]:
-    """(model, task) -> its "full" few-shot search: the one with the most shots (the latest among equals).
-    Table 2 and Figure 7 show it; searches with fewer shots are Table 8's and Table 10's ("light")."""
+def _full_searches(searches: list[dict], shots: int | None = None) -> dict[tuple[str, str], dict]:
+    """(model, task) -> its "full" few-shot search: the latest one with `shots` shots (the profile's, which
+    `t2 report --profile` passes), or, where there is none (or `shots` is None), the one with the most.
+    Table 2 and Figure 7 show it; Table 8 shows every shot count, Table 10 the full one and fewer."""
     full: dict[tuple[str, str], dict] = {}
     for s in searches:  # ordered by finished_at
         prev = full.get((s["model"], s["task"]))
-        if prev is None or s["shots"] >= prev["shots"]:
+        if prev is None or (s["shots"] == shots) or (prev["shots"] != shots and s["shots"] >= prev["shots"]):
             full[(s["model"], s["task"])] = s
     return full
 
@@ -373,7 +390,7 @@ def _search_of(config_json: str) -> str:
     return spec.partition("/")[2] if spec.startswith("few-shot/") else ""
 
 
-def figure7(cat: Catalog, out: Path, model: str | None = None) -> Path:
+def figure7(cat: Catalog, out: Path, model: str | None = None, shots: int | None = None) -> Path:
     """The mixing coefficients α the few-shot search learned per unseen task (paper Figure 7): one bar
     per expert (labelled by its training task); per-layer α is shown as its mean over layers."""
     import matplotlib
@@ -388,7 +405,7 @@ def figure7(cat: Catalog, out: Path, model: str | None = None) -> Path:
 
         raise T2Error("no few-shot searches in the catalog; run `t2 adapt --strategy few-shot --task "
                       "arc_challenge_cloze` (or `t2 run full-paper`).")
-    latest = _full_searches(found)
+    latest = _full_searches(found, shots)
     fig, axes = plt.subplots(1, len(latest), figsize=(4 * len(latest), 3.5), squeeze=False)
     for ax, ((mdl, task), s) in zip(axes[0], sorted(latest.items()), strict=True):
         a = np.array(s["alpha"], dtype=float)
@@ -413,10 +430,7 @@ def table8(cat: Catalog, model: str | None = None) -> Table:
         " JOIN metrics n ON n.run_id = r.run_id AND n.name = 'n'"
         " WHERE r.kind = 'eval' AND r.status = 'completed' AND r.strategy = 'few-shot'"
         " AND (? IS NULL OR r.model = ?) ORDER BY r.finished_at", [model, model])
-    bases: dict[tuple[str, str], str] = {}
-    for mdl, task, method, strategy, rid, _acc, _n in _latest_evals(cat, benchmark_tasks(UNSEEN), model):
-        if method == "base" and not strategy:
-            bases[(mdl, task)] = rid
+    bases = _base_index(cat, benchmark_tasks(UNSEEN), model)
     ia3 = _shot_adapters(cat, model)  # (model, task, shots, split, seed) -> (accuracy, n, steps)
     out = []
     for mdl, task, rid, cfg, acc, n in rows:
@@ -424,7 +438,8 @@ def table8(cat: Catalog, model: str | None = None) -> Table:
         if search is None:
             continue
         fs = search["few_shot"]
-        pair = _paired(cat, rid, bases[(mdl, task)]) if (mdl, task) in bases else None
+        base = _base_for(bases, mdl, task, int(n))
+        pair = _paired(cat, rid, base[0]) if base else None
         twin = ia3.get((mdl, task, search["shots"], fs["split"], fs["cem"]["seed"], int(n)))
         out.append([mdl, task, search["shots"], fs["cem"]["population"], acc, int(n), pair[1] if pair else None,
                     twin[0] if twin else None, twin[1] if twin else None])
@@ -460,12 +475,12 @@ def _shot_adapters(cat: Catalog, model: str | None) -> dict[tuple, tuple[float, 
     return out
 
 
-def table10(cat: Catalog, model: str | None = None) -> Table:
+def table10(cat: Catalog, model: str | None = None, shots: int | None = None) -> Table:
     """Few-shot adaptation with fewer prompts, "light" (paper Table 10): per unseen task, base, the full
-    search (the most shots) and every search with fewer shots, with what each search cost (generations,
-    seconds) and the exact McNemar p against base and against the full search on the same questions."""
+    search (`shots`: the profile's; see `_full_searches`) and every search with fewer shots, with what each
+    search cost (generations, seconds) and the exact McNemar p against base and against the full search."""
     searches = {s["run_id"]: s for s in _searches(cat, model)}
-    full = {k: s["run_id"] for k, s in _full_searches(list(searches.values())).items()}
+    full = {k: s["run_id"] for k, s in _full_searches(list(searches.values()), shots).items()}
     _, rows = cat.query(
         "SELECT r.model, r.task, r.run_id, r.config_json, m.value, n.value FROM runs r"
         " JOIN metrics m ON m.run_id = r.run_id AND m.name = 'accuracy'"
@@ -477,15 +492,17 @@ def table10(cat: Catalog, model: str | None = None) -> Table:
         sid = _search_of(cfg)
         if sid in searches:
             evals[(mdl, task, sid)] = (rid, acc, int(n))
-    bases = {(mdl, task): (rid, acc, int(n)) for mdl, task, method, strategy, rid, acc, n
-             in _latest_evals(cat, benchmark_tasks(UNSEEN), model) if method == "base" and not strategy}
+    bases = _base_index(cat, benchmark_tasks(UNSEEN), model)
     out = []
     for (mdl, task) in sorted({(m, t) for m, t, _ in evals}):
         full_eval = evals.get((mdl, task, full.get((mdl, task), "")))
-        base = bases.get((mdl, task))
+        base = _base_for(bases, mdl, task, full_eval[2] if full_eval else None)
         if base:
             out.append([mdl, task, "base", None, None, None, base[1], base[2], None, None])
-        mine = sorted(((searches[sid], ev) for (m, t, sid), ev in evals.items() if (m, t) == (mdl, task)),
+        top = searches[full[(mdl, task)]]["shots"] if (mdl, task) in full else None
+        mine = sorted(((searches[sid], ev) for (m, t, sid), ev in evals.items()
+                       if (m, t) == (mdl, task) and (top is None or searches[sid]["shots"] < top
+                                                     or sid == full[(mdl, task)])),
                       key=lambda p: -p[0]["shots"])
         for s, (rid, acc, n) in mine:
             is_full = s["run_id"] == full.get((mdl, task))
@@ -644,6 +661,11 @@ def _variant_label(cfg: dict) -> str | None:
     return None
 
 
+def _sized(by_n: dict[int, tuple[str, float, int]], n: int | None) -> tuple[str, float, int] | None:
+    """The evaluation on the slice of size `n`, else the largest one there is (its n shows the difference)."""
+    return by_n.get(n) or (by_n[max(by_n)] if by_n else None)
+
+
 def table4(cat: Catalog, model: str | None = None) -> Table:
     """Ablations (paper Table 4): per model and training task, every SVF / LoRA variant trained by
     REINFORCE (PG) or next-token prediction (NTP) on MLP, attention or both, with its step budget,
@@ -679,12 +701,13 @@ def table4(cat: Catalog, model: str | None = None) -> Table:
         " WHERE r.kind = 'eval' AND r.status = 'completed' AND r.split = 'test' AND r.strategy IS NULL"
         " AND (? IS NULL OR r.model = ?) ORDER BY r.finished_at", [model, model])
     base: dict[tuple[str, str, int], tuple[str, float, int]] = {}
-    cells: dict[tuple[str, str], dict[str, tuple[str, float, int]]] = {}  # (model, variant) -> {task: cell}
+    # (model, variant) -> {task: {n: cell}}: every slice size a variant was evaluated on (the latest per size)
+    cells: dict[tuple[str, str], dict[str, dict[int, tuple[str, float, int]]]] = {}
     for rid, mdl, task, variant, acc, n in ev_rows:
         if variant in (None, "base"):
             base[(mdl, task, int(n))] = (rid, acc, int(n))
         elif variant in made:
-            cells.setdefault((mdl, variant), {})[task] = (rid, acc, int(n))
+            cells.setdefault((mdl, variant), {}).setdefault(task, {})[int(n)] = (rid, acc, int(n))
     groups: dict[tuple[str, str], list[str]] = {}
     for (mdl, variant) in cells:
         groups.setdefault((mdl, made[variant][1]), []).append(variant)
@@ -698,14 +721,16 @@ def table4(cat: Catalog, model: str | None = None) -> Table:
     tasks = [t for b in (*TRAIN_TASKS, *UNSEEN) for t in benchmark_tasks((b,)) if t in evaluated]
     out = []
     for (mdl, task), variants in sorted(groups.items()):
-        bases = {}
-        for t in tasks:  # the base evaluation of the same slice (same n) as the variants'
-            n = next((cells[(mdl, v)][t][2] for v in variants if t in cells[(mdl, v)]), None)
-            bases[t] = base.get((mdl, t, n))
+        bases, pick = {}, {}
+        for t in tasks:  # one slice per column: the size most variants were evaluated on (ties: the larger)
+            sizes = [n for v in variants for n in cells[(mdl, v)].get(t, {})]
+            pick[t] = max(set(sizes), key=lambda n: (sizes.count(n), n)) if sizes else None
+            bases[t] = base.get((mdl, t, pick[t]))  # base on the same slice
         out.append([mdl, task, "base", None, None, *(_cell(cat, bases[t], None) for t in tasks)])
         for v in sorted(variants, key=lambda x: (made[x][2], made[x][3])):
             _, _, label, steps, params = made[v]
-            out.append([mdl, task, label, steps, params, *(_cell(cat, cells[(mdl, v)].get(t), bases[t]) for t in tasks)])
+            out.append([mdl, task, label, steps, params,
+                        *(_cell(cat, _sized(cells[(mdl, v)].get(t, {}), pick[t]), bases[t]) for t in tasks)])
     return Table("Table 4: ablations: parameterisation (SVF, LoRA), objective (PG: REINFORCE; NTP: next-token "
                  "prediction) and targets, one step budget per training task (test split; p: exact McNemar "
                  "against base)", ["model", "trained on", "variant", "steps", "#params",

@@ -615,6 +615,8 @@ def report(
     table: int | None = typer.Option(None, help="paper table number (1, 2, 3, 4, 5, 8, 9, 10)"),
     figure: int | None = typer.Option(None, help="paper figure number (4, 6, 7, 9)"),
     model: str | None = typer.Option(None, help="only this model"),
+    profile: str = typer.Option("smol", help="whose settings say which few-shot search is Table 2's and Figure "
+                                             "7's (its adapt.shots; the most shots where none has that many)"),
     fmt: str = typer.Option("rich", "--format", help="rich, md or csv (tables)"),
     out: str | None = typer.Option(None, help="output file (figures; default figure<N>.png)"),
 ) -> None:
@@ -623,9 +625,14 @@ def report(
     from t2core.errors import ConfigError
 
     cat = Catalog()
-    tables = {1: reports.table1, 2: reports.table2, 3: reports.table3, 4: reports.table4, 5: reports.table5, 8: reports.table8,
-              9: reports.table9, 10: reports.table10}
-    figures = {4: reports.figure4, 6: reports.figure6, 7: reports.figure7, 9: reports.figure9}
+    from functools import partial
+
+    from t2core.profiles import get_profile
+
+    shots = get_profile(profile).adapt.shots  # the full few-shot search: the profile's number of shots
+    tables = {1: reports.table1, 2: partial(reports.table2, shots=shots), 3: reports.table3, 4: reports.table4,
+              5: reports.table5, 8: reports.table8, 9: reports.table9, 10: partial(reports.table10, shots=shots)}
+    figures = {4: reports.figure4, 6: reports.figure6, 7: partial(reports.figure7, shots=shots), 9: reports.figure9}
     if table in tables:
         t = tables[table](cat, model)
         if fmt == "md":

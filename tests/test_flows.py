@@ -75,7 +75,7 @@ def test_full_paper_resumes_after_crash(t2_home, prefect_env, data_dir):
     assert " ".join(third.stdout.split()).count("Completed") == 1
     assert catalog_rows(t2_home, "SELECT count(*) FROM runs WHERE kind='eval' AND status='completed'") == [(n_evals,)]
     # Table 2 renders its five rows from what the flow recorded
-    t2 = t2_inproc("report", "--table", "2", "--format", "csv", "--model", "tiny-random")
+    t2 = t2_inproc("report", "--table", "2", "--format", "csv", "--model", "tiny-random", "--profile", "tiny")
     assert t2.returncode == 0, t2.stderr
     assert [line.split(",")[1] for line in t2.stdout.splitlines()[1:]] == [
         "base", "lora (best on test)", "lora (same category)", "lora (few-shot pick)", "prompt", "cls-expert",
@@ -86,7 +86,7 @@ def test_full_paper_resumes_after_crash(t2_home, prefect_env, data_dir):
     t8 = t2_inproc("report", "--table", "8", "--format", "csv")  # the flow's few-shot runs, by number of shots
     assert t8.returncode == 0 and sorted(tuple(line.split(",")[1:3]) for line in t8.stdout.splitlines()[1:]) == [
         ("arc_challenge_cloze", "2"), ("arc_challenge_cloze", "3"), ("math", "2"), ("math", "3")], t8.stdout + t8.stderr
-    t10 = t2_inproc("report", "--table", "10", "--format", "csv")  # full (3 shots) and light (2 shots)
+    t10 = t2_inproc("report", "--table", "10", "--format", "csv", "--profile", "tiny")  # full (3 shots), light (2)
     assert t10.returncode == 0, t10.stderr
     t10_rows = list(csv.DictReader(io.StringIO(t10.stdout)))
     assert [(r["row"], r["shots"]) for r in t10_rows if r["task"] == "arc_challenge_cloze"] == [

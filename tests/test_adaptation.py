@@ -207,7 +207,10 @@ def test_adapters_of_a_training_split_keep_their_ids():
     from t2core.hashing import canonical_json, sha256_bytes
 
     cfg = NTPConfig(task="arc_easy", method="lora")
-    old = {k: v for k, v in asdict(cfg).items() if k not in ("shots", "shot_split")}  # the config before shots
+    # the config before shots and SVF-NTP existed
+    old = {k: v for k, v in asdict(cfg).items() if k not in ("shots", "shot_split", "svf_targets")}
     files = {"f": "abc"}
     assert adapter_id("w", cfg, files) == sha256_bytes(canonical_json(["ntp", "w", old, ["abc"]]).encode())[:24]
     assert adapter_id("w", NTPConfig(task="arc_easy", method="lora", shots=3), files) != adapter_id("w", cfg, files)
+    svf = [adapter_id("w", NTPConfig(task="arc_easy", method="svf", svf_targets=t), files) for t in ("mlp", "attn")]
+    assert len(set(svf)) == 2  # SVF-NTP's targets are part of what it is

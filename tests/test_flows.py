@@ -203,14 +203,22 @@ def test_served_deployment_runs_against_local_server(t2_home, prefect_env, data_
                     p.wait(20)
                 except subprocess.TimeoutExpired:
                     p.kill()
-    assert catalog_rows(t2_home, "SELECT count(*) FROM runs WHERE kind='eval' AND status='completed'") == [(N_EVALS + N_ADAPT_EVALS,)]
-    assert catalog_rows(t2_home, "SELECT count(*) FROM samples") == [(3 * (N_EVALS + N_ADAPT_EVALS),)]
-    assert catalog_rows(t2_home, "SELECT DISTINCT model FROM runs") == [("tiny-random",)]
-    assert catalog_rows(t2_home, "SELECT count(*) FROM experts") == [(N_TRAIN + 3,)]  # + the cls-expert and two few-shot mixtures
+    n_evals = N_EVALS + N_ADAPT_EVALS + N_ABLATION_EVALS + N_TRANSFER_EVALS
+    assert catalog_rows(t2_home, "SELECT count(*) FROM runs WHERE kind='eval' AND status='completed'") == [(n_evals,)]
+    assert catalog_rows(t2_home, "SELECT count(*) FROM samples") == [(3 * n_evals,)]
+    assert catalog_rows(t2_home, "SELECT DISTINCT model FROM runs ORDER BY model") == [("tiny-random",),
+                                                                                        ("tiny-random-twin",)]
+    # N_TRAIN + the cls-expert; one few-shot mixture per searched task (on tiny the full and the light search
+    # end at the same α: one expert); the 4 new ablation products; the twin's cross-model mixture; the one
+    # transferred expert (its three controls coincide: z = 1)
+    assert catalog_rows(t2_home, "SELECT count(*) FROM experts") == [(N_TRAIN + 1 + 2 + 4 + 1 + 1,)]
     evals = catalog_rows(t2_home, "SELECT split_part(variant, ':', 1) AS m, count(*) FROM runs WHERE kind='eval' "
                                   "GROUP BY m ORDER BY m")
-    # adapt: the 8 two-pass runs; base 7 + the unseen ARC-Challenge cloze slice; each LoRA on its task + 3 unseen
-    assert evals == [("adapt", 8), ("base", 8), ("lora", 4), ("lora-pg", 4), ("svf", 4)]
+    # adapt: the 10 two-pass runs + the twin's cross-model few-shot; base 7 + the unseen ARC-Challenge cloze
+    # slice + the twin's 2; LoRA and LoRA-PG: each on its task and 3 unseen, the ablation's on its 2 slices; svf:
+    # 4 experts on their tasks, the ablation's SVF variants (2 new on ARC-Easy cloze, 3 on ARC-Challenge cloze),
+    # the moved expert on the twin's 2 slices
+    assert evals == [("adapt", 11), ("base", 10), ("lora", 6), ("lora-pg", 6), ("svf", 11)]
 
 
 def test_ablations_flow_renders_table_4_and_figure_9(t2_home, prefect_env, data_dir):

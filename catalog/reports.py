@@ -623,7 +623,7 @@ def _transfer_table(cat: Catalog, model: str | None, tasks: list[str], cells: di
     for mdl, task, method, strategy, rid, acc, n in _latest_evals(cat, tasks, model):
         v = variant_of.get(rid) or ""
         if method == "base" and not strategy:
-            mine[(mdl, "base", task)] = (rid, acc, int(n))
+            continue  # `_base_index`: base on the slice of each cell
         elif "own expert" in own_rows and method == "svf" and not strategy and own_task.get(v) == task \
                 and v not in transferred:
             mine[(mdl, "own expert", task)] = (rid, acc, int(n))
@@ -633,16 +633,18 @@ def _transfer_table(cat: Catalog, model: str | None, tasks: list[str], cells: di
             mine[(mdl, strategy, task)] = (rid, acc, int(n))
     models = sorted({k[0] for k in cells})
     present = [t for t in tasks if any(k[2] == t for k in cells)]
+    bases = _base_index(cat, tasks, model)
     out = []
     for mdl in models:
         sources = sorted({k[1].rsplit(" ", 1)[0] for k in cells if k[0] == mdl and k[1] != "cross-model few-shot"})
-        labels = ["base", *own_rows, *(f"{s} {c}" for s in sources for c in TRANSFER_ROWS), "cross-model few-shot"]
-        for label in labels:
-            c_of = {t: cells.get((mdl, label, t)) or mine.get((mdl, label, t)) for t in present}
-            if not any(c_of.values()) and label != "base":
-                continue
-            base = {t: mine.get((mdl, "base", t)) for t in present}
-            out.append([mdl, label, *(_cell(cat, c_of[t], base[t]) for t in present)])
+        labels = [*own_rows, *(f"{s} {c}" for s in sources for c in TRANSFER_ROWS), "cross-model few-shot"]
+        rows = {label: {t: cells.get((mdl, label, t)) or mine.get((mdl, label, t)) for t in present} for label in labels}
+        rows = {label: c_of for label, c_of in rows.items() if any(c_of.values())}
+        size = {t: next((c_of[t][2] for c_of in rows.values() if c_of[t]), None) for t in present}
+        out.append([mdl, "base", *(_cell(cat, _base_for(bases, mdl, t, size[t]), None) for t in present)])
+        for label, c_of in rows.items():  # each cell against base on the same slice
+            out.append([mdl, label, *(_cell(cat, c_of[t], _base_for(bases, mdl, t, c_of[t][2] if c_of[t] else None))
+                                      for t in present)])
     return Table(title, ["model", "row"] + [f"{t} acc (n, p vs base)" for t in present], out)
 
 

@@ -418,18 +418,24 @@ def figure7(cat: Catalog, out: Path, model: str | None = None, shots: int | None
     return _save(fig, out)
 
 
-def table8(cat: Catalog, model: str | None = None) -> Table:
-    """Few-shot adaptation by number of shots (paper Table 8): the few-shot evaluations of each unseen
-    task, one row per shot count, with n and the McNemar p against base, beside IA3 trained by
-    next-token prediction on the same shots (same split and seed) and evaluated on the same slice."""
-
-    searches = {s["run_id"]: s for s in _searches(cat, model)}
+def _few_shot_evals(cat: Catalog, model: str | None) -> list[tuple]:
+    """(model, task, run_id, config_json, accuracy, n) of the completed few-shot evaluations, oldest first."""
     _, rows = cat.query(
         "SELECT r.model, r.task, r.run_id, r.config_json, m.value, n.value FROM runs r"
         " JOIN metrics m ON m.run_id = r.run_id AND m.name = 'accuracy'"
         " JOIN metrics n ON n.run_id = r.run_id AND n.name = 'n'"
         " WHERE r.kind = 'eval' AND r.status = 'completed' AND r.strategy = 'few-shot'"
         " AND (? IS NULL OR r.model = ?) ORDER BY r.finished_at", [model, model])
+    return rows
+
+
+def table8(cat: Catalog, model: str | None = None) -> Table:
+    """Few-shot adaptation by number of shots (paper Table 8): the few-shot evaluations of each unseen
+    task, one row per shot count, with n and the McNemar p against base, beside IA3 trained by
+    next-token prediction on the same shots (same split and seed) and evaluated on the same slice."""
+
+    searches = {s["run_id"]: s for s in _searches(cat, model)}
+    rows = _few_shot_evals(cat, model)
     bases = _base_index(cat, benchmark_tasks(UNSEEN), model)
     ia3 = _shot_adapters(cat, model)  # (model, task, shots, split, seed) -> (accuracy, n, steps)
     out = []
@@ -481,12 +487,7 @@ def table10(cat: Catalog, model: str | None = None, shots: int | None = None) ->
     search cost (generations, seconds) and the exact McNemar p against base and against the full search."""
     searches = {s["run_id"]: s for s in _searches(cat, model)}
     full = {k: s["run_id"] for k, s in _full_searches(list(searches.values()), shots).items()}
-    _, rows = cat.query(
-        "SELECT r.model, r.task, r.run_id, r.config_json, m.value, n.value FROM runs r"
-        " JOIN metrics m ON m.run_id = r.run_id AND m.name = 'accuracy'"
-        " JOIN metrics n ON n.run_id = r.run_id AND n.name = 'n'"
-        " WHERE r.kind = 'eval' AND r.status = 'completed' AND r.strategy = 'few-shot'"
-        " AND (? IS NULL OR r.model = ?) ORDER BY r.finished_at", [model, model])
+    rows = _few_shot_evals(cat, model)
     evals: dict[tuple[str, str, str], tuple[str, float, int]] = {}  # (model, task, search) -> (run, acc, n)
     for mdl, task, rid, cfg, acc, n in rows:
         sid = _search_of(cfg)
@@ -591,9 +592,7 @@ def table5(cat: Catalog, model: str | None = None) -> Table:
     tasks = benchmark_tasks(UNSEEN)
     cells = _transfer_cells(cat, model, tasks, same_task=False)
     cross = {s["run_id"] for s in _searches(cat, model, cross=True)}
-    _, rows = cat.query("SELECT r.run_id, r.config_json FROM runs r WHERE r.kind = 'eval' AND r.strategy = 'few-shot'"
-                        " AND r.status = 'completed'")
-    cross_evals = {rid for rid, cfg in rows if _search_of(cfg) in cross}
+    cross_evals = {rid for _, _, rid, cfg, _, _ in _few_shot_evals(cat, model) if _search_of(cfg) in cross}
     for mdl, task, _method, strategy, rid, acc, n in _latest_evals(cat, tasks, model):
         if strategy == "few-shot" and rid in cross_evals:
             cells[(mdl, "cross-model few-shot", task)] = (rid, acc, int(n))
@@ -618,8 +617,7 @@ def _transfer_table(cat: Catalog, model: str | None, tasks: list[str], cells: di
                        " WHERE r.kind = 'train' AND e.method = 'svf'")
     own_task = dict(own)
     full = {s["run_id"] for s in _full_searches(_searches(cat, model)).values()}
-    _, fs = cat.query("SELECT run_id, config_json FROM runs WHERE kind = 'eval' AND strategy = 'few-shot'")
-    search_of = {rid: _search_of(cfg) for rid, cfg in fs}
+    search_of = {rid: _search_of(cfg) for _, _, rid, cfg, _, _ in _few_shot_evals(cat, model)}
     for mdl, task, method, strategy, rid, acc, n in _latest_evals(cat, tasks, model):
         v = variant_of.get(rid) or ""
         if method == "base" and not strategy:

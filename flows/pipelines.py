@@ -14,6 +14,7 @@ the profile, resolved once into the operation's typed request (t2core/profiles.p
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
@@ -35,7 +36,7 @@ from t2core.errors import ConfigError
 from t2core.experts import ExpertRef
 from t2core.faults import fault_injection_point
 from t2core.paths import resolve_data_dir
-from t2core.profiles import get_profile
+from t2core.profiles import Profile, get_profile
 from t2core.tasks import get_task
 from t2ops.adaptation import AdaptRequest, FewShotRequest, PickRequest
 from t2ops.baseline import BaselineRequest
@@ -56,11 +57,17 @@ def svd_flow(model: str = "smollm2-135m", targets: str = "mlp", seed: int = 0) -
     return svd_step(ident, SvdRequest(targets))
 
 
+def _profile(name: str, sampler: str | None) -> Profile:
+    """The profile a flow runs, with the sampler it was asked for (checked when the profile is rebuilt)."""
+    prof = get_profile(name)
+    return prof if sampler is None else dataclasses.replace(prof, sampler=sampler)
+
+
 @flow(name="train-expert", log_prints=True)
 def train_expert_flow(task: str = "arc_easy", profile: str = "smol", data_dir: str | None = None,
-                      seed: int | None = None) -> dict[str, Any]:
+                      seed: int | None = None, sampler: str | None = None) -> dict[str, Any]:
     """Train one SVF expert with the profile's settings for `task`."""
-    prof = get_profile(profile)
+    prof = _profile(profile, sampler)
     req = TrainRequest(prof.rl_config(task, seed), prof.sampler, _data_dir(data_dir))
     get_task(task).preflight()  # e.g. no code sandbox: fail now, not after the SVD
     ident = load_model_step(prof.model, prof.seed_or_default(seed))
@@ -69,9 +76,11 @@ def train_expert_flow(task: str = "arc_easy", profile: str = "smol", data_dir: s
 
 
 @flow(name="full-paper", log_prints=True)
-def full_paper_flow(profile: str = "smol", data_dir: str | None = None, seed: int | None = None) -> dict[str, Any]:
-    """The whole paper pipeline for one profile (so far: SVD, experts, baselines, Table 1 evaluations)."""
-    prof = get_profile(profile)
+def full_paper_flow(profile: str = "smol", data_dir: str | None = None, seed: int | None = None,
+                    sampler: str | None = None) -> dict[str, Any]:
+    """The whole paper pipeline for one profile: SVD, experts, baselines, evaluations, adaptation, and the
+    ablations and transfer where the profile asks for them. `sampler` overrides the profile's."""
+    prof = _profile(profile, sampler)
     seed = prof.seed_or_default(seed)
     for name in dict.fromkeys([sl.task for sl in prof.evals] + [t.task for t in prof.trains + prof.baselines]):
         get_task(name).preflight()  # e.g. no code sandbox: fail in seconds, not after an hour of training
@@ -125,10 +134,10 @@ def full_paper_flow(profile: str = "smol", data_dir: str | None = None, seed: in
 
 @flow(name="transfer", log_prints=True)
 def transfer_flow(profile: str = "smol", dst: str | None = None, data_dir: str | None = None,
-                  seed: int | None = None) -> dict[str, Any]:
+                  seed: int | None = None, sampler: str | None = None) -> dict[str, Any]:
     """Move the profile model's experts (from the catalog: run full-paper first) to `dst` (default: the
     profile's transfer.dst) and evaluate them there with the controls (Tables 5 and 9)."""
-    prof = get_profile(profile)
+    prof = _profile(profile, sampler)
     dst = dst or prof.transfer.dst
     if not dst:
         raise ConfigError(f"profile {profile} names no transfer destination; pass one (`t2 run transfer --profile "
@@ -248,12 +257,13 @@ def _timed(step, *args):
 
 
 @flow(name="ablations", log_prints=True)
-def ablations_flow(profile: str = "smol", data_dir: str | None = None, seed: int | None = None) -> dict[str, Any]:
+def ablations_flow(profile: str = "smol", data_dir: str | None = None, seed: int | None = None,
+                   sampler: str | None = None) -> dict[str, Any]:
     """Table 4 (paper §4.3): each variant of the profile's `ablations` (SVF or LoRA, trained by REINFORCE or
     next-token prediction, on MLP, attention or both) trained on one task with one step budget, then it and
     the base model evaluated on the task's test slice and the unseen slices. Cached and resumable like
     full-paper: a variant the profile already trained (same config) is reused, not retrained."""
-    prof = get_profile(profile)
+    prof = _profile(profile, sampler)
     if not prof.ablations.variants:
         raise ConfigError(f"profile {profile} lists no ablations; use one that does (tiny, smol, paper).")
     seed = prof.seed_or_default(seed)

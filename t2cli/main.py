@@ -169,8 +169,9 @@ def eval_cmd(
                                                  "(svf:<hex> for SVF experts, lora:<id>, ia3:<id>, ... for "
                                                  "baselines) or an SVF expert file"),
     adapter: str | None = typer.Option(None, help="a PEFT baseline adapter id (the same as --expert <method>:<id>)"),
-    sampler: str = typer.Option("hf", help="hf (in-process) or proc (its own copy of the model in another process, "
-                                            "fed SVF vectors only)"),
+    sampler: str = typer.Option("hf", help="hf (in-process), proc (its own copy of the model in another process, "
+                                            "fed SVF vectors only) or vllm (a vLLM server in .venv-vllm, fed SVF "
+                                            "vectors; `make vllm-env`)"),
 ) -> None:
     """Greedy evaluation of the base model (or with an SVF expert); accuracy and per-sample rows go into the catalog."""
     _quiet_transformers()
@@ -240,9 +241,9 @@ def train(
     targets: str | None = typer.Option(None, help="SVF targets: mlp, attn, both"),
     param: str | None = typer.Option(None, help="SVF parameterisation: direct (paper) or sigmoid (official code)"),
     method: str = typer.Option("svf", help="svf (paper) or lora (LoRA-PG: the same REINFORCE loop on LoRA r16 q/v)"),
-    sampler: str | None = typer.Option(None, help="rollout sampler: hf (in-process) or proc (its own copy of the "
-                                                  "model in another process, fed the SVF vectors of each step); "
-                                                  "default: the profile's"),
+    sampler: str | None = typer.Option(None, help="rollout sampler: hf (in-process), proc (its own copy of the "
+                                                  "model in another process) or vllm (a vLLM server), the last two "
+                                                  "fed the SVF vectors of each step; default: the profile's"),
     data_dir: str | None = typer.Option(None, help="dataset directory"),
     seed: int | None = typer.Option(None, help="random seed (default: the profile's)"),
 ) -> None:
@@ -318,7 +319,7 @@ def adapt(
     formulation: str | None = typer.Option(None, help="pass 1 of prompt / cls-expert: generate (paper) or choice"),
     shots: int | None = typer.Option(None, help="few-shot: number of shots (default: the profile's)"),
     shot_split: str = typer.Option("train", help="few-shot: where the shots come from (train or valid, never test)"),
-    sampler: str | None = typer.Option(None, help="hf or proc (default: the profile's)"),
+    sampler: str | None = typer.Option(None, help="hf, proc or vllm (default: the profile's)"),
     data_dir: str | None = typer.Option(None, help="dataset directory"),
     seed: int | None = typer.Option(None, help="random seed (default: the profile's)"),
     force: bool = typer.Option(False, help="redo the evaluation even if it is in the catalog"),
@@ -578,6 +579,8 @@ def run(
     profile: str = typer.Option("smol", help="profile: tiny, smol, paper (see `t2 profiles`)"),
     data_dir: str | None = typer.Option(None, help="dataset directory"),
     seed: int | None = typer.Option(None, help="seed (default: the profile's)"),
+    sampler: str | None = typer.Option(None, help="sampler of evaluations and SVF rollouts: hf, proc or vllm "
+                                                  "(default: the profile's)"),
 ) -> None:
     """Run a Prefect flow in-process (an ephemeral Prefect API starts if none is configured)."""
     _quiet_transformers()
@@ -587,9 +590,10 @@ def run(
     prof = get_profile(profile)
     from flows.pipelines import ablations_flow, full_paper_flow, svd_flow, train_expert_flow, transfer_flow
 
-    staged = {"full-paper": lambda: full_paper_flow(profile=profile, data_dir=data_dir, seed=seed),
-              "transfer": lambda: transfer_flow(profile=profile, dst=dst, data_dir=data_dir, seed=seed),
-              "ablations": lambda: ablations_flow(profile=profile, data_dir=data_dir, seed=seed)}
+    kw = {"profile": profile, "data_dir": data_dir, "seed": seed, "sampler": sampler}
+    staged = {"full-paper": lambda: full_paper_flow(**kw),
+              "transfer": lambda: transfer_flow(dst=dst, **kw),
+              "ablations": lambda: ablations_flow(**kw)}
     if flow in staged:
         out = staged[flow]()
         rows = [(s["step"], s["state"], s.get("accuracy"), f"{s.get('seconds', 0):.1f}", s.get("run_id") or s.get("key"),
@@ -600,7 +604,7 @@ def run(
                              + f": {total / 60:.1f} min in the stages",
                              ["step", "state", "accuracy", "s", "id", "note"], rows))
     elif flow == "train-expert":
-        out = train_expert_flow(task=task, profile=profile, data_dir=data_dir, seed=seed)
+        out = train_expert_flow(task=task, **kw)
         console.print(out)
     elif flow == "svd":
         out = svd_flow(model=prof.model, targets=prof.targets, seed=prof.seed_or_default(seed))

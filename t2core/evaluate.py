@@ -22,6 +22,7 @@ from t2core.hashing import canonical_json, sha256_bytes
 from t2core.models.registry import LoadedModel
 from t2core.paths import resolve_data_dir
 from t2core.sampling import GenerationConfig, Sampler, SVFWeights, make_sampler
+from t2core.sampling.base import backend_tag, run_backend
 from t2core.tasks import get_task
 from t2core.tasks.base import Dataset, Task
 from t2core.variants import BASE_REF, VariantRef
@@ -118,19 +119,21 @@ def eval_record_config(cfg: EvalConfig, sampler: str, ref: VariantRef) -> dict:
 
 
 def eval_run_id(weights_hash: str, cfg: EvalConfig, task_version: str, data_files: dict[str, str],
-                kind: str = "eval", variant: str = "base") -> str:
+                kind: str = "eval", variant: str = "base", backend: str = "hf") -> str:
     payload = [kind, weights_hash, asdict(cfg), task_version, sorted(data_files.values())]
     if variant != "base":  # base-model ids stay as they were before variants existed
         payload.append(variant)
+    payload += backend_tag(backend)
     return sha256_bytes(canonical_json(payload).encode())[:24]
 
 
 def plan_eval(weights_hash: str, cfg: EvalConfig, data_dir: str | Path | None = None,
-              variant: str = "base") -> EvalPlan:
+              variant: str = "base", backend: str = "hf") -> EvalPlan:
     """Load the data and compute the run id without generating or loading a model (only its
     weights hash), so callers (and Prefect cache keys) can skip finished runs cheaply.
 
-    `variant` names what is evaluated on top of the base weights ("base", "svf:<expert id>", ...).
+    `variant` names what is evaluated on top of the base weights ("base", "svf:<expert id>", ...);
+    `backend` the engine that answers (`run_backend`).
     The config is resolved here, once: the run id hashes exactly what `evaluate` then runs.
     """
     cfg = cfg.resolved()
@@ -139,7 +142,8 @@ def plan_eval(weights_hash: str, cfg: EvalConfig, data_dir: str | Path | None = 
     ds = task.load(cfg.split, resolve_data_dir(data_dir)).limit(cfg.limit)
     if not ds.samples:
         raise DataError(f"task {cfg.task!r} split {cfg.split!r} has no samples; nothing to evaluate.")
-    return EvalPlan(task, ds, eval_run_id(weights_hash, cfg, task.version, ds.files, variant=variant), cfg)
+    return EvalPlan(task, ds, eval_run_id(weights_hash, cfg, task.version, ds.files, variant=variant,
+                                                     backend=backend), cfg)
 
 
 def evaluate(
@@ -157,7 +161,7 @@ def evaluate(
 
     `svf` sends an expert as vectors to a sampler that applies it itself (`receives_svf`).
     """
-    task, ds, run_id, cfg = planned or plan_eval(loaded.weights_hash, cfg, data_dir, ref.name)
+    task, ds, run_id, cfg = planned or plan_eval(loaded.weights_hash, cfg, data_dir, ref.name, run_backend(sampler))
     gen = cfg.generation  # resolved by plan_eval
     sampler = sampler or make_sampler("hf", loaded=loaded)
     torch.manual_seed(gen.seed)

@@ -19,6 +19,7 @@ from t2core.hashing import canonical_json, sha256_bytes, tensors_hash
 from t2core.models.registry import LoadedModel
 from t2core.paths import t2_home
 from t2core.rl import CurvePoint, ReinforceTrainer, RLConfig, TrainResult, plan_training
+from t2core.sampling.base import run_backend
 from t2core.svd import ensure_svd, load_svd
 from t2core.svf import ExpertHeader, SVFPolicy, load_expert, read_header, save_expert
 
@@ -48,7 +49,7 @@ def train_expert(loaded: LoadedModel, cfg: RLConfig, data_dir: str | Path | None
 
     `planned`: `plan_training`'s result when the caller has it (the data is loaded once)."""
     store = store or ArtifactStore()
-    planned = planned or plan_training(loaded.weights_hash, cfg, data_dir)
+    planned = planned or plan_training(loaded.weights_hash, cfg, data_dir, run_backend(sampler))
     run_id = planned[2]
     if cfg.method != "svf":
         return _train_peft_pg(loaded, planned, cfg, data_dir, store, sampler, on_log)

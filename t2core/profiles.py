@@ -235,8 +235,8 @@ class Profile:
     max_new_tokens: int | None = field(default=None, metadata={"help": "cap on new tokens (None: task default)"})
     trains: tuple[TrainSlice, ...] = field(default=(), metadata={"help": "SVF experts to train (paper §4.1)"})
     baselines: tuple[BaselineSlice, ...] = field(default=(), metadata={"help": "PEFT baselines (Table 1, 7)"})
-    sampler: str = field(default="hf", metadata={"help": "sampler of evaluations and rollouts: hf (in-process) "
-                                                          "or proc (its own model copy, fed SVF vectors)"})
+    sampler: str = field(default="hf", metadata={"help": "sampler of evaluations and rollouts: hf (in-process), "
+                                                          "proc or vllm (their own model copy, fed SVF vectors)"})
     adapt: AdaptSettings = field(default_factory=AdaptSettings, metadata={"help": "self-adaptation (paper §3.3)"})
     transfer: TransferSettings = field(default_factory=TransferSettings, metadata={
         "help": "cross-model transfer (paper §4.4)"})

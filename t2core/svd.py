@@ -112,6 +112,19 @@ def ensure_svd(
     return _info(man, store, reused=False)
 
 
+def decomposition_for(loaded: LoadedModel, names: set[str], store: ArtifactStore | None = None) -> SVDInfo:
+    """The smallest decomposition (mlp, attn, both) holding every matrix in `names`, reused or computed once.
+
+    A process that holds its own copy of the model (a remote sampler) receives experts as vectors
+    only and needs the factors of the matrices they target."""
+    for spec in ("mlp", "attn", "both"):
+        if names <= set(find_targets(loaded.model, loaded.family, spec)):
+            return ensure_svd(loaded, spec, store)
+    unknown = sorted(names - set(find_targets(loaded.model, loaded.family, "both")))
+    raise ArtifactError(f"SVF vectors target {unknown[:3]}, which {loaded.alias!r} does not have: "
+                        "vectors for another model.")
+
+
 def load_svd(info_or_key: SVDInfo | str, store: ArtifactStore | None = None, verify: bool = True
              ) -> dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """{matrix name: (U, S, V)} of a stored decomposition; verifies the file hash first."""

@@ -32,6 +32,7 @@ from t2core.evaluate import EvalConfig
 from t2core.experts import ExpertRef
 from t2core.models.registry import LoadedModel
 from t2core.sampling import check_sampler, make_sampler
+from t2core.sampling.base import run_backend
 from t2core.tasks import get_task
 from t2core.variants import VariantRef, describe_ref, resolve_variant
 from t2ops.lifecycle import recorded
@@ -54,7 +55,8 @@ class FewShotRequest:
 
 
 def plan_few_shot(req: FewShotRequest, weights_hash: str) -> SearchPlan:
-    return plan_search(weights_hash, req.cfg, [ExpertRef.resolve(e) for e in req.experts], req.data_dir)
+    return plan_search(weights_hash, req.cfg, [ExpertRef.resolve(e) for e in req.experts], req.data_dir,
+                       run_backend(req.sampler))
 
 
 def run_few_shot(req: FewShotRequest, loaded: LoadedModel, cat: Catalog,
@@ -135,7 +137,7 @@ def plan(req: AdaptRequest, weights_hash: str) -> AdaptPlan:
         else:
             spec = PromptDispatch.spec_for(req.formulation, req.pass1_max_new_tokens)
     ref = VariantRef("svf", tuple(e.id for e in experts), dispatch=spec)
-    p = core.plan_eval(weights_hash, req.eval, req.data_dir, ref.name)
+    p = core.plan_eval(weights_hash, req.eval, req.data_dir, ref.name, run_backend(req.sampler))
     return AdaptPlan(p.run_id, ref, p, experts, sp, cls_ref)
 
 

@@ -12,6 +12,7 @@ from t2core import evaluate as core
 from t2core.evaluate import EvalConfig, EvalResult, eval_record_config
 from t2core.models.registry import LoadedModel
 from t2core.sampling import check_sampler, make_sampler
+from t2core.sampling.base import run_backend
 from t2core.variants import VariantRef, describe_ref, resolve_variant
 from t2ops.lifecycle import recorded
 
@@ -20,7 +21,7 @@ from t2ops.lifecycle import recorded
 class EvalRequest:
     eval: EvalConfig
     expert: str | None = None  # an expert id (svf:<hex>), an expert file, or an adapter (<method>:<id>)
-    sampler: str = "hf"  # hf (in-process) or proc (its own model copy, fed SVF vectors)
+    sampler: str = "hf"  # hf (in-process), or proc / vllm (their own model copy, fed SVF vectors)
     data_dir: str | None = None
 
     def __post_init__(self) -> None:
@@ -42,7 +43,7 @@ class EvalPlan:
 
 def plan(req: EvalRequest, weights_hash: str) -> EvalPlan:
     variant = describe_ref(weights_hash, req.expert)  # verified: a bad reference fails before any row
-    p = core.plan_eval(weights_hash, req.eval, req.data_dir, variant.name)
+    p = core.plan_eval(weights_hash, req.eval, req.data_dir, variant.name, run_backend(req.sampler))
     return EvalPlan(p.run_id, variant, p)
 
 

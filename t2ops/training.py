@@ -12,6 +12,7 @@ from t2core.experts import TrainedExpert, is_stored, train_expert
 from t2core.models.registry import LoadedModel
 from t2core.rl import CurvePoint, RLConfig, plan_training
 from t2core.sampling import check_sampler, make_sampler
+from t2core.sampling.base import run_backend
 from t2core.variants import VariantRef
 from t2ops.lifecycle import recorded
 
@@ -19,7 +20,7 @@ from t2ops.lifecycle import recorded
 @dataclass(frozen=True)
 class TrainRequest:
     rl: RLConfig
-    sampler: str = "hf"  # rollouts in-process (hf) or on another model copy fed the vectors (proc)
+    sampler: str = "hf"  # rollouts in-process (hf) or on another model copy fed the vectors (proc, vllm)
     data_dir: str | None = None
 
     def __post_init__(self) -> None:
@@ -28,7 +29,7 @@ class TrainRequest:
 
 def plan(req: TrainRequest, weights_hash: str) -> str:
     """The training run id (weights, identity fields of the config, task version, data hashes)."""
-    return plan_training(weights_hash, req.rl, req.data_dir)[2]
+    return plan_training(weights_hash, req.rl, req.data_dir, run_backend(req.sampler))[2]
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ class TrainOutcome:
 def run(req: TrainRequest, loaded: LoadedModel, cat: Catalog,
         on_log: Callable[[CurvePoint], None] | None = None) -> TrainOutcome:
     cfg = req.rl
-    planned = plan_training(loaded.weights_hash, cfg, req.data_dir)
+    planned = plan_training(loaded.weights_hash, cfg, req.data_dir, run_backend(req.sampler))
     run_id = planned[2]
     rec.record_model(cat, loaded)
     if is_stored(run_id, cfg.method):  # reuse: nothing trains (the stored artifact is verified)

@@ -196,8 +196,21 @@ def test_training_through_the_proc_sampler_matches_local_training(tiny, proc_sam
 def test_unknown_sampler_is_a_clear_error(tiny):
     from t2core.errors import UnknownNameError
 
-    with pytest.raises(UnknownNameError, match=r"unknown sampler 'vllm'; known: dummy, hf, proc"):
+    with pytest.raises(UnknownNameError, match=r"unknown sampler 'sglang'; known: dummy, hf, proc, vllm"):
+        make_sampler("sglang", loaded=tiny)
+
+
+def test_a_missing_vllm_environment_is_one_clear_error(tiny, monkeypatch, tmp_path, t2_home):
+    from tests.conftest import t2_cli
+
+    missing = tmp_path / "nowhere" / "python"
+    monkeypatch.setenv("T2_VLLM_PYTHON", str(missing))
+    with pytest.raises(ConfigError, match=r"vLLM environment is missing .*`make vllm-env`"):
         make_sampler("vllm", loaded=tiny)
+    r = t2_cli("eval", "--model", "tiny-random", "--task", "gsm8k", "--limit", "1", "--sampler", "vllm",
+               env={"T2_VLLM_PYTHON": str(missing)})
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip().count("\n") == 0 and "make vllm-env" in r.stderr
 
 
 def test_proc_sampler_refuses_vectors_for_other_weights(proc_sampler, tiny):
@@ -231,3 +244,22 @@ def test_scoring_candidates_from_the_prompts_cache_equals_scoring_them_whole(tin
     assert [t.shape for t in shared] == [(3,), (1,), (5,)]
     assert max((a - b).abs().max().item() for a, b in zip(whole, shared, strict=True)) < 1e-4
     assert shared[0].exp().sum().item() == pytest.approx(1.0, abs=1e-5)
+
+
+def test_run_ids_name_the_engine_that_answers(tiny, data_dir):
+    """hf and proc give bitwise the same outputs (above), so the same request through either is one run;
+    vLLM answers with other kernels and another sampling generator, so through it it is another run."""
+    from t2core.evaluate import EvalConfig
+    from t2core.rl import RLConfig
+    from t2ops import evaluation, training
+
+    def eval_id(sampler):
+        return evaluation.plan(evaluation.EvalRequest(EvalConfig("gsm8k", limit=3), None, sampler, str(data_dir)),
+                               tiny.weights_hash).run_id
+
+    def train_id(sampler):
+        return training.plan(training.TrainRequest(RLConfig(task="gsm8k", steps=2), sampler, str(data_dir)),
+                             tiny.weights_hash)
+
+    assert eval_id("hf") == eval_id("proc") != eval_id("vllm")
+    assert train_id("hf") == train_id("proc") != train_id("vllm")

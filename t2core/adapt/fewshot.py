@@ -25,7 +25,7 @@ from t2core.adapt.mixture import mix_weights
 from t2core.errors import ConfigError, DataError
 from t2core.hashing import canonical_json, sha256_bytes
 from t2core.paths import resolve_data_dir
-from t2core.sampling.base import GenerationConfig, RowExperts, Sampler
+from t2core.sampling.base import GenerationConfig, RowExperts, Sampler, backend_tag
 from t2core.settings import check_dtype
 from t2core.svf.bank import ExpertBank
 from t2core.tasks import get_task
@@ -81,10 +81,11 @@ def pick_shots(cfg: FewShotConfig, data_dir: str | Path | None = None) -> Datase
 
 
 def few_shot_run_id(weights_hash: str, expert_ids: list[str], cfg: FewShotConfig, task_version: str,
-                    shots: Dataset) -> str:
-    """Content id of a search: base weights, the experts, the config, the task and the shots."""
+                    shots: Dataset, backend: str = "hf") -> str:
+    """Content id of a search: base weights, the experts, the config, the task, the shots and the engine
+    that scores them (`run_backend`)."""
     payload = ["few-shot", weights_hash, sorted(expert_ids), _identity(cfg), task_version,
-               sorted(shots.files.values()), [s.id for s in shots.samples]]
+               sorted(shots.files.values()), [s.id for s in shots.samples]] + backend_tag(backend)
     return sha256_bytes(canonical_json(payload).encode())[:24]
 
 

@@ -47,7 +47,7 @@ class SearchPlan:
 
 
 def plan_search(weights_hash: str, cfg: FewShotConfig, experts: list[ExpertRef],
-                data_dir: str | Path | None = None) -> SearchPlan:
+                data_dir: str | Path | None = None, backend: str = "hf") -> SearchPlan:
     """The search's id and inputs, without a model: the experts are verified and must share a base
     model and target spec; the shots are drawn."""
     if not experts:
@@ -60,7 +60,7 @@ def plan_search(weights_hash: str, cfg: FewShotConfig, experts: list[ExpertRef],
                           "trained with one target spec.")
     shots = pick_shots(cfg, data_dir)
     ordered = tuple(sorted(experts, key=lambda e: e.id))
-    run_id = few_shot_run_id(weights_hash, [e.id for e in ordered], cfg, get_task(cfg.task).version, shots)
+    run_id = few_shot_run_id(weights_hash, [e.id for e in ordered], cfg, get_task(cfg.task).version, shots, backend)
     return SearchPlan(run_id, ordered, shots, specs.pop())
 
 

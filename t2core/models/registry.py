@@ -29,6 +29,7 @@ class LoadedModel:
     source: str  # where the weights came from (file path / hub id / "random:seed")
     family: FamilyTargets = LLAMA_TARGETS
     seed: int = 0  # what `load_model` was given (random-init models depend on it): a copy elsewhere reloads it
+    directory: Path | None = None  # config + safetensors holding exactly these weights, if any (a server loads it)
 
     @property
     def n_params(self) -> int:

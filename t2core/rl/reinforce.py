@@ -33,6 +33,7 @@ from t2core.rl.config import RLConfig, identity_fields
 from t2core.rl.policies import make_policy
 from t2core.rl.rollouts import get_rollout
 from t2core.sampling import Sampler, make_sampler
+from t2core.sampling.base import backend_tag, run_backend
 from t2core.settings import step_rng
 from t2core.svf.apply import SVD
 from t2core.svf.policy import SVFPolicy
@@ -65,12 +66,15 @@ class TrainResult:
     resumed_from: int = 0
 
 
-def train_run_id(weights_hash: str, cfg: RLConfig, task_version: str, data_files: dict[str, str]) -> str:
+def train_run_id(weights_hash: str, cfg: RLConfig, task_version: str, data_files: dict[str, str],
+                 backend: str = "hf") -> str:
+    """Content id of a training run; `backend`: the engine of the rollouts (`run_backend`)."""
     payload = [f"train-{cfg.method}", weights_hash, identity_fields(cfg), task_version, sorted(data_files.values())]
+    payload += backend_tag(backend)
     return sha256_bytes(canonical_json(payload).encode())[:24]
 
 
-def plan_training(weights_hash: str, cfg: RLConfig, data_dir: str | Path | None = None):
+def plan_training(weights_hash: str, cfg: RLConfig, data_dir: str | Path | None = None, backend: str = "hf"):
     """(training Dataset, {file: sha256} of train + valid data, run id), without training or a model."""
     task = get_task(cfg.task)
     task.preflight()
@@ -81,7 +85,7 @@ def plan_training(weights_hash: str, cfg: RLConfig, data_dir: str | Path | None 
     if not train.samples:
         raise DataError(f"task {cfg.task!r} split {cfg.train_split!r} has no samples; nothing to train on.")
     files = {**train.files, **task.load(cfg.valid_split, ddir).files}
-    return train, files, train_run_id(weights_hash, cfg, task.version, files)
+    return train, files, train_run_id(weights_hash, cfg, task.version, files, backend)
 
 
 class ReinforceTrainer:
@@ -92,8 +96,9 @@ class ReinforceTrainer:
         self.task = get_task(cfg.task)
         self.data_dir = data_dir
         # `planned`: plan_training's result when the caller already has it (the data is loaded once)
-        self.train, self.data_files, self.run_id = planned or plan_training(loaded.weights_hash, cfg, data_dir)
         self.sampler = sampler or make_sampler("hf", loaded=loaded)
+        self.train, self.data_files, self.run_id = planned or plan_training(loaded.weights_hash, cfg, data_dir,
+                                                                            run_backend(self.sampler))
         if self.sampler.receives_svf and cfg.method != "svf":
             raise ConfigError(f"sampler {self.sampler.name!r} takes SVF vectors only; train method {cfg.method!r} "
                               "with the hf sampler.")

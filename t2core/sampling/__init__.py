@@ -1,6 +1,6 @@
-"""Samplers. Importing this package registers the built-in backends (hf, dummy, proc)."""
+"""Samplers. Importing this package registers the built-in backends (hf, dummy, proc, vllm)."""
 
-from t2core.sampling import dummy, hf, proc  # noqa: F401 - registration side effects
+from t2core.sampling import dummy, hf, proc, vllm  # noqa: F401 - registration side effects
 from t2core.sampling.base import (
     Completion,
     GenerationConfig,

@@ -103,6 +103,7 @@ class RowExperts:
 
 class Sampler(ABC):
     name: str
+    backend: str | None = None  # the engine whose numbers it gives, part of run ids (`run_backend`); None: its name
     receives_svf: bool = False  # True: pass the expert as `svf=SVFWeights(...)`, do not materialise locally
     takes_rows: bool = False  # True: `rows=RowExperts(...)` gives each conversation its own experts
 
@@ -173,6 +174,20 @@ def pick_candidate(logprobs: torch.Tensor, temperature: float, generator: torch.
     return int(torch.multinomial(probs, 1, generator=generator))
 
 
+def picked_candidates(candidates: list[tuple[str, ...]], prompts: list[list[int]], cands: list[list[list[int]]],
+                      logprobs: list[torch.Tensor], cfg: GenerationConfig) -> list[Completion]:
+    """`choose`'s results from each conversation's candidate log-probs (k_i,), normalised over its
+    candidates. Draws are taken in input order from one generator seeded by `cfg.seed`, so the same
+    seed gives the same picks whatever the backend's batching."""
+    gen = torch.Generator().manual_seed(cfg.seed)
+    results = []
+    for i, lp in enumerate(logprobs):
+        j = pick_candidate(lp, cfg.temperature, gen)
+        results.append(Completion(candidates[i][j], len(prompts[i]), 0, prompts[i], cands[i][j],  # 0: none generated
+                                  choice=j, choice_logprobs=lp.tolist()))
+    return results
+
+
 _SAMPLERS: Registry[Callable[..., Sampler]] = Registry("sampler")
 
 
@@ -182,6 +197,24 @@ def register_sampler(name: str, factory: Callable[..., Sampler]) -> None:
 
 def make_sampler(name: str, **kwargs) -> Sampler:
     return _SAMPLERS.get(name)(**kwargs)
+
+
+def run_backend(sampler: Sampler | str | None) -> str:
+    """The engine a sampler computes with: part of the id of every run it produces. The same request
+    answered by another engine is another run (vLLM's bf16 kernels and its sampling generator give
+    other outputs than transformers'). `hf` and `proc` (the hf sampler on a copy of the model) give
+    bitwise the same outputs (tests/test_sampling.py) and share ids. `sampler`: an instance, a
+    registered name, or None (hf)."""
+    if sampler is None:
+        return "hf"
+    if isinstance(sampler, str):
+        return getattr(_SAMPLERS.get(sampler), "backend", None) or sampler
+    return sampler.backend or sampler.name
+
+
+def backend_tag(backend: str) -> list:
+    """What a run id's payload gains for `backend`: nothing for hf (so ids from before backends stay valid)."""
+    return [] if backend == "hf" else [{"backend": backend}]
 
 
 def check_sampler(name: str) -> str:

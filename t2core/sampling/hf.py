@@ -20,7 +20,7 @@ from t2core.sampling.base import (
     RowExperts,
     Sampler,
     check_candidates,
-    pick_candidate,
+    picked_candidates,
     register_sampler,
 )
 
@@ -64,6 +64,7 @@ def bf16_autocast(model: torch.nn.Module, device: torch.device) -> Iterator[None
 
 class HFSampler(Sampler):
     name = "hf"
+    backend = "hf"
     takes_rows = True
 
     def __init__(self, loaded: LoadedModel) -> None:
@@ -145,7 +146,6 @@ class HFSampler(Sampler):
         device = next(model.parameters()).device
         prompts, cands = encode_choices(tok, conversations, candidates)
         order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
-        gen = torch.Generator().manual_seed(cfg.seed)
         logprobs: dict[int, torch.Tensor] = {}  # conversation -> (k,)
         for start in range(0, len(order), cfg.batch_size):
             idx = order[start : start + cfg.batch_size]
@@ -158,13 +158,7 @@ class HFSampler(Sampler):
                 logprobs[i] = lp.cpu()
             if progress:
                 progress(len(idx))
-        results = []
-        for i in range(len(prompts)):  # draws in input order: the same seed gives the same picks
-            lp = logprobs[i]
-            j = pick_candidate(lp, cfg.temperature, gen)
-            results.append(Completion(candidates[i][j], len(prompts[i]), 0, prompts[i], cands[i][j],  # 0: none generated
-                                      choice=j, choice_logprobs=lp.tolist()))
-        return results
+        return picked_candidates(candidates, prompts, cands, [logprobs[i] for i in range(len(prompts))], cfg)
 
 
 register_sampler("hf", HFSampler)

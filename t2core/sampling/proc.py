@@ -28,6 +28,7 @@ CALL_TIMEOUT_S = 3600.0
 
 class ProcSampler(Sampler):
     name = "proc"
+    backend = "hf"  # the hf sampler on its own copy of the model: bitwise the same outputs (tested)
     receives_svf = True
 
     def __init__(self, loaded: LoadedModel) -> None:
@@ -100,9 +101,8 @@ def _serve(conn, alias: str, seed: int, weights_hash: str, threads: int) -> None
     """The worker: its own model, its own SVDs, W' built from the vectors of each call."""
     torch.set_num_threads(threads)  # the same thread count as the caller: bitwise-equal matmuls
     from t2core.models import load_model
-    from t2core.models.targets import find_targets
     from t2core.sampling.hf import HFSampler
-    from t2core.svd import ensure_svd, load_svd
+    from t2core.svd import decomposition_for, load_svd
     from t2core.svf.apply import materialised_scales
 
     try:
@@ -117,14 +117,10 @@ def _serve(conn, alias: str, seed: int, weights_hash: str, threads: int) -> None
     svds: dict[str, dict] = {}
 
     def svd_for(names: set[str]) -> dict:
-        for spec in ("mlp", "attn", "both"):  # the smallest target spec that holds every vector
-            if names <= set(find_targets(loaded.model, loaded.family, spec)):
-                if spec not in svds:
-                    svds[spec] = load_svd(ensure_svd(loaded, spec))
-                return svds[spec]
-        unknown = sorted(names - set(find_targets(loaded.model, loaded.family, "both")))
-        raise errors.ArtifactError(f"SVF vectors target {unknown[:3]}, which {alias!r} does not have: "
-                                   "vectors for another model.")
+        info = decomposition_for(loaded, names)  # the smallest target spec that holds every vector
+        if info.key not in svds:
+            svds[info.key] = load_svd(info)
+        return svds[info.key]
 
     def weights(svf: SVFWeights | None, cfg: GenerationConfig):
         if svf is None:

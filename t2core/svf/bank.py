@@ -56,6 +56,12 @@ class ExpertBank:
         """(B, K) weights of matrix `name` from per-row weights (B, K) or per-row-and-layer (B, K, L)."""
         return weights if weights.ndim == 2 else weights[:, :, self.layer_of(name)]
 
+    def mixture(self, row: torch.Tensor) -> SVFWeights:
+        """One row's expert as vectors, m = Σ_k row[k] · scale_k (row (K,) or per layer (K, L)): what a
+        sampler that serves one set of weights at a time (vLLM) loads for that row's group."""
+        return SVFWeights(self.base_weights_hash,
+                          {n: (self.weights_for(n, row.float()[None]) @ sc)[0] for n, sc in self.scales.items()})
+
     @classmethod
     def of(cls, experts: list[SVFWeights]) -> ExpertBank:
         if not experts:

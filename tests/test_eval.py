@@ -108,9 +108,9 @@ def test_max_new_tokens_is_what_was_asked_and_what_the_run_id_hashes(tiny, data_
     generate = sampler.generate
     sampler.generate = lambda convs, cfg, **kw: seen.append(cfg.max_new_tokens) or generate(convs, cfg, **kw)
     cfg = EvalConfig("math", limit=2, generation=GenerationConfig(max_new_tokens=asked))
-    plan = plan_eval(tiny.weights_hash, cfg, data_dir)
+    plan = plan_eval(tiny.weights_hash, cfg, data_dir, backend="dummy")  # the engine that answers is part of the id
     res = evaluate(tiny, cfg, data_dir, sampler=sampler)
     assert seen == [runs] and plan.cfg.generation.max_new_tokens == runs
     assert res.config["eval"]["generation"]["max_new_tokens"] == runs and res.run_id == plan.run_id
     explicit = EvalConfig("math", limit=2, generation=GenerationConfig(max_new_tokens=runs))
-    assert plan_eval(tiny.weights_hash, explicit, data_dir).run_id == plan.run_id  # "the task's default" = that number
+    assert plan_eval(tiny.weights_hash, explicit, data_dir, backend="dummy").run_id == plan.run_id  # default = that number

@@ -133,13 +133,16 @@ class VLLMServer:
             raise errors.ModelError(f"the vLLM server exited ({self.proc.returncode}); its log: {self.log_path}")
         self.conn.send((op, args))
         deadline = time.monotonic() + timeout
-        while not self.conn.poll(1.0):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                why = f"exited ({self.proc.returncode})" if self.proc.poll() is not None else \
-                    f"did not answer {op!r} within {timeout:.0f}s"
-                self.close()
-                raise errors.ModelError(f"the vLLM server {why}: {self._last_log_line()} (log: {self.log_path})")
-        status, payload = self.conn.recv()
+        try:
+            while not self.conn.poll(1.0):
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    why = f"exited ({self.proc.returncode})" if self.proc.poll() is not None else \
+                        f"did not answer {op!r} within {timeout:.0f}s"
+                    raise errors.ModelError(f"the vLLM server {why}: {self._last_log_line()} (log: {self.log_path})")
+            status, payload = self.conn.recv()
+        except BaseException:  # e.g. Ctrl-C mid-request: its answer would be read as the next one's; start afresh
+            self.close()
+            raise
         if status != "ok":
             raise errors.ModelError(f"the vLLM server failed {op!r}: {payload} (log: {self.log_path})")
         return payload
@@ -194,7 +197,11 @@ class VLLMServer:
 
     def close(self) -> None:
         proc = getattr(self, "proc", None)
-        if proc is None or proc.poll() is not None:
+        if proc is None:
+            return
+        if proc.poll() is not None:
+            with contextlib.suppress(OSError):
+                self.conn.close()
             return
         with contextlib.suppress(OSError, EOFError, ValueError):
             self.conn.send(("close", {}))
@@ -210,23 +217,26 @@ class VLLMServer:
             self.conn.close()
 
 
-_SERVERS: dict[tuple[str, str, str], VLLMServer] = {}
+_SERVERS: dict[tuple, VLLMServer] = {}
+_POOL_LOCK = threading.Lock()
 
 
 def server_for(loaded: LoadedModel, dtype: str, settings: ServerSettings) -> VLLMServer:
-    """The running server of (base weights, dtype) in this process, started on first use."""
-    key = (loaded.weights_hash, dtype, str(loaded.directory))
-    srv = _SERVERS.get(key)
-    if srv is None or srv.proc.poll() is not None:
-        srv = _SERVERS[key] = VLLMServer(loaded, dtype, settings)
-    return srv
+    """The running server of (base weights, dtype, settings) in this process, started on first use."""
+    key = (loaded.weights_hash, dtype, str(loaded.directory), settings)
+    with _POOL_LOCK:
+        srv = _SERVERS.get(key)
+        if srv is None or srv.proc.poll() is not None:
+            srv = _SERVERS[key] = VLLMServer(loaded, dtype, settings)
+        return srv
 
 
 @atexit.register
 def stop_servers() -> None:
     """Stop every server this process started (also run at interpreter exit)."""
-    while _SERVERS:
-        _SERVERS.popitem()[1].close()
+    with _POOL_LOCK:
+        while _SERVERS:
+            _SERVERS.popitem()[1].close()
 
 
 def _groups(svf: SVFWeights | None, rows: RowExperts | None, n: int) -> list[tuple[SVFWeights | None, list[int]]]:

@@ -112,14 +112,14 @@ def ensure_svd(
     return _info(man, store, reused=False)
 
 
-def decomposition_for(loaded: LoadedModel, names: set[str], store: ArtifactStore | None = None) -> SVDInfo:
-    """The smallest decomposition (mlp, attn, both) holding every matrix in `names`, reused or computed once.
+def target_spec_for(loaded: LoadedModel, names: set[str]) -> str:
+    """The smallest target spec (mlp, attn, both) holding every matrix in `names`.
 
     A process that holds its own copy of the model (a remote sampler) receives experts as vectors
-    only and needs the factors of the matrices they target."""
+    only and needs the decomposition of the matrices they target (`ensure_svd(loaded, spec)`)."""
     for spec in ("mlp", "attn", "both"):
         if names <= set(find_targets(loaded.model, loaded.family, spec)):
-            return ensure_svd(loaded, spec, store)
+            return spec
     unknown = sorted(names - set(find_targets(loaded.model, loaded.family, "both")))
     raise ArtifactError(f"SVF vectors target {unknown[:3]}, which {loaded.alias!r} does not have: "
                         "vectors for another model.")

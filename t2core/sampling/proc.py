@@ -102,7 +102,7 @@ def _serve(conn, alias: str, seed: int, weights_hash: str, threads: int) -> None
     torch.set_num_threads(threads)  # the same thread count as the caller: bitwise-equal matmuls
     from t2core.models import load_model
     from t2core.sampling.hf import HFSampler
-    from t2core.svd import decomposition_for, load_svd
+    from t2core.svd import ensure_svd, load_svd, target_spec_for
     from t2core.svf.apply import materialised_scales
 
     try:
@@ -117,10 +117,10 @@ def _serve(conn, alias: str, seed: int, weights_hash: str, threads: int) -> None
     svds: dict[str, dict] = {}
 
     def svd_for(names: set[str]) -> dict:
-        info = decomposition_for(loaded, names)  # the smallest target spec that holds every vector
-        if info.key not in svds:
-            svds[info.key] = load_svd(info)
-        return svds[info.key]
+        spec = target_spec_for(loaded, names)  # the smallest target spec that holds every vector
+        if spec not in svds:  # verified (re-hashed) once, not at every call
+            svds[spec] = load_svd(ensure_svd(loaded, spec))
+        return svds[spec]
 
     def weights(svf: SVFWeights | None, cfg: GenerationConfig):
         if svf is None:

@@ -96,7 +96,6 @@ class VLLMServer:
         python = settings.interpreter()  # a missing environment fails here, before anything starts
         self.loaded, self.dtype = loaded, dtype
         self.active = BASE
-        self.svd_keys: set[str] = set()
         self.svd_names: set[str] = set()  # matrices whose factors the server holds
         self.lock = threading.RLock()  # one expert swap + its requests at a time (flows may run tasks in threads)
         logs = t2_home() / "logs"
@@ -173,17 +172,15 @@ class VLLMServer:
         return eid
 
     def _decomposition(self, names: set[str]) -> None:
-        """Send the server the SVD factors these vectors need (once per decomposition), then check it holds
+        """Send the server the SVD factors these vectors need (once per matrix), then check it holds
         the very matrices this process holds."""
         if names <= self.svd_names:  # already there: no store lookup (verifying the file re-hashes ~0.4 GB)
             return
         from t2core.artifacts import ArtifactStore
-        from t2core.svd import FILE, KIND, decomposition_for
+        from t2core.svd import FILE, KIND, ensure_svd, target_spec_for
 
         store = ArtifactStore()
-        info = decomposition_for(self.loaded, names, store)
-        if info.key in self.svd_keys:
-            return
+        info = ensure_svd(self.loaded, target_spec_for(self.loaded, names), store)
         sha = store.manifest(KIND, info.key).files[FILE]["sha256"]
         out = self.call("load_svd", path=str(info.path), sha256=sha, names=sorted(info.shapes))
         mine = tensors_hash({f"{n}.weight": self.loaded.model.get_submodule(n).weight.detach().float()
@@ -192,7 +189,6 @@ class VLLMServer:
             raise errors.ArtifactError(f"the vLLM server loaded other weights than this process's {self.loaded.alias!r} "
                                        f"(targeted matrices hash {out['fingerprint'][:12]} vs {mine[:12]}); delete "
                                        f"{served_dir(self.loaded)} if it is a stale copy, and retry.")
-        self.svd_keys.add(info.key)
         self.svd_names |= set(info.shapes)
 
     def close(self) -> None:

@@ -24,7 +24,6 @@ error, never a silent answer from stale weights.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import signal
@@ -36,7 +35,7 @@ from multiprocessing.connection import Connection
 
 import torch
 
-from t2core.hashing import tensors_hash
+from t2core.hashing import sha256_file, tensors_hash
 from t2core.serving.wire import BASE, expert_id, unpack_tensor
 
 
@@ -46,14 +45,6 @@ def _watch_parent(ppid: int) -> None:
         if os.getppid() != ppid:
             os.killpg(os.getpgid(0), signal.SIGKILL)
         time.sleep(0.5)
-
-
-def _sha256_file(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 class Server:
@@ -107,7 +98,7 @@ class Server:
         return sorted(k for k in self.index for p in parts if k.startswith(f"{prefix}.{p}."))
 
     def load_svd(self, path: str, sha256: str, names: list[str]) -> dict:
-        got = _sha256_file(path)
+        got = sha256_file(path)
         if got != sha256:
             raise ValueError(f"SVD file {path} has sha256 {got[:12]}…, the store's manifest says {sha256[:12]}…")
         from safetensors import safe_open

@@ -10,9 +10,9 @@ exactly the expert it means (paper §3.1: z alone defines W' = U diag(s ⊙ z) V
 
 from __future__ import annotations
 
-import hashlib
-
 import torch
+
+from t2core.hashing import sha256_bytes, tensors_hash
 
 BASE = "base"  # the expert id of the unmodified base weights
 
@@ -27,10 +27,6 @@ def unpack_tensor(msg: dict) -> torch.Tensor:
 
 
 def expert_id(base_weights_hash: str, scale: dict[str, torch.Tensor]) -> str:
-    """Content id of an expert as a server receives it: base weights hash, then each vector (name order)."""
-    h = hashlib.sha256(f"svf-vectors|{base_weights_hash}|".encode())
-    for name in sorted(scale):
-        t = scale[name].detach().to(torch.float32).contiguous().cpu()
-        h.update(f"{name}|{tuple(t.shape)}|".encode())
-        h.update(t.numpy().tobytes())
-    return h.hexdigest()[:32]
+    """Content id of an expert as a server receives it: the base weights hash and its fp32 vectors."""
+    vectors = tensors_hash({n: v.detach().to(torch.float32) for n, v in scale.items()})
+    return sha256_bytes(f"svf-vectors|{base_weights_hash}|{vectors}".encode())[:32]

@@ -67,6 +67,7 @@ $(VLLM_VENV)/.t2-installed:
 	touch $@
 
 run: setup
+	@$(BIN)/t2 doctor 2>/dev/null | head -5
 	$(BIN)/t2 run full-paper --profile $(PROFILE)
 	$(BIN)/t2 catalog ls
 

@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 
 from catalog.db import Catalog
 from t2core.evaluate import EvalResult
+from t2core import threads
 from t2core.hashing import config_hash, git_sha
 from t2core.models.registry import LoadedModel
 from t2core.svd import SVDInfo
@@ -56,12 +57,12 @@ def _upsert_run(con, row: RunRow, status: str, seconds: float | None = None, err
     con.execute(
         "INSERT OR REPLACE INTO runs (run_id, kind, model, weights_hash, task, task_version, split, config_hash,"
         " config_json, data_hashes, git_sha, seed, status, error, started_at, finished_at, seconds, variant, method,"
-        " expert_ids, alphas, strategy) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,"
-        " coalesce((SELECT started_at FROM runs WHERE run_id = ? AND ? <> 'running'), ?),?,?,?,?,?,?,?)",
+        " expert_ids, alphas, strategy, threads) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,"
+        " coalesce((SELECT started_at FROM runs WHERE run_id = ? AND ? <> 'running'), ?),?,?,?,?,?,?,?,?)",
         [row.run_id, row.kind, row.model, row.weights_hash, row.task, row.task_version, row.split, row.config_hash,
          json.dumps(row.config, sort_keys=True, default=str), json.dumps(row.data_files, sort_keys=True), git_sha(),
          row.seed, status, error, row.run_id, status, _now(), finished, seconds, v.name, v.method,
-         list(v.expert_ids), list(v.alphas), row.strategy],
+         list(v.expert_ids), list(v.alphas), row.strategy, threads.current()],
     )
 
 

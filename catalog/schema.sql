@@ -107,6 +107,7 @@ ALTER TABLE runs ADD COLUMN IF NOT EXISTS method VARCHAR;        -- base | svf |
 ALTER TABLE runs ADD COLUMN IF NOT EXISTS expert_ids VARCHAR[];  -- svf:<hex> expert ids, or one adapter id
 ALTER TABLE runs ADD COLUMN IF NOT EXISTS alphas DOUBLE[];       -- mixing weights of an SVF mixture (paper §3.3)
 ALTER TABLE runs ADD COLUMN IF NOT EXISTS strategy VARCHAR;      -- the adaptation strategy that chose them
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS threads INTEGER;       -- torch threads of the process that ran it (t2core/threads.py)
 ALTER TABLE samples ADD COLUMN IF NOT EXISTS expert_ids VARCHAR[];
 ALTER TABLE samples ADD COLUMN IF NOT EXISTS alphas DOUBLE[];
 ALTER TABLE samples ADD COLUMN IF NOT EXISTS decision VARCHAR;   -- the strategy's decision for this sample

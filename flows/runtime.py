@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 
+from t2core import threads
 from t2core.models import LoadedModel, load_model
 
 _MODELS: dict[tuple[str, int], LoadedModel] = {}
@@ -12,6 +13,7 @@ _LOCK = threading.Lock()
 
 
 def get_model(name: str, seed: int = 0) -> LoadedModel:
+    threads.configure()  # a flow run by a deployment's process starts here, not through the CLI
     with _LOCK:
         key = (name, seed)
         if key not in _MODELS:

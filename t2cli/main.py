@@ -43,6 +43,9 @@ def _options(
 ) -> None:
     if unsafe_exec:  # read where code is judged, in this process and in the flows it runs
         os.environ["T2_UNSAFE_EXEC"] = "1"
+    from t2core import threads
+
+    threads.configure()  # this process's share of the cores (T2_THREADS or all of them)
 
 
 def handle_errors(fn):
@@ -109,13 +112,15 @@ def tasks() -> None:
 @handle_errors
 def profiles() -> None:
     """List run profiles (tiny, smol, paper, ...)."""
+    from t2core.precision import resolve_dtype
     from t2core.profiles import get_profile, profile_names
 
     rows = []
     for n in profile_names():
         p = get_profile(n)
         slices = ", ".join(f"{e.task}[:{e.limit}]" if e.limit else e.task for e in p.evals)
-        rows.append((n, p.model, p.dtype, slices, p.description))
+        rows.append((n, p.model, p.dtype if p.dtype != "auto" else f"auto ({resolve_dtype('auto')} here)", slices,
+                     p.description))
     console.print(_table("profiles", ["profile", "model", "dtype", "eval slices", "description"], rows))
 
 
@@ -160,7 +165,8 @@ def eval_cmd(
     split: str = typer.Option("test", help="split to evaluate"),
     limit: int | None = typer.Option(None, help="first N samples of the split"),
     batch_size: int = typer.Option(16, help="generation batch size"),
-    dtype: str = typer.Option("float32", help="float32 or bfloat16 (autocast; ~2x faster on avx512_bf16 CPUs)"),
+    dtype: str = typer.Option("auto", help="auto (this machine's faster; see `t2 doctor`), float32 or bfloat16 "
+                                           "(autocast; ~2x faster on avx512_bf16 CPUs, ~6x slower on AVX2 ones)"),
     max_new_tokens: int | None = typer.Option(None, help="new-token cap (default: the task's)"),
     data_dir: str | None = typer.Option(None, help="dataset directory (default: $T2_DATA_DIR or ../shared/datasets)"),
     seed: int = typer.Option(0, help="random seed"),
@@ -447,7 +453,7 @@ def baseline(
     shots: int | None = typer.Option(None, help="train on N few-shot prompts of the task instead (drawn as "
                                                 "`t2 adapt --strategy few-shot` draws them; paper Table 8)"),
     shot_split: str = typer.Option("train", help="with --shots: train or valid (never test)"),
-    dtype: str = typer.Option("float32", help="float32 or bfloat16 (autocast)"),
+    dtype: str = typer.Option("auto", help="auto (this machine's faster; see `t2 doctor`), float32 or bfloat16"),
     data_dir: str | None = typer.Option(None, help="dataset directory"),
     seed: int = typer.Option(0, help="random seed"),
 ) -> None:
@@ -603,6 +609,12 @@ def run(
         console.print(_table(f"{flow} [{profile}] {out['model']}" + (f" -> {out['dst']}" if "dst" in out else "")
                              + f": {total / 60:.1f} min in the stages",
                              ["step", "state", "accuracy", "s", "id", "note"], rows))
+        groups: dict[str, float] = {}
+        for s in out["steps"]:  # the stage times at the end, by kind (train, baseline, eval, adapt, ...)
+            kind = s["step"].split(":")[0]
+            groups[kind] = groups.get(kind, 0.0) + s.get("seconds", 0)
+        console.print("stage times: " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in groups.items())
+                      + f"; {total / 60:.1f} min in all", highlight=False)
     elif flow == "train-expert":
         out = train_expert_flow(task=task, **kw)
         console.print(out)
@@ -656,6 +668,16 @@ def report(
 
 @app.command()
 @handle_errors
+def doctor() -> None:
+    """Explain this machine: CPU and bf16, the dtype auto picks and why, threads, GPU, sandbox, vLLM, paths."""
+    from t2cli.doctor import rows
+
+    for what, value in rows():
+        console.print(f"[bold]{what:>12}[/]  {value}", highlight=False, soft_wrap=True)
+
+
+@app.command()
+@handle_errors
 def serve(
     profile: str = typer.Option("smol", help="default profile of the full-paper deployment"),
     limit: int | None = typer.Option(None, help="max concurrent flow runs"),
@@ -669,6 +691,9 @@ def serve(
 
 
 def main() -> None:
+    from t2cli import lifetime
+
+    lifetime.install()
     app()
 
 

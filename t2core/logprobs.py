@@ -90,32 +90,68 @@ def candidate_logprobs(model: torch.nn.Module, prompts: list[list[int]], candida
     return group_log_softmax(seq.float(), [len(cands) for cands in candidates])
 
 
-@torch.no_grad()
+#: A batch's common prompt prefix is computed once when it is at least this long (shorter ones cost more
+#: in bookkeeping than they save).
+MIN_SHARED_PREFIX = 8
+
+
+def common_prefix(prompts: list[list[int]]) -> int:
+    """Tokens every prompt starts with, leaving each at least one of its own (its last token's logits
+    predict the first candidate token)."""
+    n = min(len(p) for p in prompts) - 1
+    first = prompts[0]
+    for i in range(max(n, 0)):
+        t = first[i]
+        if any(p[i] != t for p in prompts):
+            return i
+    return max(n, 0)
+
+
 def candidate_logprobs_shared(model: torch.nn.Module, prompts: list[list[int]], candidates: list[list[list[int]]],
                               pad_id: int, prompt_ctx=None, cand_ctx=None) -> list[torch.Tensor]:
-    """`candidate_logprobs` without a graph, each prompt computed once for all its candidates.
+    """`candidate_logprobs`, each prompt computed once for all its candidates, and the batch's common
+    prefix once for all its prompts.
 
-    The prompts go through one forward (left-padded) that keeps the KV cache; the cache rows are
-    repeated per candidate and the candidates (right-padded) continue from it. A prompt of P
-    tokens with k candidates of C tokens costs P + k·C token-forwards instead of k·(P + C): for
-    the dispatch prompt (~190 tokens, 4 answers of ~8) about 3.5x fewer. `prompt_ctx()` /
-    `cand_ctx()` wrap the two forwards (per-row experts need one weight row per prompt, then one
-    per candidate). Shapes: prompt ids (B, T), candidate ids (N, K), N = Σ k_i.
+    The common prefix (a system message, a chat template's header: ~150 of the dispatch prompt's ~190
+    tokens) goes through one 1-row forward whose KV cache is repeated per prompt; the rest of each
+    prompt (left-padded after the prefix: the mask has a hole, positions stay those of the unpadded
+    prompt) continues from it and keeps the cache; its rows are repeated per candidate and the
+    candidates (right-padded) continue from there. A prompt of P tokens, L of them shared, with k
+    candidates of C tokens costs (P - L) + k·C token-forwards (plus L once) instead of k·(P + C).
+    Differentiable when grad is enabled (REINFORCE on choice tasks: the gradient flows through the
+    caches). `prompt_ctx()` / `cand_ctx()` wrap the prompt and candidate forwards (per-row experts need
+    one weight row per prompt, then one per candidate); with them the prefix is not shared (the rows'
+    weights differ). Shapes: prefix (1, L), prompt ids (B, T), candidate ids (N, K), N = Σ k_i.
     """
     import contextlib
 
+    # An item's candidates often share their first tokens ("Category: \\boxed{" of the four dispatch answers):
+    # that part has the same log-prob for every candidate and cancels in the normalisation below, so it
+    # joins the prompt and only the tails are scored.
+    prompts, candidates = _fold_common_candidate_starts(prompts, candidates)
     dev = next(model.parameters()).device
     b = len(prompts)
-    width = max(len(p) for p in prompts)
+    shared = common_prefix(prompts) if b > 1 and prompt_ctx is None and cand_ctx is None else 0
+    shared = shared if shared >= MIN_SHARED_PREFIX else 0
+    cache = None
+    if shared:
+        pre = torch.tensor([prompts[0][:shared]], dtype=torch.long, device=dev)  # (1, L)
+        out0 = model(input_ids=pre, use_cache=True, logits_to_keep=1)
+        cache = _cache_of(out0)
+        cache.batch_repeat_interleave(b)
+    rest = [p[shared:] for p in prompts]
+    width = max(len(p) for p in rest)
     ids = torch.full((b, width), pad_id, dtype=torch.long)
-    attn = torch.zeros((b, width), dtype=torch.long)
-    for i, p in enumerate(prompts):
+    attn = torch.zeros((b, shared + width), dtype=torch.long)
+    attn[:, :shared] = 1
+    for i, p in enumerate(rest):
         ids[i, width - len(p):] = torch.tensor(p)
-        attn[i, width - len(p):] = 1
+        attn[i, shared + width - len(p):] = 1
     ids, attn = ids.to(dev), attn.to(dev)
+    pos = (attn.cumsum(-1) - 1).clamp(min=0)[:, shared:]  # (B, T): positions of the unpadded prompts
+    kw = {_cache_kwarg(model): cache} if cache is not None else {}
     with (prompt_ctx or contextlib.nullcontext)():
-        out = model(input_ids=ids, attention_mask=attn, position_ids=(attn.cumsum(-1) - 1).clamp(min=0),
-                    use_cache=True, logits_to_keep=1)
+        out = model(input_ids=ids, attention_mask=attn, position_ids=pos, use_cache=True, logits_to_keep=1, **kw)
     first = F.log_softmax(out.logits[:, -1].float(), dim=-1)  # (B, V): predicts each candidate's first token
     sizes = [len(c) for c in candidates]
     rep = torch.repeat_interleave(torch.arange(b, device=dev), torch.tensor(sizes, device=dev))  # (N,)
@@ -129,17 +165,32 @@ def candidate_logprobs_shared(model: torch.nn.Module, prompts: list[list[int]], 
     cids, cmask = cids.to(dev), cmask.to(dev)
     lp = first[rep].gather(1, cids[:, :1]) * cmask[:, :1]  # (N, 1)
     if k > 1:
-        cache = out.cache if getattr(out, "cache", None) is not None else out.past_key_values
+        cache = _cache_of(out)
         cache.batch_select_indices(rep)  # one row of the prompt's cache per candidate
         plen = attn.sum(1)[rep]  # (N,) real prompt tokens: the first candidate token's position
-        amask = torch.cat([attn[rep], cmask[:, :-1].long()], dim=1)  # (N, T + K - 1)
-        pos = plen[:, None] + torch.arange(k - 1, device=dev)[None, :]
+        amask = torch.cat([attn[rep], cmask[:, :-1].long()], dim=1)  # (N, L + T + K - 1)
+        cpos = plen[:, None] + torch.arange(k - 1, device=dev)[None, :]
         with (cand_ctx or contextlib.nullcontext)():
-            out2 = model(input_ids=cids[:, :-1], attention_mask=amask, position_ids=pos, use_cache=True,
+            out2 = model(input_ids=cids[:, :-1], attention_mask=amask, position_ids=cpos, use_cache=True,
                          **{_cache_kwarg(model): cache})
-        rest = token_logprobs(out2.logits.float(), cids[:, 1:]) * cmask[:, 1:]  # (N, K - 1)
-        lp = torch.cat([lp, rest], dim=1)
+        more = token_logprobs(out2.logits.float(), cids[:, 1:]) * cmask[:, 1:]  # (N, K - 1)
+        lp = torch.cat([lp, more], dim=1)
     return group_log_softmax(lp.sum(1), sizes)
+
+
+def _fold_common_candidate_starts(prompts: list[list[int]], candidates: list[list[list[int]]]
+                                  ) -> tuple[list[list[int]], list[list[list[int]]]]:
+    """Each item's tokens common to all its candidates (leaving each at least one) moved onto its prompt."""
+    new_p, new_c = [], []
+    for p, cs in zip(prompts, candidates, strict=True):
+        n = common_prefix(cs) if len(cs) > 1 else 0
+        new_p.append(p + cs[0][:n] if n else p)
+        new_c.append([c[n:] for c in cs] if n else cs)
+    return new_p, new_c
+
+
+def _cache_of(out):
+    return out.cache if getattr(out, "cache", None) is not None else out.past_key_values
 
 
 def _cache_kwarg(model: torch.nn.Module) -> str:

@@ -246,6 +246,43 @@ def test_scoring_candidates_from_the_prompts_cache_equals_scoring_them_whole(tin
     assert shared[0].exp().sum().item() == pytest.approx(1.0, abs=1e-5)
 
 
+def test_a_shared_prompt_prefix_scores_and_differentiates_as_whole_sequences(tiny):
+    """Prompts that share a long prefix (a system message) compute it once, and candidates that begin alike
+    score only their tails (the common start cancels in the normalisation): the log-probs and the gradient
+    with respect to the weights equal those of each (prompt, candidate) pair scored whole (fp32)."""
+    import torch
+
+    from t2core.logprobs import candidate_logprobs, candidate_logprobs_shared, common_prefix
+
+    g = torch.Generator().manual_seed(1)
+
+    def toks(n):
+        return torch.randint(3, tiny.model.config.vocab_size, (n,), generator=g).tolist()
+
+    system = toks(20)
+    prompts = [system + toks(5), system + toks(2), system + toks(9)]
+    head = toks(4)  # the candidates of the second item begin alike ("Category: \\boxed{...}")
+    cands = [[toks(1), toks(3)], [head + toks(1), head + toks(2), head + toks(3)], [toks(5)]]
+    assert common_prefix(prompts) == 20 and common_prefix([[1, 2], [1, 2]]) == 1  # each keeps a token of its own
+    weight = tiny.model.model.layers[0].mlp.down_proj.weight
+
+    def loss_and_grad(fn):
+        weight.grad = None
+        with torch.enable_grad():
+            weight.requires_grad_(True)
+            lps = fn(tiny.model, prompts, cands, pad_id=0)
+            sum(lp[0] * (i + 1) for i, lp in enumerate(lps)).backward()
+            weight.requires_grad_(False)
+        return [lp.detach() for lp in lps], weight.grad.clone()
+
+    whole, g_whole = loss_and_grad(candidate_logprobs)
+    shared, g_shared = loss_and_grad(candidate_logprobs_shared)
+    weight.grad = None
+    assert max((a - b).abs().max().item() for a, b in zip(whole, shared, strict=True)) < 1e-4
+    assert (g_whole - g_shared).abs().max().item() < 1e-4 * max(1.0, g_whole.abs().max().item())
+    assert g_whole.abs().max().item() > 0
+
+
 def test_run_ids_name_the_engine_that_answers(tiny, data_dir):
     """hf and proc give bitwise the same outputs (above), so the same request through either is one run;
     vLLM answers with other kernels and another sampling generator, so through it it is another run."""

@@ -26,7 +26,7 @@ from t2core.errors import ConfigError, DataError
 from t2core.hashing import canonical_json, sha256_bytes
 from t2core.paths import resolve_data_dir
 from t2core.sampling.base import GenerationConfig, RowExperts, Sampler, backend_tag
-from t2core.settings import check_dtype
+from t2core.settings import resolved_dtype
 from t2core.svf.bank import ExpertBank
 from t2core.tasks import get_task
 from t2core.tasks.base import Dataset, Task
@@ -58,7 +58,7 @@ class FewShotConfig:
             raise ConfigError(f"shots={self.shots} must be >= 1.")
         if self.batch_size < 1:
             raise ConfigError(f"batch_size={self.batch_size} must be >= 1.")
-        check_dtype(self.dtype)
+        resolved_dtype(self)  # "auto" -> this machine's dtype, before any id is hashed
 
     @property
     def generation(self) -> GenerationConfig:

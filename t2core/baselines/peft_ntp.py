@@ -23,7 +23,7 @@ from t2core.hashing import canonical_json, sha256_bytes
 from t2core.models.registry import LoadedModel
 from t2core.paths import resolve_data_dir
 from t2core.sampling.hf import render_prompt
-from t2core.settings import check_dtype
+from t2core.settings import resolved_dtype
 from t2core.tasks import get_task
 from t2core.tasks.base import ChoiceSample, CodeSample, MathSample, Task
 
@@ -73,7 +73,7 @@ class NTPConfig:
         for name in ("rank", "alpha", "steps", "batch_size", "max_len"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}={getattr(self, name)} must be >= 1.")
-        check_dtype(self.dtype)
+        resolved_dtype(self)  # "auto" -> this machine's dtype, before any id is hashed
         if not 0 <= self.dropout < 1 or not self.lr > 0:
             raise ConfigError(f"dropout={self.dropout} must be in [0, 1) and lr={self.lr} > 0.")
 

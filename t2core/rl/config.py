@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 from t2core.errors import ConfigError
 from t2core.sampling.base import GenerationConfig
-from t2core.settings import check_dtype
+from t2core.settings import resolved_dtype
 from t2core.svf.policy import SVFConfig
 from t2core.tasks import get_task
 
@@ -56,7 +56,7 @@ class RLConfig:
             raise ConfigError(f"temperature={self.temperature} must be >= 0.")
         if self.method not in ("svf", "lora"):
             raise ConfigError(f"method={self.method!r} must be 'svf' or 'lora' (LoRA-PG).")
-        check_dtype(self.dtype)
+        resolved_dtype(self)  # "auto" -> this machine's dtype, before any id is hashed
         for name in ("train_limit", "valid_limit", "max_new_tokens", "micro_batch_size"):
             v = getattr(self, name)
             if v is not None and v < 1:

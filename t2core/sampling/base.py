@@ -25,7 +25,7 @@ import torch
 
 from t2core.errors import ConfigError
 from t2core.registry import Registry
-from t2core.settings import check_dtype
+from t2core.settings import resolved_dtype
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ class GenerationConfig:
             raise ConfigError(f"top_p={self.top_p} must be in (0, 1].")
         if self.batch_size < 1:
             raise ConfigError(f"batch_size={self.batch_size} must be >= 1.")
-        check_dtype(self.dtype)
+        resolved_dtype(self)  # "auto" -> this machine's dtype, before any id is hashed
 
 
 @dataclass

@@ -149,11 +149,12 @@ class HFSampler(Sampler):
         logprobs: dict[int, torch.Tensor] = {}  # conversation -> (k,)
         for start in range(0, len(order), cfg.batch_size):
             idx = order[start : start + cfg.batch_size]
-            with self._autocast(cfg, device):  # each prompt once, its candidates from its KV cache
+            per_row = {} if rows is None else {  # per-row experts: one weight row per prompt, then per candidate
+                "prompt_ctx": lambda idx=idx: self._rows(rows, idx),
+                "cand_ctx": lambda idx=idx: self._rows(rows, idx, [len(cands[i]) for i in idx])}
+            with self._autocast(cfg, device):  # the common prefix once, each prompt once, candidates from its cache
                 lps = candidate_logprobs_shared(model, [prompts[i] for i in idx], [cands[i] for i in idx],
-                                                tok.pad_token_id, prompt_ctx=lambda idx=idx: self._rows(rows, idx),
-                                                cand_ctx=lambda idx=idx: self._rows(rows, idx,
-                                                                                    [len(cands[i]) for i in idx]))
+                                                tok.pad_token_id, **per_row)
             for i, lp in zip(idx, lps, strict=True):
                 logprobs[i] = lp.cpu()
             if progress:

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import torch
 
-from t2core import errors
+from t2core import errors, threads
 from t2core.artifacts import atomic_dir
 from t2core.hashing import tensors_hash
 from t2core.logprobs import group_log_softmax
@@ -103,6 +103,9 @@ class VLLMServer:
         self.log_path = logs / f"vllm-{loaded.weights_hash[:12]}-{dtype}.log"
         ours, theirs = socket.socketpair()
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")}
+        # the server and this process split the cores (t2core/threads.py): never more threads than cores
+        self.threads_key = f"vllm-{id(self)}"
+        env.update(threads.child_env(threads.claim(self.threads_key)))
         env.update(PYTHONPATH=str(_import_root()), VLLM_ENABLE_V1_MULTIPROCESSING="0",
                    VLLM_CPU_KVCACHE_SPACE=str(settings.kv_cache_gib), VLLM_NO_USAGE_STATS="1", DO_NOT_TRACK="1",
                    TOKENIZERS_PARALLELISM="false")
@@ -192,6 +195,7 @@ class VLLMServer:
         self.svd_names |= set(info.shapes)
 
     def close(self) -> None:
+        threads.release(getattr(self, "threads_key", ""))
         proc = getattr(self, "proc", None)
         if proc is None:
             return

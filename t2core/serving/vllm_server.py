@@ -230,6 +230,9 @@ def serve(conn: Connection) -> None:
 
 def main(argv: list[str]) -> int:
     fd, ppid = int(argv[1]), int(argv[2])
+    from t2core import threads
+
+    threads.configure()  # the share its client gave it (T2_THREADS)
     threading.Thread(target=_watch_parent, args=(ppid,), daemon=True, name="t2-parent-watch").start()
     conn = Connection(fd)
     try:

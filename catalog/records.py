@@ -13,8 +13,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 
 from catalog.db import Catalog
-from t2core.evaluate import EvalResult
 from t2core import threads
+from t2core.evaluate import EvalResult
 from t2core.hashing import config_hash, git_sha
 from t2core.models.registry import LoadedModel
 from t2core.svd import SVDInfo

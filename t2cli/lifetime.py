@@ -2,11 +2,15 @@
 
 Why: Python's default SIGTERM ends the process without running `finally` blocks or `atexit`, so the
 temporary Prefect server that `t2 run` starts (a uvicorn subprocess), a vLLM server or sandbox
-children outlived it. `install()` turns SIGTERM into `SystemExit` (SIGINT already raises
-KeyboardInterrupt), so every cleanup runs, and registers a last `atexit` sweep that terminates, then
-kills, whatever descendants are still there. A second signal during cleanup ends the process at once
-(the sweep still runs from `atexit`, except on SIGKILL, which no process can catch: the vLLM server's
-parent watchdog and bubblewrap's --die-with-parent cover that case).
+children outlived it. `install()` makes SIGTERM raise `SystemExit` (and SIGINT `KeyboardInterrupt`, as
+before), so every cleanup runs, and registers a last `atexit` sweep that terminates, then kills,
+whatever descendants are still there.
+
+An exception raised by a signal can land anywhere, a `__del__` included, where Python prints
+"Exception ignored" and carries on (seen: a SIGINT swallowed in a regex finaliser while the flow ran
+on). So the first signal also arms a watchdog: if the process still runs `GRACE_S` later, it sweeps
+the descendants and exits with 128 + the signal. A second signal does that at once. SIGKILL cannot be
+caught: the vLLM server's parent watchdog and bubblewrap's --die-with-parent cover it.
 """
 
 from __future__ import annotations
@@ -14,13 +18,29 @@ from __future__ import annotations
 import atexit
 import os
 import signal
+import threading
 
 GRACE_S = 5.0  # what a child gets between SIGTERM and SIGKILL
+UNWIND_S = 15.0  # what the command gets to unwind after the first signal
 _INSTALLED = False
+_SIGNALLED = False
+
+
+def _force_exit(signum: int) -> None:
+    reap(grace_s=2.0)
+    os._exit(128 + signum)
 
 
 def _on_signal(signum, frame) -> None:
-    signal.signal(signum, signal.SIG_DFL)  # a second one ends the process at once
+    global _SIGNALLED
+    if _SIGNALLED:  # the second signal: no more unwinding
+        _force_exit(signum)
+    _SIGNALLED = True
+    timer = threading.Timer(UNWIND_S, _force_exit, args=(signum,))
+    timer.daemon = True
+    timer.start()
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
     raise SystemExit(128 + signum)
 
 
@@ -54,4 +74,6 @@ def install() -> None:
         return
     _INSTALLED = True
     atexit.register(reap)  # registered first, so it runs last: after Prefect's and the samplers' own stops
-    signal.signal(signal.SIGTERM, _on_signal)  # SIGINT already raises KeyboardInterrupt, which unwinds the same way
+    signal.signal(signal.SIGTERM, _on_signal)
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not where the parent ignores SIGINT
+        signal.signal(signal.SIGINT, _on_signal)

@@ -78,6 +78,18 @@ def _ids(comps):
     return [(c.prompt_ids, c.completion_ids, c.text) for c in comps]
 
 
+def test_the_server_and_its_client_split_the_cores(smol, vllm):
+    """The threads rule (t2core/threads.py): while the server runs, it and this process together ask for no more
+    threads than the budget, and the server was started with its share."""
+    from t2core import threads
+
+    srv = vllm.server("float32")
+    env = dict(kv.split("=", 1) for kv in Path(f"/proc/{srv.pid}/environ").read_bytes().decode().split("\0") if "=" in kv)
+    share = int(env["T2_THREADS"])
+    assert env["OMP_NUM_THREADS"] == str(share) and share == threads.split(threads.budget(), 2)[-1]
+    assert torch.get_num_threads() + share <= max(threads.budget(), 2)
+
+
 def test_vllm_greedy_fp32_equals_hf_with_base_weights_and_with_an_expert(smol, svd, vllm):
     expert = _vectors(smol, svd, seed=0, scale=0.1)
     base_hf, base_vl = _hf(smol, svd, None, CONVS), vllm.generate(CONVS, GREEDY)

@@ -7,6 +7,7 @@ import threading
 
 from t2core import threads
 from t2core.models import LoadedModel, load_model
+from t2core.precision import announce
 
 _MODELS: dict[tuple[str, int], LoadedModel] = {}
 _LOCK = threading.Lock()
@@ -14,6 +15,7 @@ _LOCK = threading.Lock()
 
 def get_model(name: str, seed: int = 0) -> LoadedModel:
     threads.configure()  # a flow run by a deployment's process starts here, not through the CLI
+    announce()  # the dtype "auto" chose, once, into the flow's log
     with _LOCK:
         key = (name, seed)
         if key not in _MODELS:

@@ -23,7 +23,7 @@ import threading
 GRACE_S = 5.0  # what a child gets between SIGTERM and SIGKILL
 UNWIND_S = 15.0  # what the command gets to unwind after the first signal
 _INSTALLED = False
-_SIGNALLED = False
+_SIGNALLED = 0  # the first signal received (0: none)
 
 
 def _force_exit(signum: int) -> None:
@@ -31,11 +31,19 @@ def _force_exit(signum: int) -> None:
     os._exit(128 + signum)
 
 
+def _at_exit() -> None:
+    """The last exit handler: sweep the descendants; after a signal, exit with its status even if the
+    exception it raised was swallowed and the command ran on to a normal end."""
+    reap()
+    if _SIGNALLED:
+        os._exit(128 + _SIGNALLED)
+
+
 def _on_signal(signum, frame) -> None:
     global _SIGNALLED
     if _SIGNALLED:  # the second signal: no more unwinding
         _force_exit(signum)
-    _SIGNALLED = True
+    _SIGNALLED = signum
     timer = threading.Timer(UNWIND_S, _force_exit, args=(signum,))
     timer.daemon = True
     timer.start()
@@ -73,7 +81,7 @@ def install() -> None:
     if _INSTALLED:
         return
     _INSTALLED = True
-    atexit.register(reap)  # registered first, so it runs last: after Prefect's and the samplers' own stops
+    atexit.register(_at_exit)  # registered first, so it runs last: after Prefect's and the samplers' own stops
     signal.signal(signal.SIGTERM, _on_signal)
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not where the parent ignores SIGINT
         signal.signal(signal.SIGINT, _on_signal)

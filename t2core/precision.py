@@ -14,7 +14,7 @@ a concrete dtype:
 The *resolved* dtype is what every settings object holds (GenerationConfig, RLConfig, NTPConfig,
 FewShotConfig resolve "auto" in their `__post_init__`), so run ids and records name "float32" or
 "bfloat16", never "auto": the same request on an AVX-512 and on an AVX2 machine gives two runs.
-The choice and its reason are printed once per process, on stderr.
+The choice and its reason are printed once per process, on stdout, when work starts (`announce`).
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ import hashlib
 import json
 import os
 import platform
-import sys
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -159,27 +158,42 @@ def decide(m: Machine, probe=None) -> Choice:
 
 
 _CHOICE: Choice | None = None
+_USED = False  # a setting said "auto" in this process
+_ANNOUNCED = False
 _LOCK = threading.Lock()
 
 
 def auto_choice() -> Choice:
-    """This process's resolution of "auto" (decided and printed once)."""
+    """This process's resolution of "auto" (decided once)."""
     global _CHOICE
     with _LOCK:
         if _CHOICE is None:
             _CHOICE = decide(this_machine())
-            if os.environ.get("T2_QUIET_DTYPE") != "1":
-                print(f"t2: dtype auto -> {_CHOICE.dtype}: {_CHOICE.reason}", file=sys.stderr, flush=True)
         return _CHOICE
 
 
 def resolve_dtype(value: str) -> str:
     """`value` itself, or this machine's choice when it is "auto"."""
-    return auto_choice().dtype if value == AUTO else value
+    global _USED
+    if value != AUTO:
+        return value
+    _USED = True
+    return auto_choice().dtype
+
+
+def announce() -> None:
+    """Print, once per process and only if some setting said "auto", what it chose and why (stdout). Called
+    where work starts (a model is loaded), not where settings are checked, so a request that fails
+    validation gets its one error line and nothing else."""
+    global _ANNOUNCED
+    if _USED and not _ANNOUNCED and os.environ.get("T2_QUIET_DTYPE") != "1":
+        _ANNOUNCED = True
+        c = auto_choice()
+        print(f"t2: dtype auto -> {c.dtype}: {c.reason}", flush=True)  # stdout: stderr is for the one error line
 
 
 def reset_for_tests(choice: Choice | None = None) -> None:
     """Forget (or set) the process's choice: tests mock the machine with it."""
-    global _CHOICE
+    global _CHOICE, _ANNOUNCED
     with _LOCK:
-        _CHOICE = choice
+        _CHOICE, _ANNOUNCED = choice, False

@@ -116,7 +116,7 @@ def test_full_paper_resumes_after_crash(t2_home, prefect_env, data_dir):
                                       "samples s USING (run_id) WHERE r.task = 'arc_easy' AND r.method = 'base' "
                                       "ORDER BY s.idx")
     args = ("eval", "--model", "tiny-random", "--task", "arc_easy", "--limit", "3", "--batch-size", "4",
-            "--max-new-tokens", "8")
+            "--max-new-tokens", "8", "--dtype", "float32")  # the tiny profile's fp32 (the CLI's default is auto)
     cli = t2_inproc(*args)
     assert cli.returncode == 0 and f"run {flow_rows[0][0]} is already in the catalog" in cli.stdout, cli.stdout
     forced = t2_inproc(*args, "--force")

@@ -25,9 +25,8 @@ def rows() -> list[tuple[str, str]]:
     choice = precision.auto_choice()
     out = [("t2", f"{__version__} (git {git_sha() or 'unknown'}), torch {torch.__version__}, "
                   f"python {platform.python_version()}"),
-           ("cpu", f"{m.cpu_model}; capability {m.capability}; native bf16 "
-                   f"{'yes' if m.native_bf16 else 'no'}"
-                   f" ({', '.join(sorted(m.flags & set(precision.NATIVE_BF16_FLAGS))) or 'no bf16 flags'})"),
+           ("cpu", f"{m.cpu_model}; capability {m.capability}; native bf16 {'yes' if m.native_bf16 else 'no'} "
+                   f"(bf16 flags: {', '.join(sorted(m.flags & set(precision.NATIVE_BF16_FLAGS))) or 'none'})"),
            ("dtype auto", f"{choice.dtype}: {choice.reason}"),
            ("bf16 probe", "not needed (no native bf16)" if choice.ratio is None else
             f"bf16 autocast {choice.ratio:.2f}x fp32's time{' (cached)' if choice.cached else ''}"),

@@ -3,8 +3,8 @@
 Three workloads, each timed in fp32 and under bf16 autocast (best of --repeats after a warm-up):
 - one `nn.Linear` 576 -> 1536 on 256 rows (SmolLM2's MLP shape; the probe of t2core/precision.py is
   this at 128 rows);
-- a SmolLM2-135M forward, batch 16 x 200 tokens (evaluation, choice scoring);
-- a SmolLM2-135M forward + backward, batch 8 x 200 (training).
+- a SmolLM2-135M forward, batch 8 x 128 tokens (evaluation, choice scoring);
+- a SmolLM2-135M forward + backward, batch 4 x 128 (training).
 The last column is bf16 time / fp32 time: below 1, bf16 is faster here. To see an AVX2-only CPU on an
 AVX-512 one, cap both kernel libraries: `ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2`.
 
@@ -49,7 +49,7 @@ def main() -> None:
 
     lin, x = torch.nn.Linear(576, 1536), torch.randn(256, 576)
     model = load_model(args.model).model
-    ids, ids_t = torch.randint(0, 40000, (16, 200)), torch.randint(0, 40000, (8, 200))
+    ids, ids_t = torch.randint(0, 40000, (8, 128)), torch.randint(0, 40000, (4, 128))
 
     def fwd():
         with torch.no_grad():
@@ -63,8 +63,8 @@ def main() -> None:
         model.model.layers[0].mlp.down_proj.weight.grad = None
 
     rows = [("Linear 576->1536, 256 rows", 256, timed(lambda: lin(x).sum().item())),
-            (f"{args.model} forward 16 x 200", 3200, timed(fwd)),
-            (f"{args.model} forward+backward 8 x 200", 1600, timed(train))]
+            (f"{args.model} forward 8 x 128", 1024, timed(fwd)),
+            (f"{args.model} forward+backward 4 x 128", 512, timed(train))]
     c = auto_choice()
     print(f"capability {torch.backends.cpu.get_cpu_capability()}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads; dtype auto -> {c.dtype} ({c.reason})")

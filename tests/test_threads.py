@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -9,8 +11,10 @@ from t2core import threads
 
 
 @pytest.fixture
-def restore_threads():
+def restore_threads(monkeypatch):
     before = torch.get_num_threads()
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # configure() sets them for children: restored after
+        monkeypatch.setenv(var, os.environ.get(var, str(before)))
     yield
     threads._HELPERS.clear()
     torch.set_num_threads(before)

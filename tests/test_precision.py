@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from t2core import precision
@@ -32,7 +34,7 @@ def test_an_avx2_cpu_gets_float32_without_a_probe():
 
 def test_bf16_units_with_kernels_capped_at_avx2_get_float32_without_a_probe():
     """ATEN_CPU_CAPABILITY=avx2 on a Zen 4: the flags say bf16, but ATen runs its AVX2 kernels."""
-    capped = Machine(**{**ZEN4.__dict__, "capability": "AVX2"})
+    capped = replace(ZEN4, capability="AVX2")
     assert decide(capped, probe=_never).dtype == "float32"
 
 
@@ -42,7 +44,7 @@ def test_native_bf16_is_chosen_only_when_the_probe_finds_it_faster():
     slow = decide(ZEN4, probe=lambda: (1.3, True))
     assert (slow.dtype, slow.cached) == ("float32", True)
     assert "not faster" in slow.reason
-    amx = Machine(**{**ZEN4.__dict__, "capability": "AVX512", "flags": frozenset({"amx_bf16"})})
+    amx = replace(ZEN4, capability="AVX512", flags=frozenset({"amx_bf16"}))
     assert decide(amx, probe=lambda: (0.3, False)).dtype == "bfloat16"
 
 
@@ -50,7 +52,7 @@ def test_cuda_follows_the_device():
     gpu = Machine(cuda=True, cuda_bf16=True, cuda_name="NVIDIA H100", capability="AVX2", flags=frozenset(),
                   cpu_model="x")
     assert decide(gpu, probe=_never).dtype == "bfloat16"
-    old = Machine(**{**gpu.__dict__, "cuda_bf16": False, "cuda_name": "Tesla T4"})
+    old = replace(gpu, cuda_bf16=False, cuda_name="Tesla T4")
     assert decide(old, probe=_never).dtype == "float32"
 
 
@@ -61,7 +63,7 @@ def test_the_probe_runs_once_per_machine_and_torch_version(monkeypatch, tmp_path
     assert precision._probe_cached(ZEN4) == (0.5, False)
     assert precision._probe_cached(ZEN4) == (0.5, True)
     assert len(calls) == 1
-    other = Machine(**{**ZEN4.__dict__, "cpu_model": "Intel Xeon 8480"})
+    other = replace(ZEN4, cpu_model="Intel Xeon 8480")
     assert precision._probe_cached(other) == (0.5, False) and len(calls) == 2
     assert len(list((tmp_path / "precision").glob("*.json"))) == 2
 

@@ -8,9 +8,14 @@ whatever descendants are still there.
 
 An exception raised by a signal can land anywhere, a `__del__` included, where Python prints
 "Exception ignored" and carries on (seen: a SIGINT swallowed in a regex finaliser while the flow ran
-on). So the first signal also arms a watchdog: if the process still runs `GRACE_S` later, it sweeps
-the descendants and exits with 128 + the signal. A second signal does that at once. SIGKILL cannot be
-caught: the vLLM server's parent watchdog and bubblewrap's --die-with-parent cover it.
+on). And while a flow runs, Prefect's engine swaps in its own SIGTERM handler (it raises
+`TerminationSignal`, which a task's engine may turn into a failed task: seen in CI as a SIGTERM after
+which the flow ran to the end and exited 0). So whichever Python handler is installed, the signal is
+also seen at the C level: `signal.set_wakeup_fd` makes the interpreter write every caught signal's
+number to a pipe, which a thread reads. The first signal it reads arms a watchdog: if the process still
+runs `UNWIND_S` later, it sweeps the descendants and exits with 128 + the signal. A second signal does
+that at once. SIGKILL cannot be caught: the vLLM server's parent watchdog and bubblewrap's
+--die-with-parent cover it.
 """
 
 from __future__ import annotations
@@ -19,11 +24,17 @@ import atexit
 import os
 import signal
 import threading
+import time
 
 GRACE_S = 5.0  # what a child gets between SIGTERM and SIGKILL
 UNWIND_S = 15.0  # what the command gets to unwind after the first signal
 _INSTALLED = False
 _SIGNALLED = 0  # the first signal received (0: none)
+_SEEN = 0  # signals the watcher thread has counted
+_FIRST_AT = 0.0  # when it counted the first
+REPEAT_S = 0.25  # a repeat sooner than this is the same request (see `_note`)
+_LOCK = threading.Lock()
+_WATCHED = (signal.SIGTERM, signal.SIGINT)
 
 
 def _force_exit(signum: int) -> None:
@@ -39,14 +50,49 @@ def _at_exit() -> None:
         os._exit(128 + _SIGNALLED)
 
 
-def _on_signal(signum, frame) -> None:
-    global _SIGNALLED
-    if _SIGNALLED:  # the second signal: no more unwinding
+def _note(signum: int) -> None:
+    """Count one delivered signal: the first arms the watchdog, the second ends the process now.
+
+    A repeat within `REPEAT_S` of the first is not a second request: Prefect's engine, after its own
+    handler ran, restores the previous one (t2's) and sends the same signal to itself at once."""
+    global _SIGNALLED, _SEEN, _FIRST_AT
+    now = time.monotonic()
+    with _LOCK:
+        if _SEEN == 1 and now - _FIRST_AT < REPEAT_S:
+            return
+        _SEEN += 1
+        first, second = _SEEN == 1, _SEEN == 2
+        if first:
+            _SIGNALLED, _FIRST_AT = signum, now
+    if first:
+        timer = threading.Timer(UNWIND_S, _force_exit, args=(signum,))
+        timer.daemon = True
+        timer.start()
+    elif second:
         _force_exit(signum)
-    _SIGNALLED = signum
-    timer = threading.Timer(UNWIND_S, _force_exit, args=(signum,))
-    timer.daemon = True
-    timer.start()
+
+
+def _watch(fd: int) -> None:
+    """The wakeup pipe's reader: each byte is the number of a signal the interpreter caught."""
+    while True:
+        try:
+            data = os.read(fd, 64)
+        except InterruptedError:
+            continue
+        except OSError:
+            return
+        if not data:
+            return
+        for signum in data:
+            if signum in _WATCHED:
+                _note(signum)
+
+
+def _on_signal(signum, frame) -> None:
+    """t2's own handler: unwind (`finally` blocks and atexit run); the watcher thread counts the signal."""
+    global _SIGNALLED
+    with _LOCK:
+        _SIGNALLED = _SIGNALLED or signum  # before the exception, so `_at_exit` sees it however it unwinds
     if signum == signal.SIGINT:
         raise KeyboardInterrupt
     raise SystemExit(128 + signum)
@@ -82,6 +128,10 @@ def install() -> None:
         return
     _INSTALLED = True
     atexit.register(_at_exit)  # registered first, so it runs last: after Prefect's and the samplers' own stops
+    r, w = os.pipe()
+    os.set_blocking(w, False)  # the interpreter's C handler must never block on it
+    signal.set_wakeup_fd(w, warn_on_full_buffer=False)
+    threading.Thread(target=_watch, args=(r,), name="t2-signal-watch", daemon=True).start()
     signal.signal(signal.SIGTERM, _on_signal)
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not where the parent ignores SIGINT
         signal.signal(signal.SIGINT, _on_signal)

@@ -81,3 +81,48 @@ def _sid(p: psutil.Process) -> int | None:
         return os.getsid(p.pid)
     except OSError:
         return None
+
+
+_SWALLOWER = r"""
+import signal, sys, time
+from t2cli import lifetime
+lifetime.install()
+lifetime.UNWIND_S = 1.0
+class Swallowed(BaseException):
+    pass
+def other(signum, frame):  # a library's own handler, as Prefect's engine swaps in while a flow runs
+    raise Swallowed
+signal.signal(signal.SIGTERM, other)
+print("ready", flush=True)
+deadline = time.monotonic() + 30
+while time.monotonic() < deadline:
+    try:
+        time.sleep(0.05)
+    except Swallowed:  # ... and whatever it raised is caught and the work runs on
+        print("swallowed", flush=True)
+sys.exit(0)
+"""
+
+
+def test_a_signal_another_handler_swallows_still_ends_the_command():
+    """A SIGTERM that reaches a library's handler, whose exception is caught, still ends the process with
+    128 + 15 once the unwind time is up: t2 sees the signal below Python's handlers (the CI failure of
+    stop 24: the flow ran on to exit 0)."""
+    proc = subprocess.Popen([sys.executable, "-c", _SWALLOWER], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    proc.send_signal(signal.SIGTERM)
+    t0 = time.monotonic()
+    rc = proc.wait(timeout=20)
+    assert "swallowed" in proc.stdout.read()
+    assert rc == 128 + signal.SIGTERM
+    assert time.monotonic() - t0 < 10
+
+
+def test_two_swallowed_signals_end_the_command_at_once():
+    proc = subprocess.Popen([sys.executable, "-c", _SWALLOWER.replace("UNWIND_S = 1.0", "UNWIND_S = 60.0")],
+                            cwd=REPO, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    proc.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=15) == 128 + signal.SIGTERM

@@ -154,6 +154,31 @@ def record_eval(cat: Catalog, res: EvalResult, n_records: int | None = None) -> 
     cat.write(tx)
 
 
+def copy_eval(cat: Catalog, src_run_id: str, row: RunRow) -> None:
+    """Record run `row` as completed with the metrics and samples of the completed run `src_run_id`,
+    atomically: for an evaluation whose weights are bitwise those of `src_run_id`'s (an SVF expert
+    with z = 1 is the base model), so its rows say what ran without running it twice. The config
+    names the source (`same_as`); the samples carry this run's experts."""
+    from dataclasses import replace as _replace
+
+    row = _replace(row, config={**row.config, "same_as": src_run_id})
+    v = row.variant
+
+    def tx(con) -> None:
+        _upsert_run(con, row, "completed", seconds=0.0)
+        con.execute("DELETE FROM metrics WHERE run_id = ?", [row.run_id])
+        con.execute("INSERT INTO metrics SELECT ?, name, value FROM metrics WHERE run_id = ?",
+                    [row.run_id, src_run_id])
+        con.execute("DELETE FROM samples WHERE run_id = ?", [row.run_id])
+        con.execute(
+            "INSERT INTO samples (run_id, idx, sample_id, prompt, output, parsed, target, correct, detail, expert_ids,"
+            " alphas, decision) SELECT ?, idx, sample_id, prompt, output, parsed, target, correct, detail, ?, ?,"
+            " decision FROM samples WHERE run_id = ?",
+            [row.run_id, list(v.expert_ids), list(v.alphas), src_run_id])
+
+    cat.write(tx)
+
+
 def record_svd_run(cat: Catalog, loaded: LoadedModel, info: SVDInfo, seed: int = 0) -> None:
     """An `svd` run row (id = decomposition key) so `t2 catalog runs` shows when SVD happened."""
     row = RunRow(run_id=f"svd-{info.key}", kind="svd", model=loaded.alias, weights_hash=loaded.weights_hash,

@@ -213,6 +213,10 @@ def eval_cmd(
     if out.reused:
         console.print(f"run {out.run_id} is already in the catalog (use --force to redo): accuracy {out.accuracy:.4f}")
         return
+    if out.same_as:
+        console.print(f"{out.variant} has z = 1 everywhere, so its weights are the base model's: run {out.run_id} "
+                      f"records base run {out.same_as}'s results (accuracy {out.accuracy:.4f})")
+        return
     res = out.result
     m = res.metrics
     console.print(f"[bold]{model}[/] ({out.variant}) {task}/{split}: accuracy [bold]{res.accuracy:.4f}[/] "

@@ -120,6 +120,9 @@ class Variant:
     ref: VariantRef
     weights: WeightsFactory | None  # None: the base weights
     vectors: Callable[[], SVFWeights] | None = None  # SVF experts: z as vectors, for samplers that take them
+    # an SVF expert whose every scale is 1 (z = 1, the initial point, kept when no RL step beat the base on
+    # validation): W' = U diag(s) Vᵀ = W, so its evaluations are the base model's
+    identity: bool = False
 
     @property
     def name(self) -> str:
@@ -167,6 +170,8 @@ def resolve_variant(loaded: LoadedModel, ref: VariantRef | None = None, *, exper
 
 
 def _expert_variant(loaded: LoadedModel, ref: VariantRef, dtype: str, store: ArtifactStore) -> Variant:
+    import torch
+
     from t2core.experts import ExpertRef
     from t2core.svd import ensure_svd, load_svd
     from t2core.svf import materialised, svf_weights
@@ -185,7 +190,8 @@ def _expert_variant(loaded: LoadedModel, ref: VariantRef, dtype: str, store: Art
         with materialised(loaded.model, svd(), policy, dtype=dtype):
             yield
 
-    return Variant(ref, weights, lambda: svf_weights(policy, svd(), loaded.weights_hash))
+    identity = policy.cfg.param == "direct" and all(bool(torch.all(policy.z(n) == 1)) for n in policy.names)
+    return Variant(ref, weights, lambda: svf_weights(policy, svd(), loaded.weights_hash), identity=identity)
 
 
 def _adapter_variant(loaded: LoadedModel, ref: VariantRef, store: ArtifactStore) -> Variant:

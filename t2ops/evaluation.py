@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -55,6 +56,7 @@ class EvalOutcome:
     n: int
     reused: bool  # found completed in the catalog: nothing ran
     result: EvalResult | None = None
+    same_as: str | None = None  # the base run whose rows this one copies (an expert with z = 1), or None
 
 
 def run(req: EvalRequest, loaded: LoadedModel, cat: Catalog, *, force: bool = False,
@@ -65,14 +67,25 @@ def run(req: EvalRequest, loaded: LoadedModel, cat: Catalog, *, force: bool = Fa
     if not force and rec.is_completed(cat, p.run_id):
         return EvalOutcome(p.run_id, p.variant.name, rec.metric(cat, p.run_id, "accuracy"),
                            int(rec.metric(cat, p.run_id, "n") or 0), True)
+    variant = resolve_variant(loaded, p.variant, dtype=p.cfg.generation.dtype)
+    ds = p.core.dataset
+    if variant.identity:  # W' = W: the base run's rows, run (or found) once
+        base = run(dataclasses.replace(req, expert=None), loaded, cat, force=force, progress=progress)
+        row = _row(p, loaded, req.sampler)
+        rec.copy_eval(cat, base.run_id, row)
+        return EvalOutcome(p.run_id, p.variant.name, base.accuracy, base.n, False, base.result, same_as=base.run_id)
     smp = make_sampler(req.sampler, loaded=loaded)
-    apply = resolve_variant(loaded, p.variant, dtype=p.cfg.generation.dtype).apply_with(smp)
-    task, ds = p.core.task, p.core.dataset
-    row = RunRow(run_id=p.run_id, kind="eval", model=loaded.alias, weights_hash=loaded.weights_hash, task=task.name,
-                 task_version=task.version, split=p.cfg.split, config=eval_record_config(p.cfg, smp.name, p.variant),
-                 data_files=ds.files, seed=p.cfg.generation.seed, variant=p.variant)
+    apply = variant.apply_with(smp)
+    row = _row(p, loaded, smp.name)
     res = recorded(cat, row,
                    lambda: core.evaluate(loaded, p.cfg, req.data_dir, sampler=smp, progress=progress, planned=p.core,
                                          ref=p.variant, **apply),
                    lambda res: rec.record_eval(cat, res, n_records=ds.n_total))
     return EvalOutcome(p.run_id, p.variant.name, res.accuracy, len(res.samples), False, res)
+
+
+def _row(p: EvalPlan, loaded: LoadedModel, sampler_name: str) -> RunRow:
+    task = p.core.task
+    return RunRow(run_id=p.run_id, kind="eval", model=loaded.alias, weights_hash=loaded.weights_hash, task=task.name,
+                  task_version=task.version, split=p.cfg.split, config=eval_record_config(p.cfg, sampler_name, p.variant),
+                  data_files=p.core.dataset.files, seed=p.cfg.generation.seed, variant=p.variant)

@@ -308,3 +308,20 @@ def test_bank_refuses_mismatched_experts_and_weights(tiny):
     with pytest.raises(ConfigError, match="a batch of 2 rows met per-row weights for 3 rows"):
         with per_row(tiny.model, svd, bank, one_hot([0, 1, 1], 2)), torch.no_grad():
             tiny.model(ids)
+
+
+def test_z_one_leaves_the_weights_untouched(tiny, svd_both):
+    """A scale of exactly 1 skips the rebuild: W stays W bitwise (U diag(s) Vᵀ equals it only to rounding)."""
+    pol = SVFPolicy(ranks_of(svd_both), SVFConfig(targets="both"))  # z = 1
+    names = pol.names
+    before = {n: tiny.model.get_submodule(n).weight.data_ptr() for n in names}
+    base = _logits(tiny.model, IDS)
+    with materialised(tiny.model, svd_both, pol):
+        assert {n: tiny.model.get_submodule(n).weight.data_ptr() for n in names} == before
+        assert torch.equal(_logits(tiny.model, IDS), base)
+    with torch.no_grad():
+        pol.params[next(iter(pol.params))].mul_(1.1)  # one matrix's z moves: that one is rebuilt, the rest are not
+    with materialised(tiny.model, svd_both, pol):
+        moved = [n for n in names if tiny.model.get_submodule(n).weight.data_ptr() != before[n]]
+        assert len(moved) == 1
+        assert not torch.equal(_logits(tiny.model, IDS), base)

@@ -138,6 +138,8 @@ def _materialise(model: nn.Module, svd: SVD, scales: dict[str, torch.Tensor], dt
     try:
         with torch.no_grad():
             for name, m in scales.items():
+                if bool(torch.all(m == 1)):  # s ⊙ 1 = s: W itself, exact (U diag(s) Vᵀ only to rounding)
+                    continue
                 mod = model.get_submodule(name)
                 w = mod.weight.data  # (out, in), kept as is and restored below
                 u, s, v = (t.to(w.device) for t in svd[name])  # (out, r), (r,), (in, r)

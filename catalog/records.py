@@ -17,6 +17,7 @@ from t2core import threads
 from t2core.evaluate import EvalResult
 from t2core.hashing import config_hash, git_sha
 from t2core.models.registry import LoadedModel
+from t2core.safe_text import storable
 from t2core.svd import SVDInfo
 from t2core.variants import BASE_REF, VariantRef
 
@@ -142,7 +143,8 @@ def record_eval(cat: Catalog, res: EvalResult, n_records: int | None = None) -> 
         con.executemany(
             "INSERT INTO samples (run_id, idx, sample_id, prompt, output, parsed, target, correct, detail, expert_ids,"
             " alphas, decision) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [[res.run_id, s.idx, s.sample_id, s.prompt, s.output, s.parsed, s.target, s.correct, s.detail,
+            [[res.run_id, s.idx, s.sample_id, *map(storable, (s.prompt, s.output, s.parsed, s.target)), s.correct,
+              storable(s.detail),
               list(s.expert_ids if s.expert_ids is not None else res.ref.expert_ids),
               list(s.alphas if s.alphas is not None else res.ref.alphas), s.decision]
              for s in res.samples],

@@ -81,11 +81,16 @@ def _load(model: str, seed: int):
 
 
 def _table(title: str, cols: list[str], rows: list[tuple]) -> Table:
+    """Cells as plain `Text`, never rich markup: a model's output may hold `[/]` or escape sequences."""
+    from rich.text import Text
+
+    from t2core.safe_text import printable
+
     t = Table(title=title, show_lines=False)
     for c in cols:
         t.add_column(c, overflow="fold")
     for r in rows:
-        t.add_row(*["" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v)) for v in r])
+        t.add_row(*[Text("" if v is None else (f"{v:.4g}" if isinstance(v, float) else printable(str(v)))) for v in r])
     return t
 
 

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from t2core.errors import T2Error
+from t2core.sandbox import cgroups
 
 INSIDE = Path(__file__).with_name("inside.py")
 SANDBOX_DIR = "/t2sandbox"  # where inside.py's folder is seen in the sandbox
@@ -64,6 +65,9 @@ class SandboxLimits:
     nproc: int = 8  # processes (the sandbox's init counts)
     nofile: int = 64  # open files
     output_kb: int = 1024  # stdout+stderr kept per process; the rest is read and discarded
+    # a memory cgroup of memory_mb (RAM, tmpfs, memfd and kernel memory together) and a pids cgroup of
+    # nproc per process, where the machine has them (t2core.sandbox.cgroups); False: rlimits only
+    cgroups: bool = True
 
     def __post_init__(self) -> None:
         if (self.timeout_s <= 0 or self.memory_mb < 64 or self.cpu_s <= 0 or self.file_mb <= 0
@@ -152,8 +156,10 @@ class Isolation:
         inner = ["bwrap", "--unshare-all", "--unshare-user", "--disable-userns", "--uid", str(NS_UID),
                  "--gid", str(NS_UID), "--die-with-parent", "--new-session",
                  *_system_binds(here if self.mode == "bwrap-user" else SANDBOX_DIR),
-                 "--dev", "/dev", "--size", mb, "--tmpfs", "/dev/shm", "--size", mb, "--tmpfs", "/tmp",
-                 "--size", mb, "--tmpfs", "/work", "--chdir", "/work", "--remount-ro", "/",
+                 # /dev read-only (bubblewrap's --dev is an uncapped tmpfs; the remount is not recursive, so
+                 # /dev/shm, mounted on it first, stays a writable tmpfs of tmpfs_mb)
+                 "--dev", "/dev", "--size", mb, "--tmpfs", "/dev/shm", "--remount-ro", "/dev", "--size", mb,
+                 "--tmpfs", "/tmp", "--size", mb, "--tmpfs", "/work", "--chdir", "/work", "--remount-ro", "/",
                  "--clearenv", "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "HOME", "/work",
                  "--setenv", "TMPDIR", "/tmp", "--setenv", "PYTHONHASHSEED", "0", "--", *inner_cmd]
         if self.mode == "bwrap-user":
@@ -193,8 +199,29 @@ def _detect() -> tuple[str, str]:
     return mode, _probe(mode)
 
 
+def sandbox_cgroup(limits: SandboxLimits) -> cgroups.Cgroup | None:
+    """The memory and pids cgroups of one sandboxed process, or None (turned off, or none here: said once)."""
+    if not limits.cgroups:
+        return None
+    h, why = cgroups.hierarchy()
+    if h is None:
+        _check_cgroups()
+        cgroups.warn_missing(why)
+        return None
+    return cgroups.Cgroup.make(h, limits.memory_mb, limits.nproc + cgroups.EXTRA_PIDS)
+
+
+def _check_cgroups() -> None:
+    h, why = cgroups.hierarchy()
+    if h is None and os.environ.get(cgroups.ENV, "") == "require":
+        raise SandboxUnavailable(f"{cgroups.ENV}=require, and sandboxes cannot have memory and pids cgroups here: "
+                                 f"{why}. Fix: run t2 as root or in a delegated cgroup, or unset {cgroups.ENV}.")
+
+
 def isolation() -> Isolation:
-    """The isolation in force, probed once per process; raises SandboxUnavailable if there is none."""
+    """The isolation in force, probed once per process; raises SandboxUnavailable if there is none
+    (or, with T2_SANDBOX_CGROUP=require, if sandboxes cannot have their cgroups)."""
+    _check_cgroups()
     mode, why = _detect()
     if mode and not why:
         return Isolation(mode)

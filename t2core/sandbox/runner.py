@@ -24,8 +24,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from t2core.safe_text import printable
 from t2core.sandbox.inside import MAX_FRAME, WireError, decode, encode
-from t2core.sandbox.isolate import Isolation, SandboxLimits, isolation
+from t2core.sandbox.isolate import Isolation, SandboxLimits, isolation, sandbox_cgroup
 
 GRACE_S = 1.0  # after the kill: how long to wait for the pipes to close
 REAP_S = 10.0  # ... and for bubblewrap to report every process of the sandbox gone (a fork bomb takes a while)
@@ -53,7 +54,7 @@ class TestSpec:
 class SandboxResult:
     passed: bool
     status: str  # "passed" | "failed" | "timeout" | "error" | "unjudgeable"
-    detail: str  # why it did not pass
+    detail: str  # why it did not pass: the candidate's text, made printable (`t2core.safe_text`), <= 500
 
 
 class _Proc:
@@ -61,8 +62,12 @@ class _Proc:
 
     def __init__(self, iso: Isolation, argv: list[str], limits: SandboxLimits, pass_fds: tuple[int, ...],
                  stdin_data: bytes) -> None:
+        self.cgroup = sandbox_cgroup(limits)  # OSError: the judgement is an "error", nothing started
+        self.note = ""  # what the cgroups refused it, read once it is reaped
         self.info_r, info_w = _pipe() if iso.isolated else (-1, -1)
         cmd = iso.command(argv, limits, info_w if iso.isolated else None)
+        if self.cgroup is not None:
+            cmd = self.cgroup.wrap(cmd)
         try:
             self.popen = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                           pass_fds=pass_fds + ((info_w,) if iso.isolated else ()),
@@ -70,6 +75,8 @@ class _Proc:
         except OSError:
             if iso.isolated:
                 os.close(self.info_r)
+            if self.cgroup is not None:
+                self.cgroup.remove()
             raise
         finally:
             if iso.isolated:
@@ -124,6 +131,10 @@ class _Proc:
         if self.info_r >= 0:
             os.close(self.info_r)
             self.info_r = -1
+        if self.cgroup is not None:  # reaped: empty now (else removed later, by `cgroups._prune`)
+            self.note = self.cgroup.events()
+            self.cgroup.remove()
+            self.cgroup = None
 
 
 def _signal(pid: int, send) -> None:
@@ -184,9 +195,12 @@ def run_tests(program: str, spec: TestSpec, limits: SandboxLimits | None = None,
                 os.close(fd)
             except OSError:
                 pass
-    if not verdict_done:
-        return SandboxResult(False, "timeout", f"no verdict after {limits.timeout_s:.1f}s wall clock")
-    return _verdict(bytes(verdict), procs)
+    res = (_verdict(bytes(verdict), procs) if verdict_done
+           else SandboxResult(False, "timeout", f"no verdict after {limits.timeout_s:.1f}s wall clock"))
+    notes = "; ".join(f"{who}: {p.note}" for who, p in zip(("judge", "candidate"), procs, strict=False) if p.note)
+    if notes and not res.passed:
+        return SandboxResult(False, res.status, printable(f"{res.detail} ({notes})", 500))
+    return res
 
 
 def _pump(sel: selectors.BaseSelector, verdict: bytearray, deadline: float) -> bool:
@@ -261,8 +275,9 @@ def _verdict(raw: bytes, procs: list[_Proc]) -> SandboxResult:
     if (type(msg) is not tuple or len(msg) != 2 or msg[0] not in ("passed", "failed", "unjudgeable")
             or type(msg[1]) is not str):
         tail = procs[0].out.decode(errors="replace").strip().splitlines()[-1:] if procs else []
-        return SandboxResult(False, "error", "the judge ended without a verdict" + (f": {tail[0][-300:]}" if tail else ""))
-    return SandboxResult(msg[0] == "passed", msg[0], msg[1][:500])
+        return SandboxResult(False, "error", "the judge ended without a verdict"
+                             + (f": {printable(tail[0][-300:], 300)}" if tail else ""))
+    return SandboxResult(msg[0] == "passed", msg[0], printable(msg[1], 500))
 
 
 def program_names(spec: TestSpec) -> tuple[str, ...]:

@@ -1,0 +1,248 @@
+"""A memory cgroup and a pids cgroup for each sandboxed process: what rlimits cannot count.
+
+RLIMIT_AS bounds a process's address space, not the memory it leaves outside it: pages of the
+tmpfs mounts (the work dir, /tmp, /dev/shm), a memfd whose mapping is gone but whose descriptor
+is kept, or the kernel's inodes and dentries of half a million empty files. A memory cgroup
+counts all three: shmem and page cache are charged to the cgroup of the process that touched
+them, and kernel memory is charged with them (always on cgroup v2; on v1 since Linux 5.x, the
+counter is memory.usage_in_bytes, checked by `test_a_memory_cgroup_counts_tmpfs_memfd_and_inodes`).
+RLIMIT_NPROC counts the processes of a uid, shared by every sandbox running at once; a pids
+cgroup counts the processes of one sandbox.
+
+Each process of a judgement (judge and candidate apart: the candidate cannot spend the judge's
+memory) gets one cgroup of each, made by the caller under the cgroup the caller runs in, joined
+by a `sh` that writes its own pid into them and then execs bubblewrap, so that everything the
+sandbox starts is inside from its first instruction; it is removed once the sandbox is reaped.
+The kernel enforces the limits: an allocation past `memory_mb` makes the kernel kill the process
+(OOM in that cgroup only), a fork past `nproc` fails.
+
+Where the machine has no such cgroups, or this user cannot create them (not root and nothing
+delegated), the sandbox runs with rlimits and tmpfs sizes only, and says so once on stderr
+(`T2_SANDBOX_CGROUP=require` refuses instead; `=0` turns the cgroups off).
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+PARENT = "t2-sandbox"  # the folder, under the caller's own cgroup, that holds the sandboxes' cgroups
+ENV = "T2_SANDBOX_CGROUP"  # "" (use where possible), "0" (never), "require" (refuse without)
+EXTRA_PIDS = 4  # bubblewrap's own processes in the cgroup (two layers as root), on top of `nproc`
+_counter = itertools.count()
+
+
+@dataclass(frozen=True)
+class Hierarchy:
+    """Where sandbox cgroups are made: one folder per controller (v1) or one for both (v2)."""
+
+    version: str  # "v1" | "v2"
+    memory: Path
+    pids: Path
+
+
+def _own_paths() -> dict[str, str]:
+    """{controller: path} of this process's cgroups ("" for the v2 unified hierarchy)."""
+    out: dict[str, str] = {}
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        _, ctrls, path = line.split(":", 2)
+        for c in ctrls.split(",") if ctrls else [""]:
+            out[c] = path
+    return out
+
+
+def _mounts() -> dict[str, Path]:
+    """{controller: mount point} of v1 cgroup hierarchies, and "" for the v2 one."""
+    out: dict[str, Path] = {}
+    for line in Path("/proc/self/mounts").read_text().splitlines():
+        parts = line.split()
+        if len(parts) < 4:
+            continue
+        if parts[2] == "cgroup2":
+            out.setdefault("", Path(parts[1]))
+        elif parts[2] == "cgroup":
+            for opt in parts[3].split(","):
+                out.setdefault(opt, Path(parts[1]))
+    return out
+
+
+def _under(mount: Path, path: str) -> Path:
+    """The folder of cgroup `path` in the hierarchy mounted at `mount` (the mount itself in a cgroup
+    namespace that hides the path)."""
+    p = mount / path.lstrip("/")
+    return p if p.is_dir() else mount
+
+
+def _locate() -> Hierarchy | str:
+    try:
+        own, mounts = _own_paths(), _mounts()
+    except (OSError, ValueError) as e:
+        return f"cannot read this process's cgroups ({e})"
+    if "memory" in mounts and "pids" in mounts:
+        return Hierarchy("v1", _under(mounts["memory"], own.get("memory", "/")) / PARENT,
+                         _under(mounts["pids"], own.get("pids", "/")) / PARENT)
+    if "" in mounts:
+        base = _under(mounts[""], own.get("", "/"))
+        try:
+            enabled = (base / "cgroup.subtree_control").read_text().split()
+            if not {"memory", "pids"} <= set(enabled):
+                (base / "cgroup.subtree_control").write_text("+memory +pids")
+        except OSError as e:
+            return (f"cgroup v2: the memory and pids controllers are not delegated to {base} ({e.strerror}); "
+                    "run t2 in a cgroup that has them, e.g. under `systemd-run --user --scope -p Delegate=yes`")
+        return Hierarchy("v2", base / PARENT, base / PARENT)
+    return "no memory and pids cgroup controllers are mounted"
+
+
+def _prepare(h: Hierarchy) -> str:
+    """'' once the parent folders exist and take a child with limits; else why not."""
+    try:
+        for d in {h.memory, h.pids}:
+            d.mkdir(exist_ok=True)
+        if h.version == "v2":
+            (h.memory / "cgroup.subtree_control").write_text("+memory +pids")
+        probe = Cgroup.make(h, 64, 8)
+        probe.remove()
+    except OSError as e:
+        return f"cannot create cgroups under {h.memory} ({e.strerror or e}; not root, and none delegated)"
+    _prune(h)
+    return ""
+
+
+def _prune(h: Hierarchy) -> None:
+    """Remove the empty cgroups of earlier t2 processes that ended without removing theirs (kill -9)."""
+    for d in {h.memory, h.pids}:
+        for child in d.iterdir():
+            pid = child.name.split("-")[0]
+            if child.is_dir() and pid.isdigit() and not Path(f"/proc/{pid}").exists():
+                try:
+                    child.rmdir()
+                except OSError:
+                    pass
+
+
+@functools.lru_cache(maxsize=1)
+def hierarchy() -> tuple[Hierarchy | None, str]:
+    """(where sandbox cgroups go, "") or (None, why there are none here), worked out once per process."""
+    if os.environ.get(ENV, "") == "0":
+        return None, f"{ENV}=0"
+    h = _locate()
+    if isinstance(h, str):
+        return None, h
+    why = _prepare(h)
+    return (None, why) if why else (h, "")
+
+
+@functools.lru_cache(maxsize=1)
+def warn_missing(why: str) -> None:
+    """The one line a process prints when its sandboxes run without cgroups."""
+    print(f"t2 sandbox: no memory/pids cgroup ({why}): tmpfs, memfd and kernel memory of sandboxed code are "
+          "bounded only by the tmpfs sizes, and processes only by RLIMIT_NPROC", file=sys.stderr)
+
+
+@dataclass
+class Cgroup:
+    """The memory and pids cgroups of one sandboxed process."""
+
+    h: Hierarchy
+    dirs: tuple[Path, ...]  # (memory, pids); the same folder twice on v2
+
+    @classmethod
+    def make(cls, h: Hierarchy, memory_mb: int, pids: int) -> Cgroup:
+        _retry_pending()
+        name = f"{os.getpid()}-{next(_counter)}"
+        mem, pid = h.memory / name, h.pids / name
+        made = []
+        try:
+            for d in dict.fromkeys((mem, pid)):
+                d.mkdir()
+                made.append(d)
+            cg = cls(h, (mem, pid))
+            limit = str(memory_mb * 1024 * 1024)
+            if h.version == "v1":
+                (mem / "memory.limit_in_bytes").write_text(limit)
+                _write_if_there(mem / "memory.memsw.limit_in_bytes", limit)  # no swap beyond it either
+            else:
+                (mem / "memory.max").write_text(limit)
+                _write_if_there(mem / "memory.swap.max", "0")
+            (pid / "pids.max").write_text(str(pids))
+            return cg
+        except OSError:
+            for d in reversed(made):
+                _rmdir(d, (0,))
+            raise
+
+    @property
+    def procs(self) -> tuple[str, str]:
+        return tuple(str(d / "cgroup.procs") for d in self.dirs)  # type: ignore[return-value]
+
+    def wrap(self, cmd: list[str]) -> list[str]:
+        """`cmd` started inside both cgroups: the shell joins them, then becomes `cmd`."""
+        return ["/bin/sh", "-c", 'echo $$ > "$1" && echo $$ > "$2" && shift 2 && exec "$@"', "t2-cgroup",
+                *self.procs, *cmd]
+
+    def events(self) -> str:
+        """What the kernel refused this process: "" or e.g. "memory limit hit (OOM kill); process limit hit"."""
+        mem, pid = self.dirs
+        notes = []
+        if _count(mem / ("memory.oom_control" if self.h.version == "v1" else "memory.events"), "oom_kill"):
+            notes.append("its memory cgroup's limit was hit (the kernel killed it)")
+        if _count(pid / "pids.events", "max"):
+            notes.append("its pids cgroup refused a fork")
+        return "; ".join(notes)
+
+    def remove(self) -> None:
+        for d in dict.fromkeys(self.dirs):
+            _rmdir(d)
+
+
+def _write_if_there(path: Path, value: str) -> None:
+    if path.exists():
+        path.write_text(value)
+
+
+def _count(path: Path, key: str) -> int:
+    try:
+        for line in path.read_text().splitlines():
+            k, _, v = line.partition(" ")
+            if k == key:
+                return int(v)
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+_pending: list[Path] = []  # cgroups whose last process was still being torn down: retried by the next `make`
+_pending_lock = threading.Lock()  # run_many judges in threads
+
+
+def _rmdir(d: Path, delays: tuple[float, ...] = (0, 0.01, 0.05, 0.1, 0.2, 0.4, 0.8, 1.5)) -> bool:
+    """rmdir a cgroup, retrying while the kernel tears its last process down (a process that filled
+    a tmpfs with 400,000 inodes takes ~2 s to go); one still busy after that is retried later."""
+    for delay in delays:
+        time.sleep(delay)
+        try:
+            d.rmdir()
+            return True
+        except FileNotFoundError:
+            return True
+        except OSError:
+            continue
+    with _pending_lock:
+        if d not in _pending:
+            _pending.append(d)
+    return False
+
+
+def _retry_pending() -> None:
+    with _pending_lock:
+        todo = _pending[:]
+        _pending.clear()
+    for d in todo:
+        _rmdir(d, (0,))

@@ -1,14 +1,16 @@
-"""Benchmark: cost of judging one program, the OS-isolated two-process sandbox against the old path.
+"""Benchmark: the cost of judging one program, before and after a change to the sandbox, side by side.
 
-The old path is the in-process-hook sandbox that t2 shipped before the OS sandbox (one
-interpreter, an audit hook, a pass nonce; read from git history at `--old-rev`, run only here
-for timing: it is not safe). Both judge the same trivially correct MBPP-style solution, in one
-run, side by side:
+Three paths judge the same correct MBPP-style solution in one run:
+- `before`: the sandbox as it was at `--before-rev` (default c6b89fb, before issue 20's cgroups,
+  read-only /dev and bounded decoding), run from a copy of that revision's `t2core/` in a child
+  interpreter;
+- `now, no cgroups`: today's code with `SandboxLimits(cgroups=False)`;
+- `now`: today's code as t2 runs it (a memory and a pids cgroup per process where the machine has them).
 
-- `one`: wall time of a single judgement (median of `--repeats`), i.e. the per-candidate overhead;
-- `serial`: `--n` judgements in a row, per second;
-- `parallel`: the same `--n` through `run_many` with one worker per core (new path only: the old
-  one judged one at a time).
+For each: `one`, the median wall time of a single judgement (`--repeats` of them), the
+per-candidate overhead; `serial`, `--n` judgements in a row, per second; `parallel`, the same `--n`
+through `run_many` with one worker per core. Ratios are against `before`. Issue 20's goal: the
+cgroups cost at most 10% (`now` against `before`).
 
     python bench/sandbox.py --n 50 --repeats 20
 """
@@ -16,76 +18,87 @@ run, side by side:
 from __future__ import annotations
 
 import argparse
-import importlib.util
+import json
 import os
-import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 
+# run in a child interpreter whose sys.path starts with the tree to time; prints one JSON line
+TIMER = r"""
+import json, os, statistics, sys, time
+sys.path.insert(0, sys.argv[1])
+import t2core.sandbox
+from t2core.sandbox import SandboxLimits, TestSpec, run_many, run_tests
+assert t2core.sandbox.__file__.startswith(sys.argv[1]), t2core.sandbox.__file__  # the tree asked for
 PROGRAM = "def add(a, b):\n    return a + b\n"
-TESTS = "assert add(1, 2) == 3\nassert add(-5, 5) == 0\nassert add(10, 20) == 30"
-
-
-def load_old(rev: str):
-    src = subprocess.run(["git", "-C", str(REPO), "show", f"{rev}:t2core/sandbox.py"], capture_output=True,
-                         text=True, check=True).stdout
-    path = Path(tempfile.mkdtemp(prefix="t2-old-sandbox-")) / "old_sandbox.py"
-    path.write_text(src)
-    spec = importlib.util.spec_from_file_location("old_sandbox", path)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["old_sandbox"] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def timed(fn, n: int) -> float:
+spec = TestSpec("assert add(1, 2) == 3\nassert add(-5, 5) == 0\nassert add(10, 20) == 30")
+kw = {} if sys.argv[2] == "default" else {"cgroups": False}  # "off": a field older trees do not have
+lim = SandboxLimits(**kw)
+n, repeats = int(sys.argv[3]), int(sys.argv[4])
+def one():
     t0 = time.perf_counter()
-    for _ in range(n):
-        assert fn(), "a correct program did not pass"
+    assert run_tests(PROGRAM, spec, lim).passed, "a correct program did not pass"
     return time.perf_counter() - t0
+one()  # warm-up: probes, imports, the cgroup parent
+single = statistics.median(one() for _ in range(repeats))
+t0 = time.perf_counter()
+for _ in range(n):
+    one()
+serial = n / (time.perf_counter() - t0)
+t0 = time.perf_counter()
+assert all(r.passed for r in run_many([(PROGRAM, spec)] * n, lim, workers=os.cpu_count()))
+parallel = n / (time.perf_counter() - t0)
+print(json.dumps([single, serial, parallel]))
+"""
+
+
+def tree_of(rev: str) -> Path:
+    """A copy of `rev`'s t2core/ in a temporary folder."""
+    out = Path(tempfile.mkdtemp(prefix="t2-bench-sandbox-"))
+    tar = out / "t2core.tar"
+    subprocess.run(["git", "-C", str(REPO), "archive", "-o", str(tar), rev, "t2core"], check=True)
+    with tarfile.open(tar) as t:
+        t.extractall(out, filter="data")
+    return out
+
+
+def timed(tree: Path, mode: str, n: int, repeats: int) -> list[float]:
+    res = subprocess.run([sys.executable, "-c", TIMER, str(tree), mode, str(n), str(repeats)], capture_output=True,
+                         text=True, cwd="/")
+    if res.returncode != 0:
+        raise SystemExit(f"timing {tree} ({mode}) failed:\n{res.stderr[-2000:]}")
+    return json.loads(res.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--n", type=int, default=50, help="judgements in a row")
+    ap.add_argument("--n", type=int, default=50, help="judgements in a row, and in parallel")
     ap.add_argument("--repeats", type=int, default=20, help="single judgements for the median")
-    ap.add_argument("--old-rev", default="b95e5fe", help="git revision with the old t2core/sandbox.py")
+    ap.add_argument("--before-rev", default="c6b89fb", help="git revision of the sandbox to compare with")
     args = ap.parse_args()
 
-    from t2core.sandbox import TestSpec, isolation, run_many, run_tests
+    sys.path.insert(0, str(REPO))
+    from t2core.sandbox import cgroups, isolation
 
-    old = load_old(args.old_rev)
-    iso = isolation()
-    spec = TestSpec(TESTS)
-    paths = {
-        "old (in-process hook)": lambda: old.run_code(PROGRAM + "\n" + TESTS).passed,
-        f"new ({iso.mode})": lambda: run_tests(PROGRAM, spec, iso=iso).passed,
-    }
-    rows = []
-    for name, fn in paths.items():
-        fn()  # warm-up (probes, imports)
-        one = statistics.median(timed(fn, 1) for _ in range(args.repeats))
-        serial = args.n / timed(fn, args.n)
-        rows.append([name, one * 1000, serial, None])
-    workers = os.cpu_count() or 1
-    t0 = time.perf_counter()
-    res = run_many([(PROGRAM, spec)] * args.n, workers=workers)
-    assert all(r.passed for r in res)
-    rows[1][3] = args.n / (time.perf_counter() - t0)
-
-    base = rows[0]
-    print(f"{os.cpu_count()} cores; {args.n} judgements in a row, median of {args.repeats} single ones\n")
-    print(f"| path | one judgement ms | x old | serial /s | x old | parallel ({workers} workers) /s |")
-    print("|---|---|---|---|---|---|")
+    before = tree_of(args.before_rev)
+    paths = [(f"before ({args.before_rev})", before, "default"), ("now, no cgroups", REPO, "off"),
+             ("now", REPO, "default")]
+    rows = [(name, *timed(tree, mode, args.n, args.repeats)) for name, tree, mode in paths]
+    h, why = cgroups.hierarchy()
+    print(f"{os.cpu_count()} cores; isolation {isolation().mode}; cgroups "
+          f"{h.version if h else 'none (' + why + ')'}; {args.n} judgements, median of {args.repeats} single ones\n")
+    print(f"| path | one judgement ms | x before | serial /s | x before | parallel ({os.cpu_count()} workers) /s "
+          "| x before |")
+    print("|---|---|---|---|---|---|---|")
+    _, b1, bs, bp = rows[0]
     for name, one, serial, par in rows:
-        print(f"| {name} | {one:.1f} | {one / base[1]:.2f} | {serial:.1f} | {serial / base[2]:.2f} | "
-              f"{'' if par is None else f'{par:.1f}'} |")
+        print(f"| {name} | {one * 1000:.1f} | {one / b1:.2f} | {serial:.1f} | {serial / bs:.2f} | {par:.1f} | "
+              f"{par / bp:.2f} |")
 
 
 if __name__ == "__main__":

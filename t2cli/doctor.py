@@ -52,13 +52,16 @@ def rows() -> list[tuple[str, str]]:
 
 def _sandbox() -> str:
     from t2core.errors import T2Error
+    from t2core.sandbox import cgroups
     from t2core.sandbox.isolate import isolation
 
     try:
         iso = isolation()
     except T2Error as e:
         return f"unavailable: {str(e).split('. Fix:')[0]}"
-    return iso.mode + (f" (NOT isolated: {iso.reason})" if not iso.isolated else "")
+    h, why = cgroups.hierarchy()
+    cg = f"memory + pids cgroups ({h.version})" if h else f"no cgroups: {why}"
+    return iso.mode + (f" (NOT isolated: {iso.reason})" if not iso.isolated else "") + f"; {cg}"
 
 
 def _vllm() -> str:

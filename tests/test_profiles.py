@@ -39,7 +39,7 @@ def test_a_profile_resolves_each_operation_config_once():
     assert gsm.generation.dtype == "bfloat16" and gsm.generation.batch_size == 16
     assert get_profile("paper").eval_config(EvalSlice("math")).generation.max_new_tokens is None  # the task's, later
     rl = smol.rl_config("gsm8k", lr=1e-3)
-    assert (rl.dtype, rl.steps, rl.lr, rl.svf.targets, rl.seed) == ("bfloat16", 5, 1e-3, "mlp", smol.seed)
+    assert (rl.dtype, rl.steps, rl.lr, rl.svf.targets, rl.seed) == ("bfloat16", 3, 1e-3, "mlp", smol.seed)
     with pytest.raises(UnknownNameError, match="unknown sampler 'vllm2'"):
         replace(smol, sampler="vllm2")
     assert Profile("p", "tiny-random", sampler="proc").sampler == "proc"

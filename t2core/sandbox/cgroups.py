@@ -23,6 +23,7 @@ delegated), the sandbox runs with rlimits and tmpfs sizes only, and says so once
 
 from __future__ import annotations
 
+import atexit
 import functools
 import itertools
 import os
@@ -198,8 +199,10 @@ class Cgroup:
         return "; ".join(notes)
 
     def remove(self) -> None:
+        """rmdir both now if the kernel is done with them, else later (`_retry_pending`): the
+        judgement never waits for a process's teardown."""
         for d in dict.fromkeys(self.dirs):
-            _rmdir(d)
+            _rmdir(d, (0,))
 
 
 def _write_if_there(path: Path, value: str) -> None:
@@ -222,9 +225,9 @@ _pending: list[Path] = []  # cgroups whose last process was still being torn dow
 _pending_lock = threading.Lock()  # run_many judges in threads
 
 
-def _rmdir(d: Path, delays: tuple[float, ...] = (0, 0.01, 0.05, 0.1, 0.2, 0.4, 0.8, 1.5)) -> bool:
-    """rmdir a cgroup, retrying while the kernel tears its last process down (a process that filled
-    a tmpfs with 400,000 inodes takes ~2 s to go); one still busy after that is retried later."""
+def _rmdir(d: Path, delays: tuple[float, ...]) -> bool:
+    """rmdir a cgroup, retrying after each delay while the kernel tears its last process down (a
+    process that filled a tmpfs with 400,000 inodes takes ~2 s to go); one still busy is retried later."""
     for delay in delays:
         time.sleep(delay)
         try:
@@ -240,9 +243,12 @@ def _rmdir(d: Path, delays: tuple[float, ...] = (0, 0.01, 0.05, 0.1, 0.2, 0.4, 0
     return False
 
 
-def _retry_pending() -> None:
+def _retry_pending(delays: tuple[float, ...] = (0,)) -> None:
     with _pending_lock:
         todo = _pending[:]
         _pending.clear()
     for d in todo:
-        _rmdir(d, (0,))
+        _rmdir(d, delays)
+
+
+atexit.register(lambda: _retry_pending((0, 0.01, 0.05, 0.1, 0.2, 0.4, 0.8, 1.5)))  # the last ones, waiting

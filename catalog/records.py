@@ -21,6 +21,9 @@ from t2core.safe_text import storable
 from t2core.svd import SVDInfo
 from t2core.variants import BASE_REF, VariantRef
 
+# the columns `record_eval` writes and `copy_eval` copies, in this order
+_SAMPLE_COLUMNS = "run_id, idx, sample_id, prompt, output, parsed, target, correct, detail, expert_ids, alphas, decision"
+
 
 def _now() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
@@ -141,8 +144,7 @@ def record_eval(cat: Catalog, res: EvalResult, n_records: int | None = None) -> 
                         [[res.run_id, k, float(v)] for k, v in res.metrics.items()])
         con.execute("DELETE FROM samples WHERE run_id = ?", [res.run_id])
         con.executemany(
-            "INSERT INTO samples (run_id, idx, sample_id, prompt, output, parsed, target, correct, detail, expert_ids,"
-            " alphas, decision) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO samples ({_SAMPLE_COLUMNS}) VALUES ({', '.join('?' * len(_SAMPLE_COLUMNS.split(',')))})",
             [[res.run_id, s.idx, s.sample_id, *map(storable, (s.prompt, s.output, s.parsed, s.target)), s.correct,
               storable(s.detail),
               list(s.expert_ids if s.expert_ids is not None else res.ref.expert_ids),
@@ -173,9 +175,8 @@ def copy_eval(cat: Catalog, src_run_id: str, row: RunRow) -> None:
                     [row.run_id, src_run_id])
         con.execute("DELETE FROM samples WHERE run_id = ?", [row.run_id])
         con.execute(
-            "INSERT INTO samples (run_id, idx, sample_id, prompt, output, parsed, target, correct, detail, expert_ids,"
-            " alphas, decision) SELECT ?, idx, sample_id, prompt, output, parsed, target, correct, detail, ?, ?,"
-            " decision FROM samples WHERE run_id = ?",
+            f"INSERT INTO samples ({_SAMPLE_COLUMNS}) SELECT ?, idx, sample_id, prompt, output, parsed, target, correct,"
+            " detail, ?, ?, decision FROM samples WHERE run_id = ?",
             [row.run_id, list(v.expert_ids), list(v.alphas), src_run_id])
 
     cat.write(tx)

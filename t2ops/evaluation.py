@@ -68,7 +68,6 @@ def run(req: EvalRequest, loaded: LoadedModel, cat: Catalog, *, force: bool = Fa
         return EvalOutcome(p.run_id, p.variant.name, rec.metric(cat, p.run_id, "accuracy"),
                            int(rec.metric(cat, p.run_id, "n") or 0), True)
     variant = resolve_variant(loaded, p.variant, dtype=p.cfg.generation.dtype)
-    ds = p.core.dataset
     if variant.identity:  # W' = W: the base run's rows, run (or found) once
         base = run(dataclasses.replace(req, expert=None), loaded, cat, force=force, progress=progress)
         row = _row(p, loaded, req.sampler)
@@ -80,7 +79,7 @@ def run(req: EvalRequest, loaded: LoadedModel, cat: Catalog, *, force: bool = Fa
     res = recorded(cat, row,
                    lambda: core.evaluate(loaded, p.cfg, req.data_dir, sampler=smp, progress=progress, planned=p.core,
                                          ref=p.variant, **apply),
-                   lambda res: rec.record_eval(cat, res, n_records=ds.n_total))
+                   lambda res: rec.record_eval(cat, res, n_records=p.core.dataset.n_total))
     return EvalOutcome(p.run_id, p.variant.name, res.accuracy, len(res.samples), False, res)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import struct
 import time
+from pathlib import Path
 
 import pytest
 
@@ -149,6 +150,33 @@ def test_a_pids_cgroup_bounds_each_sandbox():
     assert res.passed, res
     mine = [c for c in h.pids.iterdir() if c.is_dir() and c.name.startswith(f"{os.getpid()}-")]
     assert mine == []  # removed once reaped
+
+
+@pytest.mark.parametrize("how", ["launch", "wrap"])
+def test_a_sandbox_process_is_inside_its_cgroups_from_the_start_and_the_caller_is_not(how):
+    """`launch` (v1: the calling thread steps in, forks, steps back) and `wrap` (the `sh` that joins,
+    used on v2) both start the process inside both cgroups; the caller's thread ends where it began."""
+    import subprocess
+
+    h = _needs_cgroups()
+    if how == "launch" and h.version != "v1":
+        pytest.skip("launch steps a thread in only on cgroup v1; v2 uses wrap")
+    home = Path("/proc/thread-self/cgroup").read_text()
+    cg = cgroups.Cgroup.make(h, 64, 8)
+
+    def start(cmd):
+        return subprocess.Popen(cmd, stdout=subprocess.PIPE)
+
+    cmd = ["/bin/cat", "/proc/self/cgroup"]  # the child's own cgroups, as it sees them at once
+    p = cg.launch(cmd, start) if how == "launch" else start(cg.wrap(cmd))
+    seen = p.communicate()[0].decode()
+    assert Path("/proc/thread-self/cgroup").read_text() == home
+    inside = f"/{cgroups.PARENT}/{cg.dirs[0].name}"
+    ctrls = {line.split(":")[1] for line in seen.splitlines() if line.endswith(inside)}
+    assert ({"memory", "pids"} <= ctrls) if h.version == "v1" else ctrls == {""}, seen
+    cg.remove()
+    cgroups._retry_pending((0, 0.1, 0.5))
+    assert not any(d.exists() for d in cg.dirs)
 
 
 def test_without_cgroups_it_says_so_once_and_require_refuses(monkeypatch, capsys):

@@ -10,9 +10,13 @@ RLIMIT_NPROC counts the processes of a uid, shared by every sandbox running at o
 cgroup counts the processes of one sandbox.
 
 Each process of a judgement (judge and candidate apart: the candidate cannot spend the judge's
-memory) gets one cgroup of each, made by the caller under the cgroup the caller runs in, joined
-by a `sh` that writes its own pid into them and then execs bubblewrap, so that everything the
-sandbox starts is inside from its first instruction; it is removed once the sandbox is reaped.
+memory) gets one cgroup of each, made by the caller under the cgroup the caller runs in, and
+entered before bubblewrap's first instruction, so that everything the sandbox starts is inside;
+it is removed once the sandbox is reaped. How it is entered (`Cgroup.launch`): on v1, where a
+cgroup holds threads, the calling thread steps into both, forks bubblewrap (which inherits
+them) and steps back, ~0.1 ms; on v2, where a memory cgroup holds whole processes only, a `sh`
+writes its own pid into it and execs bubblewrap, ~4 ms more per process (measured by
+bench/sandbox.py, docs/sandbox.md).
 The kernel enforces the limits: an allocation past `memory_mb` makes the kernel kill the process
 (OOM in that cgroup only), a fork past `nproc` fails.
 
@@ -24,14 +28,19 @@ delegated), the sandbox runs with rlimits and tmpfs sizes only, and says so once
 from __future__ import annotations
 
 import atexit
+import contextlib
 import functools
 import itertools
 import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
 
 PARENT = "t2-sandbox"  # the folder, under the caller's own cgroup, that holds the sandboxes' cgroups
 ENV = "T2_SANDBOX_CGROUP"  # "" (use where possible), "0" (never), "require" (refuse without)
@@ -188,8 +197,37 @@ class Cgroup:
         return ["/bin/sh", "-c", 'echo $$ > "$1" && echo $$ > "$2" && shift 2 && exec "$@"', "t2-cgroup",
                 *self.procs, *cmd]
 
+    def launch(self, cmd: list[str], start: Callable[[list[str]], T]) -> T:
+        """`start(cmd)` (a Popen) with the new process inside both cgroups from its first instruction.
+
+        v1: a task's cgroups are per thread, and a forked child inherits its thread's; memory is
+        charged to the cgroup of the process's leader, so the caller's own allocations meanwhile stay
+        where they were. The thread steps back even if `start` raises; if it cannot, later launches
+        use the shell. v2 (or after such a failure): `wrap`."""
+        if self.h.version != "v1" or _thread_join_broken.is_set():
+            return start(self.wrap(cmd))
+        with self._thread_inside():
+            return start(cmd)
+
+    @contextlib.contextmanager
+    def _thread_inside(self):
+        tid = "0"  # the writing thread itself: the kernel then skips its global threadgroup lock (an RCU grace period)
+        entered: list[Path] = []
+        try:
+            for d in self.dirs:
+                (d / "tasks").write_text(tid)
+                entered.append(d)
+            yield
+        finally:
+            for d in entered:
+                try:
+                    (d.parent.parent / "tasks").write_text(tid)  # <caller's cgroup>/t2-sandbox/<name>
+                except OSError:
+                    _thread_join_broken.set()
+                    raise
+
     def events(self) -> str:
-        """What the kernel refused this process: "" or e.g. "memory limit hit (OOM kill); process limit hit"."""
+        """What the kernel refused this process, as words for the verdict's detail ("" for nothing)."""
         mem, pid = self.dirs
         notes = []
         if _count(mem / ("memory.oom_control" if self.h.version == "v1" else "memory.events"), "oom_kill"):
@@ -221,6 +259,7 @@ def _count(path: Path, key: str) -> int:
     return 0
 
 
+_thread_join_broken = threading.Event()  # a thread could not step back out once: use `wrap` from then on
 _pending: list[Path] = []  # cgroups whose last process was still being torn down: retried by the next `make`
 _pending_lock = threading.Lock()  # run_many judges in threads
 

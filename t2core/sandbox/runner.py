@@ -66,12 +66,13 @@ class _Proc:
         self.note = ""  # what the cgroups refused it, read once it is reaped
         self.info_r, info_w = _pipe() if iso.isolated else (-1, -1)
         cmd = iso.command(argv, limits, info_w if iso.isolated else None)
-        if self.cgroup is not None:
-            cmd = self.cgroup.wrap(cmd)
+
+        def start(cmd: list[str]) -> subprocess.Popen:
+            return subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    pass_fds=pass_fds + ((info_w,) if iso.isolated else ()),
+                                    start_new_session=True, env={"PATH": "/usr/bin:/bin"})
         try:
-            self.popen = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                          pass_fds=pass_fds + ((info_w,) if iso.isolated else ()),
-                                          start_new_session=True, env={"PATH": "/usr/bin:/bin"})
+            self.popen = start(cmd) if self.cgroup is None else self.cgroup.launch(cmd, start)
         except OSError:
             if iso.isolated:
                 os.close(self.info_r)
@@ -131,7 +132,7 @@ class _Proc:
         if self.info_r >= 0:
             os.close(self.info_r)
             self.info_r = -1
-        if self.cgroup is not None:  # reaped: empty now (else removed later, by `cgroups._prune`)
+        if self.cgroup is not None:  # reaped: removed now, or by a later judgement once its teardown ends
             self.note = self.cgroup.events()
             self.cgroup.remove()
             self.cgroup = None

@@ -13,10 +13,11 @@ Each process of a judgement (judge and candidate apart: the candidate cannot spe
 memory) gets one cgroup of each, made by the caller under the cgroup the caller runs in, and
 entered before bubblewrap's first instruction, so that everything the sandbox starts is inside;
 it is removed once the sandbox is reaped. How it is entered (`Cgroup.launch`): on v1, where a
-cgroup holds threads, the calling thread steps into both, forks bubblewrap (which inherits
-them) and steps back, ~0.1 ms; on v2, where a memory cgroup holds whole processes only, a `sh`
-writes its own pid into it and execs bubblewrap, ~4 ms more per process (measured by
-bench/sandbox.py, docs/sandbox.md).
+cgroup holds threads, the calling thread writes "0" (itself) into both, forks bubblewrap (which
+inherits them) and steps back: moving only the writing thread skips the kernel's global
+threadgroup lock, whose write side waits for an RCU grace period (5-20 ms on a VM). On v2, where a
+memory cgroup holds whole processes only, a `sh` writes its pid into it and execs bubblewrap, and
+pays that wait (bench/sandbox.py's "cgroups via sh" row: 1.41x a judgement; docs/sandbox.md).
 The kernel enforces the limits: an allocation past `memory_mb` makes the kernel kill the process
 (OOM in that cgroup only), a fork past `nproc` fails.
 

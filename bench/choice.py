@@ -23,8 +23,9 @@ def worker(args: argparse.Namespace) -> None:
     import torch
 
     from t2core.models import load_model
-    from t2core.rl import ReinforceTrainer, RLConfig
     from t2core.svd import ensure_svd, load_svd
+    from t2core.training.config import RLConfig
+    from t2core.training.reinforce import ReinforceTrainer
 
     torch.manual_seed(args.seed)
     loaded = load_model(args.model, seed=args.seed)

@@ -95,7 +95,8 @@ def train_steps(args, loaded, svd, ids, autocast, tokens) -> None:
         step, n = svf_step(mode)
         results[f"svf-{mode}"] = (timed(step, args.repeats), n)
 
-    from t2core.baselines.peft_ntp import NTPConfig, with_adapter
+    from t2core.adapters import with_adapter
+    from t2core.training.ntp import NTPConfig
 
     with with_adapter(loaded, cfg=NTPConfig(task="arc_easy")) as lm:
         params = [p for p in lm.model.parameters() if p.requires_grad]

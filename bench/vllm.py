@@ -43,12 +43,12 @@ def main() -> None:
     from t2core.models import load_model
     from t2core.paths import resolve_data_dir
     from t2core.profiles import get_profile
-    from t2core.rl.reinforce import ReinforceTrainer
     from t2core.sampling import GenerationConfig, SVFWeights, make_sampler
     from t2core.sampling.vllm import VLLMSampler
     from t2core.serving.vllm_env import ServerSettings
     from t2core.svd import ensure_svd, load_svd
     from t2core.tasks import get_task
+    from t2core.training.reinforce import ReinforceTrainer
 
     loaded = load_model(args.model)
     task = get_task("gsm8k")

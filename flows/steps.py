@@ -20,8 +20,8 @@ from prefect.runtime import task_run
 from catalog import Catalog
 from catalog import records as rec
 from flows.runtime import get_model
+from t2core.adapters import KIND as ADAPTER_KIND
 from t2core.artifacts import ArtifactStore
-from t2core.baselines.peft_ntp import KIND as ADAPTER_KIND
 from t2core.experts import KIND as EXPERT_KIND
 from t2core.experts import is_stored
 from t2core.svd import KIND as SVD_KIND

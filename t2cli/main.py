@@ -232,8 +232,8 @@ def eval_cmd(
 
 def _adapter_method(adapter_id: str) -> str:
     """The method a bare adapter id was trained with (from its manifest), so --adapter <id> keeps working."""
+    from t2core.adapters import KIND
     from t2core.artifacts import ArtifactStore
-    from t2core.baselines.peft_ntp import KIND
     from t2core.errors import ConfigError
 
     store = ArtifactStore()
@@ -471,7 +471,7 @@ def baseline(
     """Train by next-token prediction on reference solutions: a PEFT baseline (LoRA-NTP, IA3, DoRA) or SVF-NTP."""
     _quiet_transformers()
     from catalog import Catalog
-    from t2core.baselines.peft_ntp import NTPConfig
+    from t2core.training.ntp import NTPConfig
     from t2ops import baseline as op
 
     cfg = NTPConfig(task=task, method=method, steps=steps, batch_size=batch_size, lr=lr, train_limit=train_limit,

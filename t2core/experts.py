@@ -1,6 +1,6 @@
-"""Train an SVF expert end to end and store it in the artifact store; find stored experts.
+"""Stored SVF experts: their one content id, verified references to them, and the listing.
 
-Experts live at `T2_HOME/artifacts/experts/<run id>/expert.safetensors` (stored under the
+Training them is `t2core/training/experts.py`. Experts live at `T2_HOME/artifacts/experts/<run id>/expert.safetensors` (stored under the
 training run id: base weights, RL config, task version, data hashes, so a rerun finds them),
 written atomically with a verified manifest. Users see one id per expert, derived from its
 content (`expert_id`, `ExpertRef`); the folder is only where it lies.
@@ -8,102 +8,23 @@ content (`expert_id`, `ExpertRef`); the folder is only where it lies.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
+from t2core.adapters import KIND as ADAPTERS
 from t2core.artifacts import ArtifactStore
 from t2core.errors import ArtifactError
 from t2core.hashing import canonical_json, sha256_bytes, tensors_hash
-from t2core.models.registry import LoadedModel
-from t2core.paths import t2_home
-from t2core.rl import CurvePoint, ReinforceTrainer, RLConfig, TrainResult, plan_training
-from t2core.sampling.base import run_backend
-from t2core.svd import ensure_svd, load_svd
-from t2core.svf import ExpertHeader, SVFPolicy, load_expert, read_header, save_expert
+from t2core.svf import ExpertHeader, SVFPolicy, load_expert, read_header
 
 KIND = "experts"
 FILE = "expert.safetensors"
 
 
-@dataclass
-class TrainedExpert:
-    expert_id: str
-    path: Path
-    result: TrainResult | None  # None when the stored expert was reused
-    seconds: float
-
-
 def is_stored(run_id: str, method: str, store: ArtifactStore | None = None) -> bool:
     """Whether training run `run_id` already has its result in the store (SVF expert or LoRA-PG adapter)."""
-    from t2core.baselines.peft_ntp import KIND as ADAPTERS
-
     return (store or ArtifactStore()).exists(KIND if method == "svf" else ADAPTERS, run_id)
 
-
-def train_expert(loaded: LoadedModel, cfg: RLConfig, data_dir: str | Path | None = None,
-                 store: ArtifactStore | None = None, on_log: Callable[[CurvePoint], None] | None = None,
-                 sampler=None, planned=None) -> TrainedExpert:
-    """SVD (cached) → REINFORCE (resumable) → expert file (atomic). Reuses a stored expert.
-
-    `planned`: `plan_training`'s result when the caller has it (the data is loaded once)."""
-    store = store or ArtifactStore()
-    planned = planned or plan_training(loaded.weights_hash, cfg, data_dir, run_backend(sampler))
-    run_id = planned[2]
-    if cfg.method != "svf":
-        return _train_peft_pg(loaded, planned, cfg, data_dir, store, sampler, on_log)
-    if store.exists(KIND, run_id):  # reuse: no trainer, no SVD load
-        ref = ExpertRef.resolve(str(store.path(KIND, run_id) / FILE), store)
-        return TrainedExpert(ref.id, ref.path, None, 0.0)
-    svd = load_svd(ensure_svd(loaded, cfg.svf.targets, store=store), store=store)
-    trainer = _trainer(loaded, svd, cfg, data_dir, sampler, on_log, planned)
-    t0 = time.perf_counter()
-    res = trainer.fit()
-    seconds = time.perf_counter() - t0
-    header = ExpertHeader(
-        base_weights_hash=loaded.weights_hash, model=loaded.alias, task=cfg.task, svf=asdict(cfg.svf),
-        ranks={n: int(svd[n][1].shape[0]) for n in svd}, data_files=res.data_files, config=asdict(cfg),
-        metrics={"base_valid": res.base_valid, "best_valid": res.best_valid, "best_step": res.best_step})
-
-    def write(tmp: Path) -> dict:
-        save_expert(tmp / FILE, res.policy, header)
-        return {"task": cfg.task}
-
-    store.write(KIND, trainer.run_id, write, meta={"weights_hash": loaded.weights_hash})
-    ref = ExpertRef.resolve(str(store.path(KIND, trainer.run_id) / FILE), store)
-    return TrainedExpert(ref.id, ref.path, res, seconds)
-
-
-def _trainer(loaded, svd, cfg, data_dir, sampler, on_log, planned) -> ReinforceTrainer:
-    trainer = ReinforceTrainer(loaded, svd, cfg, data_dir, sampler=sampler, on_log=on_log, planned=planned)
-    trainer.checkpoint_dir = t2_home() / "checkpoints" / cfg.method / trainer.run_id  # keyed by run id: resumable
-    return trainer
-
-
-def _train_peft_pg(loaded: LoadedModel, planned, cfg: RLConfig, data_dir, store: ArtifactStore, sampler,
-                   on_log) -> TrainedExpert:
-    """LoRA-PG: the same REINFORCE loop on a PEFT LoRA; saved in PEFT format under `adapters/`."""
-    from t2core.baselines.peft_ntp import KIND as ADAPTERS
-    from t2core.baselines.peft_ntp import NTPConfig, _peft, with_adapter
-
-    aid = planned[2]
-    if store.exists(ADAPTERS, aid):
-        store.verify(ADAPTERS, aid)
-        return TrainedExpert(f"{cfg.method}-pg:{aid}", store.path(ADAPTERS, aid), None, 0.0)
-    trainer = _trainer(loaded, None, cfg, data_dir, sampler, on_log, planned)  # LoRA needs no SVD
-    t0 = time.perf_counter()
-    res = trainer.fit()
-    seconds = time.perf_counter() - t0
-    with with_adapter(loaded, cfg=NTPConfig(task=cfg.task, seed=cfg.seed)) as lm:
-        _peft().set_peft_model_state_dict(lm.model, res.best_state)
-
-        def write(tmp: Path) -> dict:
-            lm.model.save_pretrained(str(tmp))
-            return {"method": f"{cfg.method}-pg", "task": cfg.task}
-
-        store.write(ADAPTERS, aid, write, meta={"weights_hash": loaded.weights_hash, "config": asdict(cfg)})
-    return TrainedExpert(f"{cfg.method}-pg:{aid}", store.path(ADAPTERS, aid), res, seconds)
 
 
 def expert_id(header: ExpertHeader, vectors_sha256: str) -> str:

@@ -17,7 +17,7 @@ from t2core.registry import Registry
 from t2core.settings import check_requested_dtype
 
 if TYPE_CHECKING:
-    from t2core.rl.config import RLConfig
+    from t2core.training.config import RLConfig
 
 #: The paper's benchmarks: three training tasks, then the three unseen ones (paper §4).
 PAPER_TASKS = ("gsm8k", "mbpp", "arc_easy", "math", "humaneval", "arc_challenge")
@@ -42,7 +42,7 @@ class TrainSlice:
     overrides: tuple[tuple[str, object], ...] = ()  # (RLConfig field, value) pairs
 
     def __post_init__(self) -> None:
-        from t2core.rl.config import RLConfig
+        from t2core.training.config import RLConfig
 
         _check_keys(f"train slice {self.task}", self.overrides, RLConfig)
 
@@ -76,9 +76,9 @@ class BaselineSlice:
         if self.method not in BASELINE_METHODS:
             raise ConfigError(f"baseline {self.task}: method={self.method!r} must be one of {BASELINE_METHODS}.")
         if self.method == "lora-pg":
-            from t2core.rl.config import RLConfig as config_cls
+            from t2core.training.config import RLConfig as config_cls
         else:
-            from t2core.baselines.peft_ntp import NTPConfig as config_cls
+            from t2core.training.ntp import NTPConfig as config_cls
         _check_keys(f"baseline {self.method}/{self.task}", self.overrides, config_cls)
 
     def kwargs(self) -> dict[str, object]:
@@ -112,7 +112,7 @@ class AdaptSettings:
     def __post_init__(self) -> None:
         from t2core.adapt.cem import CEMConfig
         from t2core.adapt.prompt import FORMULATIONS
-        from t2core.rl.config import RLConfig
+        from t2core.training.config import RLConfig
 
         _check_keys("adapt cls-expert", self.cls, RLConfig)
         _check_keys("adapt cem", self.cem, CEMConfig)
@@ -180,9 +180,9 @@ class AblationVariant:
         "help": "RLConfig (pg) or NTPConfig (ntp) overrides, on top of the profile's settings for the task"})
 
     def __post_init__(self) -> None:
-        from t2core.baselines.peft_ntp import NTPConfig
         from t2core.models.targets import check_target_spec
-        from t2core.rl.config import RLConfig
+        from t2core.training.config import RLConfig
+        from t2core.training.ntp import NTPConfig
 
         check_target_spec(self.targets)
         if self.method not in ("svf", "lora") or self.objective not in ("pg", "ntp"):
@@ -258,8 +258,8 @@ class Profile:
 
     def rl_config(self, task: str, seed: int | None = None, **given) -> RLConfig:
         """The REINFORCE config of `task` under this profile; `given` (e.g. CLI options) wins."""
-        from t2core.rl.config import RLConfig
         from t2core.svf.policy import SVFConfig
+        from t2core.training.config import RLConfig
 
         kw = {**self.train_overrides(task), **given}
         svf = kw.pop("svf", None) or SVFConfig(targets=self.targets)
@@ -267,7 +267,7 @@ class Profile:
 
     def ntp_config(self, baseline: BaselineSlice, seed: int | None = None, **given):
         """The NTPConfig of a next-token-prediction baseline (lora / ia3 / dora; svf in `given`: SVF-NTP)."""
-        from t2core.baselines.peft_ntp import NTPConfig
+        from t2core.training.ntp import NTPConfig
 
         kw = {"method": baseline.method, **baseline.kwargs(), **given}
         return NTPConfig(task=baseline.task, seed=self.seed_or_default(seed), **kw)
@@ -307,8 +307,8 @@ class Profile:
 
     def cls_config(self, seed: int | None = None) -> RLConfig:
         """The REINFORCE config of the classification expert (the `dispatch` task)."""
-        from t2core.rl.config import RLConfig
         from t2core.svf.policy import SVFConfig
+        from t2core.training.config import RLConfig
 
         kw = {"dtype": self.dtype, **dict(self.adapt.cls)}
         return RLConfig(task="dispatch", seed=self.seed_or_default(seed), svf=SVFConfig(targets=self.targets), **kw)

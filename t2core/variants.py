@@ -99,7 +99,7 @@ def describe_ref(weights_hash: str, ref: str | None, store: ArtifactStore | None
 
 
 def _adapter_ref(weights_hash: str, adapter: str, store: ArtifactStore) -> VariantRef:
-    from t2core.baselines.peft_ntp import KIND
+    from t2core.adapters import KIND
 
     given_method, _, aid = adapter.rpartition(":")  # "lora:<id>" (the catalog's variant) or "<id>"
     if Path(aid).name != aid or not aid:
@@ -195,7 +195,7 @@ def _expert_variant(loaded: LoadedModel, ref: VariantRef, dtype: str, store: Art
 
 
 def _adapter_variant(loaded: LoadedModel, ref: VariantRef, store: ArtifactStore) -> Variant:
-    from t2core.baselines.peft_ntp import KIND, with_adapter
+    from t2core.adapters import KIND, with_adapter
 
     aid = ref.expert_ids[0]
 

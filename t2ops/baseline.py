@@ -8,10 +8,11 @@ from dataclasses import dataclass, replace
 
 from catalog import Catalog
 from catalog import records as rec
+from t2core.adapters import KIND
 from t2core.artifacts import ArtifactStore
-from t2core.baselines.peft_ntp import KIND, NTPConfig, NTPResult, plan_ntp, train_ntp
 from t2core.experts import KIND as EXPERTS
 from t2core.models.registry import LoadedModel
+from t2core.training.ntp import NTPConfig, NTPResult, plan_ntp, train_ntp
 from t2core.variants import VariantRef
 from t2ops.lifecycle import recorded
 

@@ -8,11 +8,13 @@ from pathlib import Path
 
 from catalog import Catalog
 from catalog import records as rec
-from t2core.experts import TrainedExpert, is_stored, train_expert
+from t2core.experts import is_stored
 from t2core.models.registry import LoadedModel
-from t2core.rl import CurvePoint, RLConfig, plan_training
 from t2core.sampling import check_sampler, make_sampler
 from t2core.sampling.base import run_backend
+from t2core.training.config import RLConfig
+from t2core.training.experts import TrainedExpert, train_expert
+from t2core.training.reinforce import CurvePoint, plan_training
 from t2core.variants import VariantRef
 from t2ops.lifecycle import recorded
 

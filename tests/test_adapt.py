@@ -6,10 +6,10 @@ from dataclasses import dataclass
 import pytest
 
 from t2core.adapt import CATEGORIES, ExpertSet, get_strategy
-from t2core.adapt.prompt import SYSTEM, parse_category
 from t2core.errors import ConfigError
 from t2core.sampling import make_sampler
 from t2core.tasks import get_task
+from t2core.tasks.categories import SYSTEM, parse_category
 
 
 def test_each_paper_task_has_its_category():

@@ -192,7 +192,7 @@ def test_ia3_on_the_same_shots_sits_beside_few_shot_in_table_8(tiny, trained, da
     # the IA3 adapter was trained on exactly the search's shots
     import json
 
-    from t2core.baselines.peft_ntp import NTPConfig, plan_ntp
+    from t2core.training.ntp import NTPConfig, plan_ntp
 
     searched = [json.loads(c)["shots"] for (c,) in catalog_rows(home, "SELECT config_json FROM runs WHERE kind = 'adapt'")]
     shots, _ = plan_ntp(tiny.weights_hash, NTPConfig(task="arc_challenge_cloze", method="ia3", shots=2, steps=2,
@@ -203,8 +203,8 @@ def test_ia3_on_the_same_shots_sits_beside_few_shot_in_table_8(tiny, trained, da
 def test_adapters_of_a_training_split_keep_their_ids():
     from dataclasses import asdict
 
-    from t2core.baselines.peft_ntp import NTPConfig, adapter_id
     from t2core.hashing import canonical_json, sha256_bytes
+    from t2core.training.ntp import NTPConfig, adapter_id
 
     cfg = NTPConfig(task="arc_easy", method="lora")
     # the config before shots and SVF-NTP existed

@@ -3,9 +3,10 @@
 import pytest
 import torch
 
-from t2core.baselines.peft_ntp import NTPConfig, reference_completion, train_ntp, with_adapter
+from t2core.adapters import with_adapter
 from t2core.errors import ConfigError
 from t2core.tasks import get_task, load_split
+from t2core.training.ntp import NTPConfig, reference_completion, train_ntp
 
 # tiny-random: hidden 64, 2 layers, 4 heads of 16, 2 kv heads (k/v out = 32), intermediate 128.
 # LoRA r16 on q (64->64) and v (64->32): 16*(64+64) + 16*(64+32) = 3584 per layer.

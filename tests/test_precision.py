@@ -79,9 +79,9 @@ def test_the_real_probe_is_quick_and_positive():
 def test_settings_hold_the_resolved_dtype_never_auto(machine_choice):
     from t2core.adapt.cem import CEMConfig
     from t2core.adapt.fewshot import FewShotConfig
-    from t2core.baselines.peft_ntp import NTPConfig
-    from t2core.rl import RLConfig
     from t2core.sampling import GenerationConfig
+    from t2core.training.config import RLConfig
+    from t2core.training.ntp import NTPConfig
 
     machine_choice(Choice("bfloat16", "mocked", "cpu", "AVX512", True, 0.5))
     assert GenerationConfig(dtype="auto").dtype == "bfloat16"
@@ -95,7 +95,7 @@ def test_the_same_request_on_an_avx512_and_an_avx2_machine_is_two_runs(machine_c
     """The resolved dtype is in the run id: the request "auto" names two runs on two kinds of machine, and each
     is the run an explicit request for that dtype names."""
     from t2core.profiles import get_profile
-    from t2core.rl import RLConfig
+    from t2core.training.config import RLConfig
     from t2ops import evaluation, training
 
     smol = get_profile("smol")

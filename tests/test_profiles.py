@@ -16,7 +16,7 @@ def test_a_typo_in_an_override_fails_when_the_profile_is_defined():
 
 
 def test_the_profile_dtype_reaches_training():
-    from t2core.rl import RLConfig
+    from t2core.training.config import RLConfig
 
     paper = get_profile("paper")  # bf16, and its training slices do not repeat it
     assert RLConfig(task="gsm8k", **paper.train_overrides("gsm8k")).dtype == "bfloat16"

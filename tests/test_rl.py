@@ -6,9 +6,10 @@ import torch
 import tests.synthetic  # noqa: F401 - registers synthetic_ascii
 from t2core.errors import ConfigError, DataError
 from t2core.logprobs import kl_per_token, masked_mean_per_seq, pack
-from t2core.rl import ReinforceTrainer, RLConfig
 from t2core.svd import ensure_svd, load_svd
 from t2core.tasks.base import Dataset
+from t2core.training.config import RLConfig
+from t2core.training.reinforce import ReinforceTrainer
 
 
 @pytest.fixture(scope="module")
@@ -149,9 +150,9 @@ def test_choice_rollout_learns_the_right_candidate(tiny, svd_mlp):
 def test_choice_rollout_logprobs_match_the_sampler_and_kl_starts_at_zero(tiny, svd_mlp):
     """Training and evaluation score candidates the same way: the rollout's log π(picked) is the
     sampler's normalised log-prob of that candidate (unpadded, one sequence at a time)."""
-    from t2core.rl.choice import choice_rollout
     from t2core.sampling import GenerationConfig, make_sampler
     from t2core.tasks import get_task
+    from t2core.training.choice import choice_rollout
 
     trainer = ReinforceTrainer(tiny, svd_mlp, _choice_cfg(kl_coef=0.2, batch_size=4))
     task = get_task("synthetic_choice")

@@ -177,8 +177,9 @@ def test_proc_sampler_reproduces_in_process_evaluation(tiny, proc_sampler, data_
 
 def test_training_through_the_proc_sampler_matches_local_training(tiny, proc_sampler):
     import tests.synthetic  # noqa: F401 - registers synthetic_ascii
-    from t2core.rl import ReinforceTrainer, RLConfig
     from t2core.svd import ensure_svd, load_svd
+    from t2core.training.config import RLConfig
+    from t2core.training.reinforce import ReinforceTrainer
 
     svd = load_svd(ensure_svd(tiny, "mlp"))
     cfg = RLConfig(task="synthetic_ascii", steps=3, batch_size=8, lr=0.2, grad_clip=1.0, temperature=1.0,
@@ -287,7 +288,7 @@ def test_run_ids_name_the_engine_that_answers(tiny, data_dir):
     """hf and proc give bitwise the same outputs (above), so the same request through either is one run;
     vLLM answers with other kernels and another sampling generator, so through it it is another run."""
     from t2core.evaluate import EvalConfig
-    from t2core.rl import RLConfig
+    from t2core.training.config import RLConfig
     from t2ops import evaluation, training
 
     def eval_id(sampler):

@@ -218,8 +218,8 @@ def test_experts_in_folders_of_the_same_name_are_different_variants(tiny, tmp_pa
 
 def test_a_flipped_byte_in_an_expert_is_refused_wherever_it_lives(tiny, tmp_path, t2_home, data_dir):
     from t2core.errors import ArtifactError
-    from t2core.experts import train_expert
-    from t2core.rl import RLConfig
+    from t2core.training.config import RLConfig
+    from t2core.training.experts import train_expert
     from t2core.variants import resolve_variant
 
     (a, _) = _two_experts(tiny, tmp_path)

@@ -166,7 +166,7 @@ def test_hub_fallback_reads_hub_layout(monkeypatch):
 
 def test_arc_cloze_candidates_score_and_reference(data_dir):
     """The cloze task: one candidate per option, only the keyed one scores; LoRA-NTP trains on it."""
-    from t2core.baselines.peft_ntp import reference_completion
+    from t2core.training.ntp import reference_completion
 
     t = get_task("arc_easy_cloze")
     assert t.output_type == "choice" and t.benchmark == "arc_easy"
@@ -207,7 +207,8 @@ def test_tricky_references_cross_the_sandbox(data_dir):
 
 
 def test_training_data_leaves_out_unjudgeable_items(data_dir, tiny):
-    from t2core.rl import RLConfig, plan_training
+    from t2core.training.config import RLConfig
+    from t2core.training.reinforce import plan_training
 
     train, _, _ = plan_training(tiny.weights_hash, RLConfig(task="mbpp"), data_dir)
     ids = {s.id for s in train.samples}

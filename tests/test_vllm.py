@@ -150,7 +150,8 @@ def test_each_conversation_its_own_expert_is_served_grouped_by_expert(smol, svd,
 def test_reinforce_through_vllm_tracks_hf(smol, svd, vllm, data_dir):
     """Greedy rollouts: the same answers, so the same rewards, losses and z, step for step. (Sampled
     rollouts use vLLM's own seeded generator: reproducible, but other draws than hf's.)"""
-    from t2core.rl import ReinforceTrainer, RLConfig
+    from t2core.training.config import RLConfig
+    from t2core.training.reinforce import ReinforceTrainer
 
     cfg = RLConfig(task="gsm8k", steps=2, batch_size=3, max_new_tokens=24, temperature=0.0, lr=0.05,
                    valid_every=100, seed=7)

@@ -5,7 +5,6 @@ A strategy is one module plus one `register_strategy` call (`dispatch.py` holds 
 
 from t2core.adapt import cls_expert, fewshot_strategy, prompt  # noqa: F401 - registers the strategies
 from t2core.adapt.dispatch import (
-    CATEGORIES,
     Decision,
     ExpertSet,
     Strategy,
@@ -13,5 +12,6 @@ from t2core.adapt.dispatch import (
     register_strategy,
     strategy_names,
 )
+from t2core.tasks.categories import CATEGORIES
 
 __all__ = ["CATEGORIES", "Decision", "ExpertSet", "Strategy", "get_strategy", "register_strategy", "strategy_names"]

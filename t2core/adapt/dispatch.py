@@ -14,9 +14,7 @@ from dataclasses import dataclass
 
 from t2core.errors import ConfigError
 from t2core.registry import Registry
-
-#: The categories of pass 1 (paper Figure 3); "other" answers with the base weights.
-CATEGORIES = ("code", "math", "reasoning", "other")
+from t2core.tasks import get_task
 
 
 @dataclass(frozen=True)
@@ -44,8 +42,6 @@ class ExpertSet:
     def from_refs(cls, refs) -> ExpertSet:
         """From `ExpertRef`s: each serves its training task's category; two experts for one category
         are ambiguous and refused."""
-        from t2core.tasks import get_task
-
         seen: dict[str, str] = {}
         for ref in refs:
             cat = get_task(ref.header.task).category

@@ -13,43 +13,12 @@ Two formulations:
 
 from __future__ import annotations
 
-import re
-
-from t2core.adapt.dispatch import CATEGORIES, Decision, ExpertSet, Strategy, register_strategy
+from t2core.adapt.dispatch import Decision, ExpertSet, Strategy, register_strategy
 from t2core.errors import ConfigError
 from t2core.sampling.base import GenerationConfig
+from t2core.tasks.categories import CATEGORIES, category_answer, classification_messages, parse_category
 
-SYSTEM = (
-    "Read the question and decide which kind of skill answering it needs. The categories are:\n"
-    "- code: writing or fixing a program, a function or an algorithm; mentions code, data structures or a "
-    "programming language.\n"
-    "- math: computing a number or solving an equation; word problems with quantities, algebra, geometry, "
-    "probability.\n"
-    "- reasoning: using scientific or everyday knowledge and logic to pick or justify an answer, as in "
-    "multiple-choice science questions.\n"
-    "- other: anything that fits none of these.\n"
-    "If several apply, choose the one the question mostly needs. End with the category in a box, "
-    "for example: Category: \\boxed{math}"
-)
 FORMULATIONS = ("generate", "choice")
-_BOXED = re.compile(r"\\boxed\{\s*([A-Za-z]+)\s*\}")
-
-
-def parse_category(text: str) -> str:
-    """The category of the last `\\boxed{...}` in `text` ("others" counts as "other"); else "other"."""
-    found = _BOXED.findall(text)
-    word = found[-1].lower() if found else ""
-    word = "other" if word == "others" else word
-    return word if word in CATEGORIES else "other"
-
-
-def category_answer(category: str) -> str:
-    """The answer the choice formulation scores for `category` (the format the prompt asks for)."""
-    return f"Category: \\boxed{{{category}}}"
-
-
-def classification_messages(question: str) -> list[dict[str, str]]:
-    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": question}]
 
 
 @register_strategy

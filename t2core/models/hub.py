@@ -15,7 +15,7 @@ import torch
 from t2core.artifacts import atomic_write_text
 from t2core.errors import ModelError
 from t2core.hashing import canonical_json, model_weights_hash, sha256_bytes
-from t2core.models.registry import LoadedModel, ModelSpec, register_model
+from t2core.models.registry import LoadedModel, ModelSpec, register_model, set_open_loader
 from t2core.paths import cache_dir
 
 
@@ -99,3 +99,5 @@ for _alias, _hub_id, _desc in [
         ModelSpec(alias=_alias, loader=_hub_loader(_hub_id), description=f"{_hub_id}: {_desc}",
                   needs_gpu=True, extra={"hub_id": _hub_id})
     )
+
+set_open_loader(load_hf_model)

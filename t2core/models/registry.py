@@ -2,7 +2,8 @@
 
 Adding a model family is one file that calls `register_model(...)` (add a family, don't edit the loader).
 Anything that is not a registered alias is treated as a Hugging Face id or a local
-directory and loaded with `transformers` (see `hub.py`).
+directory and loaded by the open-name loader, which `hub.py` installs (`set_open_loader`): the
+registry stays below the loaders that register into it.
 """
 
 from __future__ import annotations
@@ -51,8 +52,16 @@ _REGISTRY: Registry[ModelSpec] = Registry(
 )
 
 
+_OPEN_LOADER: list[Callable[..., LoadedModel]] = []  # loads a hub id or local directory; set by hub.py
+
+
 def register_model(spec: ModelSpec) -> ModelSpec:
     return _REGISTRY.register(spec.alias, spec)
+
+
+def set_open_loader(loader: Callable[..., LoadedModel]) -> None:
+    """The loader of names that are no registered alias (`loader(name, alias=name)`)."""
+    _OPEN_LOADER[:] = [loader]
 
 
 def model_aliases() -> list[str]:
@@ -70,10 +79,8 @@ def _looks_like_hub_id(name: str) -> bool:
 
 def load_model(name: str, *, seed: int = 0) -> LoadedModel:
     """Load a registered alias, a local model directory, or a Hugging Face hub id (fp32, eval mode, frozen)."""
-    if name not in _REGISTRY and (Path(name).expanduser().is_dir() or _looks_like_hub_id(name)):
-        from t2core.models.hub import load_hf_model
-
-        loaded = load_hf_model(name, alias=name)
+    if name not in _REGISTRY and _OPEN_LOADER and (Path(name).expanduser().is_dir() or _looks_like_hub_id(name)):
+        loaded = _OPEN_LOADER[0](name, alias=name)
     else:  # an unknown name raises UnknownNameError here
         loaded = _REGISTRY.get(name).loader(alias=name, seed=seed)
     if not isinstance(loaded.model, torch.nn.Module):

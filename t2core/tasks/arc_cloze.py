@@ -11,7 +11,7 @@ CPU profile trains its reasoning expert on it.
 The policy over the options is the model's own: π(c_j | x) ∝ Π_t π(c_j,t | x, c_j,<t),
 normalised over the item's options. REINFORCE (paper Eq. 2) samples an option from it and
 rewards +1 / −1, exactly as for generated answers; only the action space is the item's
-options instead of all strings (t2core/rl/choice.py).
+options instead of all strings (t2core/training/choice.py).
 Prompt: the user turn "Question: <stem>", the assistant turn "Answer: <option text>".
 """
 

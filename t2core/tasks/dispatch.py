@@ -1,10 +1,10 @@
 """The classification task the cls-expert is trained on (paper §3.3, "classification expert").
 
 Each item is a question from one of the K training tasks, shown exactly as that task shows it,
-with the dispatch prompt of `t2core.adapt.prompt` as the system message; the answer is the
+with the dispatch prompt of `t2core.tasks.categories` as the system message; the answer is the
 category of its task (GSM8K → math, MBPP → code, ARC-Easy → reasoning), picked among the four
 category answers by likelihood, as the prompt strategy's choice formulation picks it. REINFORCE
-(paper Eq. 2, `t2core/rl/choice.py`) trains an SVF expert z^c on it like on any choice task.
+(paper Eq. 2, `t2core/training/choice.py`) trains an SVF expert z^c on it like on any choice task.
 
 Built from the **training splits** of the training tasks for training and their **validation
 splits** for validation, never from a test split: the official code trained the classifier on test
@@ -20,6 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from t2core.tasks.base import ChoiceSample, Dataset, Score, Task, get_task, register_task
+from t2core.tasks.categories import CATEGORIES, category_answer, classification_messages, parse_category
 
 #: (category, the training tasks whose questions stand for it)
 SOURCES: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -27,7 +28,7 @@ SOURCES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("code", ("mbpp",)),
     ("reasoning", ("arc_easy", "arc_easy_cloze")),
 )
-LABELS = ("code", "math", "reasoning", "other")  # t2core.adapt.dispatch.CATEGORIES, in its order
+LABELS = CATEGORIES
 
 
 class DispatchTask(Task):
@@ -64,21 +65,15 @@ class DispatchTask(Task):
                             answer=category)
 
     def messages(self, sample: ChoiceSample) -> list[dict[str, str]]:
-        from t2core.adapt.prompt import classification_messages
-
         return classification_messages(sample.question)
 
     def candidates(self, sample: ChoiceSample) -> tuple[str, ...]:
-        from t2core.adapt.prompt import category_answer
-
         return tuple(category_answer(c) for c in sample.choices)
 
     def gold_candidate(self, sample: ChoiceSample) -> int:
         return sample.labels.index(sample.answer)
 
     def score(self, sample: ChoiceSample, output: str) -> Score:
-        from t2core.adapt.prompt import parse_category
-
         parsed = parse_category(output)
         return Score(parsed, parsed == sample.answer)
 

@@ -2,7 +2,7 @@
 
     J(z) = E[ log π_W'(ŷ | x) · r(ŷ, y) ] − λ · KL(π_W' ‖ π_W),   r ∈ {+1, −1}
 
-Each step: draw prompts from the training split, roll out (t2core/rl/rollouts.py: W'
+Each step: draw prompts from the training split, roll out (t2core/training/rollouts.py: W'
 materialised for fast generation, or a draw among a choice task's candidates), score with
 the task's checker (+1 correct, −1 otherwise; code runs in the sandbox), then one gradient
 step on z through the differentiable SVF wrappers. Adam,
@@ -27,17 +27,17 @@ from t2core.faults import fault_injection_point
 from t2core.hashing import canonical_json, sha256_bytes
 from t2core.models.registry import LoadedModel
 from t2core.paths import resolve_data_dir
-from t2core.rl import choice  # noqa: F401 - registers the "choice" rollout
-from t2core.rl.checkpoint import load_checkpoint, save_checkpoint
-from t2core.rl.config import RLConfig, identity_fields
-from t2core.rl.policies import make_policy
-from t2core.rl.rollouts import get_rollout
 from t2core.sampling import Sampler, make_sampler
 from t2core.sampling.base import backend_tag, run_backend
 from t2core.settings import step_rng
 from t2core.svf.apply import SVD
 from t2core.svf.policy import SVFPolicy
 from t2core.tasks import get_task
+from t2core.training import choice  # noqa: F401 - registers the "choice" rollout
+from t2core.training.checkpoint import load_checkpoint, save_checkpoint
+from t2core.training.config import RLConfig, identity_fields
+from t2core.training.policies import make_policy
+from t2core.training.rollouts import get_rollout
 
 
 @dataclass
@@ -125,7 +125,7 @@ class ReinforceTrainer:
         rng = step_rng(cfg.seed, step)
         batch = [self.train.samples[rng.randrange(len(self.train.samples))] for _ in range(cfg.batch_size)]
         t0 = time.perf_counter()
-        ro = self.rollout(self, batch, step)  # by the task's output type (t2core/rl/rollouts.py)
+        ro = self.rollout(self, batch, step)  # by the task's output type (t2core/training/rollouts.py)
         r = torch.tensor([1.0 if ok else -1.0 for ok in ro.correct])
         mean_reward = float(r.mean())  # of the raw ±1 rewards, before any normalisation
         if cfg.reward_norm and len(r) > 1:

@@ -1,6 +1,6 @@
 """What the REINFORCE loop trains: a policy adapter over the frozen base model.
 
-The loop (t2core/rl/reinforce.py) only needs: the trainable parameters, the weights to
+The loop (t2core/training/reinforce.py) only needs: the trainable parameters, the weights to
 roll out with, a differentiable forward, the base model for the KL term, and a state to
 checkpoint. SVF (paper §3.2) and LoRA-PG (the paper's policy-gradient LoRA baseline) are
 two implementations; adding another is one class plus `register_policy(...)`.
@@ -14,12 +14,14 @@ from collections.abc import Callable, Iterator
 
 import torch
 
+from t2core.adapters import peft_config, peft_module
 from t2core.errors import ConfigError
 from t2core.models.registry import LoadedModel
 from t2core.registry import Registry
 from t2core.sampling import SVFWeights
 from t2core.svf.apply import SVD, attached, materialised, svf_weights
 from t2core.svf.policy import SVFPolicy
+from t2core.training.ntp import NTPConfig
 
 
 class PolicyAdapter(ABC):
@@ -87,9 +89,7 @@ class LoRAAdapter(PolicyAdapter):
     name = "lora"
 
     def __init__(self, loaded: LoadedModel, svd: SVD | None, cfg) -> None:
-        from t2core.baselines.peft_ntp import NTPConfig, _peft, peft_config
-
-        peft = _peft()
+        peft = peft_module()
         self._peft = peft
         self.pm = peft.get_peft_model(loaded.model, peft_config(NTPConfig(task=cfg.task, seed=cfg.seed)))
         self.pm.eval()

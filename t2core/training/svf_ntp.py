@@ -2,7 +2,7 @@
 
 The paper's ablation asks whether SVF's gains come from the parameterisation or from RL: the same
 z vectors (paper §3.2, W' = U diag(s ⊙ z) Vᵀ) trained like the LoRA-NTP baseline, by the
-cross-entropy of the reference answer tokens (the batches of `peft_ntp.ntp_batch`), with Adam.
+cross-entropy of the reference answer tokens (the batches of `ntp.ntp_batch`), with Adam.
 The result is an ordinary SVF expert (content id, verified file) whose header records the NTP config.
 """
 
@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from t2core.artifacts import ArtifactStore
+from t2core.experts import FILE, KIND, ExpertRef
 from t2core.models.registry import LoadedModel
 from t2core.svd import ensure_svd, load_svd
 from t2core.svf.apply import attached
@@ -24,14 +25,12 @@ from t2core.svf.expert import ExpertHeader, save_expert
 from t2core.svf.policy import SVFConfig, SVFPolicy
 from t2core.tasks import get_task
 from t2core.tasks.base import Dataset
+from t2core.training.ntp import NTPConfig, NTPResult, ntp_steps, register_ntp_trainer
 
 
-def train_svf_ntp(loaded: LoadedModel, cfg, ds: Dataset, aid: str, store: ArtifactStore,
-                  on_log: Callable[[int, float], None] | None = None):
-    """Train (or reuse, by content key `aid`) an SVF expert by next-token prediction; an `NTPResult`."""
-    from t2core.baselines.peft_ntp import NTPResult, ntp_steps
-    from t2core.experts import FILE, KIND, ExpertRef
-
+def train_svf_ntp(loaded: LoadedModel, cfg: NTPConfig, ds: Dataset, aid: str, store: ArtifactStore,
+                  on_log: Callable[[int, float], None] | None = None) -> NTPResult:
+    """Train (or reuse, by content key `aid`) an SVF expert by next-token prediction."""
     if store.exists(KIND, aid):  # content-addressed: same weights, config and data -> same expert
         ref = ExpertRef.resolve(str(store.path(KIND, aid) / FILE), store)
         return NTPResult(aid, ref.path, [], sum(ref.header.ranks.values()), 0.0, ds.files, True, ref.id)
@@ -57,3 +56,6 @@ def train_svf_ntp(loaded: LoadedModel, cfg, ds: Dataset, aid: str, store: Artifa
     store.write(KIND, aid, write, meta={"weights_hash": loaded.weights_hash, "config": asdict(cfg)})
     ref = ExpertRef.resolve(str(store.path(KIND, aid) / FILE), store)
     return NTPResult(aid, ref.path, losses, policy.n_params, seconds, ds.files, False, ref.id)
+
+
+register_ntp_trainer("svf", train_svf_ntp)

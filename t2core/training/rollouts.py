@@ -6,7 +6,7 @@ of each answer under the differentiable policy, and the per-answer KL to the bas
 
 - `generate` (the paper): W' materialised, the sampler writes answers, then one
   differentiable forward scores the generated tokens (log-prob averaged per token).
-- `choice` (t2core/rl/choice.py): the answer is one of the task's candidates, drawn
+- `choice` (t2core/training/choice.py): the answer is one of the task's candidates, drawn
   from the policy restricted to them.
 
 Adding a kind is one function plus `register_rollout(output_type, fn)`.
@@ -16,16 +16,30 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import torch
 
 from t2core.logprobs import completion_logits, kl_per_token, masked_mean_per_seq, pack, token_logprobs
+from t2core.models.registry import LoadedModel
 from t2core.registry import Registry
+from t2core.sampling.base import GenerationConfig, Sampler
 from t2core.settings import step_seed
+from t2core.tasks.base import Task
+from t2core.training.config import RLConfig
+from t2core.training.policies import PolicyAdapter
 
-if TYPE_CHECKING:
-    from t2core.rl.reinforce import ReinforceTrainer
+
+class Trainer(Protocol):
+    """What a rollout reads from the REINFORCE trainer (`reinforce.ReinforceTrainer`), which sits
+    above the rollouts: they see it through this view, never by importing it."""
+
+    cfg: RLConfig
+    loaded: LoadedModel
+    task: Task
+    gen: GenerationConfig  # how rollouts generate (temperature, new tokens, batch)
+    sampler: Sampler
+    adapter: PolicyAdapter  # the policy being trained
 
 
 @dataclass
@@ -40,7 +54,7 @@ class Rollout:
     tokens: int  # answer tokens in the batch
 
 
-RolloutFn = Callable[["ReinforceTrainer", list, int], Rollout]
+RolloutFn = Callable[[Trainer, list, int], Rollout]
 _ROLLOUTS: Registry[RolloutFn] = Registry("rollout kind (task output_type)")
 
 
@@ -56,7 +70,7 @@ def autocast_for(dtype: str, device: torch.device):
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=dtype == "bfloat16")
 
 
-def generation_rollout(trainer: ReinforceTrainer, batch: list, step: int) -> Rollout:
+def generation_rollout(trainer: Trainer, batch: list, step: int) -> Rollout:
     """Sample answers (W' materialised or sent as vectors), then score their tokens with grad."""
     cfg, model, tok = trainer.cfg, trainer.loaded.model, trainer.loaded.tokenizer
     convs = [trainer.task.messages(s) for s in batch]

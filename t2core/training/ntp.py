@@ -1,42 +1,33 @@
-"""PEFT baselines trained by next-token prediction on reference solutions (LoRA-NTP, paper §4.1;
-IA3 and DoRA for Table 7).
+"""Training by next-token prediction on reference solutions: the LoRA-NTP baseline (paper §4.1),
+IA3 and DoRA (Table 7), and SVF-NTP (Table 4).
 
-LoRA follows the paper: rank 16, alpha 32, dropout 0.05 on q_proj and v_proj. The loss is
-the cross-entropy of the reference answer tokens only (the chat prompt is context).
-`peft` is imported lazily (`pip install 't2[baselines]'`).
+One config (`NTPConfig`), one batch builder and one loop (`ntp_steps`) for every method; each
+method's trainer is a module that registers itself (`peft_ntp.py`, `svf_ntp.py`), and `train_ntp`
+picks it by `cfg.method`. LoRA follows the paper: rank 16, alpha 32, dropout 0.05 on q_proj and
+v_proj. The loss is the cross-entropy of the reference answer tokens only (the chat prompt is context).
 """
 
 from __future__ import annotations
 
-import contextlib
 import random
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 
 from t2core.artifacts import ArtifactStore
-from t2core.errors import ConfigError, DataError, T2Error
+from t2core.errors import ConfigError, DataError
 from t2core.hashing import canonical_json, sha256_bytes
 from t2core.models.registry import LoadedModel
 from t2core.paths import resolve_data_dir
+from t2core.registry import Registry
 from t2core.sampling.hf import render_prompt
 from t2core.settings import resolved_dtype
 from t2core.tasks import get_task
 from t2core.tasks.base import ChoiceSample, CodeSample, MathSample, Task
 
-METHODS = ("lora", "ia3", "dora", "svf")  # svf: SVF trained by next-token prediction (paper Table 4, t2core/svf/ntp.py)
-KIND = "adapters"
-
-
-def _peft():
-    try:
-        import peft
-    except ImportError as e:
-        raise T2Error("the LoRA/IA3/DoRA baselines need `peft`: pip install 't2[baselines]'.") from e
-    return peft
+METHODS = ("lora", "ia3", "dora", "svf")  # svf: SVF trained by next-token prediction (paper Table 4, svf_ntp.py)
 
 
 @dataclass(frozen=True)
@@ -114,7 +105,7 @@ def ntp_batch(tok, task: Task, samples: list, max_len: int) -> tuple[torch.Tenso
 def ntp_steps(model: torch.nn.Module, tok, task: Task, ds, cfg: NTPConfig, opt: torch.optim.Optimizer,
               rng: random.Random, on_log: Callable[[int, float], None] | None = None) -> list[float]:
     """`cfg.steps` optimizer steps of next-token prediction on batches drawn with `rng` from `ds`: the one
-    loop of every NTP trainer (PEFT adapters here, SVF-NTP in `t2core/svf/ntp.py`). Returns the losses."""
+    loop of every NTP trainer (PEFT adapters in `peft_ntp.py`, SVF-NTP in `svf_ntp.py`). Returns the losses."""
     dev = next(model.parameters()).device
     losses: list[float] = []
     for step in range(1, cfg.steps + 1):
@@ -131,16 +122,6 @@ def ntp_steps(model: torch.nn.Module, tok, task: Task, ds, cfg: NTPConfig, opt: 
     return losses
 
 
-def peft_config(cfg: NTPConfig):
-    peft = _peft()
-    if cfg.method in ("lora", "dora"):
-        return peft.LoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout,
-                               target_modules=list(cfg.target_modules), use_dora=cfg.method == "dora",
-                               task_type="CAUSAL_LM")
-    return peft.IA3Config(target_modules=["k_proj", "v_proj", "down_proj"], feedforward_modules=["down_proj"],
-                          task_type="CAUSAL_LM")
-
-
 def adapter_id(weights_hash: str, cfg: NTPConfig, data_files: dict[str, str]) -> str:
     d = asdict(cfg)
     if d["shots"] is None:  # adapters trained on a training split keep the ids they had before shots existed
@@ -148,21 +129,6 @@ def adapter_id(weights_hash: str, cfg: NTPConfig, data_files: dict[str, str]) ->
     if cfg.method != "svf":  # likewise before SVF-NTP existed
         del d["svf_targets"]
     return sha256_bytes(canonical_json(["ntp", weights_hash, d, sorted(data_files.values())]).encode())[:24]
-
-
-@contextlib.contextmanager
-def with_adapter(loaded: LoadedModel, path: Path | None = None, cfg: NTPConfig | None = None
-                 ) -> Iterator[LoadedModel]:
-    """Inject a PEFT adapter (fresh from `cfg`, or saved at `path`) into the model; removed afterwards."""
-    peft = _peft()
-    if path is not None:
-        pm = peft.PeftModel.from_pretrained(loaded.model, str(path), is_trainable=False)
-    else:
-        pm = peft.get_peft_model(loaded.model, peft_config(cfg))
-    try:
-        yield replace(loaded, model=pm)
-    finally:
-        pm.unload()  # back to the plain base modules, weights untouched
 
 
 @dataclass
@@ -196,34 +162,16 @@ def plan_ntp(weights_hash: str, cfg: NTPConfig, data_dir: str | Path | None = No
     return ds, adapter_id(weights_hash, cfg, ds.files)
 
 
+_TRAINERS: Registry[Callable[..., NTPResult]] = Registry("NTP method")
+
+
+def register_ntp_trainer(method: str, train: Callable[..., NTPResult]) -> None:
+    """`train(loaded, cfg, ds, aid, store, on_log)` trains (or reuses, by `aid`) one method's result."""
+    _TRAINERS.register(method, train)
+
+
 def train_ntp(loaded: LoadedModel, cfg: NTPConfig, data_dir: str | Path | None = None,
               store: ArtifactStore | None = None, on_log: Callable[[int, float], None] | None = None) -> NTPResult:
-    task = get_task(cfg.task)
+    """Train `cfg.method` by next-token prediction on its data (or reuse the stored result)."""
     ds, aid = plan_ntp(loaded.weights_hash, cfg, data_dir)
-    store = store or ArtifactStore()
-    if cfg.method == "svf":
-        from t2core.svf.ntp import train_svf_ntp
-
-        return train_svf_ntp(loaded, cfg, ds, aid, store, on_log)
-    if store.exists(KIND, aid):  # content-addressed: same weights, config and data -> same adapter
-        man = store.verify(KIND, aid)
-        return NTPResult(aid, store.path(KIND, aid), [], int(man.meta.get("n_trainable", 0)), 0.0, ds.files, True)
-    tok = loaded.tokenizer
-    torch.manual_seed(cfg.seed)
-    rng = random.Random(cfg.seed)
-    t0 = time.perf_counter()
-    with with_adapter(loaded, cfg=cfg) as lm:
-        pm = lm.model
-        pm.train()
-        params = [p for p in pm.parameters() if p.requires_grad]
-        n_trainable = sum(p.numel() for p in params)
-        opt = torch.optim.AdamW(params, lr=cfg.lr)
-        losses = ntp_steps(pm, tok, task, ds, cfg, opt, rng, on_log)
-        pm.eval()
-
-        def write(tmp: Path) -> dict:
-            pm.save_pretrained(str(tmp))
-            return {"method": cfg.method, "task": cfg.task, "n_trainable": n_trainable}
-
-        store.write(KIND, aid, write, meta={"weights_hash": loaded.weights_hash, "config": asdict(cfg)})
-    return NTPResult(aid, store.path(KIND, aid), losses, n_trainable, time.perf_counter() - t0, ds.files)
+    return _TRAINERS.get(cfg.method)(loaded, cfg, ds, aid, store or ArtifactStore(), on_log)

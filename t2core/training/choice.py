@@ -18,21 +18,17 @@ the memory). The KL penalty is KL(π_W' ‖ π_W) over the candidates.
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING
 
 import torch
 
 from t2core.logprobs import candidate_logprobs_shared
-from t2core.rl.rollouts import Rollout, autocast_for, register_rollout
 from t2core.sampling.base import pick_candidate
 from t2core.sampling.hf import encode_choices
 from t2core.settings import step_seed
-
-if TYPE_CHECKING:
-    from t2core.rl.reinforce import ReinforceTrainer
+from t2core.training.rollouts import Rollout, Trainer, autocast_for, register_rollout
 
 
-def choice_rollout(trainer: ReinforceTrainer, batch: list, step: int) -> Rollout:
+def choice_rollout(trainer: Trainer, batch: list, step: int) -> Rollout:
     cfg, model, tok, task = trainer.cfg, trainer.loaded.model, trainer.loaded.tokenizer, trainer.task
     texts = [task.candidates(s) for s in batch]
     prompts, cands = encode_choices(tok, [task.messages(s) for s in batch], texts)  # the sampler's encoding

@@ -1,1 +1,0 @@
-"""Fine-tuning baselines (paper Tables 1 and 7): LoRA, IA3 and DoRA through PEFT."""

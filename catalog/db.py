@@ -37,14 +37,11 @@ def default_path() -> Path:
 
 
 def _retryable(e: Exception) -> bool:
+    """A write conflict (`TransactionException`) or the file lock another process holds (an
+    `IOException` that says so); any other error is the caller's and is raised at once."""
     msg = str(e).lower()
-    return (
-        isinstance(e, duckdb.TransactionException)
-        or "could not set lock" in msg
-        or "conflicting lock" in msg
-        or "conflict" in msg
-        or ("database" in msg and "locked" in msg)
-    )
+    return isinstance(e, duckdb.TransactionException) or (
+        isinstance(e, duckdb.IOException) and ("could not set lock" in msg or ("database" in msg and "locked" in msg)))
 
 
 class Catalog:

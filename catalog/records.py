@@ -207,23 +207,21 @@ def train_row(loaded: LoadedModel, cfg, run_id: str, data_files: dict[str, str],
                   seed=seed, variant=produced or VariantRef(method))
 
 
-def record_training(cat: Catalog, *, row: RunRow, res, expert_path: str, seconds: float) -> None:
-    """A finished REINFORCE run: run row, metrics, learning curve and the expert, atomically."""
-    best = {"base_valid": res.base_valid, "best_valid": res.best_valid, "best_step": float(res.best_step),
-            "steps": float(len(res.curve)),
-            "final_mean_reward": res.curve[-1].mean_reward if res.curve else 0.0,
-            "n_params": float(sum(t.numel() for t in res.best_state.values()))}  # Table 4's #params
+def record_training(cat: Catalog, *, row: RunRow, record: dict, expert_path: str) -> None:
+    """A finished REINFORCE run: run row, metrics, learning curve and the expert, atomically.
+    `record`: `t2core.training.experts.training_record` (metrics, curve, seconds), as plain data."""
+    best = {k: float(v) for k, v in record["metrics"].items()}
     v = row.variant
 
     def tx(con) -> None:
-        _upsert_run(con, row, "completed", seconds=seconds)
+        _upsert_run(con, row, "completed", seconds=record["seconds"])
         con.execute("DELETE FROM metrics WHERE run_id = ?", [row.run_id])
-        con.executemany("INSERT INTO metrics VALUES (?, ?, ?)", [[row.run_id, k, float(v)] for k, v in best.items()])
+        con.executemany("INSERT INTO metrics VALUES (?, ?, ?)", [[row.run_id, k, x] for k, x in best.items()])
         con.execute("DELETE FROM curves WHERE run_id = ?", [row.run_id])
         con.executemany(
             "INSERT INTO curves VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [[row.run_id, c.step, c.mean_reward, c.train_acc, c.kl, c.loss, c.grad_norm, c.valid_acc, c.wall_s,
-              c.tokens] for c in res.curve],
+            [[row.run_id, c["step"], c["mean_reward"], c["train_acc"], c["kl"], c["loss"], c["grad_norm"],
+              c["valid_acc"], c["wall_s"], c["tokens"]] for c in record["curve"]],
         )
         targets = row.config["svf"]["targets"] if v.method == "svf" else "q_proj,v_proj"
         _upsert_expert(con, v, row, targets, expert_path, best)

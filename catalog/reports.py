@@ -686,11 +686,12 @@ def table4(cat: Catalog, model: str | None = None) -> Table:
         c = json.loads(cfg)
         label = _variant_label(c)
         if params is None and variant in path_of:  # SVF experts recorded before n_params was: their vectors' length
+            from t2core.errors import ArtifactError
             from t2core.svf import read_header
 
             try:
                 params = sum(read_header(path_of[variant]).ranks.values())
-            except Exception:  # noqa: BLE001 - a moved or broken file: the count is unknown, the row stays
+            except ArtifactError:  # a moved or broken file (read_header says which): the count is unknown, the row stays
                 params = None
         if label and variant:
             made[variant] = (mdl, task, label, c["steps"], int(params) if params is not None else None)

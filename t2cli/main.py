@@ -80,15 +80,19 @@ def _load(model: str, seed: int):
         return load_model(model, seed=seed)
 
 
-def _table(title: str, cols: list[str], rows: list[tuple]) -> Table:
-    """Cells as plain `Text`, never rich markup: a model's output may hold `[/]` or escape sequences."""
+def _table(title: str, cols: list[str], rows: list[tuple], whole: tuple[str, ...] = ()) -> Table:
+    """Cells as plain `Text`, never rich markup: a model's output may hold `[/]` or escape sequences.
+    Columns in `whole` (short status words) are never folded, however narrow the terminal."""
     from rich.text import Text
 
     from t2core.safe_text import printable
 
     t = Table(title=title, show_lines=False)
-    for c in cols:
-        t.add_column(c, overflow="fold")
+    for j, c in enumerate(cols):
+        if c in whole:
+            t.add_column(c, no_wrap=True, min_width=max([len(c), *(len(str(r[j])) for r in rows)]))
+        else:
+            t.add_column(c, overflow="fold")
     for r in rows:
         t.add_row(*[Text("" if v is None else (f"{v:.4g}" if isinstance(v, float) else printable(str(v)))) for v in r])
     return t
@@ -584,7 +588,11 @@ def catalog_ls(
     if table not in _TABLES:
         raise UnknownNameError("catalog table", table, list(_TABLES))
     cols, rows = cat.query(_TABLES[table], [limit])
-    console.print(_table(table, cols, rows))
+    if table == "experts":  # what each row points to, checked now: a corrupted or missing file is said
+        from t2core.experts import file_status
+
+        cols, rows = [*cols, "file"], [(*r, file_status(r[2], r[-1])) for r in rows]
+    console.print(_table(table, cols, rows, whole=("file",)))
 
 
 @app.command()

@@ -90,7 +90,8 @@ class ExpertRef:
         # equal ids are equal content (two transfer controls that leave z = 1 unchanged write the same expert)
         if len(hits) != 1:
             raise ArtifactError(f"expert id {ref!r} matches {len(hits)} stored experts"
-                                + ("; give more digits." if hits else "; train it (`t2 train`) or pass its file path."))
+                                + ("; give more digits." if hits else
+                                   f"{unreadable_note(store)}; train it (`t2 train`) or pass its file path."))
         return cls._from_file(hits[0][1], store)
 
     def check_model(self, weights_hash: str) -> None:
@@ -109,17 +110,46 @@ class ExpertRef:
         return policy
 
 
-def stored_experts(store: ArtifactStore | None = None) -> list[tuple[str, Path]]:
-    """(expert id, file) of every expert in the store, from the headers (vectors are read only for
-    files written before headers carried their checksum)."""
+def scan_experts(store: ArtifactStore | None = None) -> tuple[list[tuple[str, Path]], list[tuple[Path, str]]]:
+    """([(expert id, file)] of every readable expert in the store, [(file, why)] of the ones that are not),
+    from the headers (vectors are read only for files written before headers carried their checksum)."""
     store = store or ArtifactStore()
     root = store.root / KIND
-    out = []
+    ok, bad = [], []
     for f in sorted(root.glob(f"*/{FILE}")) if root.is_dir() else []:
         try:
             header = read_header(f)
             digest = header.vectors_sha256 or tensors_hash(load_expert(f)[0].raw_state())
-        except ArtifactError:
-            continue  # a broken file is reported when it is asked for by path
-        out.append((expert_id(header, digest), f))
-    return out
+        except ArtifactError as e:
+            bad.append((f, str(e)))
+            continue
+        ok.append((expert_id(header, digest), f))
+    return ok, bad
+
+
+def stored_experts(store: ArtifactStore | None = None) -> list[tuple[str, Path]]:
+    """(expert id, file) of every readable expert in the store (`scan_experts` also names the others)."""
+    return scan_experts(store)[0]
+
+
+def unreadable_note(store: ArtifactStore | None = None) -> str:
+    """'' or "; N stored expert files cannot be read (the first: <file>: <why>)", for errors that
+    found no expert: a corrupted file is said, never silently left out."""
+    bad = scan_experts(store)[1]
+    return f"; {len(bad)} stored expert file(s) cannot be read (the first: {bad[0][1]})" if bad else ""
+
+
+def file_status(method: str, path: str | Path, store: ArtifactStore | None = None) -> str:
+    """'ok', 'missing' or 'corrupted' for what an experts row points to: an SVF expert file (verified
+    against the store's manifest and its vectors' checksum) or an adapter folder. Using it says why."""
+    p = Path(path)
+    if not p.exists():
+        return "missing"
+    try:
+        if method == "svf":
+            ExpertRef.resolve(str(p), store)
+        else:  # <root>/adapters/<adapter id>
+            ArtifactStore(p.parent.parent).verify(p.parent.name, p.name)
+    except ArtifactError:
+        return "corrupted"
+    return "ok"

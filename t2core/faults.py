@@ -3,7 +3,8 @@ process exit abruptly (status 137, like `kill -9`: no cleanup, no `finally`) the
 the point `<name>` is passed. Unset (always, outside tests) it does nothing.
 
 Points: `eval` (after each evaluation of the full-paper flow), `train-step` (after each
-REINFORCE step's checkpoint is written), `cem-generation` (after each few-shot search
+REINFORCE step's checkpoint is written), `train-stored` (after a trained expert is stored, before
+its catalog record), `cem-generation` (after each few-shot search
 generation's checkpoint is written).
 """
 

@@ -15,6 +15,7 @@ Everything that can fail fails in the first step, before any catalog row is writ
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -170,28 +171,49 @@ def resolve_variant(loaded: LoadedModel, ref: VariantRef | None = None, *, exper
 
 
 def _expert_variant(loaded: LoadedModel, ref: VariantRef, dtype: str, store: ArtifactStore) -> Variant:
+    """One SVF expert, or the mixture z' = Σ_k α_k z_k of several (paper §3.3) when `ref.alphas` are given."""
     import torch
 
     from t2core.experts import ExpertRef
     from t2core.svd import ensure_svd, load_svd
     from t2core.svf import materialised, svf_weights
+    from t2core.svf.bank import ExpertBank
+    from t2core.svf.mixture import mixture_policy
 
-    expert = ExpertRef.resolve(ref.paths[0] if ref.paths else ref.expert_ids[0], store)
-    if expert.id != ref.expert_ids[0]:
-        raise ConfigError(f"expert file {expert.path} is now {expert.id}, not {ref.expert_ids[0]}; rerun.")
-    expert.check_model(loaded.weights_hash)
-    policy = expert.load()
+    if len(ref.expert_ids) > 1 and len(ref.alphas) != len(ref.expert_ids):
+        raise ConfigError(f"a mixture of {len(ref.expert_ids)} experts needs one mixing weight each, got "
+                          f"{len(ref.alphas)}.")
+    policies = []
+    for i, eid in enumerate(ref.expert_ids):
+        expert = ExpertRef.resolve(ref.paths[i] if len(ref.paths) > i else eid, store)
+        if expert.id != eid:
+            raise ConfigError(f"expert file {expert.path} is now {expert.id}, not {eid}; rerun.")
+        expert.check_model(loaded.weights_hash)
+        policies.append(expert.load())
+    targets = {p.cfg.targets for p in policies}
+    if len(targets) != 1:
+        raise ConfigError(f"experts of a mixture must target the same matrices, got {sorted(targets)}.")
 
     def svd():
-        return load_svd(ensure_svd(loaded, policy.cfg.targets, store=store), store=store)
+        return load_svd(ensure_svd(loaded, policies[0].cfg.targets, store=store), store=store)
+
+    @functools.cache
+    def policy():
+        if not ref.alphas:
+            return policies[0]
+        s = svd()
+        bank = ExpertBank.of([svf_weights(p, s, loaded.weights_hash) for p in policies])
+        return mixture_policy(bank, torch.tensor(ref.alphas), policies[0].cfg.targets)
 
     @contextlib.contextmanager
     def weights() -> Iterator[None]:
-        with materialised(loaded.model, svd(), policy, dtype=dtype):
+        with materialised(loaded.model, svd(), policy(), dtype=dtype):
             yield
 
-    identity = policy.cfg.param == "direct" and all(bool(torch.all(policy.z(n) == 1)) for n in policy.names)
-    return Variant(ref, weights, lambda: svf_weights(policy, svd(), loaded.weights_hash), identity=identity)
+    one = policies[0]
+    identity = (not ref.alphas and one.cfg.param == "direct"
+                and all(bool(torch.all(one.z(n) == 1)) for n in one.names))
+    return Variant(ref, weights, lambda: svf_weights(policy(), svd(), loaded.weights_hash), identity=identity)
 
 
 def _adapter_variant(loaded: LoadedModel, ref: VariantRef, store: ArtifactStore) -> Variant:

@@ -167,11 +167,16 @@ def run(req: AdaptRequest, loaded: LoadedModel, cat: Catalog, *, force: bool = F
     strategy = _strategy(req, p.cls_ref, loaded, found, gen.batch_size, dtype)
     if strategy.spec != p.ref.dispatch:  # the plan named the run after the strategy it builds here
         raise RuntimeError(f"strategy spec {strategy.spec!r} differs from the planned {p.ref.dispatch!r}")
-    variants = {e.id: resolve_variant(loaded, VariantRef("svf", (e.id,), paths=(str(e.path),)), dtype=dtype)
-                for e in p.experts}
-    if found:
-        variants[found.expert.id] = resolve_variant(
-            loaded, VariantRef("svf", (found.expert.id,), paths=(str(found.expert.path),)), dtype=dtype)
+    paths = {e.id: str(e.path) for e in (*p.experts, *((found.expert,) if found else ()))}
+    variants = {((i,), ()): resolve_variant(loaded, VariantRef("svf", (i,), paths=(path,)), dtype=dtype)
+                for i, path in paths.items()}  # each expert verified before the run starts; mixtures when asked
+
+    def variant_of(ids: tuple[str, ...], alphas: tuple[float, ...]):
+        """A decision's weights, resolved once per distinct decision: one expert or a mixture."""
+        if (ids, alphas) not in variants:
+            variants[ids, alphas] = resolve_variant(
+                loaded, VariantRef("svf", ids, alphas, paths=tuple(paths[i] for i in ids)), dtype=dtype)
+        return variants[ids, alphas]
     expert_set = ExpertSet(()) if req.strategy == "few-shot" else ExpertSet.from_refs(p.experts)
     task, ds = p.core.task, p.core.dataset
     row = RunRow(run_id=p.run_id, kind="eval", model=loaded.alias, weights_hash=loaded.weights_hash, task=task.name,
@@ -179,7 +184,7 @@ def run(req: AdaptRequest, loaded: LoadedModel, cat: Catalog, *, force: bool = F
                  config=core.eval_record_config(p.core.cfg, smp.name, p.ref), data_files=ds.files,
                  seed=gen.seed, variant=p.ref, strategy=req.strategy)
     res = recorded(cat, row,
-                   lambda: two_pass(loaded, p.core, p.ref, strategy, expert_set, variants.__getitem__, smp, progress),
+                   lambda: two_pass(loaded, p.core, p.ref, strategy, expert_set, variant_of, smp, progress),
                    lambda res: rec.record_eval(cat, res, n_records=ds.n_total))
     return AdaptOutcome(p.run_id, res.accuracy, len(res.samples), False, res.metrics, res, found)
 
@@ -202,7 +207,7 @@ def stored_expert_for(weights_hash: str, task: str, targets: str = "mlp", store:
     """The one stored SVF expert this model trained by REINFORCE on `task` with `targets` (not a few-shot
     mixture, not an expert transferred from another model, not SVF-NTP); a clear error when there is
     none or several."""
-    from t2core.experts import stored_experts
+    from t2core.experts import stored_experts, unreadable_note
     from t2core.svf import read_header
 
     hits = []
@@ -215,7 +220,7 @@ def stored_expert_for(weights_hash: str, task: str, targets: str = "mlp", store:
         how = f"`t2 train --task {task}`" if task != "dispatch" else "`t2 train --task dispatch` (the cls-expert)"
         raise ConfigError(f"{len(hits)} stored experts for {task!r} on this model"
                           + (f" ({', '.join(hits)}); pass the one to use with --experts / --cls-expert."
-                             if hits else f"; train it with {how}."))
+                             if hits else f"{unreadable_note(store)}; train it with {how}."))
     return hits[0]
 
 

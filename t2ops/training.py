@@ -9,6 +9,7 @@ from pathlib import Path
 from catalog import Catalog
 from catalog import records as rec
 from t2core.experts import is_stored
+from t2core.faults import fault_injection_point
 from t2core.models.registry import LoadedModel
 from t2core.sampling import check_sampler, make_sampler
 from t2core.sampling.base import run_backend
@@ -50,16 +51,25 @@ def run(req: TrainRequest, loaded: LoadedModel, cat: Catalog,
     planned = plan_training(loaded.weights_hash, cfg, req.data_dir, run_backend(req.sampler))
     run_id = planned[2]
     rec.record_model(cat, loaded)
+    row = rec.train_row(loaded, cfg, run_id, planned[1], cfg.seed)
+
+    def record(out: TrainedExpert) -> None:
+        rec.record_training(cat, row=replace(row, variant=VariantRef.parse(out.expert_id)), record=out.record,
+                            expert_path=str(out.path))
+
     if is_stored(run_id, cfg.method):  # reuse: nothing trains (the stored artifact is verified)
         out = train_expert(loaded, cfg, req.data_dir, planned=planned)
+        if not rec.is_completed(cat, run_id):  # its process died between the artifact and the record
+            record(out)
         return TrainOutcome(run_id, out.expert_id, out.path, True, _metrics(cat, run_id), out)
-    row = rec.train_row(loaded, cfg, run_id, planned[1], cfg.seed)
-    out = recorded(
-        cat, row,
-        lambda: train_expert(loaded, cfg, req.data_dir, on_log=on_log, planned=planned,
-                             sampler=make_sampler(req.sampler, loaded=loaded)),
-        lambda out: rec.record_training(cat, row=replace(row, variant=VariantRef.parse(out.expert_id)),
-                                        res=out.result, expert_path=str(out.path), seconds=out.seconds))
+
+    def body() -> TrainedExpert:
+        out = train_expert(loaded, cfg, req.data_dir, on_log=on_log, planned=planned,
+                           sampler=make_sampler(req.sampler, loaded=loaded))
+        fault_injection_point("train-stored")  # resume tests: a kill -9 between the artifact and its record
+        return out
+
+    out = recorded(cat, row, body, record)
     return TrainOutcome(run_id, out.expert_id, out.path, False, _metrics(cat, run_id), out)
 
 

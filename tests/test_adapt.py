@@ -98,3 +98,77 @@ def test_unknown_strategy_and_formulation_are_clear_errors():
         get_strategy("magic")
     with pytest.raises(ConfigError, match="formulation 'letters'"):
         get_strategy("prompt", formulation="letters")
+
+
+def test_a_decision_holds_exactly_what_pass_2_applies():
+    from t2core.adapt import Decision
+
+    with pytest.raises(ConfigError, match="needs one mixing weight each"):
+        Decision("math", ("svf:a", "svf:b"))  # two experts, no weights: nothing says how to apply them
+    with pytest.raises(ConfigError, match="2 mixing weights for 1 experts"):
+        Decision("math", ("svf:a",), (0.5, 0.5))
+    assert Decision("math", ("svf:a", "svf:b"), (0.3, 0.7)).alphas == (0.3, 0.7)
+
+
+def test_pass_2_applies_a_mixture_decision_whole(tiny, t2_home, data_dir):
+    """A strategy that mixes: pass 2 answers those questions with z' = Σ α_k z_k (not with the first
+    expert), exactly as the mixture materialised by hand does."""
+    from dataclasses import asdict
+
+    import torch
+
+    from t2core.adapt import Decision, Strategy
+    from t2core.adapt.twopass import answer, two_pass
+    from t2core.evaluate import EvalConfig, plan_eval
+    from t2core.experts import ExpertRef
+    from t2core.sampling import GenerationConfig
+    from t2core.svf import ExpertHeader, SVFConfig, materialised, save_expert
+    from t2core.svf.mixture import mixture_policy
+    from t2core.variants import VariantRef, resolve_variant
+    from tests.conftest import random_experts
+
+    svd, policies, bank = random_experts(tiny, 2, scale=0.3, seed=11)
+    refs = []
+    for i, p in enumerate(policies):
+        header = ExpertHeader(base_weights_hash=tiny.weights_hash, model=tiny.alias, task="gsm8k",
+                              svf=asdict(SVFConfig()), ranks={n: int(s.shape[0]) for n, (_, s, _) in svd.items()})
+        refs.append(ExpertRef.resolve(str(save_expert(t2_home / f"e{i}.safetensors", p, header))))
+    ids, alphas = (refs[0].id, refs[1].id), (0.3, 0.7)
+    paths = {r.id: str(r.path) for r in refs}
+
+    class Mixing(Strategy):
+        name = "test-mixing"
+        spec = "test-mixing"
+
+        def decide(self, sampler, questions, experts, **kw):
+            return [Decision("math", ids, alphas) if i % 2 == 0 else Decision("math", ids[:1])
+                    for i in range(len(questions))]
+
+    asked = []
+
+    def variant_of(i, a):
+        asked.append((i, a))
+        return resolve_variant(tiny, VariantRef("svf", i, a, paths=tuple(paths[x] for x in i)))
+
+    planned = plan_eval(tiny.weights_hash, EvalConfig("arc_easy_cloze", limit=4, generation=GenerationConfig(
+        batch_size=4)), data_dir)
+    smp = make_sampler("hf", loaded=tiny)
+    res = two_pass(tiny, planned, VariantRef(dispatch="test-mixing"), Mixing(), ExpertSet(()), variant_of, smp)
+    assert sorted(asked) == sorted([(ids, alphas), (ids[:1], ())])
+    mixed = [r for r in res.samples if r.idx % 2 == 0]
+    assert all(r.expert_ids == ids and r.alphas == alphas for r in mixed)
+
+    by_hand = mixture_policy(bank, torch.tensor(alphas), "mlp")
+    samples = [planned.dataset.samples[r.idx] for r in mixed]
+    task = planned.task
+    with materialised(tiny.model, svd, by_hand):
+        want = smp.choose([task.messages(s) for s in samples], [task.candidates(s) for s in samples],
+                          planned.cfg.generation)
+    assert [r.output for r in mixed] == [c.text for c in want]
+    # and the mixture is not expert 1 alone: its scores differ
+    v1 = resolve_variant(tiny, VariantRef("svf", ids[:1], paths=(paths[ids[0]],)))
+    with materialised(tiny.model, svd, by_hand):
+        lm = [c.choice_logprobs for c in smp.choose([task.messages(s) for s in samples], [task.candidates(s) for s in samples],
+                                          planned.cfg.generation)]
+    one = [c.choice_logprobs for c in answer(task, samples, smp, planned.cfg.generation, v1)]
+    assert lm != one

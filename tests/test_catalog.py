@@ -1,6 +1,7 @@
 """Catalog: concurrent writers lose nothing, transactions are atomic, reruns do not duplicate."""
 
 import multiprocessing as mp
+import time
 
 import duckdb
 import pytest
@@ -92,6 +93,24 @@ def test_non_lock_errors_are_not_retried(tmp_path):
     cat = Catalog(tmp_path / "c.duckdb", timeout_s=30)
     with pytest.raises(duckdb.CatalogException):
         cat.query("SELECT * FROM no_such_table")
+
+
+def test_only_lock_and_transaction_errors_are_retried(tmp_path):
+    """By type: a constraint or catalog error whose text mentions a "conflict" is raised at once."""
+    from catalog.db import _retryable
+
+    assert _retryable(duckdb.TransactionException("TransactionContext Error: Conflict on tuple deletion"))
+    assert _retryable(duckdb.IOException('IO Error: Could not set lock on file "c.duckdb": Conflicting lock is held'))
+    assert not _retryable(duckdb.ConstraintException("Constraint Error: duplicate key \"r1\" conflicts"))
+    assert not _retryable(duckdb.CatalogException("Catalog Error: Table with name conflict does not exist"))
+    assert not _retryable(duckdb.IOException("IO Error: No space left on device"))
+    cat = Catalog(tmp_path / "c.duckdb", timeout_s=30)
+    cat.write(lambda con: con.execute("CREATE TABLE t (k VARCHAR PRIMARY KEY)"))
+    cat.write(lambda con: con.execute("INSERT INTO t VALUES ('conflict')"))
+    t0 = time.monotonic()
+    with pytest.raises(duckdb.ConstraintException):
+        cat.write(lambda con: con.execute("INSERT INTO t VALUES ('conflict')"))
+    assert time.monotonic() - t0 < 5  # not retried until the 30 s timeout
 
 
 def _v2_catalog(path):

@@ -114,6 +114,45 @@ def test_killed_training_resumes_from_its_checkpoint_without_duplicates(t2_home,
     assert catalog_rows(t2_home, "SELECT count(*) FROM experts") == [(1,)]
 
 
+def test_a_kill_between_the_stored_expert_and_its_record_is_recorded_by_the_rerun(t2_home, data_dir):
+    """kill -9 after the expert is stored and before the catalog has it: the rerun reuses the
+    expert and records the run whole (metrics and curve kept with the artifact), no row left running."""
+    args = ("train", "--model", "tiny-random", "--task", "arc_easy", "--profile", "tiny", "--steps", "2")
+    killed = t2_cli(*args, env={"T2_FAULT_AFTER": "train-stored:1"})
+    assert killed.returncode == 137, killed.stderr[-2000:]
+    assert catalog_rows(t2_home, "SELECT status FROM runs WHERE kind = 'train'") == [("running",)]
+    assert catalog_rows(t2_home, "SELECT count(*) FROM experts") == [(0,)]
+
+    rerun = t2_cli(*args)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert catalog_rows(t2_home, "SELECT status FROM runs WHERE kind = 'train'") == [("completed",)]
+    assert catalog_rows(t2_home, "SELECT count(*), min(step), max(step) FROM curves") == [(2, 1, 2)]
+    assert catalog_rows(t2_home, "SELECT count(*) FROM experts") == [(1,)]
+    names = {n for (n,) in catalog_rows(t2_home, "SELECT name FROM metrics")}
+    assert {"base_valid", "best_valid", "best_step", "steps", "n_params"} <= names
+
+
+def test_a_corrupted_expert_is_refused_where_used_and_shown_where_listed(t2_home, data_dir):
+    from pathlib import Path
+
+    assert t2_inproc("train", "--model", "tiny-random", "--task", "arc_easy", "--profile", "tiny",
+                     "--steps", "1").returncode == 0
+    ((expert_id, path),) = catalog_rows(t2_home, "SELECT expert_id, path FROM experts")
+    assert "| ok" in " ".join(t2_inproc("catalog", "ls", "experts").stdout.split()).replace("│", "|")
+    f = Path(path)
+    data = bytearray(f.read_bytes())
+    data[-5] ^= 0xFF  # a vector byte: the header still reads, the file's hash does not match
+    f.write_bytes(bytes(data))
+    listed = t2_inproc("catalog", "ls", "experts")
+    assert listed.returncode == 0 and "corrupted" in listed.stdout
+    used = t2_inproc("eval", "--model", "tiny-random", "--task", "arc_easy", "--limit", "2", "--expert", expert_id)
+    _one_line_error(used, "is corrupted", "rerun to rebuild it")
+    data[10:40] = b"\x00" * 30  # the header itself: the file cannot be read as an expert at all
+    f.write_bytes(bytes(data))
+    used = t2_inproc("eval", "--model", "tiny-random", "--task", "arc_easy", "--limit", "2", "--expert", expert_id)
+    _one_line_error(used, "matches 0 stored experts; 1 stored expert file(s) cannot be read", str(f))
+
+
 def test_eval_through_the_proc_sampler_records_what_hf_gives(t2_home, data_dir, tiny):
     """`t2 eval --sampler proc`: the model in another process; the rows equal an in-process evaluation's."""
     from t2core.evaluate import EvalConfig, evaluate

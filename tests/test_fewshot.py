@@ -7,9 +7,9 @@ import torch
 from t2core.adapt import cem
 from t2core.adapt.cem import CEMConfig, CEMState
 from t2core.adapt.fewshot import FewShotConfig, ShotScorer, pick_shots
-from t2core.adapt.mixture import mix_scales, mix_weights, mixture_policy
 from t2core.errors import ConfigError, DataError
 from t2core.sampling import make_sampler
+from t2core.svf.mixture import mix_scales, mix_weights, mixture_policy
 from t2core.tasks import get_task
 
 

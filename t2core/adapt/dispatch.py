@@ -26,6 +26,15 @@ class Decision:
     alphas: tuple[float, ...] = ()  # mixing weights when several experts are combined
     raw: str = ""  # what the model said (generated text or the picked option), for audits
 
+    def __post_init__(self) -> None:
+        """Exactly what pass 2 applies: the base weights, one expert, or a mixture with one weight per
+        expert (`twopass` applies it whole)."""
+        if len(self.expert_ids) > 1 and len(self.alphas) != len(self.expert_ids):
+            raise ConfigError(f"a decision for {len(self.expert_ids)} experts needs one mixing weight each, "
+                              f"got {len(self.alphas)}: give alphas, or one expert.")
+        if self.alphas and len(self.alphas) != len(self.expert_ids):
+            raise ConfigError(f"{len(self.alphas)} mixing weights for {len(self.expert_ids)} experts.")
+
     @property
     def label(self) -> str:
         """The `samples.decision` column: the category, and the expert it picked."""

@@ -21,13 +21,13 @@ from pathlib import Path
 import torch
 
 from t2core.adapt.cem import CEMConfig, Fitness
-from t2core.adapt.mixture import mix_weights
 from t2core.errors import ConfigError, DataError
 from t2core.hashing import canonical_json, sha256_bytes
 from t2core.paths import resolve_data_dir
 from t2core.sampling.base import GenerationConfig, RowExperts, Sampler, backend_tag
 from t2core.settings import resolved_dtype
 from t2core.svf.bank import ExpertBank
+from t2core.svf.mixture import mix_weights
 from t2core.tasks import get_task
 from t2core.tasks.base import Dataset, Task
 

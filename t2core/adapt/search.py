@@ -23,7 +23,6 @@ import torch
 from t2core.adapt import cem
 from t2core.adapt.cem import CEMState
 from t2core.adapt.fewshot import FewShotConfig, ShotScorer, few_shot_run_id, pick_shots
-from t2core.adapt.mixture import mixture_policy
 from t2core.artifacts import ArtifactStore
 from t2core.errors import ConfigError
 from t2core.experts import FILE, KIND, ExpertRef
@@ -34,6 +33,7 @@ from t2core.sampling.base import Sampler
 from t2core.svd import ensure_svd, load_svd
 from t2core.svf import ExpertHeader, save_expert, svf_weights
 from t2core.svf.bank import ExpertBank
+from t2core.svf.mixture import mixture_policy
 from t2core.tasks import get_task
 from t2core.tasks.base import Dataset
 

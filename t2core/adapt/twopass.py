@@ -1,7 +1,7 @@
 """Two-pass inference (paper §3.3, Figure 1): pass 1 decides z' per question, pass 2 answers with it.
 
 Pass 1 runs the strategy on the questions as the task shows them (the user turn). Pass 2 groups
-the questions by the expert they were given and answers each group in full batches with that
+the questions by the expert (or mixture) they were given and answers each group in full batches with that
 expert materialised (W' = U diag(s ⊙ z') Vᵀ, one swap per group). The previous issue's benchmark
 (`bench/bank.py`, batch of 32 mixing 3 experts) put the factored per-row batch at 0.85× a batch
 with one materialised expert and per-batch grouping at 0.76-0.80×; grouping the *whole slice* by
@@ -24,8 +24,9 @@ from t2core.models.registry import LoadedModel
 from t2core.sampling.base import Sampler
 from t2core.variants import BASE, Variant, VariantRef
 
-#: The variant of one expert id, resolved against the loaded model (verified, lazily applied).
-VariantOf = Callable[[str], Variant]
+#: The variant of a decision's experts and mixing weights, resolved against the loaded model
+#: (verified, lazily applied): one expert (no weights) or the mixture Σ_k α_k z_k.
+VariantOf = Callable[[tuple[str, ...], tuple[float, ...]], Variant]
 
 
 def answer(task, samples: list, sampler: Sampler, gen, variant: Variant, progress=None) -> list:
@@ -51,13 +52,13 @@ def two_pass(loaded: LoadedModel, planned: EvalPlan, ref: VariantRef, strategy: 
     t0 = time.perf_counter()
     decisions = strategy.decide(sampler, [question_of(task, s) for s in ds.samples], experts)
     pass1 = time.perf_counter() - t0
-    groups: dict[tuple[str, ...], list[int]] = {}
-    for i, d in enumerate(decisions):
-        groups.setdefault(d.expert_ids, []).append(i)
+    groups: dict[tuple[tuple[str, ...], tuple[float, ...]], list[int]] = {}
+    for i, d in enumerate(decisions):  # a decision is applied whole: its experts with their weights
+        groups.setdefault((d.expert_ids, d.alphas), []).append(i)
     completions: list = [None] * len(ds.samples)
     t1 = time.perf_counter()
-    for ids, idx in sorted(groups.items()):
-        variant = BASE if not ids else variant_of(ids[0])
+    for (ids, alphas), idx in sorted(groups.items()):
+        variant = BASE if not ids else variant_of(ids, alphas)
         outs = answer(task, [ds.samples[i] for i in idx], sampler, gen, variant, progress)
         for i, o in zip(idx, outs, strict=True):
             completions[i] = o

@@ -79,7 +79,7 @@ def _snapshot_dir(name: str) -> Path | None:
         from huggingface_hub import snapshot_download
 
         return Path(snapshot_download(name, local_files_only=True))
-    except Exception:  # noqa: BLE001 - fingerprint caching is an optimisation only
+    except (OSError, ValueError):  # not in the local cache (LocalEntryNotFoundError), or not a hub id (HFValidationError)
         return None
 
 

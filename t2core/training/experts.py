@@ -31,6 +31,26 @@ class TrainedExpert:
     path: Path
     result: TrainResult | None  # None when the stored expert was reused
     seconds: float
+    record: dict  # `training_record`: what the catalog records of the training, kept with the artifact
+
+
+def training_record(res: TrainResult, seconds: float) -> dict:
+    """What the catalog records of a finished REINFORCE run, as plain data: the metrics, the learning
+    curve and the time. It is stored in the artifact's manifest with the expert, so that a run whose
+    process died between the write and the catalog record is recorded whole by its rerun."""
+    return {"metrics": {"base_valid": res.base_valid, "best_valid": res.best_valid, "best_step": float(res.best_step),
+                        "steps": float(len(res.curve)),
+                        "final_mean_reward": res.curve[-1].mean_reward if res.curve else 0.0,
+                        "n_params": float(sum(t.numel() for t in res.best_state.values()))},  # Table 4's #params
+            "curve": [asdict(c) for c in res.curve], "seconds": seconds}
+
+
+def _stored_record(store: ArtifactStore, kind: str, run_id: str, header_metrics: dict | None = None) -> dict:
+    """The record kept with a stored artifact (artifacts written before it was kept: the header's metrics)."""
+    kept = store.manifest(kind, run_id).meta.get("record")
+    if kept is not None:
+        return kept
+    return {"metrics": {k: float(v) for k, v in (header_metrics or {}).items()}, "curve": [], "seconds": 0.0}
 
 
 def train_expert(loaded: LoadedModel, cfg: RLConfig, data_dir: str | Path | None = None,
@@ -46,7 +66,7 @@ def train_expert(loaded: LoadedModel, cfg: RLConfig, data_dir: str | Path | None
         return _train_peft_pg(loaded, planned, cfg, data_dir, store, sampler, on_log)
     if store.exists(KIND, run_id):  # reuse: no trainer, no SVD load
         ref = ExpertRef.resolve(str(store.path(KIND, run_id) / FILE), store)
-        return TrainedExpert(ref.id, ref.path, None, 0.0)
+        return TrainedExpert(ref.id, ref.path, None, 0.0, _stored_record(store, KIND, run_id, ref.header.metrics))
     svd = load_svd(ensure_svd(loaded, cfg.svf.targets, store=store), store=store)
     trainer = _trainer(loaded, svd, cfg, data_dir, sampler, on_log, planned)
     t0 = time.perf_counter()
@@ -61,9 +81,10 @@ def train_expert(loaded: LoadedModel, cfg: RLConfig, data_dir: str | Path | None
         save_expert(tmp / FILE, res.policy, header)
         return {"task": cfg.task}
 
-    store.write(KIND, trainer.run_id, write, meta={"weights_hash": loaded.weights_hash})
+    record = training_record(res, seconds)
+    store.write(KIND, trainer.run_id, write, meta={"weights_hash": loaded.weights_hash, "record": record})
     ref = ExpertRef.resolve(str(store.path(KIND, trainer.run_id) / FILE), store)
-    return TrainedExpert(ref.id, ref.path, res, seconds)
+    return TrainedExpert(ref.id, ref.path, res, seconds, record)
 
 
 def _trainer(loaded, svd, cfg, data_dir, sampler, on_log, planned) -> ReinforceTrainer:
@@ -78,7 +99,8 @@ def _train_peft_pg(loaded: LoadedModel, planned, cfg: RLConfig, data_dir, store:
     aid = planned[2]
     if store.exists(ADAPTERS, aid):
         store.verify(ADAPTERS, aid)
-        return TrainedExpert(f"{cfg.method}-pg:{aid}", store.path(ADAPTERS, aid), None, 0.0)
+        return TrainedExpert(f"{cfg.method}-pg:{aid}", store.path(ADAPTERS, aid), None, 0.0,
+                             _stored_record(store, ADAPTERS, aid))
     trainer = _trainer(loaded, None, cfg, data_dir, sampler, on_log, planned)  # LoRA needs no SVD
     t0 = time.perf_counter()
     res = trainer.fit()
@@ -90,5 +112,7 @@ def _train_peft_pg(loaded: LoadedModel, planned, cfg: RLConfig, data_dir, store:
             lm.model.save_pretrained(str(tmp))
             return {"method": f"{cfg.method}-pg", "task": cfg.task}
 
-        store.write(ADAPTERS, aid, write, meta={"weights_hash": loaded.weights_hash, "config": asdict(cfg)})
-    return TrainedExpert(f"{cfg.method}-pg:{aid}", store.path(ADAPTERS, aid), res, seconds)
+        record = training_record(res, seconds)
+        store.write(ADAPTERS, aid, write, meta={"weights_hash": loaded.weights_hash, "config": asdict(cfg),
+                                                "record": record})
+    return TrainedExpert(f"{cfg.method}-pg:{aid}", store.path(ADAPTERS, aid), res, seconds, record)

@@ -348,10 +348,16 @@ def adapt(
     """Two-pass self-adaptation on a task: pass 1 picks the expert (or CEM finds a mixture), pass 2 answers."""
     _quiet_transformers()
     from catalog import Catalog
+    from t2core.adapt import check_strategy
     from t2core.profiles import get_profile
+    from t2core.sampling import check_sampler
+    from t2core.tasks import get_task
     from t2ops import adaptation as op
 
     prof = get_profile(profile)
+    check_strategy(strategy)  # names first: one line naming the known ones, before any model loads
+    check_sampler(sampler or prof.sampler)
+    get_task(task)
     loaded = _load(model or prof.model, prof.seed_or_default(seed))
     req = _adapt_request(prof, strategy, task, limit, experts, cls_expert, formulation, shots, shot_split, seed,
                          sampler, data_dir, loaded.weights_hash)
@@ -614,11 +620,19 @@ def run(
 
     prof = get_profile(profile)
     from flows.pipelines import ablations_flow, full_paper_flow, svd_flow, train_expert_flow, transfer_flow
+    from t2core.sampling import check_sampler
+    from t2core.tasks import get_task
 
     kw = {"profile": profile, "data_dir": data_dir, "seed": seed, "sampler": sampler}
     staged = {"full-paper": lambda: full_paper_flow(**kw),
               "transfer": lambda: transfer_flow(dst=dst, **kw),
               "ablations": lambda: ablations_flow(**kw)}
+    if flow not in (*staged, "train-expert", "svd"):  # every name is checked before a Prefect server starts
+        raise UnknownNameError("flow", flow, [*staged, "train-expert", "svd"])
+    if sampler is not None:
+        check_sampler(sampler)
+    if flow == "train-expert":
+        get_task(task)
     if flow in staged:
         out = staged[flow]()
         rows = [(s["step"], s["state"], s.get("accuracy"), f"{s.get('seconds', 0):.1f}", s.get("run_id") or s.get("key"),

@@ -18,7 +18,7 @@ from catalog import Catalog
 from catalog import records as rec
 from catalog.records import RunRow
 from t2core import evaluate as core
-from t2core.adapt import ExpertSet, get_strategy
+from t2core.adapt import ExpertSet, check_strategy, get_strategy
 from t2core.adapt.cem import CEMState
 from t2core.adapt.cls_expert import ClsExpertDispatch
 from t2core.adapt.fewshot import FewShotConfig
@@ -36,9 +36,6 @@ from t2core.sampling.base import run_backend
 from t2core.tasks import get_task
 from t2core.variants import VariantRef, describe_ref, resolve_variant
 from t2ops.lifecycle import recorded
-
-STRATEGIES = ("prompt", "cls-expert", "few-shot")
-
 
 # ---------------------------------------------------------------- few-shot search (CEM)
 
@@ -95,8 +92,7 @@ class AdaptRequest:
 
     def __post_init__(self) -> None:
         check_sampler(self.sampler)
-        if self.strategy not in STRATEGIES:
-            raise ConfigError(f"strategy {self.strategy!r} must be one of {', '.join(STRATEGIES)}.")
+        check_strategy(self.strategy)
         if self.formulation not in FORMULATIONS:
             raise ConfigError(f"formulation {self.formulation!r} must be one of {', '.join(FORMULATIONS)}.")
         if self.strategy == "cls-expert" and not self.cls_expert:
@@ -229,9 +225,7 @@ def check_ask_strategy(strategy: str) -> str:
     if strategy == "few-shot":
         raise ConfigError("few-shot adaptation adapts to a task, not to one question; use --strategy prompt or "
                           "cls-expert (or `t2 adapt --strategy few-shot --task ...`).")
-    if strategy not in STRATEGIES:
-        raise ConfigError(f"strategy {strategy!r} must be prompt or cls-expert.")
-    return strategy
+    return check_strategy(strategy)
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,27 @@ def test_unknown_task_and_profile():
     _one_line_error(t2_inproc("run", "full-paper", "--profile", "huge"), "unknown profile 'huge'")
 
 
+def test_bad_names_are_refused_before_a_model_or_a_flow_starts(monkeypatch):
+    """One line naming the known values, exit 2, and nothing loaded or started first."""
+    import flows.pipelines
+    import t2cli.main
+
+    def must_not_run(*a, **k):
+        raise AssertionError("started before the names were checked")
+
+    monkeypatch.setattr(t2cli.main, "_load", must_not_run)
+    monkeypatch.setattr(flows.pipelines, "full_paper_flow", must_not_run)
+    _one_line_error(t2_inproc("adapt", "--strategy", "bogus", "--task", "arc_challenge_cloze"),
+                    "unknown adaptation strategy 'bogus'; known: cls-expert, few-shot, prompt")
+    _one_line_error(t2_inproc("adapt", "--strategy", "prompt", "--task", "arc_challenge_cloze", "--sampler", "nope"),
+                    "unknown sampler 'nope'")
+    _one_line_error(t2_inproc("adapt", "--strategy", "prompt", "--task", "gsm9k"), "unknown task 'gsm9k'")
+    _one_line_error(t2_inproc("run", "full-paper", "--profile", "tiny", "--sampler", "nope"),
+                    "unknown sampler 'nope'; known:", "hf")
+    _one_line_error(t2_inproc("run", "full-papr", "--profile", "tiny"), "unknown flow 'full-papr'")
+    _one_line_error(t2_inproc("run", "train-expert", "--task", "gsm9k", "--profile", "tiny"), "unknown task 'gsm9k'")
+
+
 def test_train_then_eval_expert_then_report(t2_home, data_dir):
     r = t2_cli("train", "--model", "tiny-random", "--task", "arc_easy", "--profile", "tiny")
     assert r.returncode == 0, r.stderr[-2000:]

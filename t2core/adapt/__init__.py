@@ -8,10 +8,11 @@ from t2core.adapt.dispatch import (
     Decision,
     ExpertSet,
     Strategy,
+    check_strategy,
     get_strategy,
     register_strategy,
     strategy_names,
 )
 from t2core.tasks.categories import CATEGORIES
 
-__all__ = ["CATEGORIES", "Decision", "ExpertSet", "Strategy", "get_strategy", "register_strategy", "strategy_names"]
+__all__ = ["CATEGORIES", "Decision", "ExpertSet", "Strategy", "check_strategy", "get_strategy", "register_strategy", "strategy_names"]

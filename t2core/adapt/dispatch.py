@@ -96,5 +96,11 @@ def strategy_names() -> list[str]:
     return _STRATEGIES.names()
 
 
+def check_strategy(name: str) -> str:
+    """`name` if a strategy is registered under it (UnknownNameError: one line naming the known ones)."""
+    _STRATEGIES.get(name)
+    return name
+
+
 def get_strategy(name: str, **kwargs) -> Strategy:
     return _STRATEGIES.get(name)(**kwargs)

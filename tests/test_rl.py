@@ -206,3 +206,21 @@ def test_micro_batches_give_the_same_update_and_the_same_run_id(tiny, svd_mlp, t
     assert max((whole.policy.z(n) - 1).abs().max().item() for n in whole.policy.names) > 1e-3  # it did move
     with pytest.raises(ConfigError, match="micro_batch_size=0"):
         _cfg(micro_batch_size=0)
+
+
+def test_a_lora_pg_run_id_covers_its_lora(monkeypatch):
+    """Another LoRA (rank, alpha, dropout, modules) trained by the same loop is another run; SVF ids
+    do not change with it."""
+    from dataclasses import replace
+
+    from t2core.training import reinforce
+    from t2core.training.ntp import lora_pg_settings
+
+    def ids():
+        return [reinforce.train_run_id("h" * 64, RLConfig(task="gsm8k", method=m), "1", {"f": "0" * 64})
+                for m in ("lora", "svf")]
+
+    lora, svf = ids()
+    monkeypatch.setattr(reinforce, "lora_pg_settings", lambda task, seed: replace(lora_pg_settings(task, seed), rank=8))
+    lora8, svf8 = ids()
+    assert lora8 != lora and svf8 == svf

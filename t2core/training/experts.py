@@ -21,7 +21,7 @@ from t2core.sampling.base import run_backend
 from t2core.svd import ensure_svd, load_svd
 from t2core.svf import ExpertHeader, save_expert
 from t2core.training.config import RLConfig
-from t2core.training.ntp import NTPConfig
+from t2core.training.ntp import lora_pg_settings
 from t2core.training.reinforce import CurvePoint, ReinforceTrainer, TrainResult, plan_training
 
 
@@ -105,7 +105,7 @@ def _train_peft_pg(loaded: LoadedModel, planned, cfg: RLConfig, data_dir, store:
     t0 = time.perf_counter()
     res = trainer.fit()
     seconds = time.perf_counter() - t0
-    with with_adapter(loaded, cfg=NTPConfig(task=cfg.task, seed=cfg.seed)) as lm:
+    with with_adapter(loaded, cfg=lora_pg_settings(cfg.task, cfg.seed)) as lm:
         peft_module().set_peft_model_state_dict(lm.model, res.best_state)
 
         def write(tmp: Path) -> dict:

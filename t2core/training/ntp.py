@@ -69,6 +69,17 @@ class NTPConfig:
             raise ConfigError(f"dropout={self.dropout} must be in [0, 1) and lr={self.lr} > 0.")
 
 
+def lora_pg_settings(task: str, seed: int) -> NTPConfig:
+    """The LoRA of LoRA-PG (the paper's policy-gradient LoRA baseline): the LoRA-NTP settings (r 16,
+    alpha 32, dropout 0.05 on q, v), built here once for the policy, the stored adapter and the run id."""
+    return NTPConfig(task=task, seed=seed)
+
+
+def lora_identity(cfg: NTPConfig) -> dict:
+    """The adapter settings that change a LoRA: what a LoRA-PG run id covers."""
+    return {k: v for k, v in asdict(cfg).items() if k in ("method", "rank", "alpha", "dropout", "target_modules")}
+
+
 def reference_completion(task: Task, sample) -> str:
     """The answer text a perfect model would produce under the task's prompt."""
     if task.output_type == "choice":  # the correct candidate continuation (cloze ARC: "Answer: <text>")

@@ -21,7 +21,7 @@ from t2core.registry import Registry
 from t2core.sampling import SVFWeights
 from t2core.svf.apply import SVD, attached, materialised, svf_weights
 from t2core.svf.policy import SVFPolicy
-from t2core.training.ntp import NTPConfig
+from t2core.training.ntp import lora_pg_settings
 
 
 class PolicyAdapter(ABC):
@@ -91,7 +91,7 @@ class LoRAAdapter(PolicyAdapter):
     def __init__(self, loaded: LoadedModel, svd: SVD | None, cfg) -> None:
         peft = peft_module()
         self._peft = peft
-        self.pm = peft.get_peft_model(loaded.model, peft_config(NTPConfig(task=cfg.task, seed=cfg.seed)))
+        self.pm = peft.get_peft_model(loaded.model, peft_config(lora_pg_settings(cfg.task, cfg.seed)))
         self.pm.eval()
 
     def parameters(self):

@@ -36,6 +36,7 @@ from t2core.tasks import get_task
 from t2core.training import choice  # noqa: F401 - registers the "choice" rollout
 from t2core.training.checkpoint import load_checkpoint, save_checkpoint
 from t2core.training.config import RLConfig, identity_fields
+from t2core.training.ntp import lora_identity, lora_pg_settings
 from t2core.training.policies import make_policy
 from t2core.training.rollouts import get_rollout
 
@@ -71,6 +72,8 @@ def train_run_id(weights_hash: str, cfg: RLConfig, task_version: str, data_files
     """Content id of a training run; `backend`: the engine of the rollouts (`run_backend`)."""
     payload = [f"train-{cfg.method}", weights_hash, identity_fields(cfg), task_version, sorted(data_files.values())]
     payload += backend_tag(backend)
+    if cfg.method == "lora":  # LoRA-PG: the LoRA it trains is part of what the run is
+        payload.append({"lora": lora_identity(lora_pg_settings(cfg.task, cfg.seed))})
     return sha256_bytes(canonical_json(payload).encode())[:24]
 
 

@@ -66,7 +66,7 @@ def main() -> None:
     ap.add_argument("b")
     ap.add_argument("--md", action="store_true", help="a Markdown table")
     args = ap.parse_args()
-    from catalog.reports import mcnemar_p
+    from catalog.reports.stats import mcnemar_p
 
     a, b = _runs(args.a), _runs(args.b)
     head = ["task", "split", "n", "applied", "strategy", "shots", "A dtype", "A acc", "B dtype", "B acc",

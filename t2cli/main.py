@@ -515,7 +515,7 @@ def inspect_expert(
 ) -> None:
     """Which singular components an SVF expert boosts or damps, per block and along the spectrum
     (paper §3.2); with --vs, how alike two experts' changes are, block by block."""
-    from catalog import reports
+    from catalog.reports.expert_figure import figure_expert
     from t2core.experts import ExpertRef
     from t2core.inspect_expert import layer_cosines, matrix_stats
 
@@ -548,7 +548,7 @@ def inspect_expert(
         cos = layer_cosines(z, other)
         console.print(_table(f"cosine of z − 1: {ref.id} vs {vref.id} ({vref.header.task})", ["block", "cosine"],
                              [(b, "unchanged" if c is None else f"{c:.3f}") for b, c in cos]))
-    path = reports.figure_expert(z, out or f"expert-{ref.id.removeprefix('svf:')[:12]}.png", f"{ref.id} ({h.task})",
+    path = figure_expert(z, out or f"expert-{ref.id.removeprefix('svf:')[:12]}.png", f"{ref.id} ({h.task})",
                                  other, vs or "")
     console.print(f"wrote {path}")
 
@@ -670,33 +670,31 @@ def report(
     out: str | None = typer.Option(None, help="output file (figures; default figure<N>.png)"),
 ) -> None:
     """Render a paper table or figure from the catalog."""
-    from catalog import Catalog, reports
+    from catalog import Catalog
+    from catalog.reports import find_report, report_numbers
     from t2core.errors import ConfigError
-
-    cat = Catalog()
-    from functools import partial
-
     from t2core.profiles import get_profile
 
-    shots = get_profile(profile).adapt.shots  # the full few-shot search: the profile's number of shots
-    tables = {1: reports.table1, 2: partial(reports.table2, shots=shots), 3: reports.table3, 4: reports.table4,
-              5: reports.table5, 8: reports.table8, 9: reports.table9, 10: partial(reports.table10, shots=shots)}
-    figures = {4: reports.figure4, 6: reports.figure6, 7: partial(reports.figure7, shots=shots), 9: reports.figure9}
-    if table in tables:
-        t = tables[table](cat, model)
-        if fmt == "md":
-            print(t.to_markdown(), end="")
-        elif fmt == "csv":
-            print(t.to_csv(), end="")
-        elif fmt == "rich":
-            console.print(_table(t.title, t.columns, [tuple(r) for r in t.rows]))
-        else:
-            raise ConfigError(f"--format {fmt!r} is not one of rich, md, csv.")
-    elif figure in figures:
-        console.print(f"wrote {figures[figure](cat, out or f'figure{figure}.png', model)}")
-    else:
+    if fmt not in ("rich", "md", "csv"):
+        raise ConfigError(f"--format {fmt!r} is not one of rich, md, csv.")
+    rep = find_report("table", table) or find_report("figure", figure)
+    if rep is None:
         raise ConfigError(f"nothing to report for --table {table} / --figure {figure}; available: --table "
-                          f"{', '.join(map(str, tables))}, --figure {', '.join(map(str, figures))}.")
+                          f"{', '.join(map(str, report_numbers('table')))}, --figure "
+                          f"{', '.join(map(str, report_numbers('figure')))}.")
+    # the full few-shot search: the profile's number of shots
+    opts = {"shots": get_profile(profile).adapt.shots} if rep.takes_shots else {}
+    cat = Catalog()
+    if rep.kind == "figure":
+        console.print(f"wrote {rep.render(cat, out or f'figure{rep.number}.png', model, **opts)}")
+        return
+    t = rep.render(cat, model, **opts)
+    if fmt == "md":
+        print(t.to_markdown(), end="")
+    elif fmt == "csv":
+        print(t.to_csv(), end="")
+    else:
+        console.print(_table(t.title, t.columns, [tuple(r) for r in t.rows]))
 
 
 @app.command()

@@ -126,7 +126,7 @@ def _v2_catalog(path):
 
 
 def test_a_catalog_written_by_the_previous_schema_opens_migrated(tmp_path):
-    from catalog.reports import table1
+    from catalog.reports.table1 import table1
 
     cat = Catalog(_v2_catalog(tmp_path / "old.duckdb"))
     assert cat.query("SELECT max(version) FROM schema_version")[1] == [(3,)]

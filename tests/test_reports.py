@@ -4,7 +4,8 @@ import pytest
 
 from catalog import Catalog
 from catalog import records as rec
-from catalog.reports import figure4, table1
+from catalog.reports.figure4 import figure4
+from catalog.reports.table1 import table1
 from t2core.errors import T2Error
 from t2core.evaluate import EvalResult, SampleResult
 from t2core.variants import VariantRef
@@ -60,3 +61,22 @@ def test_figure4_png(tmp_path):
                                            for i in range(1, 11)]))
     out = figure4(cat, tmp_path / "f.png")
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
+
+
+def test_a_report_is_one_function_and_one_register_call(t2_home):
+    """A report added from outside the package (here, this file) is found by `t2 report` by its number."""
+    from catalog.reports import register_report
+    from catalog.reports.common import Table
+    from tests.conftest import t2_inproc
+
+    def runs_by_kind(cat, model=None):
+        _, rows = cat.query("SELECT kind, count(*) FROM runs GROUP BY kind ORDER BY kind")
+        return Table("Table 99: runs by kind", ["kind", "runs"], [list(r) for r in rows])
+
+    register_report("table", 99, runs_by_kind)
+    _eval(Catalog(), "b1", "arc_easy", "base", 4, 1)
+    out = t2_inproc("report", "--table", "99", "--format", "md")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "**Table 99: runs by kind**\n\n| kind | runs |\n|---|---|\n| eval | 1 |\n"
+    missing = t2_inproc("report", "--table", "98")
+    assert missing.returncode == 2 and "--table 1, 2, 3, 4, 5, 8, 9, 10, 99" in missing.stderr

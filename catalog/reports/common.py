@@ -1,0 +1,147 @@
+"""What every report shares: the table type, formatting, and the catalog queries that find the runs to compare."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from catalog.db import Catalog
+from catalog.reports.stats import mcnemar_p
+from t2core.profiles import TRAIN_TASKS  # the paper's training benchmarks (§4.1), defined once
+from t2core.tasks import get_task, task_names
+
+
+def benchmark_tasks(benchmarks: tuple[str, ...] = TRAIN_TASKS) -> list[str]:
+    """Registered tasks that measure `benchmarks`, benchmark by benchmark: e.g. arc_easy, arc_easy_cloze."""
+    out = []
+    for b in benchmarks:
+        out += sorted((t for t in task_names() if (get_task(t).benchmark or t) == b), key=lambda t: (t != b, t))
+    return out
+
+
+METHOD_ORDER = ("base", "lora", "lora-pg", "ia3", "dora", "svf")  # lora = LoRA-NTP, lora-pg = LoRA by REINFORCE
+
+
+@dataclass
+class Table:
+    title: str
+    columns: list[str]
+    rows: list[list]
+
+    def to_markdown(self) -> str:
+        fmt = [fmt_cell(v) for v in self.columns]
+        out = ["| " + " | ".join(fmt) + " |", "|" + "---|" * len(fmt)]
+        out += ["| " + " | ".join(fmt_cell(v) for v in r) + " |" for r in self.rows]
+        return f"**{self.title}**\n\n" + "\n".join(out) + "\n"
+
+    def to_csv(self) -> str:
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(self.columns)
+        w.writerows([[("" if v is None else v) for v in r] for r in self.rows])
+        return buf.getvalue()
+
+
+def fmt_cell(v) -> str:
+    if v is None:
+        return "–"
+    return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+
+UNSEEN = ("math", "humaneval", "arc_challenge")  # the paper's unseen tasks
+
+
+STRATEGY_ROWS = ("prompt", "cls-expert", "few-shot")
+
+
+def latest_evals(cat: Catalog, tasks: list[str], model: str | None, split: str = "test") -> list[tuple]:
+    """(model, task, method, strategy, run_id, acc, n) of the completed eval runs on `tasks`."""
+    _, rows = cat.query(
+        "SELECT r.model, r.task, coalesce(r.method, 'base'), r.strategy, r.run_id, m.value, n.value FROM runs r"
+        " JOIN metrics m ON m.run_id = r.run_id AND m.name = 'accuracy'"
+        " JOIN metrics n ON n.run_id = r.run_id AND n.name = 'n'"
+        " WHERE r.kind = 'eval' AND r.status = 'completed' AND r.split = ? AND list_contains(?, r.task)"
+        " AND (? IS NULL OR r.model = ?) ORDER BY r.finished_at", [split, tasks, model, model])
+    return rows
+
+
+def paired_test(cat: Catalog, run: str, base: str) -> tuple[int, float] | None:
+    """(pairs, exact McNemar p) of `run` against `base` over the samples both answered."""
+    _, rows = cat.query(
+        "SELECT count(*), count(*) FILTER (WHERE a.correct AND NOT b.correct),"
+        " count(*) FILTER (WHERE b.correct AND NOT a.correct)"
+        " FROM samples a JOIN samples b ON a.sample_id = b.sample_id WHERE a.run_id = ? AND b.run_id = ?", [run, base])
+    n, only_a, only_b = rows[0]
+    return (int(n), mcnemar_p(int(only_a), int(only_b))) if n else None
+
+
+def base_index(cat: Catalog, tasks: list[str], model: str | None) -> dict[tuple[str, str], dict[int, tuple]]:
+    """{(model, task): {n: (run, acc, n)}}: the latest base-model evaluation of each slice size."""
+    out: dict[tuple[str, str], dict[int, tuple]] = {}
+    for mdl, task, method, strategy, rid, acc, n in latest_evals(cat, tasks, model):
+        if method == "base" and not strategy:
+            out.setdefault((mdl, task), {})[int(n)] = (rid, acc, int(n))
+    return out
+
+
+def base_for(index: dict, mdl: str, task: str, n: int | None) -> tuple | None:
+    """The base evaluation of the same slice (same n) as a row's, else the largest: p pairs what both answered."""
+    return sized_run(index.get((mdl, task), {}), n)
+
+
+def save_figure(fig, out: Path) -> Path:
+    """Write a figure as a PNG atomically (temp file + rename): an interrupted report leaves no half file."""
+    import matplotlib.pyplot as plt
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    tmp.replace(out)
+    return out
+
+
+def cell_text(cat: Catalog, c: tuple[str, float, int] | None, base: tuple[str, float, int] | None) -> str | None:
+    """"acc (n=…, p=…)" of eval run c = (run, acc, n), p the exact McNemar test against `base`."""
+    if c is None:
+        return None
+    pair = paired_test(cat, c[0], base[0]) if base and base[0] != c[0] else None
+    return f"{c[1]:.3f} (n={c[2]}" + (f", p={pair[1]:.3g})" if pair else ")")
+
+
+def variant_label(cfg: dict) -> str | None:
+    """Table 4's name of a training run from its config: SVF or LoRA, PG (RLConfig: has valid_split) or
+    NTP (NTPConfig), and the matrices it adapts; None for what Table 4 does not compare (IA3, DoRA)."""
+    from t2core.profiles import ABLATION_LORA_MODULES
+
+    if "valid_split" in cfg:  # REINFORCE
+        return f"SVF-PG {cfg['svf']['targets']}" if cfg["method"] == "svf" else "LoRA-PG attn"
+    if cfg.get("method") == "svf":
+        return f"SVF-NTP {cfg.get('svf_targets', 'mlp')}"
+    if cfg.get("method") == "lora" and not cfg.get("shots"):
+        mods = tuple(cfg.get("target_modules", ()))
+        return "LoRA-NTP " + next((k for k, v in ABLATION_LORA_MODULES.items() if v == mods), ",".join(mods))
+    return None
+
+
+def sized_run(by_n: dict[int, tuple[str, float, int]], n: int | None) -> tuple[str, float, int] | None:
+    """The evaluation on the slice of size `n`, else the largest one there is (its n shows the difference)."""
+    return by_n.get(n) or (by_n[max(by_n)] if by_n else None)
+
+
+def transfer_runs(cat: Catalog, model: str | None) -> dict[str, list[dict]]:
+    """{destination expert id: [{source_model, control, task, model}]} of the completed transfers (one
+    expert can be the product of several controls when they coincide, e.g. z = 1 everywhere)."""
+
+    _, rows = cat.query("SELECT model, task, config_json FROM runs WHERE kind = 'transfer' AND status = 'completed'"
+                        " AND (? IS NULL OR model = ?) ORDER BY finished_at", [model, model])
+    out: dict[str, list[dict]] = {}
+    for mdl, task, cfg in rows:
+        c = json.loads(cfg)
+        out.setdefault(c["expert"], []).append({"model": mdl, "task": task, "source_model": c["source_model"],
+                                                "control": c["control"], "mapping": c["mapping"]["kind"]})
+    return out

@@ -1,0 +1,114 @@
+"""`t2 adapt` and `t2 ask`: two-pass self-adaptation (paper §3.3) on a task, or on one question."""
+
+from __future__ import annotations
+
+import typer
+
+from t2cli import common
+from t2cli.common import app, console, handle_errors, quiet_transformers
+
+
+def _adapt_request(prof, strategy: str, task: str, limit: int | None, experts: str | None, cls_expert: str | None,
+                   formulation: str | None, shots: int | None, shot_split: str, seed: int | None, sampler: str | None,
+                   data_dir: str | None, weights_hash: str):
+    """One AdaptRequest from the options and the profile (experts default to the stored ones)."""
+    from t2core.profiles import EvalSlice
+    from t2ops import adaptation as op
+
+    ev = prof.eval_config(EvalSlice(task, limit=limit), seed) if task else prof.eval_config(
+        EvalSlice("arc_challenge_cloze", limit=1), seed)
+    names = tuple(e.strip() for e in experts.split(",") if e.strip()) if experts else tuple(
+        op.stored_expert_for(weights_hash, t, prof.targets) for t in prof.adapt.experts)
+    cls = cls_expert or (op.stored_expert_for(weights_hash, "dispatch", prof.targets) if strategy == "cls-expert"
+                         else None)
+    few = None
+    if strategy == "few-shot":
+        given = {"split": shot_split, **({"shots": shots} if shots else {})}
+        few = prof.few_shot_config(task, seed, **given)
+    return op.AdaptRequest(ev, strategy, names, formulation or prof.adapt.formulation, cls, few,
+                           sampler=sampler or prof.sampler, data_dir=data_dir)
+
+
+@app.command()
+@handle_errors
+def adapt(
+    strategy: str = typer.Option(..., help="prompt, cls-expert or few-shot (paper §3.3)"),
+    task: str = typer.Option(..., help="the (unseen) task to evaluate two-pass, e.g. arc_challenge_cloze, math"),
+    profile: str = typer.Option("smol", help="profile whose settings are the defaults (model, batch, dtype, CEM)"),
+    model: str | None = typer.Option(None, help="model alias, HF id or local directory (default: the profile's)"),
+    limit: int | None = typer.Option(None, help="first N test samples (default: the whole split)"),
+    experts: str | None = typer.Option(None, help="comma-separated expert ids (one per category; default: the "
+                                                  "stored experts of the profile's training tasks)"),
+    cls_expert: str | None = typer.Option(None, help="classification expert id (default: the stored one trained "
+                                                     "on the dispatch task)"),
+    formulation: str | None = typer.Option(None, help="pass 1 of prompt / cls-expert: generate (paper) or choice"),
+    shots: int | None = typer.Option(None, help="few-shot: number of shots (default: the profile's)"),
+    shot_split: str = typer.Option("train", help="few-shot: where the shots come from (train or valid, never test)"),
+    sampler: str | None = typer.Option(None, help="hf, proc or vllm (default: the profile's)"),
+    data_dir: str | None = typer.Option(None, help="dataset directory"),
+    seed: int | None = typer.Option(None, help="random seed (default: the profile's)"),
+    force: bool = typer.Option(False, help="redo the evaluation even if it is in the catalog"),
+) -> None:
+    """Two-pass self-adaptation on a task: pass 1 picks the expert (or CEM finds a mixture), pass 2 answers."""
+    quiet_transformers()
+    from catalog import Catalog
+    from t2core.adapt import check_strategy
+    from t2core.profiles import get_profile
+    from t2core.sampling import check_sampler
+    from t2core.tasks import get_task
+    from t2ops import adaptation as op
+
+    prof = get_profile(profile)
+    check_strategy(strategy)  # names first: one line naming the known ones, before any model loads
+    check_sampler(sampler or prof.sampler)
+    get_task(task)
+    loaded = common.load(model or prof.model, prof.seed_or_default(seed))
+    req = _adapt_request(prof, strategy, task, limit, experts, cls_expert, formulation, shots, shot_split, seed,
+                         sampler, data_dir, loaded.weights_hash)
+    plan = op.plan(req, loaded.weights_hash)  # bad references fail here, before any catalog write
+
+    def gen_log(st) -> None:
+        h = st.history[-1]
+        console.print(f"CEM generation {st.generation:3d}  best acc {h['best'][0]:.3f} (ll {h['best'][1]:.3f})  "
+                      f"mean acc {h['mean_accuracy']:.3f}")
+
+    out = op.run(req, loaded, Catalog(), force=force, planned=plan, on_generation=gen_log)
+    if out.search:
+        s = out.search
+        console.print(f"few-shot mixture {s.expert.id}: α = {[round(a, 3) for a in s.alpha.reshape(-1).tolist()][:12]} "
+                      f"over {', '.join(s.experts)} ({s.state.generation} generations"
+                      + (", reused" if s.reused else f", {s.seconds:.0f}s") + ")")
+    m = out.metrics
+    state = "already in the catalog (use --force to redo)" if out.reused else "recorded"
+    console.print(f"[bold]{strategy}[/] {task}: accuracy [bold]{out.accuracy:.4f}[/] "
+                  f"({int(m.get('n_correct', 0))}/{out.n}); pass 1 {m.get('pass1_seconds', 0):.1f}s, "
+                  f"pass 2 {m.get('pass2_seconds', 0):.1f}s; run {out.run_id} {state}")
+
+
+@app.command()
+@handle_errors
+def ask(
+    question: str = typer.Argument(..., help="the question"),
+    strategy: str = typer.Option("prompt", help="prompt or cls-expert"),
+    profile: str = typer.Option("smol", help="profile whose settings are the defaults"),
+    model: str | None = typer.Option(None, help="model (default: the profile's)"),
+    experts: str | None = typer.Option(None, help="comma-separated expert ids (default: the stored ones)"),
+    cls_expert: str | None = typer.Option(None, help="classification expert id (cls-expert)"),
+    formulation: str | None = typer.Option(None, help="pass 1: generate or choice (default: the profile's)"),
+    max_new_tokens: int = typer.Option(256, help="length of the answer"),
+    seed: int | None = typer.Option(None, help="random seed"),
+) -> None:
+    """Answer one question the two-pass way: shows the category, the expert and both passes' times."""
+    quiet_transformers()
+    from t2core.profiles import get_profile
+    from t2ops import adaptation as op
+
+    op.check_ask_strategy(strategy)
+    prof = get_profile(profile)
+    loaded = common.load(model or prof.model, prof.seed_or_default(seed))
+    req = _adapt_request(prof, strategy, "", None, experts, cls_expert, formulation, None, "train", seed, None, None,
+                         loaded.weights_hash)
+    a = op.ask(question, req, loaded, max_new_tokens)
+    console.print(f"category [bold]{a.category}[/] -> expert {a.expert}  (pass 1 {a.pass1_seconds:.2f}s, "
+                  f"pass 2 {a.pass2_seconds:.2f}s)")
+    console.print(a.text, highlight=False, markup=False)

@@ -1,0 +1,93 @@
+"""`t2 catalog ls` and `t2 report`: what the catalog holds, and the paper's tables and figures from it."""
+
+from __future__ import annotations
+
+import typer
+
+from t2cli.common import app, catalog_app, console, handle_errors, rich_table
+
+_TABLES = {
+    "runs": "SELECT run_id, kind, method, variant, model, task, split, status, round(seconds, 2) AS seconds, git_sha, "
+            "seed, finished_at FROM runs ORDER BY started_at DESC LIMIT ?",
+    "models": "SELECT alias, weights_hash, source, n_params, first_seen FROM models ORDER BY first_seen LIMIT ?",
+    "decompositions": "SELECT decomp_key, targets, n_matrices, bytes, round(seconds, 2) AS seconds, max_error, path "
+                      "FROM decompositions ORDER BY created_at LIMIT ?",
+    "datasets": "SELECT task, split, file, sha256, n_records FROM datasets ORDER BY task, split LIMIT ?",
+    "metrics": "SELECT r.model, r.task, r.split, m.name, m.value, m.run_id FROM metrics m JOIN runs r USING (run_id) "
+               "ORDER BY r.model, r.task, m.name LIMIT ?",
+    "samples": "SELECT run_id, idx, sample_id, parsed, target, correct, left(output, 60) AS output FROM samples "
+               "ORDER BY run_id, idx LIMIT ?",
+    "experts": "SELECT expert_id, task, method, targets, metrics_json, run_id, path FROM experts ORDER BY created_at "
+               "LIMIT ?",
+    "curves": "SELECT r.task, c.step, c.mean_reward, c.train_acc, c.kl, c.valid_acc, round(c.wall_s, 1) AS wall_s "
+              "FROM curves c JOIN runs r USING (run_id) ORDER BY r.task, c.step LIMIT ?",
+}
+
+
+@catalog_app.command("ls")
+@handle_errors
+def catalog_ls(
+    table: str | None = typer.Argument(None, help=f"one of: {', '.join(_TABLES)} (default: a summary)"),
+    limit: int = typer.Option(50, help="max rows"),
+) -> None:
+    """Show what the catalog holds (rich tables)."""
+    from catalog import Catalog
+    from t2core.errors import UnknownNameError
+
+    cat = Catalog()
+    if table is None:
+        counts = [(t, cat.query(f"SELECT count(*) FROM {t}")[1][0][0]) for t in _TABLES]
+        console.print(rich_table(f"catalog {cat.path}", ["table", "rows"], counts))
+        cols, rows = cat.query(
+            "SELECT r.model, coalesce(r.variant, 'base') AS variant, r.task, r.split, m.value AS accuracy, (SELECT value FROM metrics n WHERE n.run_id=r.run_id "
+            "AND n.name='n') AS n, r.status, r.run_id FROM runs r LEFT JOIN metrics m ON m.run_id=r.run_id AND "
+            "m.name='accuracy' WHERE r.kind='eval' ORDER BY r.model, r.task LIMIT ?", [limit])
+        console.print(rich_table("evaluations", cols, rows))
+        return
+    if table not in _TABLES:
+        raise UnknownNameError("catalog table", table, list(_TABLES))
+    cols, rows = cat.query(_TABLES[table], [limit])
+    if table == "experts":  # what each row points to, checked now: a corrupted or missing file is said
+        from t2core.experts import file_status
+
+        cols, rows = [*cols, "file"], [(*r, file_status(r[2], r[-1])) for r in rows]
+    console.print(rich_table(table, cols, rows, whole=("file",)))
+
+
+@app.command()
+@handle_errors
+def report(
+    table: int | None = typer.Option(None, help="paper table number (1, 2, 3, 4, 5, 8, 9, 10)"),
+    figure: int | None = typer.Option(None, help="paper figure number (4, 6, 7, 9)"),
+    model: str | None = typer.Option(None, help="only this model"),
+    profile: str = typer.Option("smol", help="whose settings say which few-shot search is Table 2's and Figure "
+                                             "7's (its adapt.shots; the most shots where none has that many)"),
+    fmt: str = typer.Option("rich", "--format", help="rich, md or csv (tables)"),
+    out: str | None = typer.Option(None, help="output file (figures; default figure<N>.png)"),
+) -> None:
+    """Render a paper table or figure from the catalog."""
+    from catalog import Catalog
+    from catalog.reports import find_report, report_numbers
+    from t2core.errors import ConfigError
+    from t2core.profiles import get_profile
+
+    if fmt not in ("rich", "md", "csv"):
+        raise ConfigError(f"--format {fmt!r} is not one of rich, md, csv.")
+    rep = find_report("table", table) or find_report("figure", figure)
+    if rep is None:
+        raise ConfigError(f"nothing to report for --table {table} / --figure {figure}; available: --table "
+                          f"{', '.join(map(str, report_numbers('table')))}, --figure "
+                          f"{', '.join(map(str, report_numbers('figure')))}.")
+    # the full few-shot search: the profile's number of shots
+    opts = {"shots": get_profile(profile).adapt.shots} if rep.takes_shots else {}
+    cat = Catalog()
+    if rep.kind == "figure":
+        console.print(f"wrote {rep.render(cat, out or f'figure{rep.number}.png', model, **opts)}")
+        return
+    t = rep.render(cat, model, **opts)
+    if fmt == "md":
+        print(t.to_markdown(), end="")
+    elif fmt == "csv":
+        print(t.to_csv(), end="")
+    else:
+        console.print(rich_table(t.title, t.columns, [tuple(r) for r in t.rows]))

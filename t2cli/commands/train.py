@@ -1,0 +1,103 @@
+"""`t2 train` (an SVF expert or LoRA-PG by REINFORCE, paper §3.2) and `t2 baseline` (LoRA/IA3/DoRA/SVF-NTP by next-token prediction)."""
+
+from __future__ import annotations
+
+import typer
+
+from t2cli import common
+from t2cli.common import app, console, handle_errors, quiet_transformers
+
+
+@app.command()
+@handle_errors
+def train(
+    model: str | None = typer.Option(None, help="model alias, HF id or local directory (default: the profile's)"),
+    task: str = typer.Option(..., help="training task: gsm8k, mbpp, arc_easy_cloze, arc_easy (or any registered task)"),
+    profile: str = typer.Option("smol", help="profile whose training settings are the defaults"),
+    steps: int | None = typer.Option(None, help="optimizer steps"),
+    batch_size: int | None = typer.Option(None, help="prompts per step"),
+    lr: float | None = typer.Option(None, help="Adam learning rate (paper 2e-3)"),
+    kl_coef: float | None = typer.Option(None, help="KL penalty λ (paper 0, 0.1, 0.2, 0.3)"),
+    temperature: float | None = typer.Option(None, help="rollout temperature (0 = greedy)"),
+    micro_batch_size: int | None = typer.Option(None, help="prompts per differentiable forward (bounds memory; "
+                                                           "same update, same expert id)"),
+    targets: str | None = typer.Option(None, help="SVF targets: mlp, attn, both"),
+    param: str | None = typer.Option(None, help="SVF parameterisation: direct (paper) or sigmoid (official code)"),
+    method: str = typer.Option("svf", help="svf (paper) or lora (LoRA-PG: the same REINFORCE loop on LoRA r16 q/v)"),
+    sampler: str | None = typer.Option(None, help="rollout sampler: hf (in-process), proc (its own copy of the "
+                                                  "model in another process) or vllm (a vLLM server), the last two "
+                                                  "fed the SVF vectors of each step; default: the profile's"),
+    data_dir: str | None = typer.Option(None, help="dataset directory"),
+    seed: int | None = typer.Option(None, help="random seed (default: the profile's)"),
+) -> None:
+    """Train an SVF expert with REINFORCE (resumable); the expert and its learning curve go into the catalog."""
+    quiet_transformers()
+    from dataclasses import replace
+
+    from catalog import Catalog
+    from t2core.profiles import get_profile
+    from t2core.svf import SVFConfig
+    from t2ops import training as op
+
+    prof = get_profile(profile)
+    given = {"steps": steps, "batch_size": batch_size, "lr": lr, "kl_coef": kl_coef, "temperature": temperature,
+             "micro_batch_size": micro_batch_size}
+    svf = SVFConfig(targets=targets or prof.targets)
+    if param:
+        svf = replace(svf, param=param)
+    cfg = prof.rl_config(task, seed, svf=svf, method=method, **{k: v for k, v in given.items() if v is not None})
+    req = op.TrainRequest(cfg, sampler or prof.sampler, data_dir)
+    loaded = common.load(model or prof.model, cfg.seed)
+
+    def log(p) -> None:
+        v = f"  valid {p.valid_acc:.3f}" if p.valid_acc is not None else ""
+        console.print(f"step {p.step:4d}  reward {p.mean_reward:+.3f}  train acc {p.train_acc:.3f}  kl {p.kl:.4f}"
+                      f"  {p.wall_s:.1f}s{v}")
+
+    out = op.run(req, loaded, Catalog(), on_log=log)
+    if out.reused:
+        console.print(f"expert {out.expert_id} already trained: {out.path}")
+        return
+    res = out.trained.result
+    if res.resumed_from:
+        console.print(f"resumed from the checkpoint of step {res.resumed_from}")
+    console.print(f"expert [bold]{out.expert_id}[/]: validation {res.base_valid:.3f} (base) -> {res.best_valid:.3f} "
+                  f"(best, step {res.best_step}); {out.trained.seconds:.0f}s; {out.path}")
+    console.print(f"evaluate with `t2 eval --task {task} --expert {out.expert_id}`")
+
+
+@app.command()
+@handle_errors
+def baseline(
+    model: str = typer.Option("smollm2-135m", help="model alias, HF id or local directory"),
+    task: str = typer.Option(..., help="training task"),
+    method: str = typer.Option("lora", help="lora (paper: r16, alpha 32, dropout 0.05, q/v), ia3, dora or svf "
+                                            "(SVF-NTP: the singular values trained by next-token prediction)"),
+    svf_targets: str = typer.Option("mlp", help="svf: mlp, attn or both"),
+    steps: int = typer.Option(50, help="optimizer steps"),
+    batch_size: int = typer.Option(8, help="sequences per step"),
+    lr: float = typer.Option(2e-4, help="AdamW learning rate"),
+    train_limit: int | None = typer.Option(None, help="first N training samples"),
+    shots: int | None = typer.Option(None, help="train on N few-shot prompts of the task instead (drawn as "
+                                                "`t2 adapt --strategy few-shot` draws them; paper Table 8)"),
+    shot_split: str = typer.Option("train", help="with --shots: train or valid (never test)"),
+    dtype: str = typer.Option("auto", help="auto (this machine's faster; see `t2 doctor`), float32 or bfloat16"),
+    data_dir: str | None = typer.Option(None, help="dataset directory"),
+    seed: int = typer.Option(0, help="random seed"),
+) -> None:
+    """Train by next-token prediction on reference solutions: a PEFT baseline (LoRA-NTP, IA3, DoRA) or SVF-NTP."""
+    quiet_transformers()
+    from catalog import Catalog
+    from t2core.training.ntp import NTPConfig
+    from t2ops import baseline as op
+
+    cfg = NTPConfig(task=task, method=method, steps=steps, batch_size=batch_size, lr=lr, train_limit=train_limit,
+                    dtype=dtype, seed=seed, shots=shots, shot_split=shot_split, svf_targets=svf_targets)
+    loaded = common.load(model, seed)
+    res = op.run(op.BaselineRequest(cfg, data_dir), loaded, Catalog(),
+                 on_log=lambda s, loss: console.print(f"step {s:4d}  loss {loss:.4f}") if s % 5 == 0 else None)
+    how = ("already trained (stored adapter reused)" if res.reused else
+           f"loss {res.losses[0]:.3f} -> {res.losses[-1]:.3f}, {res.seconds:.0f}s")
+    what = "expert" if method == "svf" else "adapter"
+    console.print(f"{method} {what} [bold]{res.variant(method)}[/]: {res.n_trainable} trainable parameters, "
+                  f"{how}; evaluate with `t2 eval --task {task} --expert {res.variant(method)}`")

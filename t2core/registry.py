@@ -31,3 +31,15 @@ class Registry(Generic[T]):
 
     def __contains__(self, name: object) -> bool:
         return name in self._items
+
+
+def import_submodules(package: str, path) -> list[str]:
+    """Import every module of a package (its `__name__` and `__path__`), so that each registers
+    what it defines: adding a task, a report or a profile is one new file, with no list to edit."""
+    import importlib
+    import pkgutil
+
+    names = sorted(m.name for m in pkgutil.iter_modules(path) if not m.name.startswith("_"))
+    for name in names:
+        importlib.import_module(f"{package}.{name}")
+    return names

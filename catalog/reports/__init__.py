@@ -4,21 +4,9 @@ filled in. Shared queries live in `common.py`, the paired test in `stats.py`, th
 in `searches.py`, the transfer cells in `transfers.py`.
 """
 
-from catalog.reports import (  # noqa: F401 - each module registers its report
-    expert_figure,
-    figure4,
-    figure6,
-    figure7,
-    figure9,
-    table1,
-    table2,
-    table3,
-    table4,
-    table5,
-    table8,
-    table9,
-    table10,
-)
 from catalog.reports.registry import Report, find_report, register_report, report_numbers
+from t2core.registry import import_submodules
+
+import_submodules(__name__, __path__)  # every module registers its report: a new one is one file
 
 __all__ = ["Report", "find_report", "register_report", "report_numbers"]

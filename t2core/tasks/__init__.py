@@ -1,9 +1,10 @@
-"""Benchmarks. Importing this package registers the built-in tasks."""
+"""Benchmarks. Importing this package registers the built-in tasks: every module in this folder is
+imported (`import_submodules`), so a new task is one file with one `register_task` call."""
 
 from pathlib import Path
 
 from t2core.paths import resolve_data_dir
-from t2core.tasks import arc, arc_cloze, code, dispatch, gsm8k, math  # noqa: F401 - registration side effects
+from t2core.registry import import_submodules
 from t2core.tasks.base import (
     ChoiceSample,
     CodeSample,
@@ -15,6 +16,8 @@ from t2core.tasks.base import (
     register_task,
     task_names,
 )
+
+import_submodules(__name__, __path__)
 
 
 def load_split(task: str, split: str, data_dir: str | Path | None = None, limit: int | None = None) -> Dataset:

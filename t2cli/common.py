@@ -53,7 +53,7 @@ def _options(
                                  help="print the version (and the git commit) and exit"),
     unsafe_exec: bool = typer.Option(False, "--unsafe-exec", help="run model-written code (MBPP, HumanEval) WITHOUT "
                                      "the OS sandbox where bubblewrap or user namespaces are missing; only rlimits "
-                                     "remain (README: Sandbox). Same as T2_UNSAFE_EXEC=1."),
+                                     "remain (docs/sandbox.md). Same as T2_UNSAFE_EXEC=1."),
 ) -> None:
     if unsafe_exec:  # read where code is judged, in this process and in the flows it runs
         os.environ["T2_UNSAFE_EXEC"] = "1"

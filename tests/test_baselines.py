@@ -41,7 +41,7 @@ def test_lora_ntp_learns_and_leaves_base_untouched(tiny, data_dir):
 def test_reference_completions_score_correct(data_dir):
     for task in ("gsm8k", "arc_easy", "mbpp"):
         t = get_task(task)
-        for s in load_split(task, "train", data_dir, limit=6).samples:  # mbpp/601 is unjudgeable (README: Sandbox)
+        for s in load_split(task, "train", data_dir, limit=6).samples:  # mbpp/601 is unjudgeable (docs/sandbox.md)
             assert t.score(s, reference_completion(t, s)).correct == (not t.unjudgeable(s)), (task, s.id)
 
 

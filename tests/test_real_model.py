@@ -68,7 +68,7 @@ def test_cli_eval_arc_easy_on_smollm2(t2_home, data_dir):
 
 @pytest.mark.slow  # ~3 min on 2 cores: a measurement more than a check of the code
 def test_smollm2_knows_arc_answers_only_in_the_cloze_formulation(smol, data_dir):
-    """The measurement behind `arc_easy_cloze` (README, "What SmolLM2-135M can and cannot learn"),
+    """The measurement behind `arc_easy_cloze` (docs/results.md),
     on 60 validation items: scored by likelihood, the option text beats chance by far; the
     letter it generates when the options are listed does not."""
     from t2core.evaluate import EvalConfig, evaluate

@@ -218,7 +218,7 @@ def test_training_data_leaves_out_unjudgeable_items(data_dir, tiny):
 
 @pytest.mark.slow
 def test_every_reference_solution_passes_unless_listed(data_dir):
-    """All 974 MBPP and 164 HumanEval reference solutions through the sandbox (README: Sandbox)."""
+    """All 974 MBPP and 164 HumanEval reference solutions through the sandbox (docs/sandbox.md)."""
     from t2core.sandbox import SandboxLimits
     from t2core.tasks.code import UNJUDGEABLE
 

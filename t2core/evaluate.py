@@ -165,21 +165,34 @@ def evaluate(
     gen = cfg.generation  # resolved by plan_eval
     sampler = sampler or make_sampler("hf", loaded=loaded)
     torch.manual_seed(gen.seed)
-    convs = [task.messages(s) for s in ds.samples]
     t0 = time.perf_counter()
     with (weights or contextlib.nullcontext)():
-        if task.output_type == "choice":  # the model picks one of the task's candidates by likelihood
-            cands = [task.candidates(s) for s in ds.samples]
-            completions = sampler.choose(convs, cands, gen, progress=progress, svf=svf)
-        else:
-            completions = sampler.generate(convs, gen, progress=progress, svf=svf)
+        completions = answer(task, ds.samples, sampler, gen, progress, svf=svf)
     seconds = time.perf_counter() - t0
-    rows = []
-    scores = task.score_many(ds.samples, [c.text for c in completions])
-    for i, (s, conv, comp, sc) in enumerate(zip(ds.samples, convs, completions, scores, strict=True)):
-        rows.append(SampleResult(i, s.id, conv[-1]["content"], comp.text, sc.parsed, task.reference(s),
-                                 sc.correct, sc.detail, comp.n_new_tokens))
+    rows = sample_rows(task, ds.samples, completions)
     return EvalResult(run_id=run_id, kind="eval", ref=ref, model=loaded.alias, weights_hash=loaded.weights_hash,
                       task=cfg.task, task_version=task.version, split=cfg.split,
                       config=eval_record_config(cfg, sampler.name, ref), data_files=ds.files, samples=rows, seconds=seconds,
                       seed=gen.seed)
+
+
+def answer(task: Task, samples: list, sampler: Sampler, gen: GenerationConfig, progress=None, **sampler_kw) -> list:
+    """The task's prompts answered by `sampler` (one Completion each, in order): the candidate it picks
+    by likelihood for a choice task, the text it writes otherwise. The one answering path of an
+    evaluation and of two-pass's pass 2 (`sampler_kw`: an expert sent as vectors)."""
+    convs = [task.messages(s) for s in samples]
+    if task.output_type == "choice":
+        return sampler.choose(convs, [task.candidates(s) for s in samples], gen, progress=progress, **sampler_kw)
+    return sampler.generate(convs, gen, progress=progress, **sampler_kw)
+
+
+def sample_rows(task: Task, samples: list, completions: list, decisions: list | None = None) -> list[SampleResult]:
+    """One scored row per sample (the catalog's `samples`), with pass 1's decision when there was one."""
+    scores = task.score_many(samples, [c.text for c in completions])
+    rows = []
+    for i, (s, comp, sc) in enumerate(zip(samples, completions, scores, strict=True)):
+        d = decisions[i] if decisions is not None else None
+        picked = {} if d is None else {"expert_ids": d.expert_ids, "alphas": d.alphas, "decision": d.label}
+        rows.append(SampleResult(i, s.id, task.messages(s)[-1]["content"], comp.text, sc.parsed, task.reference(s),
+                                 sc.correct, sc.detail, comp.n_new_tokens, **picked))
+    return rows

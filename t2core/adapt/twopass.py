@@ -19,7 +19,8 @@ import time
 from collections.abc import Callable
 
 from t2core.adapt.dispatch import ExpertSet, Strategy
-from t2core.evaluate import EvalPlan, EvalResult, SampleResult, eval_record_config
+from t2core.evaluate import EvalPlan, EvalResult, eval_record_config, sample_rows
+from t2core.evaluate import answer as answer_with
 from t2core.models.registry import LoadedModel
 from t2core.sampling.base import Sampler
 from t2core.variants import BASE, Variant, VariantRef
@@ -30,13 +31,10 @@ VariantOf = Callable[[tuple[str, ...], tuple[float, ...]], Variant]
 
 
 def answer(task, samples: list, sampler: Sampler, gen, variant: Variant, progress=None) -> list:
-    """Pass 2 for one group: the task's prompts answered with `variant` applied."""
-    convs = [task.messages(s) for s in samples]
+    """Pass 2 for one group: the task's prompts answered with `variant` applied (`evaluate.answer`)."""
     ctx, kw = variant.using(sampler)
     with ctx:
-        if task.output_type == "choice":
-            return sampler.choose(convs, [task.candidates(s) for s in samples], gen, progress=progress, **kw)
-        return sampler.generate(convs, gen, progress=progress, **kw)
+        return answer_with(task, samples, sampler, gen, progress, **kw)
 
 
 def question_of(task, sample) -> str:
@@ -63,12 +61,7 @@ def two_pass(loaded: LoadedModel, planned: EvalPlan, ref: VariantRef, strategy: 
         for i, o in zip(idx, outs, strict=True):
             completions[i] = o
     pass2 = time.perf_counter() - t1
-    scores = task.score_many(ds.samples, [c.text for c in completions])
-    rows = []
-    for i, (s, comp, sc, d) in enumerate(zip(ds.samples, completions, scores, decisions, strict=True)):
-        rows.append(SampleResult(i, s.id, question_of(task, s), comp.text, sc.parsed, task.reference(s), sc.correct,
-                                 sc.detail, comp.n_new_tokens, expert_ids=d.expert_ids, alphas=d.alphas,
-                                 decision=d.label))
+    rows = sample_rows(task, ds.samples, completions, decisions)
     return EvalResult(run_id=run_id, kind="eval", ref=ref, model=loaded.alias, weights_hash=loaded.weights_hash,
                       task=cfg.task, task_version=task.version, split=cfg.split,
                       config=eval_record_config(cfg, sampler.name, ref), data_files=ds.files, samples=rows,

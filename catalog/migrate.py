@@ -6,28 +6,30 @@ that only in their `variant` string (`base`, `svf:<expert>`, `lora:<adapter>`, `
 where the expert file is still there its content id (`svf:<hex>`, t2core.experts.expert_id)
 replaces that, in `experts` and in the `variant` of the training run that wrote it. Files that are
 gone keep their old id, which `t2 eval --expert` still resolves while the store holds the file.
+
+v4 (issue 21): `experts.origin`, how each expert was made, filled for rows written before it.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-VERSION = 3
-
 
 def migrate(con) -> None:
-    """Apply pending data migrations inside the caller's connection (after schema.sql)."""
+    """Apply pending data migrations inside the caller's connection (after schema.sql), each in its
+    own transaction and recorded in `schema_version`."""
     done = {v for (v,) in con.execute("SELECT version FROM schema_version").fetchall()}
-    if VERSION in done:
-        return
-    con.execute("BEGIN TRANSACTION")
-    try:
-        _v3(con)
-        con.execute("INSERT INTO schema_version (version) VALUES (?)", [VERSION])
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+    for version, step in MIGRATIONS:
+        if version in done:
+            continue
+        con.execute("BEGIN TRANSACTION")
+        try:
+            step(con)
+            con.execute("INSERT INTO schema_version (version) VALUES (?)", [version])
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
 
 
 def _v3(con) -> None:
@@ -57,6 +59,25 @@ def _v3(con) -> None:
         FROM runs r WHERE samples.run_id = r.run_id AND samples.expert_ids IS NULL""")
 
 
+def _v4(con) -> None:
+    """`experts.origin`: adapters from their method; SVF experts from their header where the file is
+    still there (files written before headers kept it: `t2core.svf.expert_origin`), else left empty."""
+    from t2core.adapters import ORIGINS as ADAPTER_ORIGINS
+    from t2core.errors import T2Error
+    from t2core.svf import expert_origin, read_header
+
+    for method, origin in ADAPTER_ORIGINS.items():
+        con.execute("UPDATE experts SET origin = ? WHERE origin IS NULL AND method = ?", [origin, method])
+    for eid, path in con.execute("SELECT expert_id, path FROM experts WHERE origin IS NULL AND method = 'svf'"
+                                 ).fetchall():
+        try:
+            origin = expert_origin(read_header(path)) if path and Path(path).is_file() else None
+        except T2Error:
+            origin = None
+        if origin:
+            con.execute("UPDATE experts SET origin = ? WHERE expert_id = ?", [origin, eid])
+
+
 def _content_id(path: str | None) -> str | None:
     from t2core.errors import T2Error
     from t2core.experts import expert_id
@@ -70,3 +91,6 @@ def _content_id(path: str | None) -> str | None:
     except T2Error:
         return None
     return expert_id(header, header.vectors_sha256 or tensors_hash(policy.raw_state()))
+
+
+MIGRATIONS = ((3, _v3), (4, _v4))

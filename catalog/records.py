@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 
 from catalog.db import Catalog
 from t2core import threads
+from t2core.adapters import ORIGINS as ADAPTER_ORIGINS
 from t2core.evaluate import EvalResult
 from t2core.hashing import config_hash, git_sha
 from t2core.models.registry import LoadedModel
@@ -224,17 +225,18 @@ def record_training(cat: Catalog, *, row: RunRow, record: dict, expert_path: str
               c["valid_acc"], c["wall_s"], c["tokens"]] for c in record["curve"]],
         )
         targets = row.config["svf"]["targets"] if v.method == "svf" else "q_proj,v_proj"
-        _upsert_expert(con, v, row, targets, expert_path, best)
+        _upsert_expert(con, v, row, targets, expert_path, best, "svf-pg" if v.method == "svf" else ADAPTER_ORIGINS[v.method])
 
     cat.write(tx)
 
 
-def _upsert_expert(con, v: VariantRef, row: RunRow, targets: str, path: str, metrics: dict) -> None:
+def _upsert_expert(con, v: VariantRef, row: RunRow, targets: str, path: str, metrics: dict, origin: str) -> None:
+    """`origin`: how the expert was made, as its maker says (an SVF expert's header holds the same)."""
     con.execute(
-        "INSERT OR REPLACE INTO experts (expert_id, weights_hash, task, method, targets, path, run_id, metrics_json)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT OR REPLACE INTO experts (expert_id, weights_hash, task, method, targets, path, run_id, metrics_json,"
+        " origin) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [v.name if v.method != "svf" else v.expert_ids[0], row.weights_hash, row.task, v.method, targets, path,
-         row.run_id, json.dumps(metrics)])
+         row.run_id, json.dumps(metrics), origin])
 
 
 def record_adapter(cat: Catalog, *, row: RunRow, res) -> None:
@@ -252,7 +254,9 @@ def record_adapter(cat: Catalog, *, row: RunRow, res) -> None:
         con.executemany("INSERT INTO metrics VALUES (?, ?, ?)",
                         [[row.run_id, k, float(v)] for k, v in metrics.items()])
         targets = row.config["svf_targets"] if row.variant.method == "svf" else ",".join(row.config["target_modules"])
-        _upsert_expert(con, row.variant, row, targets, str(res.path), metrics)
+        method = row.variant.method
+        _upsert_expert(con, row.variant, row, targets, str(res.path), metrics,
+                       "svf-ntp" if method == "svf" else ADAPTER_ORIGINS[method])
 
     cat.write(tx)
 
@@ -277,7 +281,7 @@ def record_search(cat: Catalog, row: RunRow, res) -> None:
             [[row.run_id, h["generation"], h["mean_accuracy"], h["elite_accuracy"], h["best"][0]]
              for h in mix["history"]])
         _upsert_expert(con, VariantRef("svf", (res.expert.id,)), row, res.expert.header.svf["targets"],
-                       str(res.expert.path), m)
+                       str(res.expert.path), m, "few-shot-mixture")
 
     cat.write(tx)
 
@@ -311,6 +315,7 @@ def record_transfer(cat: Catalog, row: RunRow, ref) -> None:
         con.execute("DELETE FROM metrics WHERE run_id = ?", [row.run_id])
         con.executemany("INSERT INTO metrics VALUES (?, ?, ?)",
                         [[row.run_id, k, float(x)] for k, x in ref.header.metrics.items()])
-        _upsert_expert(con, v, row, ref.header.svf.get("targets", "mlp"), str(ref.path), ref.header.metrics)
+        _upsert_expert(con, v, row, ref.header.svf.get("targets", "mlp"), str(ref.path), ref.header.metrics,
+                       "transfer")
 
     cat.write(tx)

@@ -111,3 +111,7 @@ ALTER TABLE runs ADD COLUMN IF NOT EXISTS threads INTEGER;       -- torch thread
 ALTER TABLE samples ADD COLUMN IF NOT EXISTS expert_ids VARCHAR[];
 ALTER TABLE samples ADD COLUMN IF NOT EXISTS alphas DOUBLE[];
 ALTER TABLE samples ADD COLUMN IF NOT EXISTS decision VARCHAR;   -- the strategy's decision for this sample
+
+-- v4: how each expert was made (svf-pg, svf-ntp, few-shot-mixture, transfer, lora-ntp, lora-pg, ia3, dora),
+-- as written by what made it; rows from before are filled once (catalog/migrate.py)
+ALTER TABLE experts ADD COLUMN IF NOT EXISTS origin VARCHAR;

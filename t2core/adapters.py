@@ -16,6 +16,9 @@ from t2core.errors import T2Error
 from t2core.models.registry import LoadedModel
 
 KIND = "adapters"
+#: the origin (`experts.origin`) of an adapter by its method: LoRA trained by next-token prediction
+#: (the paper's LoRA baseline) or by REINFORCE (LoRA-PG), IA3 and DoRA (Table 7)
+ORIGINS = {"lora": "lora-ntp", "lora-pg": "lora-pg", "ia3": "ia3", "dora": "dora"}
 
 
 def peft_module():

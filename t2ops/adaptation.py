@@ -18,12 +18,10 @@ from catalog import Catalog
 from catalog import records as rec
 from catalog.records import RunRow
 from t2core import evaluate as core
-from t2core.adapt import ExpertSet, check_strategy, get_strategy
+from t2core.adapt import ExpertSet, StrategyInputs, strategy_class, strategy_names
 from t2core.adapt.cem import CEMState
-from t2core.adapt.cls_expert import ClsExpertDispatch
 from t2core.adapt.fewshot import FewShotConfig
-from t2core.adapt.fewshot_strategy import FewShotDispatch
-from t2core.adapt.prompt import FORMULATIONS, PromptDispatch
+from t2core.adapt.prompt import FORMULATIONS
 from t2core.adapt.search import SearchPlan, SearchResult, plan_search, search
 from t2core.adapt.twopass import two_pass
 from t2core.artifacts import ArtifactStore
@@ -92,14 +90,19 @@ class AdaptRequest:
 
     def __post_init__(self) -> None:
         check_sampler(self.sampler)
-        check_strategy(self.strategy)
+        needs = strategy_class(self.strategy).needs
         if self.formulation not in FORMULATIONS:
             raise ConfigError(f"formulation {self.formulation!r} must be one of {', '.join(FORMULATIONS)}.")
-        if self.strategy == "cls-expert" and not self.cls_expert:
-            raise ConfigError("strategy cls-expert needs the classification expert (--cls-expert svf:<id>); train "
-                              "it with `t2 train --task dispatch`.")
-        if self.strategy == "few-shot" and (self.few_shot is None or self.few_shot.task != self.eval.task):
-            raise ConfigError(f"strategy few-shot needs a few-shot search on the evaluated task ({self.eval.task}).")
+        if "cls-expert" in needs and not self.cls_expert:
+            raise ConfigError(f"strategy {self.strategy} needs the classification expert (--cls-expert svf:<id>); "
+                              "train it with `t2 train --task dispatch`.")
+        if "search" in needs and (self.few_shot is None or self.few_shot.task != self.eval.task):
+            raise ConfigError(f"strategy {self.strategy} needs a few-shot search on the evaluated task "
+                              f"({self.eval.task}).")
+
+    def inputs(self, **resolved) -> StrategyInputs:
+        """What the strategy is named and built from: this request's pass-1 settings and `resolved`."""
+        return StrategyInputs(formulation=self.formulation, max_new_tokens=self.pass1_max_new_tokens, **resolved)
 
     def search(self) -> FewShotRequest:
         assert self.few_shot is not None
@@ -121,17 +124,12 @@ def plan(req: AdaptRequest, weights_hash: str) -> AdaptPlan:
     experts = tuple(sorted((ExpertRef.resolve(e) for e in req.experts), key=lambda e: e.id))
     for e in experts:
         e.check_model(weights_hash)
-    sp, cls_ref = None, None
-    if req.strategy == "few-shot":
-        sp = plan_few_shot(req.search(), weights_hash)
-        spec = FewShotDispatch.spec_for(sp.run_id)
-    else:
+    kind = strategy_class(req.strategy)
+    sp = plan_few_shot(req.search(), weights_hash) if "search" in kind.needs else None
+    cls_ref = describe_ref(weights_hash, req.cls_expert) if "cls-expert" in kind.needs else None
+    if kind.per_question:
         ExpertSet.from_refs(experts)  # one expert per category, each with a category: checked before anything runs
-        if req.strategy == "cls-expert":
-            cls_ref = describe_ref(weights_hash, req.cls_expert)
-            spec = ClsExpertDispatch.spec_for(cls_ref.name, req.formulation, req.pass1_max_new_tokens)
-        else:
-            spec = PromptDispatch.spec_for(req.formulation, req.pass1_max_new_tokens)
+    spec = kind.spec_of(req.inputs(cls_name=cls_ref.name if cls_ref else "", search_id=sp.run_id if sp else ""))
     ref = VariantRef("svf", tuple(e.id for e in experts), dispatch=spec)
     p = core.plan_eval(weights_hash, req.eval, req.data_dir, ref.name, run_backend(req.sampler))
     return AdaptPlan(p.run_id, ref, p, experts, sp, cls_ref)
@@ -173,7 +171,7 @@ def run(req: AdaptRequest, loaded: LoadedModel, cat: Catalog, *, force: bool = F
             variants[ids, alphas] = resolve_variant(
                 loaded, VariantRef("svf", ids, alphas, paths=tuple(paths[i] for i in ids)), dtype=dtype)
         return variants[ids, alphas]
-    expert_set = ExpertSet(()) if req.strategy == "few-shot" else ExpertSet.from_refs(p.experts)
+    expert_set = ExpertSet.from_refs(p.experts) if strategy.per_question else ExpertSet(())
     task, ds = p.core.task, p.core.dataset
     row = RunRow(run_id=p.run_id, kind="eval", model=loaded.alias, weights_hash=loaded.weights_hash, task=task.name,
                  task_version=task.version, split=p.core.cfg.split,
@@ -187,13 +185,11 @@ def run(req: AdaptRequest, loaded: LoadedModel, cat: Catalog, *, force: bool = F
 
 def _strategy(req: AdaptRequest, cls_ref: VariantRef | None, loaded: LoadedModel, found: SearchResult | None,
               batch_size: int, dtype: str):
-    if req.strategy == "few-shot":
-        assert found is not None
-        return FewShotDispatch(found.run_id, found.expert.id)
-    kw = dict(formulation=req.formulation, batch_size=batch_size, dtype=dtype, max_new_tokens=req.pass1_max_new_tokens)
-    if req.strategy == "cls-expert":
-        return ClsExpertDispatch(resolve_variant(loaded, cls_ref, dtype=dtype), **kw)
-    return get_strategy("prompt", **kw)
+    """The request's strategy, built from what this run resolved for it (z^c applied, the search found)."""
+    cls_variant = resolve_variant(loaded, cls_ref, dtype=dtype) if cls_ref is not None else None
+    return strategy_class(req.strategy).build(req.inputs(
+        batch_size=batch_size, dtype=dtype, cls_name=cls_ref.name if cls_ref else "", cls_variant=cls_variant,
+        search_id=found.run_id if found else "", search_expert=found.expert.id if found else ""))
 
 
 # ---------------------------------------------------------------- defaults and one question
@@ -204,13 +200,13 @@ def stored_expert_for(weights_hash: str, task: str, targets: str = "mlp", store:
     mixture, not an expert transferred from another model, not SVF-NTP); a clear error when there is
     none or several."""
     from t2core.experts import stored_experts, unreadable_note
-    from t2core.svf import read_header
+    from t2core.svf import expert_origin, read_header
 
     hits = []
     for eid, f in stored_experts(store):
         h = read_header(f)
         if (h.base_weights_hash == weights_hash and h.task == task and h.svf.get("targets", "mlp") == targets
-                and not {"mixture", "transfer", "ntp"} & set(h.config)):
+                and expert_origin(h) == "svf-pg"):
             hits.append(eid)
     if len(hits) != 1:
         how = f"`t2 train --task {task}`" if task != "dispatch" else "`t2 train --task dispatch` (the cls-expert)"
@@ -221,11 +217,12 @@ def stored_expert_for(weights_hash: str, task: str, targets: str = "mlp", store:
 
 
 def check_ask_strategy(strategy: str) -> str:
-    """One question is dispatched per question: prompt or cls-expert."""
-    if strategy == "few-shot":
-        raise ConfigError("few-shot adaptation adapts to a task, not to one question; use --strategy prompt or "
-                          "cls-expert (or `t2 adapt --strategy few-shot --task ...`).")
-    return check_strategy(strategy)
+    """One question needs a strategy that decides question by question (prompt, cls-expert)."""
+    if not strategy_class(strategy).per_question:
+        each = ", ".join(n for n in strategy_names() if strategy_class(n).per_question)
+        raise ConfigError(f"{strategy} adaptation adapts to a task, not to one question; use --strategy {each} "
+                          f"(or `t2 adapt --strategy {strategy} --task ...`).")
+    return strategy
 
 
 @dataclass(frozen=True)
@@ -248,7 +245,8 @@ def ask(question: str, req: AdaptRequest, loaded: LoadedModel, max_new_tokens: i
     experts = tuple(ExpertRef.resolve(e) for e in req.experts)
     for e in experts:
         e.check_model(loaded.weights_hash)
-    cls_ref = describe_ref(loaded.weights_hash, req.cls_expert) if req.strategy == "cls-expert" else None
+    cls_ref = describe_ref(loaded.weights_hash, req.cls_expert) if "cls-expert" in strategy_class(req.strategy).needs \
+        else None
     gen = replace(req.eval.generation, max_new_tokens=max_new_tokens)
     smp = make_sampler(req.sampler, loaded=loaded)
     strategy = _strategy(req, cls_ref, loaded, None, 1, gen.dtype)

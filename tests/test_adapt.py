@@ -140,6 +140,14 @@ def test_pass_2_applies_a_mixture_decision_whole(tiny, t2_home, data_dir):
         name = "test-mixing"
         spec = "test-mixing"
 
+        @classmethod
+        def spec_of(cls, inputs):
+            return cls.spec
+
+        @classmethod
+        def build(cls, inputs):
+            return cls()
+
         def decide(self, sampler, questions, experts, **kw):
             return [Decision("math", ids, alphas) if i % 2 == 0 else Decision("math", ids[:1])
                     for i in range(len(questions))]

@@ -129,7 +129,7 @@ def test_a_catalog_written_by_the_previous_schema_opens_migrated(tmp_path):
     from catalog.reports.table1 import table1
 
     cat = Catalog(_v2_catalog(tmp_path / "old.duckdb"))
-    assert cat.query("SELECT max(version) FROM schema_version")[1] == [(3,)]
+    assert cat.query("SELECT max(version) FROM schema_version")[1] == [(4,)]
     methods = cat.query("SELECT kind, method, count(*) FROM runs GROUP BY ALL ORDER BY ALL")[1]
     assert methods == [("eval", "base", 7), ("eval", "lora", 1), ("eval", "lora-pg", 1), ("eval", "svf", 4),
                        ("svd", None, 1), ("train", "lora", 1), ("train", "lora-pg", 1), ("train", "svf", 4)]
@@ -141,11 +141,14 @@ def test_a_catalog_written_by_the_previous_schema_opens_migrated(tmp_path):
     # adapters are listed under the id `t2 eval --expert` takes
     assert sorted(cat.query("SELECT expert_id FROM experts WHERE method <> 'svf'")[1]) == [
         ("lora-pg:f395fe8420bd5681b184983c",), ("lora:6ff17207718840a649a8d581",)]
+    # v4: how each expert was made; SVF experts whose files are gone keep an empty origin (nothing guessed)
+    assert sorted(cat.query("SELECT method, origin FROM experts")[1], key=str) == sorted(
+        [("lora", "lora-ntp"), ("lora-pg", "lora-pg")] + [("svf", None)] * 3, key=str)
     t = table1(cat)
     rows = {r[1]: r for r in t.rows}
     assert set(rows) == {"base", "svf", "lora", "lora-pg"} and rows["svf"][2] is not None
     Catalog(cat.path).query("SELECT 1")  # a second open finds nothing left to migrate
-    assert cat.query("SELECT count(*) FROM schema_version WHERE version = 3")[1] == [(1,)]
+    assert cat.query("SELECT count(*) FROM schema_version WHERE version IN (3, 4)")[1] == [(2,)]
 
 
 def test_migration_gives_old_svf_experts_their_content_id(tmp_path, tiny):

@@ -174,6 +174,23 @@ def test_a_corrupted_expert_is_refused_where_used_and_shown_where_listed(t2_home
     _one_line_error(used, "matches 0 stored experts; 1 stored expert file(s) cannot be read", str(f))
 
 
+def test_an_experts_origin_is_in_its_header_and_in_the_catalog(t2_home, data_dir):
+    """Written by what made it (REINFORCE, next-token prediction, PEFT), never guessed from a config."""
+    from t2core.svf import ExpertHeader, expert_origin, read_header
+
+    tiny = ("--model", "tiny-random", "--task", "arc_easy")
+    assert t2_inproc("train", *tiny, "--profile", "tiny", "--steps", "1").returncode == 0
+    for method in ("svf", "lora"):
+        r = t2_inproc("baseline", *tiny, "--method", method, "--steps", "1", "--batch-size", "1")
+        assert r.returncode == 0, r.stderr
+    rows = catalog_rows(t2_home, "SELECT method, origin, path FROM experts ORDER BY origin")
+    assert [(m, o) for m, o, _ in rows] == [("lora", "lora-ntp"), ("svf", "svf-ntp"), ("svf", "svf-pg")]
+    assert [read_header(p).origin for m, _, p in rows if m == "svf"] == ["svf-ntp", "svf-pg"]
+    # files from before headers kept it: the one config key their writer left
+    old = ExpertHeader("h", "m", "gsm8k", {}, {}, config={"transfer": {"source_model": "x"}})
+    assert expert_origin(old) == "transfer" and expert_origin(ExpertHeader("h", "m", "gsm8k", {}, {})) == "svf-pg"
+
+
 def test_eval_through_the_proc_sampler_records_what_hf_gives(t2_home, data_dir, tiny):
     """`t2 eval --sampler proc`: the model in another process; the rows equal an in-process evaluation's."""
     from t2core.evaluate import EvalConfig, evaluate

@@ -12,17 +12,19 @@ def _adapt_request(prof, strategy: str, task: str, limit: int | None, experts: s
                    formulation: str | None, shots: int | None, shot_split: str, seed: int | None, sampler: str | None,
                    data_dir: str | None, weights_hash: str):
     """One AdaptRequest from the options and the profile (experts default to the stored ones)."""
+    from t2core.adapt import strategy_class
     from t2core.profiles import EvalSlice
     from t2ops import adaptation as op
 
+    needs = strategy_class(strategy).needs
     ev = prof.eval_config(EvalSlice(task, limit=limit), seed) if task else prof.eval_config(
         EvalSlice("arc_challenge_cloze", limit=1), seed)
     names = tuple(e.strip() for e in experts.split(",") if e.strip()) if experts else tuple(
         op.stored_expert_for(weights_hash, t, prof.targets) for t in prof.adapt.experts)
-    cls = cls_expert or (op.stored_expert_for(weights_hash, "dispatch", prof.targets) if strategy == "cls-expert"
+    cls = cls_expert or (op.stored_expert_for(weights_hash, "dispatch", prof.targets) if "cls-expert" in needs
                          else None)
     few = None
-    if strategy == "few-shot":
+    if "search" in needs:
         given = {"split": shot_split, **({"shots": shots} if shots else {})}
         few = prof.few_shot_config(task, seed, **given)
     return op.AdaptRequest(ev, strategy, names, formulation or prof.adapt.formulation, cls, few,

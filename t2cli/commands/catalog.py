@@ -17,7 +17,7 @@ _TABLES = {
                "ORDER BY r.model, r.task, m.name LIMIT ?",
     "samples": "SELECT run_id, idx, sample_id, parsed, target, correct, left(output, 60) AS output FROM samples "
                "ORDER BY run_id, idx LIMIT ?",
-    "experts": "SELECT expert_id, task, method, targets, metrics_json, run_id, path FROM experts ORDER BY created_at "
+    "experts": "SELECT expert_id, task, method, origin, targets, metrics_json, run_id, path FROM experts ORDER BY created_at "
                "LIMIT ?",
     "curves": "SELECT r.task, c.step, c.mean_reward, c.train_acc, c.kl, c.valid_acc, round(c.wall_s, 1) AS wall_s "
               "FROM curves c JOIN runs r USING (run_id) ORDER BY r.task, c.step LIMIT ?",

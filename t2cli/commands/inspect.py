@@ -29,12 +29,14 @@ def inspect_expert(
     from catalog.reports.expert_figure import figure_expert
     from t2core.experts import ExpertRef
     from t2core.inspect_expert import layer_cosines, matrix_stats
+    from t2core.svf import expert_origin
 
     ref = ExpertRef.resolve(expert)
     z = _z_vectors(ref)
     h = ref.header
-    origin = ("mixture" if "mixture" in h.config else "transfer from " + h.config["transfer"]["source_model"]
-              if "transfer" in h.config else "SVF-NTP" if "ntp" in h.config else "REINFORCE")
+    made = expert_origin(h)
+    origin = {"svf-pg": "REINFORCE", "svf-ntp": "SVF-NTP", "few-shot-mixture": "mixture",
+              "transfer": f"transfer from {h.config.get('transfer', {}).get('source_model', '?')}"}.get(made, made)
     stats = matrix_stats(z)
     if not per_matrix:  # one row per block: the means over its matrices
         import statistics as st

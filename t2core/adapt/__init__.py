@@ -8,11 +8,13 @@ from t2core.adapt.dispatch import (
     Decision,
     ExpertSet,
     Strategy,
+    StrategyInputs,
     check_strategy,
     get_strategy,
     register_strategy,
+    strategy_class,
     strategy_names,
 )
 from t2core.tasks.categories import CATEGORIES
 
-__all__ = ["CATEGORIES", "Decision", "ExpertSet", "Strategy", "check_strategy", "get_strategy", "register_strategy", "strategy_names"]
+__all__ = ["CATEGORIES", "Decision", "ExpertSet", "Strategy", "StrategyInputs", "check_strategy", "get_strategy", "register_strategy", "strategy_class", "strategy_names"]

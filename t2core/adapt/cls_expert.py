@@ -8,14 +8,16 @@ prompt, the same formulations (by default `choice`, the formulation z^c was trai
 
 from __future__ import annotations
 
-from t2core.adapt.dispatch import Decision, ExpertSet, Strategy, register_strategy
+from t2core.adapt.dispatch import Decision, ExpertSet, Strategy, StrategyInputs, register_strategy
 from t2core.adapt.prompt import PromptDispatch
+from t2core.errors import ConfigError
 from t2core.variants import Variant
 
 
 @register_strategy
 class ClsExpertDispatch(Strategy):
     name = "cls-expert"
+    needs = ("cls-expert",)
 
     def __init__(self, expert: Variant, formulation: str = "choice", batch_size: int = 8, dtype: str = "float32",
                  max_new_tokens: int = 32) -> None:
@@ -30,6 +32,17 @@ class ClsExpertDispatch(Strategy):
     @property
     def spec(self) -> str:
         return self.spec_for(self.expert.name, self.inner.formulation, self.inner.gen.max_new_tokens)
+
+    @classmethod
+    def spec_of(cls, inputs: StrategyInputs) -> str:
+        return cls.spec_for(inputs.cls_name, inputs.formulation, inputs.max_new_tokens)
+
+    @classmethod
+    def build(cls, inputs: StrategyInputs) -> ClsExpertDispatch:
+        if inputs.cls_variant is None:
+            raise ConfigError("strategy cls-expert needs the classification expert (--cls-expert svf:<id>); train "
+                              "it with `t2 train --task dispatch`.")
+        return cls(inputs.cls_variant, inputs.formulation, inputs.batch_size, inputs.dtype, inputs.max_new_tokens)
 
     def decide(self, sampler, questions: list[str], experts: ExpertSet, **sampler_kw) -> list[Decision]:
         ctx, kw = self.expert.using(sampler)

@@ -68,10 +68,39 @@ class ExpertSet:
         return Decision(category, (expert,) if expert else (), raw=raw)
 
 
+@dataclass(frozen=True)
+class StrategyInputs:
+    """What naming (`spec_of`, while planning) and building (`build`) a strategy may use, resolved by
+    the operation that runs it: pass 1's settings, the classification expert z^c, the few-shot search."""
+
+    formulation: str = "generate"  # pass 1 of prompt / cls-expert: generate (paper) or choice
+    max_new_tokens: int = 32
+    batch_size: int = 8
+    dtype: str = "float32"
+    cls_name: str = ""  # z^c's variant name (the strategy needs "cls-expert")
+    cls_variant: object = None  # z^c ready to apply (`t2core.variants.Variant`), when building
+    search_id: str = ""  # the few-shot search's run id (the strategy needs "search")
+    search_expert: str = ""  # the mixture it stored, when building
+
+
 class Strategy(ABC):
-    """Pass 1 of two-pass inference."""
+    """Pass 1 of two-pass inference. A strategy says what it needs, so that no caller branches on its
+    name: `per_question` (it classifies question by question, with one expert per category) or one
+    decision for the whole task; `needs`: "cls-expert" (z^c) and/or "search" (a few-shot search)."""
 
     name: str
+    per_question: bool = True
+    needs: tuple[str, ...] = ()
+
+    @classmethod
+    @abstractmethod
+    def spec_of(cls, inputs: StrategyInputs) -> str:
+        """The spec of the strategy `build(inputs)` makes, before it is built (plans name runs with it)."""
+
+    @classmethod
+    @abstractmethod
+    def build(cls, inputs: StrategyInputs) -> Strategy:
+        """The strategy, from what the operation resolved for it."""
 
     @property
     @abstractmethod
@@ -98,8 +127,13 @@ def strategy_names() -> list[str]:
 
 def check_strategy(name: str) -> str:
     """`name` if a strategy is registered under it (UnknownNameError: one line naming the known ones)."""
-    _STRATEGIES.get(name)
+    strategy_class(name)
     return name
+
+
+def strategy_class(name: str) -> type[Strategy]:
+    """The registered strategy `name` (UnknownNameError: one line naming the known ones)."""
+    return _STRATEGIES.get(name)
 
 
 def get_strategy(name: str, **kwargs) -> Strategy:

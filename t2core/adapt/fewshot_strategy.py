@@ -8,12 +8,14 @@ history are in the search's run and in the expert's header).
 
 from __future__ import annotations
 
-from t2core.adapt.dispatch import Decision, ExpertSet, Strategy, register_strategy
+from t2core.adapt.dispatch import Decision, ExpertSet, Strategy, StrategyInputs, register_strategy
 
 
 @register_strategy
 class FewShotDispatch(Strategy):
     name = "few-shot"
+    per_question = False  # one decision for the whole task: the mixture the search found
+    needs = ("search",)
 
     def __init__(self, search_id: str, expert_id: str) -> None:
         self.search_id, self.expert_id = search_id, expert_id  # the search's run id, the mixture it stored
@@ -25,6 +27,14 @@ class FewShotDispatch(Strategy):
     @property
     def spec(self) -> str:
         return self.spec_for(self.search_id)
+
+    @classmethod
+    def spec_of(cls, inputs: StrategyInputs) -> str:
+        return cls.spec_for(inputs.search_id)
+
+    @classmethod
+    def build(cls, inputs: StrategyInputs) -> FewShotDispatch:
+        return cls(inputs.search_id, inputs.search_expert)
 
     def decide(self, sampler, questions: list[str], experts: ExpertSet, **sampler_kw) -> list[Decision]:
         return [Decision("task", (self.expert_id,), raw=f"few-shot search {self.search_id}")] * len(questions)

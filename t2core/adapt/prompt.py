@@ -13,7 +13,7 @@ Two formulations:
 
 from __future__ import annotations
 
-from t2core.adapt.dispatch import Decision, ExpertSet, Strategy, register_strategy
+from t2core.adapt.dispatch import Decision, ExpertSet, Strategy, StrategyInputs, register_strategy
 from t2core.errors import ConfigError
 from t2core.sampling.base import GenerationConfig
 from t2core.tasks.categories import CATEGORIES, category_answer, classification_messages, parse_category
@@ -37,6 +37,14 @@ class PromptDispatch(Strategy):
     def spec_for(formulation: str, max_new_tokens: int) -> str:
         """The spec of a prompt dispatch with these settings (plans name runs with it before building one)."""
         return f"prompt/{formulation}/{max_new_tokens}"
+
+    @classmethod
+    def spec_of(cls, inputs: StrategyInputs) -> str:
+        return cls.spec_for(inputs.formulation, inputs.max_new_tokens)
+
+    @classmethod
+    def build(cls, inputs: StrategyInputs) -> PromptDispatch:
+        return cls(inputs.formulation, inputs.batch_size, inputs.dtype, inputs.max_new_tokens)
 
     @property
     def spec(self) -> str:

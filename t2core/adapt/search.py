@@ -124,7 +124,8 @@ def search(loaded: LoadedModel, cfg: FewShotConfig, planned: SearchPlan, sampler
                             "shots": [s.id for s in planned.shots.samples], "split": cfg.split,
                             "few_shot": _jsonable(cfg), "history": history, "stopped": state.done}},
         metrics={"fitness_accuracy": state.best_fitness[0], "fitness_loglik": state.best_fitness[1],
-                 "refit_accuracy": refit[0], "refit_loglik": refit[1], "generations": float(state.generation)})
+                 "refit_accuracy": refit[0], "refit_loglik": refit[1], "generations": float(state.generation)},
+        origin="few-shot-mixture")
 
     def write(tmp: Path) -> dict:
         save_expert(tmp / FILE, mixed, header)

@@ -9,7 +9,7 @@ from t2core.svf.apply import (
     materialised_scales,
     svf_weights,
 )
-from t2core.svf.expert import ExpertHeader, load_expert, read_header, save_expert
+from t2core.svf.expert import ORIGINS, ExpertHeader, expert_origin, load_expert, read_header, save_expert
 from t2core.svf.policy import SVFConfig, SVFPolicy
 
 
@@ -19,6 +19,6 @@ def ranks_of(svd: SVD) -> dict[str, int]:
 
 
 __all__ = [
-    "SVD", "ExpertHeader", "SVFConfig", "SVFLinear", "SVFPolicy", "attached", "check_compatible", "load_expert",
+    "ORIGINS", "SVD", "ExpertHeader", "expert_origin", "SVFConfig", "SVFLinear", "SVFPolicy", "attached", "check_compatible", "load_expert",
     "materialised", "materialised_scales", "ranks_of", "read_header", "save_expert", "svf_weights",
 ]

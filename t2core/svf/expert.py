@@ -39,6 +39,23 @@ class ExpertHeader:
     metrics: dict[str, float] = field(default_factory=dict)
     format: str = FORMAT
     vectors_sha256: str = ""  # `tensors_hash` of the raw vectors; empty in files written before it existed
+    origin: str = ""  # how the vectors were made: one of ORIGINS; empty in files written before it was kept
+
+
+#: How an SVF expert came to be: REINFORCE (paper §3.2), next-token prediction (Table 4's SVF-NTP), a
+#: few-shot CEM mixture of other experts (§3.3), or a transfer from another model (§4.4).
+ORIGINS = ("svf-pg", "svf-ntp", "few-shot-mixture", "transfer")
+
+
+def expert_origin(header: ExpertHeader) -> str:
+    """The expert's origin as its header records it; for files written before headers kept it, read
+    from the one config key each kind of writer left (the only place this is derived)."""
+    if header.origin:
+        return header.origin
+    for key, origin in (("mixture", "few-shot-mixture"), ("transfer", "transfer"), ("ntp", "svf-ntp")):
+        if key in header.config:
+            return origin
+    return "svf-pg"
 
 
 def save_expert(path: str | Path, policy: SVFPolicy, header: ExpertHeader) -> Path:

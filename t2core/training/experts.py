@@ -75,7 +75,8 @@ def train_expert(loaded: LoadedModel, cfg: RLConfig, data_dir: str | Path | None
     header = ExpertHeader(
         base_weights_hash=loaded.weights_hash, model=loaded.alias, task=cfg.task, svf=asdict(cfg.svf),
         ranks={n: int(svd[n][1].shape[0]) for n in svd}, data_files=res.data_files, config=asdict(cfg),
-        metrics={"base_valid": res.base_valid, "best_valid": res.best_valid, "best_step": res.best_step})
+        metrics={"base_valid": res.base_valid, "best_valid": res.best_valid, "best_step": res.best_step},
+        origin="svf-pg")
 
     def write(tmp: Path) -> dict:
         save_expert(tmp / FILE, res.policy, header)

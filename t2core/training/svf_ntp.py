@@ -47,7 +47,8 @@ def train_svf_ntp(loaded: LoadedModel, cfg: NTPConfig, ds: Dataset, aid: str, st
     header = ExpertHeader(base_weights_hash=loaded.weights_hash, model=loaded.alias, task=cfg.task, svf=asdict(svf_cfg),
                           ranks={n: int(s.shape[0]) for n, (_, s, _) in svd.items()}, data_files=ds.files,
                           config={"ntp": asdict(cfg)},
-                          metrics={"first_loss": losses[0], "final_loss": losses[-1]} if losses else {})
+                          metrics={"first_loss": losses[0], "final_loss": losses[-1]} if losses else {},
+                          origin="svf-ntp")
 
     def write(tmp: Path) -> dict:
         save_expert(tmp / FILE, policy.cpu(), header)

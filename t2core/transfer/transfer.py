@@ -45,7 +45,7 @@ def transfer_expert(src: ExpertRef, dst: Destination, control: str = "ordered", 
         config={"transfer": {"source_expert": src.id, "source_model": src.header.model,
                              "source_weights_hash": src.header.base_weights_hash, "control": control, "seed": seed,
                              "mapping": mapping.describe()}},
-        metrics=deviation(vectors, neutral))
+        metrics=deviation(vectors, neutral), origin="transfer")
     return out, header
 
 

@@ -28,11 +28,15 @@ def _runs(path: str) -> dict[tuple, dict]:
         rows = con.execute(
             "SELECT run_id, task, split, method, strategy, config_json FROM runs "
             "WHERE kind = 'eval' AND status = 'completed'").fetchall()
+        configs = {r[0]: json.loads(r[1] or "{}") for r in con.execute("SELECT run_id, config_json FROM runs").fetchall()}
         out: dict[tuple, dict] = {}
         for run_id, task, split, method, strategy, cfg_json in rows:
             cfg = json.loads(cfg_json or "{}")
             samples = dict(con.execute("SELECT sample_id, correct FROM samples WHERE run_id = ?", [run_id]).fetchall())
-            key = (task, split, len(samples), method or "base", strategy or "", _shots(cfg))
+            search = str(cfg.get("dispatch", "")).partition("few-shot/")[2]  # a few-shot run names its search
+            key = (task, split, len(samples), method or "base", strategy or "", _shots(configs.get(search, cfg)))
+            if key in out:
+                raise SystemExit(f"{path}: two evaluations pair as {key}; they cannot be told apart")
             out[key] = {"samples": samples, "dtype": _dtype(cfg)}
         return out
     finally:

@@ -143,7 +143,7 @@ def test_a_catalog_written_by_the_previous_schema_opens_migrated(tmp_path):
         ("lora-pg:f395fe8420bd5681b184983c",), ("lora:6ff17207718840a649a8d581",)]
     # v4: how each expert was made; SVF experts whose files are gone keep an empty origin (nothing guessed)
     assert sorted(cat.query("SELECT method, origin FROM experts")[1], key=str) == sorted(
-        [("lora", "lora-ntp"), ("lora-pg", "lora-pg")] + [("svf", None)] * 3, key=str)
+        [("lora", "lora-ntp"), ("lora-pg", "lora-pg")] + [("svf", None)] * 4, key=str)
     t = table1(cat)
     rows = {r[1]: r for r in t.rows}
     assert set(rows) == {"base", "svf", "lora", "lora-pg"} and rows["svf"][2] is not None

@@ -225,7 +225,8 @@ def record_training(cat: Catalog, *, row: RunRow, record: dict, expert_path: str
               c["valid_acc"], c["wall_s"], c["tokens"]] for c in record["curve"]],
         )
         targets = row.config["svf"]["targets"] if v.method == "svf" else "q_proj,v_proj"
-        _upsert_expert(con, v, row, targets, expert_path, best, "svf-pg" if v.method == "svf" else ADAPTER_ORIGINS[v.method])
+        origin = "svf-pg" if v.method == "svf" else ADAPTER_ORIGINS[v.method]
+        _upsert_expert(con, v, row, targets, expert_path, best, origin)
 
     cat.write(tx)
 

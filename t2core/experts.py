@@ -1,6 +1,7 @@
 """Stored SVF experts: their one content id, verified references to them, and the listing.
 
-Training them is `t2core/training/experts.py`. Experts live at `T2_HOME/artifacts/experts/<run id>/expert.safetensors` (stored under the
+Training them is `t2core/training/experts.py`. Experts live at
+`T2_HOME/artifacts/experts/<run id>/expert.safetensors` (stored under the
 training run id: base weights, RL config, task version, data hashes, so a rerun finds them),
 written atomically with a verified manifest. Users see one id per expert, derived from its
 content (`expert_id`, `ExpertRef`); the folder is only where it lies.
@@ -86,12 +87,13 @@ class ExpertRef:
         if len(digits) < 8 or any(c not in "0123456789abcdef" for c in digits):
             raise ArtifactError(f"expert id {ref!r} must be 'svf:' and at least 8 lower-case hex digits "
                                 "(see `t2 catalog ls experts`).")
-        hits = list({eid: f for eid, f in stored_experts(store) if eid.startswith(ref)}.items())  # one per id:
+        stored, unreadable = scan_experts(store)
+        hits = list({eid: f for eid, f in stored if eid.startswith(ref)}.items())  # one per id:
         # equal ids are equal content (two transfer controls that leave z = 1 unchanged write the same expert)
         if len(hits) != 1:
             raise ArtifactError(f"expert id {ref!r} matches {len(hits)} stored experts"
                                 + ("; give more digits." if hits else
-                                   f"{unreadable_note(store)}; train it (`t2 train`) or pass its file path."))
+                                   f"{unreadable_note(unreadable)}; train it (`t2 train`) or pass its file path."))
         return cls._from_file(hits[0][1], store)
 
     def check_model(self, weights_hash: str) -> None:
@@ -132,10 +134,9 @@ def stored_experts(store: ArtifactStore | None = None) -> list[tuple[str, Path]]
     return scan_experts(store)[0]
 
 
-def unreadable_note(store: ArtifactStore | None = None) -> str:
-    """'' or "; N stored expert files cannot be read (the first: <file>: <why>)", for errors that
-    found no expert: a corrupted file is said, never silently left out."""
-    bad = scan_experts(store)[1]
+def unreadable_note(bad: list[tuple[Path, str]]) -> str:
+    """'' or "; N stored expert files cannot be read (the first: <why>)" for `scan_experts`' unreadable
+    files, in errors that found no expert: a corrupted file is said, never silently left out."""
     return f"; {len(bad)} stored expert file(s) cannot be read (the first: {bad[0][1]})" if bad else ""
 
 

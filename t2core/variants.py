@@ -74,6 +74,16 @@ class VariantRef:
 BASE_REF = VariantRef()
 
 
+def check_mixture(expert_ids: tuple[str, ...], alphas: tuple[float, ...]) -> None:
+    """What SVF weights can be applied: none (base), one expert, or a mixture z' = Σ_k α_k z_k with
+    one weight per expert (paper §3.3). A pass-1 decision and a resolved variant both hold to it."""
+    if len(expert_ids) > 1 and len(alphas) != len(expert_ids):
+        raise ConfigError(f"a mixture of {len(expert_ids)} experts needs one mixing weight each, got {len(alphas)}: "
+                          "give alphas, or one expert.")
+    if alphas and len(alphas) != len(expert_ids):
+        raise ConfigError(f"{len(alphas)} mixing weights for {len(expert_ids)} experts.")
+
+
 def describe_variant(weights_hash: str, expert: str | None = None, adapter: str | None = None,
                      store: ArtifactStore | None = None) -> VariantRef:
     """The verified reference for an SVF expert (id or file), a PEFT adapter id, or neither (base)."""
@@ -180,9 +190,7 @@ def _expert_variant(loaded: LoadedModel, ref: VariantRef, dtype: str, store: Art
     from t2core.svf.bank import ExpertBank
     from t2core.svf.mixture import mixture_policy
 
-    if len(ref.expert_ids) > 1 and len(ref.alphas) != len(ref.expert_ids):
-        raise ConfigError(f"a mixture of {len(ref.expert_ids)} experts needs one mixing weight each, got "
-                          f"{len(ref.alphas)}.")
+    check_mixture(ref.expert_ids, ref.alphas)
     policies = []
     for i, eid in enumerate(ref.expert_ids):
         expert = ExpertRef.resolve(ref.paths[i] if len(ref.paths) > i else eid, store)

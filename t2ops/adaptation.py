@@ -171,6 +171,7 @@ def run(req: AdaptRequest, loaded: LoadedModel, cat: Catalog, *, force: bool = F
             variants[ids, alphas] = resolve_variant(
                 loaded, VariantRef("svf", ids, alphas, paths=tuple(paths[i] for i in ids)), dtype=dtype)
         return variants[ids, alphas]
+
     expert_set = ExpertSet.from_refs(p.experts) if strategy.per_question else ExpertSet(())
     task, ds = p.core.task, p.core.dataset
     row = RunRow(run_id=p.run_id, kind="eval", model=loaded.alias, weights_hash=loaded.weights_hash, task=task.name,
@@ -199,11 +200,12 @@ def stored_expert_for(weights_hash: str, task: str, targets: str = "mlp", store:
     """The one stored SVF expert this model trained by REINFORCE on `task` with `targets` (not a few-shot
     mixture, not an expert transferred from another model, not SVF-NTP); a clear error when there is
     none or several."""
-    from t2core.experts import stored_experts, unreadable_note
+    from t2core.experts import scan_experts, unreadable_note
     from t2core.svf import expert_origin, read_header
 
+    stored, unreadable = scan_experts(store)
     hits = []
-    for eid, f in stored_experts(store):
+    for eid, f in stored:
         h = read_header(f)
         if (h.base_weights_hash == weights_hash and h.task == task and h.svf.get("targets", "mlp") == targets
                 and expert_origin(h) == "svf-pg"):
@@ -212,7 +214,7 @@ def stored_expert_for(weights_hash: str, task: str, targets: str = "mlp", store:
         how = f"`t2 train --task {task}`" if task != "dispatch" else "`t2 train --task dispatch` (the cls-expert)"
         raise ConfigError(f"{len(hits)} stored experts for {task!r} on this model"
                           + (f" ({', '.join(hits)}); pass the one to use with --experts / --cls-expert."
-                             if hits else f"{unreadable_note(store)}; train it with {how}."))
+                             if hits else f"{unreadable_note(unreadable)}; train it with {how}."))
     return hits[0]
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from t2core.errors import ConfigError
 from t2core.registry import Registry
 from t2core.tasks import get_task
+from t2core.variants import check_mixture
 
 
 @dataclass(frozen=True)
@@ -29,11 +30,7 @@ class Decision:
     def __post_init__(self) -> None:
         """Exactly what pass 2 applies: the base weights, one expert, or a mixture with one weight per
         expert (`twopass` applies it whole)."""
-        if len(self.expert_ids) > 1 and len(self.alphas) != len(self.expert_ids):
-            raise ConfigError(f"a decision for {len(self.expert_ids)} experts needs one mixing weight each, "
-                              f"got {len(self.alphas)}: give alphas, or one expert.")
-        if self.alphas and len(self.alphas) != len(self.expert_ids):
-            raise ConfigError(f"{len(self.alphas)} mixing weights for {len(self.expert_ids)} experts.")
+        check_mixture(self.expert_ids, self.alphas)
 
     @property
     def label(self) -> str:

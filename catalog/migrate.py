@@ -62,12 +62,13 @@ def _v3(con) -> None:
 def _v4(con) -> None:
     """`experts.origin`: adapters from their method; SVF experts from their header where the file is
     still there (files written before headers kept it: `t2core.svf.expert_origin`), else left empty."""
-    from t2core.adapters import ORIGINS as ADAPTER_ORIGINS
     from t2core.errors import T2Error
+    from t2core.methods import adapter_products, method_of_product
     from t2core.svf import expert_origin, read_header
 
-    for method, origin in ADAPTER_ORIGINS.items():
-        con.execute("UPDATE experts SET origin = ? WHERE origin IS NULL AND method = ?", [origin, method])
+    for product in adapter_products():
+        con.execute("UPDATE experts SET origin = ? WHERE origin IS NULL AND method = ?",
+                    [method_of_product(product).name, product])
     for eid, path in con.execute("SELECT expert_id, path FROM experts WHERE origin IS NULL AND method = 'svf'"
                                  ).fetchall():
         try:

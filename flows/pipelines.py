@@ -21,6 +21,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from catalog import Catalog
+from catalog.experts import source_experts
 from flows.steps import (
     adapt_step,
     baseline_step,
@@ -35,15 +36,18 @@ from flows.steps import (
 from t2core.errors import ConfigError
 from t2core.experts import ExpertRef
 from t2core.faults import fault_injection_point
+from t2core.methods import sampler_for
 from t2core.paths import resolve_data_dir
 from t2core.profiles import Profile, get_profile
 from t2core.tasks import get_task
-from t2ops.adaptation import AdaptRequest, FewShotRequest, PickRequest
+from t2ops.adaptation import AdaptRequest
 from t2ops.baseline import BaselineRequest
 from t2ops.evaluation import EvalRequest
+from t2ops.fewshot import FewShotRequest
+from t2ops.pick import PickRequest
 from t2ops.svd import SvdRequest
 from t2ops.training import TrainRequest
-from t2ops.transfer import TransferRequest, source_experts
+from t2ops.transfer import TransferRequest
 
 
 def _data_dir(data_dir: str | None) -> str | None:
@@ -100,8 +104,9 @@ def full_paper_flow(profile: str = "smol", data_dir: str | None = None, seed: in
         logger.info("expert %s: validation %.3f (base %.3f)", out["expert_id"], out["metrics"].get("best_valid", 0),
                     out["metrics"].get("base_valid", 0))
     for bl in prof.baselines:
-        if bl.method == "lora-pg":  # the same REINFORCE loop as the SVF expert, on LoRA
-            req = TrainRequest(prof.rl_config(bl.task, seed, **bl.kwargs(), method="lora"), "hf", data_dir)
+        if bl.entry.objective == "pg":  # LoRA-PG: the same REINFORCE loop as the SVF expert, on LoRA
+            req = TrainRequest(prof.rl_config(bl.task, seed, **bl.kwargs(), method=bl.entry.selector),
+                               sampler_for(bl.method, prof.sampler), data_dir)
             state, secs = _timed(train_step, ident, req)
         else:
             state, secs = _timed(baseline_step, ident, BaselineRequest(prof.ntp_config(bl, seed), data_dir))
@@ -114,8 +119,7 @@ def full_paper_flow(profile: str = "smol", data_dir: str | None = None, seed: in
     evals = [(sl, None, "base") for sl in prof.evals]
     evals += [(slices[t], eid, method) for t, method, eid in produced if t in slices]
     for sl, expert, method in evals:
-        req = EvalRequest(prof.eval_config(sl, seed), expert, prof.sampler if method in ("base", "svf") else "hf",
-                          data_dir)
+        req = EvalRequest(prof.eval_config(sl, seed), expert, sampler_for(method, prof.sampler), data_dir)
         state, secs = _timed(eval_step, ident, req)
         out = state.result()
         name = f"eval:{sl.task}" + ("" if method == "base" else f":{method}")
@@ -211,7 +215,7 @@ def _adaptation_stages(prof, ident, produced: list[tuple[str, str, str]], seed: 
         mine = [(eid, m) for t, m, eid in loras if prof.adapt.loras == "all" or get_task(t).category == cat]
         for expert, method in plain + mine:  # base, and the LoRAs (Table 2's LoRA rows)
             steps.append(_stage(f"eval:{sl.task}:{method}", eval_step, ident,
-                                EvalRequest(ev, expert, prof.sampler if method == "base" else "hf", data_dir)))
+                                EvalRequest(ev, expert, sampler_for(method, prof.sampler), data_dir)))
         strategies = [("prompt", None, "prompt"), ("cls-expert", None, "cls-expert")]
         task = get_task(sl.task)
         if prof.adapt.searches(sl.task):  # shots never come from test
@@ -230,8 +234,9 @@ def _adaptation_stages(prof, ident, produced: list[tuple[str, str, str]], seed: 
                                     PickRequest(few, tuple(eid for _, _, eid in loras), data_dir)))
                 picked = steps[-1]["expert_id"]
                 if picked not in {eid for eid, _ in mine}:
-                    steps.append(_stage(f"eval:{sl.task}:{picked.partition(':')[0]}:picked", eval_step, ident,
-                                        EvalRequest(ev, picked, "hf", data_dir)))
+                    product = picked.partition(":")[0]
+                    steps.append(_stage(f"eval:{sl.task}:{product}:picked", eval_step, ident,
+                                        EvalRequest(ev, picked, sampler_for(product, prof.sampler), data_dir)))
         else:
             logger.info("few-shot %s: not searched (no train or valid split: shots never come from test; or "
                         "left out by the profile's adapt.few_shot_tasks)", sl.task)
@@ -277,22 +282,22 @@ def _ablation_stages(prof, ident, seed: int, data_dir: str | None) -> list[dict[
     """Table 4's runs: each variant trained (or reused), then it and base on every ablation slice."""
     ab = prof.ablations
     steps: list[dict[str, Any]] = []
-    for targets in dict.fromkeys(v.targets for v in ab.variants if v.method == "svf"):
+    for targets in dict.fromkeys(v.targets for v in ab.variants if v.entry.product == "svf"):
         steps.append(_stage(f"svd:{targets}", svd_step, ident, SvdRequest(targets)))
     products: list[tuple[str, str, str]] = []  # (label, method of the product, expert id)
     for v in ab.variants:
         cfg = prof.ablation_config(v, seed)
-        if v.objective == "pg":
+        if v.entry.objective == "pg":
             stage = _stage(f"ablation:{v.label}", train_step, ident,
-                           TrainRequest(cfg, prof.sampler if v.method == "svf" else "hf", data_dir))
+                           TrainRequest(cfg, sampler_for(v.entry.product, prof.sampler), data_dir))
         else:
             stage = _stage(f"ablation:{v.label}", baseline_step, ident, BaselineRequest(cfg, data_dir))
         steps.append({**stage, "run_id": stage.get("expert_id", stage.get("run_id"))})
-        products.append((v.label, v.method, stage["expert_id"]))
+        products.append((v.label, v.entry.product, stage["expert_id"]))
     for sl in ab.evals:
         ev = prof.eval_config(sl, seed)
         steps.append(_stage(f"eval:{sl.task}", eval_step, ident, EvalRequest(ev, None, prof.sampler, data_dir)))
         for label, method, eid in products:
             steps.append(_stage(f"eval:{sl.task}:{label}", eval_step, ident,
-                                EvalRequest(ev, eid, prof.sampler if method == "svf" else "hf", data_dir)))
+                                EvalRequest(ev, eid, sampler_for(method, prof.sampler), data_dir)))
     return steps

@@ -1,4 +1,4 @@
-"""Serve the `full-paper` and `svd` deployments against the configured Prefect API.
+"""Serve every flow (`flows.listing`) as a deployment against the configured Prefect API.
 
     prefect server start            # in one shell (or any PREFECT_API_URL)
     python -m flows.serve --profile tiny
@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import argparse
 
-from flows.pipelines import ablations_flow, full_paper_flow, svd_flow, train_expert_flow, transfer_flow
+from flows.listing import FLOWS
 
 
 def serve(profile: str = "smol", limit: int | None = None) -> None:
+    """Every flow of `flows.listing` as a deployment named after it, with the profile's defaults."""
     from prefect import serve as prefect_serve
     from prefect.types.entrypoint import EntrypointType
 
@@ -23,17 +24,10 @@ def serve(profile: str = "smol", limit: int | None = None) -> None:
 
     prof = get_profile(profile)  # fail early on a bad name
     # module entrypoints: runs work from any working directory where t2 is installed
-    full = full_paper_flow.to_deployment(name="full-paper", parameters={"profile": prof.name},
-                                         entrypoint_type=EntrypointType.MODULE_PATH)
-    svd = svd_flow.to_deployment(name="svd", parameters={"model": prof.model, "targets": prof.targets},
-                                 entrypoint_type=EntrypointType.MODULE_PATH)
-    train = train_expert_flow.to_deployment(name="train-expert", parameters={"profile": prof.name},
-                                            entrypoint_type=EntrypointType.MODULE_PATH)
-    move = transfer_flow.to_deployment(name="transfer", parameters={"profile": prof.name},
-                                       entrypoint_type=EntrypointType.MODULE_PATH)
-    ablate = ablations_flow.to_deployment(name="ablations", parameters={"profile": prof.name},
-                                          entrypoint_type=EntrypointType.MODULE_PATH)
-    prefect_serve(full, svd, train, move, ablate, limit=limit)
+    deployments = [FLOWS.get(n).flow.to_deployment(name=n, parameters=FLOWS.get(n).defaults(prof),
+                                                   entrypoint_type=EntrypointType.MODULE_PATH)
+                   for n in FLOWS.names()]
+    prefect_serve(*deployments, limit=limit)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -14,11 +14,9 @@ from pathlib import Path
 
 from t2core.errors import T2Error
 from t2core.models.registry import LoadedModel
+from t2core.models.targets import FamilyTargets
 
 KIND = "adapters"
-#: the origin (`experts.origin`) of an adapter by its method: LoRA trained by next-token prediction
-#: (the paper's LoRA baseline) or by REINFORCE (LoRA-PG), IA3 and DoRA (Table 7)
-ORIGINS = {"lora": "lora-ntp", "lora-pg": "lora-pg", "ia3": "ia3", "dora": "dora"}
 
 
 def peft_module():
@@ -30,15 +28,15 @@ def peft_module():
     return peft
 
 
-def peft_config(cfg):
+def peft_config(cfg, family: FamilyTargets):
     """The PEFT config of `cfg` (its `method`, and `rank`, `alpha`, `dropout`, `target_modules` for
-    LoRA/DoRA; IA3 on k, v and down as in PEFT's examples)."""
+    LoRA/DoRA; IA3 on the model family's IA3 modules)."""
     peft = peft_module()
     if cfg.method in ("lora", "dora"):
         return peft.LoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout,
                                target_modules=list(cfg.target_modules), use_dora=cfg.method == "dora",
                                task_type="CAUSAL_LM")
-    return peft.IA3Config(target_modules=["k_proj", "v_proj", "down_proj"], feedforward_modules=["down_proj"],
+    return peft.IA3Config(target_modules=list(family.ia3), feedforward_modules=list(family.ia3_feedforward),
                           task_type="CAUSAL_LM")
 
 
@@ -49,7 +47,7 @@ def with_adapter(loaded: LoadedModel, path: Path | None = None, cfg=None) -> Ite
     if path is not None:
         pm = peft.PeftModel.from_pretrained(loaded.model, str(path), is_trainable=False)
     else:
-        pm = peft.get_peft_model(loaded.model, peft_config(cfg))
+        pm = peft.get_peft_model(loaded.model, peft_config(cfg, loaded.family))
     try:
         yield replace(loaded, model=pm)
     finally:

@@ -18,7 +18,7 @@ from typing import NamedTuple
 import torch
 
 from t2core.errors import ConfigError, DataError
-from t2core.hashing import canonical_json, sha256_bytes
+from t2core.ids import content_id, identity_fields
 from t2core.models.registry import LoadedModel
 from t2core.paths import resolve_data_dir
 from t2core.sampling import GenerationConfig, Sampler, SVFWeights, make_sampler
@@ -120,11 +120,11 @@ def eval_record_config(cfg: EvalConfig, sampler: str, ref: VariantRef) -> dict:
 
 def eval_run_id(weights_hash: str, cfg: EvalConfig, task_version: str, data_files: dict[str, str],
                 kind: str = "eval", variant: str = "base", backend: str = "hf") -> str:
-    payload = [kind, weights_hash, asdict(cfg), task_version, sorted(data_files.values())]
+    payload = [kind, weights_hash, identity_fields(cfg), task_version, sorted(data_files.values())]
     if variant != "base":  # base-model ids stay as they were before variants existed
         payload.append(variant)
     payload += backend_tag(backend)
-    return sha256_bytes(canonical_json(payload).encode())[:24]
+    return content_id(payload)
 
 
 def plan_eval(weights_hash: str, cfg: EvalConfig, data_dir: str | Path | None = None,

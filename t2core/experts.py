@@ -12,19 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from t2core.adapters import KIND as ADAPTERS
 from t2core.artifacts import ArtifactStore
 from t2core.errors import ArtifactError
-from t2core.hashing import canonical_json, sha256_bytes, tensors_hash
+from t2core.hashing import tensors_hash
+from t2core.ids import content_id
 from t2core.svf import ExpertHeader, SVFPolicy, load_expert, read_header
 
 KIND = "experts"
 FILE = "expert.safetensors"
-
-
-def is_stored(run_id: str, method: str, store: ArtifactStore | None = None) -> bool:
-    """Whether training run `run_id` already has its result in the store (SVF expert or LoRA-PG adapter)."""
-    return (store or ArtifactStore()).exists(KIND if method == "svf" else ADAPTERS, run_id)
 
 
 
@@ -37,7 +32,7 @@ def expert_id(header: ExpertHeader, vectors_sha256: str) -> str:
     is part of it because dispatch (paper §3.3) picks experts by task: two runs that both end at
     z = 1 (no step beat the base model) are still the math and the code expert."""
     payload = [header.base_weights_hash, header.svf, vectors_sha256, header.task]
-    return "svf:" + sha256_bytes(canonical_json(payload).encode())[:24]
+    return "svf:" + content_id(payload)
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from safetensors.torch import load_file, save_file
 
 from t2core.artifacts import ArtifactStore, Manifest
 from t2core.errors import ArtifactError
-from t2core.hashing import canonical_json, sha256_bytes
+from t2core.ids import content_id
 from t2core.models.registry import LoadedModel
 from t2core.models.targets import check_target_spec, find_targets
 
@@ -52,7 +52,7 @@ class SVDInfo:
 
 
 def decomposition_key(weights_hash: str, targets: str, names: list[str]) -> str:
-    return sha256_bytes(canonical_json([FORMAT_VERSION, weights_hash, targets, sorted(names)]).encode())[:32]
+    return content_id([FORMAT_VERSION, weights_hash, targets, sorted(names)], 32)
 
 
 def svd_matrix(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -67,6 +67,12 @@ def _info(man: Manifest, store: ArtifactStore, reused: bool) -> SVDInfo:
                    targets=m["targets"], n_matrices=m["n_matrices"], bytes=man.total_bytes,
                    seconds=0.0 if reused else m["seconds"], reused=reused, max_errors=m["max_errors"],
                    shapes=m["shapes"])
+
+
+def stored_svd(key: str, store: ArtifactStore | None = None) -> SVDInfo:
+    """The stored decomposition `key`, its files verified against their manifest (no model needed)."""
+    store = store or ArtifactStore()
+    return _info(store.verify(KIND, key), store, reused=True)
 
 
 def ensure_svd(

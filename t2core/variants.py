@@ -22,11 +22,12 @@ from pathlib import Path
 
 from t2core.artifacts import ArtifactStore
 from t2core.errors import ConfigError
+from t2core.ids import content_id
+from t2core.methods import adapter_products
 from t2core.models.registry import LoadedModel
 from t2core.sampling.base import Sampler, SVFWeights
 
 WeightsFactory = Callable[[], contextlib.AbstractContextManager]
-ADAPTER_METHODS = ("lora", "lora-pg", "ia3", "dora")
 
 
 @dataclass(frozen=True)
@@ -55,19 +56,13 @@ class VariantRef:
     def name(self) -> str:
         """The string run ids hash and the catalog's `variant` column shows."""
         if self.dispatch:  # per-sample experts chosen by a strategy: named by the strategy and the expert set
-            from t2core.hashing import canonical_json, sha256_bytes
-
-            payload = [self.dispatch, list(self.expert_ids), [float(a) for a in self.alphas]]
-            return "adapt:" + sha256_bytes(canonical_json(payload).encode())[:24]
+            return "adapt:" + content_id([self.dispatch, list(self.expert_ids), [float(a) for a in self.alphas]])
         if self.method == "base" or not self.expert_ids:  # base, or a training run before it produced anything
             return self.method
         if self.method == "svf" and len(self.expert_ids) == 1 and not self.alphas:
             return self.expert_ids[0]
         if self.method == "svf":  # a mixture z' = Σ α_k z_k (paper §3.3): named by its experts and weights
-            from t2core.hashing import canonical_json, sha256_bytes
-
-            payload = [list(self.expert_ids), [float(a) for a in self.alphas]]
-            return "svf-mix:" + sha256_bytes(canonical_json(payload).encode())[:24]
+            return "svf-mix:" + content_id([list(self.expert_ids), [float(a) for a in self.alphas]])
         return f"{self.method}:{self.expert_ids[0]}"
 
 
@@ -104,7 +99,7 @@ def describe_variant(weights_hash: str, expert: str | None = None, adapter: str 
 def describe_ref(weights_hash: str, ref: str | None, store: ArtifactStore | None = None) -> VariantRef:
     """One reference as users write it (the ids `t2 catalog ls experts` lists): `svf:<hex>` or an
     expert file for SVF experts, `<method>:<adapter id>` for the PEFT baselines, None for base."""
-    if ref and ref.partition(":")[0] in ADAPTER_METHODS:
+    if ref and ref.partition(":")[0] in adapter_products():
         return describe_variant(weights_hash, adapter=ref, store=store)
     return describe_variant(weights_hash, expert=ref, store=store)
 
@@ -218,10 +213,24 @@ def _expert_variant(loaded: LoadedModel, ref: VariantRef, dtype: str, store: Art
         with materialised(loaded.model, svd(), policy(), dtype=dtype):
             yield
 
-    one = policies[0]
-    identity = (not ref.alphas and one.cfg.param == "direct"
-                and all(bool(torch.all(one.z(n) == 1)) for n in one.names))
+    identity = not ref.alphas and _all_ones(policies[0])
     return Variant(ref, weights, lambda: svf_weights(policy(), svd(), loaded.weights_hash), identity=identity)
+
+
+def _all_ones(policy) -> bool:
+    import torch
+
+    return policy.cfg.param == "direct" and all(bool(torch.all(policy.z(n) == 1)) for n in policy.names)
+
+
+def is_identity(ref: VariantRef, store: ArtifactStore | None = None) -> bool:
+    """W' = W for `ref`, known without the model: one directly parametrised SVF expert whose every scale
+    is 1 (z = 1, the initial point, kept when no RL step beat the base on validation)."""
+    from t2core.experts import ExpertRef
+
+    if ref.method != "svf" or len(ref.expert_ids) != 1 or ref.alphas:
+        return False
+    return _all_ones(ExpertRef.resolve(ref.paths[0] if ref.paths else ref.expert_ids[0], store).load())
 
 
 def _adapter_variant(loaded: LoadedModel, ref: VariantRef, store: ArtifactStore) -> Variant:

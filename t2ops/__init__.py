@@ -1,11 +1,9 @@
-"""Recorded operations: the one path from a request to a recorded result.
+"""Operations: the one path from a request to a result the catalog records.
 
-Each operation (svd, evaluation, training, baseline) is one module with
-- a typed, frozen request (what to do; settings resolved once, validated on construction),
-- `plan(request, ident)`: the run's content id from the model's identity (`ModelIdent`: weights
-  hash, target names) without loading the model — what Prefect cache keys and reuse checks use,
-- `run(request, loaded, cat)`: plan → reuse if the catalog has it → mark running → run → record
-  (or mark failed), through `lifecycle.recorded`.
-The CLI commands and the Prefect tasks both call `run`; neither has its own orchestration.
-This layer joins t2core (pure) and the catalog; it never imports Prefect or Typer.
+Each operation (svd, evaluation, training, baseline, fewshot, adaptation, pick, transfer) is one
+module with a typed, frozen request (settings resolved once, validated on construction) and an
+operation object `OP` (t2ops/operation.py): `plan` (pure: the run id, its row, its inputs, from the
+model's identity), `done` (the outcome of a completed run, read back) and `run` (produces the
+artifacts and returns the records, writing nothing). `catalog.execute` runs them for the CLI and the
+Prefect tasks alike. This layer never imports the catalog, Prefect or Typer.
 """

@@ -1,28 +1,19 @@
-"""Self-adaptation (paper §3.3): few-shot searches and two-pass evaluations, recorded.
-
-Two operations:
-- `FewShotRequest` → a CEM search over the experts' mixing weights on shots of the unseen task's
-  train/valid split; recorded as a run of kind `adapt` (config: the experts, α, the shots' ids,
-  the search history) and stored as an expert; resumable from its last generation.
-- `AdaptRequest` → a two-pass evaluation of one task slice with a strategy (prompt, cls-expert,
-  few-shot): pass 1 decides per question (or per task), pass 2 answers; recorded as an `eval` run
-  whose samples carry each decision and whose metrics carry both passes' wall times.
+"""Two-pass self-adaptation (paper §3.3), recorded: one task slice evaluated with a strategy (prompt,
+cls-expert, few-shot). Pass 1 decides per question (or per task), pass 2 answers; recorded as an `eval`
+run whose samples carry each decision and whose metrics carry both passes' wall times. A few-shot
+strategy's search (t2ops/fewshot.py) is a prerequisite run of its own. `ask` answers one question the
+same way, unrecorded.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
-from catalog import Catalog
-from catalog import records as rec
-from catalog.records import RunRow
 from t2core import evaluate as core
 from t2core.adapt import ExpertSet, StrategyInputs, strategy_class, strategy_names
-from t2core.adapt.cem import CEMState
 from t2core.adapt.fewshot import FewShotConfig
 from t2core.adapt.prompt import FORMULATIONS
-from t2core.adapt.search import SearchPlan, SearchResult, plan_search, search
+from t2core.adapt.search import SearchResult
 from t2core.adapt.twopass import two_pass
 from t2core.artifacts import ArtifactStore
 from t2core.errors import ConfigError
@@ -31,49 +22,12 @@ from t2core.experts import ExpertRef
 from t2core.models.registry import LoadedModel
 from t2core.sampling import check_sampler, make_sampler
 from t2core.sampling.base import run_backend
-from t2core.tasks import get_task
 from t2core.variants import VariantRef, describe_ref, resolve_variant
-from t2ops.lifecycle import recorded
-
-# ---------------------------------------------------------------- few-shot search (CEM)
-
-
-@dataclass(frozen=True)
-class FewShotRequest:
-    cfg: FewShotConfig
-    experts: tuple[str, ...]  # expert ids or files: the mixture's ingredients
-    sampler: str = "hf"
-    data_dir: str | None = None
-
-    def __post_init__(self) -> None:
-        check_sampler(self.sampler)
-
-
-def plan_few_shot(req: FewShotRequest, weights_hash: str) -> SearchPlan:
-    return plan_search(weights_hash, req.cfg, [ExpertRef.resolve(e) for e in req.experts], req.data_dir,
-                       run_backend(req.sampler))
-
-
-def run_few_shot(req: FewShotRequest, loaded: LoadedModel, cat: Catalog,
-                 on_generation: Callable[[CEMState], None] | None = None,
-                 planned: SearchPlan | None = None) -> SearchResult:
-    p = planned or plan_few_shot(req, loaded.weights_hash)
-    rec.record_model(cat, loaded)
-    store = ArtifactStore()
-    row = RunRow(run_id=p.run_id, kind="adapt", model=loaded.alias, weights_hash=loaded.weights_hash,
-                 task=req.cfg.task, task_version=get_task(req.cfg.task).version, split=req.cfg.split,
-                 config={"few_shot": asdict(req.cfg), "experts": [e.id for e in p.experts],
-                         "shots": [s.id for s in p.shots.samples]},
-                 data_files=p.shots.files, seed=req.cfg.cem.seed,
-                 variant=VariantRef("svf", tuple(e.id for e in p.experts)), strategy="few-shot")
-    if rec.is_completed(cat, p.run_id):
-        return search(loaded, req.cfg, p, make_sampler(req.sampler, loaded=loaded), store)  # verified reuse
-    return recorded(cat, row,
-                    lambda: search(loaded, req.cfg, p, make_sampler(req.sampler, loaded=loaded), store, on_generation),
-                    lambda res: rec.record_search(cat, row, res))
-
-
-# ---------------------------------------------------------------- two-pass evaluation
+from t2ops.fewshot import OP as FEW_SHOT
+from t2ops.fewshot import FewShotPlan, FewShotRequest
+from t2ops.model import ModelIdent
+from t2ops.operation import Hooks, OperationBase, Produced, Recorded, register_operation
+from t2ops.records import EvalRecord, RunRow
 
 
 @dataclass(frozen=True)
@@ -112,27 +66,14 @@ class AdaptRequest:
 @dataclass(frozen=True)
 class AdaptPlan:
     run_id: str
+    row: RunRow
+    req: AdaptRequest
     ref: VariantRef  # the run-level record: strategy (with its settings) and the expert set
     core: core.EvalPlan
     experts: tuple[ExpertRef, ...]
-    search: SearchPlan | None = None
+    search: FewShotPlan | None = None  # the few-shot strategy's search: a run of its own, done first
     cls_ref: VariantRef | None = None
-
-
-def plan(req: AdaptRequest, weights_hash: str) -> AdaptPlan:
-    """The run id from content: the strategy's settings, the experts (and z^c, or the search's id)."""
-    experts = tuple(sorted((ExpertRef.resolve(e) for e in req.experts), key=lambda e: e.id))
-    for e in experts:
-        e.check_model(weights_hash)
-    kind = strategy_class(req.strategy)
-    sp = plan_few_shot(req.search(), weights_hash) if "search" in kind.needs else None
-    cls_ref = describe_ref(weights_hash, req.cls_expert) if "cls-expert" in kind.needs else None
-    if kind.per_question:
-        ExpertSet.from_refs(experts)  # one expert per category, each with a category: checked before anything runs
-    spec = kind.spec_of(req.inputs(cls_name=cls_ref.name if cls_ref else "", search_id=sp.run_id if sp else ""))
-    ref = VariantRef("svf", tuple(e.id for e in experts), dispatch=spec)
-    p = core.plan_eval(weights_hash, req.eval, req.data_dir, ref.name, run_backend(req.sampler))
-    return AdaptPlan(p.run_id, ref, p, experts, sp, cls_ref)
+    outputs: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -146,42 +87,64 @@ class AdaptOutcome:
     search: SearchResult | None = None
 
 
-def run(req: AdaptRequest, loaded: LoadedModel, cat: Catalog, *, force: bool = False,
-        progress: Callable[[int], None] | None = None, planned: AdaptPlan | None = None,
-        on_generation: Callable[[CEMState], None] | None = None) -> AdaptOutcome:
-    p = planned or plan(req, loaded.weights_hash)
-    rec.record_model(cat, loaded)
-    if not force and rec.is_completed(cat, p.run_id):
-        m = rec.metrics(cat, p.run_id)
-        return AdaptOutcome(p.run_id, m.get("accuracy"), int(m.get("n", 0)), True, m)
-    found = run_few_shot(req.search(), loaded, cat, on_generation, p.search) if p.search else None
-    smp = make_sampler(req.sampler, loaded=loaded)
-    gen = p.core.cfg.generation
-    dtype = gen.dtype
-    strategy = _strategy(req, p.cls_ref, loaded, found, gen.batch_size, dtype)
-    if strategy.spec != p.ref.dispatch:  # the plan named the run after the strategy it builds here
-        raise RuntimeError(f"strategy spec {strategy.spec!r} differs from the planned {p.ref.dispatch!r}")
-    paths = {e.id: str(e.path) for e in (*p.experts, *((found.expert,) if found else ()))}
-    variants = {((i,), ()): resolve_variant(loaded, VariantRef("svf", (i,), paths=(path,)), dtype=dtype)
-                for i, path in paths.items()}  # each expert verified before the run starts; mixtures when asked
+class AdaptOp(OperationBase):
+    name = "adapt"
 
-    def variant_of(ids: tuple[str, ...], alphas: tuple[float, ...]):
-        """A decision's weights, resolved once per distinct decision: one expert or a mixture."""
-        if (ids, alphas) not in variants:
-            variants[ids, alphas] = resolve_variant(
-                loaded, VariantRef("svf", ids, alphas, paths=tuple(paths[i] for i in ids)), dtype=dtype)
-        return variants[ids, alphas]
+    def plan(self, req: AdaptRequest, ident: ModelIdent) -> AdaptPlan:
+        """The run id from content: the strategy's settings, the experts (and z^c, or the search's id)."""
+        weights_hash = ident.weights_hash
+        experts = tuple(sorted((ExpertRef.resolve(e) for e in req.experts), key=lambda e: e.id))
+        for e in experts:
+            e.check_model(weights_hash)
+        kind = strategy_class(req.strategy)
+        sp = FEW_SHOT.plan(req.search(), ident) if "search" in kind.needs else None
+        cls_ref = describe_ref(weights_hash, req.cls_expert) if "cls-expert" in kind.needs else None
+        if kind.per_question:
+            ExpertSet.from_refs(experts)  # one expert per category, each with a category: checked before anything runs
+        spec = kind.spec_of(req.inputs(cls_name=cls_ref.name if cls_ref else "", search_id=sp.run_id if sp else ""))
+        ref = VariantRef("svf", tuple(e.id for e in experts), dispatch=spec)
+        p = core.plan_eval(weights_hash, req.eval, req.data_dir, ref.name, run_backend(req.sampler))
+        task = p.task
+        row = RunRow(run_id=p.run_id, kind="eval", model=ident.alias, weights_hash=weights_hash, task=task.name,
+                     task_version=task.version, split=p.cfg.split,
+                     config=core.eval_record_config(p.cfg, req.sampler, ref), data_files=p.dataset.files,
+                     seed=p.cfg.generation.seed, variant=ref, strategy=req.strategy)
+        return AdaptPlan(p.run_id, row, req, ref, p, experts, sp, cls_ref)
 
-    expert_set = ExpertSet.from_refs(p.experts) if strategy.per_question else ExpertSet(())
-    task, ds = p.core.task, p.core.dataset
-    row = RunRow(run_id=p.run_id, kind="eval", model=loaded.alias, weights_hash=loaded.weights_hash, task=task.name,
-                 task_version=task.version, split=p.core.cfg.split,
-                 config=core.eval_record_config(p.core.cfg, smp.name, p.ref), data_files=ds.files,
-                 seed=gen.seed, variant=p.ref, strategy=req.strategy)
-    res = recorded(cat, row,
-                   lambda: two_pass(loaded, p.core, p.ref, strategy, expert_set, variant_of, smp, progress),
-                   lambda res: rec.record_eval(cat, res, n_records=ds.n_total))
-    return AdaptOutcome(p.run_id, res.accuracy, len(res.samples), False, res.metrics, res, found)
+    def needs(self, plan: AdaptPlan) -> dict:
+        return {"search": (FEW_SHOT, plan.search)} if plan.search else {}
+
+    def done(self, plan: AdaptPlan, recorded: Recorded) -> AdaptOutcome:
+        m = recorded.metrics
+        return AdaptOutcome(plan.run_id, m.get("accuracy"), int(m.get("n", 0)), True, m)
+
+    def run(self, plan: AdaptPlan, loaded: LoadedModel, deps: dict, hooks: Hooks) -> Produced[AdaptOutcome]:
+        p, req = plan, plan.req
+        found: SearchResult | None = deps.get("search")
+        smp = make_sampler(req.sampler, loaded=loaded)
+        gen = p.core.cfg.generation
+        dtype = gen.dtype
+        strategy = _strategy(req, p.cls_ref, loaded, found, gen.batch_size, dtype)
+        if strategy.spec != p.ref.dispatch:  # the plan named the run after the strategy it builds here
+            raise RuntimeError(f"strategy spec {strategy.spec!r} differs from the planned {p.ref.dispatch!r}")
+        paths = {e.id: str(e.path) for e in (*p.experts, *((found.expert,) if found else ()))}
+        variants = {((i,), ()): resolve_variant(loaded, VariantRef("svf", (i,), paths=(path,)), dtype=dtype)
+                    for i, path in paths.items()}  # each expert verified before the run starts; mixtures when asked
+
+        def variant_of(ids: tuple[str, ...], alphas: tuple[float, ...]):
+            """A decision's weights, resolved once per distinct decision: one expert or a mixture."""
+            if (ids, alphas) not in variants:
+                variants[ids, alphas] = resolve_variant(
+                    loaded, VariantRef("svf", ids, alphas, paths=tuple(paths[i] for i in ids)), dtype=dtype)
+            return variants[ids, alphas]
+
+        expert_set = ExpertSet.from_refs(p.experts) if strategy.per_question else ExpertSet(())
+        res = two_pass(loaded, p.core, p.ref, strategy, expert_set, variant_of, smp, hooks.progress)
+        return Produced(AdaptOutcome(p.run_id, res.accuracy, len(res.samples), False, res.metrics, res, found),
+                        (EvalRecord(res, p.core.dataset.n_total),))
+
+
+OP = register_operation(AdaptOp())
 
 
 def _strategy(req: AdaptRequest, cls_ref: VariantRef | None, loaded: LoadedModel, found: SearchResult | None,
@@ -191,9 +154,6 @@ def _strategy(req: AdaptRequest, cls_ref: VariantRef | None, loaded: LoadedModel
     return strategy_class(req.strategy).build(req.inputs(
         batch_size=batch_size, dtype=dtype, cls_name=cls_ref.name if cls_ref else "", cls_variant=cls_variant,
         search_id=found.run_id if found else "", search_expert=found.expert.id if found else ""))
-
-
-# ---------------------------------------------------------------- defaults and one question
 
 
 def stored_expert_for(weights_hash: str, task: str, targets: str = "mlp", store: ArtifactStore | None = None) -> str:
@@ -263,64 +223,3 @@ def ask(question: str, req: AdaptRequest, loaded: LoadedModel, max_new_tokens: i
         (out,) = smp.generate([[{"role": "user", "content": question}]], gen, **kw)
     t2 = time.perf_counter()
     return Answer(out.text, decision.category, ref.id if ref else "base", t1 - t0, t2 - t1)
-
-
-# ---------------------------------------------------------------- a LoRA chosen on the shots
-
-
-@dataclass(frozen=True)
-class PickRequest:
-    """Score each adapter on the few-shot prompts of `cfg.task` and keep the best (Table 2's LoRA row
-    chosen without test data). `cfg` only says which shots: the same as the few-shot search's."""
-
-    cfg: FewShotConfig
-    adapters: tuple[str, ...]  # <method>:<adapter id>
-    data_dir: str | None = None
-
-
-def plan_pick(req: PickRequest, weights_hash: str) -> tuple[str, list[VariantRef], object]:
-    from t2core.adapt.fewshot import pick_shots
-    from t2core.hashing import canonical_json, sha256_bytes
-
-    if not req.adapters:
-        raise ConfigError("no adapters to choose from; train LoRA baselines first (`t2 baseline --method lora`).")
-    refs = sorted((describe_ref(weights_hash, a) for a in req.adapters), key=lambda r: r.name)
-    shots = pick_shots(req.cfg, req.data_dir)
-    payload = ["lora-pick", weights_hash, [r.name for r in refs], [s.id for s in shots.samples],
-               get_task(req.cfg.task).version, sorted(shots.files.values()), req.cfg.dtype, req.cfg.max_new_tokens]
-    return sha256_bytes(canonical_json(payload).encode())[:24], refs, shots
-
-
-@dataclass(frozen=True)
-class PickOutcome:
-    run_id: str
-    picked: str  # the adapter's variant name (<method>:<id>)
-    scores: dict
-    reused: bool
-
-
-def run_pick(req: PickRequest, loaded: LoadedModel, cat: Catalog) -> PickOutcome:
-    import json
-
-    from t2core.adapt.pick import pick_best, shot_score
-
-    run_id, refs, shots = plan_pick(req, loaded.weights_hash)
-    rec.record_model(cat, loaded)
-    if rec.is_completed(cat, run_id):
-        _, rows = cat.query("SELECT config_json FROM runs WHERE run_id = ?", [run_id])
-        cfg = json.loads(rows[0][0])
-        return PickOutcome(run_id, cfg["picked"], cfg["scores"], True)
-    task = get_task(req.cfg.task)
-    row = RunRow(run_id=run_id, kind="select", model=loaded.alias, weights_hash=loaded.weights_hash, task=task.name,
-                 task_version=task.version, split=req.cfg.split,
-                 config={"adapters": [r.name for r in refs], "shots": [s.id for s in shots.samples]},
-                 data_files=shots.files, seed=req.cfg.cem.seed, strategy="few-shot-pick")
-    smp = make_sampler("hf", loaded=loaded)
-    gen = req.cfg.generation
-
-    def body() -> dict:
-        return {r.name: shot_score(task, shots, smp, gen, resolve_variant(loaded, r, dtype=req.cfg.dtype))
-                for r in refs}
-
-    scores = recorded(cat, row, body, lambda sc: rec.record_pick(cat, row, sc, pick_best(sc)))
-    return PickOutcome(run_id, pick_best(scores), scores, False)

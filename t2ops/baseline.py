@@ -3,18 +3,17 @@ IA3, DoRA Table 7) and SVF-NTP (Table 4's ablation)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 
-from catalog import Catalog
-from catalog import records as rec
-from t2core.adapters import KIND
-from t2core.artifacts import ArtifactStore
-from t2core.experts import KIND as EXPERTS
+from t2core.methods import Method, method_of
 from t2core.models.registry import LoadedModel
 from t2core.training.ntp import NTPConfig, NTPResult, plan_ntp, train_ntp
 from t2core.variants import VariantRef
-from t2ops.lifecycle import recorded
+from t2ops.model import ModelIdent
+from t2ops.operation import Hooks, OperationBase, Produced, Recorded, register_operation
+from t2ops.records import RunRow
+from t2ops.training import train_row, trained_record
 
 
 @dataclass(frozen=True)
@@ -23,25 +22,51 @@ class BaselineRequest:
     data_dir: str | None = None
 
 
-def plan(req: BaselineRequest, weights_hash: str) -> str:
-    """The adapter id (content key of the result: weights, config, data hashes)."""
-    return plan_ntp(weights_hash, req.ntp, req.data_dir)[1]
+@dataclass(frozen=True)
+class BaselinePlan:
+    run_id: str
+    row: RunRow
+    outputs: tuple[tuple[str, str], ...]
+    req: BaselineRequest
+    method: Method
+    adapter_id: str  # the content key of the result (weights, config, data hashes)
 
 
-def run(req: BaselineRequest, loaded: LoadedModel, cat: Catalog,
-        on_log: Callable[[int, float], None] | None = None) -> NTPResult:
-    """Train (or reuse the stored adapter) and record it; a failure leaves no half-written row or adapter."""
-    ds, aid = plan_ntp(loaded.weights_hash, req.ntp, req.data_dir)
-    rec.record_model(cat, loaded)
-    method = req.ntp.method
-    row = rec.train_row(loaded, req.ntp, f"{method}-{aid}", ds.files, req.ntp.seed,
-                        produced=VariantRef(method, (aid,)) if method != "svf" else VariantRef("svf"))
+@dataclass(frozen=True)
+class BaselineOutcome:
+    run_id: str
+    expert_id: str  # what `t2 eval --expert` takes: <method>:<adapter id>, or svf:<hex> for SVF-NTP
+    path: Path | None
+    reused: bool  # found completed in the catalog: nothing ran
+    metrics: dict
+    result: NTPResult | None = None
 
-    def record(res: NTPResult) -> None:  # SVF-NTP's product is known by its content id once trained
-        rec.record_adapter(cat, row=replace(row, variant=VariantRef.parse(res.variant(method))), res=res)
 
-    if ArtifactStore().exists(EXPERTS if method == "svf" else KIND, aid):  # reuse (verified); recorded if missing
-        res = train_ntp(loaded, req.ntp, req.data_dir)
-        record(res)
-        return res
-    return recorded(cat, row, lambda: train_ntp(loaded, req.ntp, req.data_dir, on_log=on_log), record)
+class BaselineOp(OperationBase):
+    name = "baseline"
+
+    def plan(self, req: BaselineRequest, ident: ModelIdent) -> BaselinePlan:
+        ds, aid = plan_ntp(ident.weights_hash, req.ntp, req.data_dir)
+        method = method_of("ntp", req.ntp.method)
+        run_id = f"{req.ntp.method}-{aid}"
+        row = train_row(ident, req.ntp, method, run_id, ds.files)
+        if method.product != "svf":  # an adapter's id is known before it trains; an SVF expert's from its content
+            row = replace(row, variant=VariantRef(method.product, (aid,)))
+        return BaselinePlan(run_id, row, ((method.store, aid),), req, method, aid)
+
+    def done(self, plan: BaselinePlan, recorded: Recorded) -> BaselineOutcome:
+        eid, path = recorded.expert or (f"{plan.method.product}:{plan.adapter_id}", None)
+        return BaselineOutcome(plan.run_id, eid, Path(path) if path else None, True, recorded.metrics)
+
+    def run(self, plan: BaselinePlan, loaded: LoadedModel, deps: dict, hooks: Hooks) -> Produced[BaselineOutcome]:
+        """Train (or find the stored adapter, then only record it); a failure leaves no half-written adapter."""
+        res = train_ntp(loaded, plan.req.ntp, plan.req.data_dir, on_log=hooks.on_log)
+        metrics = {"n_trainable": float(res.n_trainable), "steps": float(len(res.losses))}
+        if res.losses:
+            metrics.update(first_loss=res.losses[0], final_loss=res.losses[-1])
+        eid = res.variant(plan.method.product)
+        return Produced(BaselineOutcome(plan.run_id, eid, res.path, False, metrics, res),
+                        (trained_record(plan.row, plan.method, eid, res.path, loaded.family, metrics, res.seconds),))
+
+
+OP = register_operation(BaselineOp())

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from dataclasses import dataclass
 
-from catalog import Catalog
-from catalog import records as rec
-from catalog.records import RunRow
 from t2core import evaluate as core
 from t2core.evaluate import EvalConfig, EvalResult, eval_record_config
 from t2core.models.registry import LoadedModel
 from t2core.sampling import check_sampler, make_sampler
 from t2core.sampling.base import run_backend
-from t2core.variants import VariantRef, describe_ref, resolve_variant
-from t2ops.lifecycle import recorded
+from t2core.variants import VariantRef, describe_ref, is_identity, resolve_variant
+from t2ops.model import ModelIdent
+from t2ops.operation import Hooks, OperationBase, Produced, Recorded, register_operation
+from t2ops.records import CopiedEval, EvalRecord, RunRow
 
 
 @dataclass(frozen=True)
@@ -36,16 +34,14 @@ class EvalPlan:
     run_id: str
     variant: VariantRef
     core: core.EvalPlan  # task, data slice, run id, resolved EvalConfig
+    req: EvalRequest
+    row: RunRow
+    same_as: EvalPlan | None = None  # W' = W (an SVF expert with z = 1): the base run whose rows it copies
+    outputs: tuple = ()
 
     @property
     def cfg(self) -> EvalConfig:
         return self.core.cfg
-
-
-def plan(req: EvalRequest, weights_hash: str) -> EvalPlan:
-    variant = describe_ref(weights_hash, req.expert)  # verified: a bad reference fails before any row
-    p = core.plan_eval(weights_hash, req.eval, req.data_dir, variant.name, run_backend(req.sampler))
-    return EvalPlan(p.run_id, variant, p)
 
 
 @dataclass(frozen=True)
@@ -59,32 +55,38 @@ class EvalOutcome:
     same_as: str | None = None  # the base run whose rows this one copies (an expert with z = 1), or None
 
 
-def run(req: EvalRequest, loaded: LoadedModel, cat: Catalog, *, force: bool = False,
-        progress: Callable[[int], None] | None = None, planned: EvalPlan | None = None) -> EvalOutcome:
-    """`planned`: this request's plan for `loaded` when the caller already made it."""
-    p = planned or plan(req, loaded.weights_hash)
-    rec.record_model(cat, loaded)
-    if not force and rec.is_completed(cat, p.run_id):
-        return EvalOutcome(p.run_id, p.variant.name, rec.metric(cat, p.run_id, "accuracy"),
-                           int(rec.metric(cat, p.run_id, "n") or 0), True)
-    variant = resolve_variant(loaded, p.variant, dtype=p.cfg.generation.dtype)
-    if variant.identity:  # W' = W: the base run's rows, run (or found) once
-        base = run(dataclasses.replace(req, expert=None), loaded, cat, force=force, progress=progress)
-        row = _row(p, loaded, req.sampler)
-        rec.copy_eval(cat, base.run_id, row)
-        return EvalOutcome(p.run_id, p.variant.name, base.accuracy, base.n, False, base.result, same_as=base.run_id)
-    smp = make_sampler(req.sampler, loaded=loaded)
-    apply = variant.apply_with(smp)
-    row = _row(p, loaded, smp.name)
-    res = recorded(cat, row,
-                   lambda: core.evaluate(loaded, p.cfg, req.data_dir, sampler=smp, progress=progress, planned=p.core,
-                                         ref=p.variant, **apply),
-                   lambda res: rec.record_eval(cat, res, n_records=p.core.dataset.n_total))
-    return EvalOutcome(p.run_id, p.variant.name, res.accuracy, len(res.samples), False, res)
+class EvalOp(OperationBase):
+    name = "eval"
+
+    def plan(self, req: EvalRequest, ident: ModelIdent) -> EvalPlan:
+        variant = describe_ref(ident.weights_hash, req.expert)  # verified: a bad reference fails before any row
+        p = core.plan_eval(ident.weights_hash, req.eval, req.data_dir, variant.name, run_backend(req.sampler))
+        task = p.task
+        row = RunRow(run_id=p.run_id, kind="eval", model=ident.alias, weights_hash=ident.weights_hash, task=task.name,
+                     task_version=task.version, split=p.cfg.split,
+                     config=eval_record_config(p.cfg, req.sampler, variant), data_files=p.dataset.files,
+                     seed=p.cfg.generation.seed, variant=variant)
+        same_as = self.plan(dataclasses.replace(req, expert=None), ident) if is_identity(variant) else None
+        return EvalPlan(p.run_id, variant, p, req, row, same_as)
+
+    def done(self, plan: EvalPlan, recorded: Recorded) -> EvalOutcome:
+        m = recorded.metrics
+        return EvalOutcome(plan.run_id, plan.variant.name, m.get("accuracy"), int(m.get("n") or 0), True)
+
+    def needs(self, plan: EvalPlan) -> dict:
+        return {"base": (self, plan.same_as)} if plan.same_as else {}
+
+    def run(self, plan: EvalPlan, loaded: LoadedModel, deps: dict, hooks: Hooks) -> Produced[EvalOutcome]:
+        if plan.same_as:  # W' = W: the base run's rows, run (or found) once
+            base: EvalOutcome = deps["base"]
+            return Produced(EvalOutcome(plan.run_id, plan.variant.name, base.accuracy, base.n, False, base.result,
+                                        same_as=base.run_id), (CopiedEval(base.run_id, plan.row),))
+        variant = resolve_variant(loaded, plan.variant, dtype=plan.cfg.generation.dtype)
+        smp = make_sampler(plan.req.sampler, loaded=loaded)
+        res = core.evaluate(loaded, plan.cfg, plan.req.data_dir, sampler=smp, progress=hooks.progress,
+                            planned=plan.core, ref=plan.variant, **variant.apply_with(smp))
+        return Produced(EvalOutcome(plan.run_id, plan.variant.name, res.accuracy, len(res.samples), False, res),
+                        (EvalRecord(res, plan.core.dataset.n_total),))
 
 
-def _row(p: EvalPlan, loaded: LoadedModel, sampler_name: str) -> RunRow:
-    task = p.core.task
-    return RunRow(run_id=p.run_id, kind="eval", model=loaded.alias, weights_hash=loaded.weights_hash, task=task.name,
-                  task_version=task.version, split=p.cfg.split, config=eval_record_config(p.cfg, sampler_name, p.variant),
-                  data_files=p.core.dataset.files, seed=p.cfg.generation.seed, variant=p.variant)
+OP = register_operation(EvalOp())

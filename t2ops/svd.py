@@ -2,36 +2,61 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
-from catalog import Catalog
-from catalog import records as rec
 from t2core.models.registry import LoadedModel
 from t2core.models.targets import check_target_spec
-from t2core.svd import SVDInfo, decomposition_key, ensure_svd
+from t2core.svd import KIND, SVDInfo, decomposition_key, ensure_svd, stored_svd
 from t2ops.model import ModelIdent
+from t2ops.operation import Hooks, OperationBase, Produced, Recorded, register_operation
+from t2ops.records import DecompositionRecord
 
 
 @dataclass(frozen=True)
 class SvdRequest:
     targets: str = "mlp"  # mlp (paper), attn or both
-    rebuild: bool = False  # recompute even when stored
+    rebuild: bool = False  # recompute even when stored (executed with force)
 
     def __post_init__(self) -> None:
         check_target_spec(self.targets)
 
 
-def plan(req: SvdRequest, ident: ModelIdent) -> str:
-    """The decomposition's artifact key."""
-    return decomposition_key(ident.weights_hash, req.targets, ident.target_names(req.targets))
+@dataclass(frozen=True)
+class SvdPlan:
+    key: str  # the decomposition's artifact key
+    req: SvdRequest
+    model: str
+    seed: int
+    row = None  # recorded once done: there is no running SVD row
+
+    @property
+    def run_id(self) -> str:
+        return f"svd-{self.key}"
+
+    @property
+    def outputs(self) -> tuple[tuple[str, str], ...]:
+        return ((KIND, self.key),)
 
 
-def run(req: SvdRequest, loaded: LoadedModel, cat: Catalog,
-        progress: Callable[[int, int], None] | None = None) -> tuple[SVDInfo, bool]:
-    """(the decomposition, whether the catalog row is new)."""
-    info = ensure_svd(loaded, req.targets, rebuild=req.rebuild, progress=progress)
-    rec.record_model(cat, loaded)
-    new = rec.record_decomposition(cat, info)
-    rec.record_svd_run(cat, loaded, info, seed=loaded.seed)
-    return info, new
+@dataclass(frozen=True)
+class SvdOutcome:
+    info: SVDInfo
+    new: bool  # False: the catalog had it already (nothing was decomposed or written)
+
+
+class SvdOp(OperationBase):
+    name = "svd"
+
+    def plan(self, req: SvdRequest, ident: ModelIdent) -> SvdPlan:
+        key = decomposition_key(ident.weights_hash, req.targets, ident.target_names(req.targets))
+        return SvdPlan(key, req, ident.alias, ident.seed)
+
+    def done(self, plan: SvdPlan, recorded: Recorded) -> SvdOutcome:
+        return SvdOutcome(stored_svd(plan.key), False)
+
+    def run(self, plan: SvdPlan, loaded: LoadedModel, deps: dict, hooks: Hooks) -> Produced[SvdOutcome]:
+        info = ensure_svd(loaded, plan.req.targets, rebuild=plan.req.rebuild, progress=hooks.progress)
+        return Produced(SvdOutcome(info, True), (DecompositionRecord(info, plan.model, plan.seed),))
+
+
+OP = register_operation(SvdOp())

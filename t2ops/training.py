@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from catalog import Catalog
-from catalog import records as rec
-from t2core.experts import is_stored
+from t2core.artifacts import ArtifactStore
 from t2core.faults import fault_injection_point
+from t2core.methods import Method, method_of
 from t2core.models.registry import LoadedModel
 from t2core.sampling import check_sampler, make_sampler
 from t2core.sampling.base import run_backend
+from t2core.tasks import get_task
 from t2core.training.config import RLConfig
 from t2core.training.experts import TrainedExpert, train_expert
-from t2core.training.reinforce import CurvePoint, plan_training
+from t2core.training.ntp import lora_identity, lora_pg_settings
+from t2core.training.reinforce import plan_training
 from t2core.variants import VariantRef
-from t2ops.lifecycle import recorded
+from t2ops.model import ModelIdent
+from t2ops.operation import Hooks, OperationBase, Produced, Recorded, register_operation
+from t2ops.records import RunRow, TrainingRecord
 
 
 @dataclass(frozen=True)
@@ -30,9 +32,14 @@ class TrainRequest:
         check_sampler(self.sampler)
 
 
-def plan(req: TrainRequest, weights_hash: str) -> str:
-    """The training run id (weights, identity fields of the config, task version, data hashes)."""
-    return plan_training(weights_hash, req.rl, req.data_dir, run_backend(req.sampler))[2]
+@dataclass(frozen=True)
+class TrainPlan:
+    run_id: str
+    row: RunRow
+    outputs: tuple[tuple[str, str], ...]
+    req: TrainRequest
+    method: Method
+    planned: tuple  # plan_training's (train dataset, data files, run id): the data is loaded once
 
 
 @dataclass(frozen=True)
@@ -40,39 +47,60 @@ class TrainOutcome:
     run_id: str
     expert_id: str  # svf:<hex> or lora-pg:<adapter id>: what `t2 eval --expert` takes
     path: Path
-    reused: bool
+    reused: bool  # found completed in the catalog: nothing ran
     metrics: dict
     trained: TrainedExpert | None = None
 
 
-def run(req: TrainRequest, loaded: LoadedModel, cat: Catalog,
-        on_log: Callable[[CurvePoint], None] | None = None) -> TrainOutcome:
-    cfg = req.rl
-    planned = plan_training(loaded.weights_hash, cfg, req.data_dir, run_backend(req.sampler))
-    run_id = planned[2]
-    rec.record_model(cat, loaded)
-    row = rec.train_row(loaded, cfg, run_id, planned[1], cfg.seed)
+def train_config(cfg, method: Method) -> dict:
+    """What a training run's row records of its config: all of it, and for LoRA-PG the LoRA it trains."""
+    out = asdict(cfg)
+    if method.objective == "pg" and method.product != "svf":
+        out["lora"] = lora_identity(lora_pg_settings(cfg.task, cfg.seed))
+    return out
 
-    def record(out: TrainedExpert) -> None:
-        rec.record_training(cat, row=replace(row, variant=VariantRef.parse(out.expert_id)), record=out.record,
-                            expert_path=str(out.path))
 
-    if is_stored(run_id, cfg.method):  # reuse: nothing trains (the stored artifact is verified)
-        out = train_expert(loaded, cfg, req.data_dir, planned=planned)
-        if not rec.is_completed(cat, run_id):  # its process died between the artifact and the record
-            record(out)
-        return TrainOutcome(run_id, out.expert_id, out.path, True, _metrics(cat, run_id), out)
+def train_row(ident: ModelIdent, cfg, method: Method, run_id: str, data_files: dict[str, str]) -> RunRow:
+    """The run row of a training run (RLConfig or NTPConfig `cfg`) while it runs; its product, known by
+    content once trained, is named in the row the record writes."""
+    return RunRow(run_id=run_id, kind="train", model=ident.alias, weights_hash=ident.weights_hash, task=cfg.task,
+                  task_version=get_task(cfg.task).version, split="train", config=train_config(cfg, method),
+                  data_files=data_files, seed=cfg.seed, variant=VariantRef(method.product))
 
-    def body() -> TrainedExpert:
-        out = train_expert(loaded, cfg, req.data_dir, on_log=on_log, planned=planned,
-                           sampler=make_sampler(req.sampler, loaded=loaded))
+
+def trained_record(row: RunRow, method: Method, expert_id: str, path: Path, family, metrics: dict,
+                   seconds: float | None = None, curve=()) -> TrainingRecord:
+    return TrainingRecord(row=replace(row, variant=VariantRef.parse(expert_id)), expert_id=expert_id, path=str(path),
+                          targets=method.targets(row.config, family), origin=method.name, metrics=metrics,
+                          seconds=seconds, curve=tuple(curve))
+
+
+class TrainOp(OperationBase):
+    name = "train"
+
+    def plan(self, req: TrainRequest, ident: ModelIdent) -> TrainPlan:
+        """The training run id (weights, identity fields of the config, task version, data hashes)."""
+        cfg = req.rl
+        planned = plan_training(ident.weights_hash, cfg, req.data_dir, run_backend(req.sampler))
+        method = method_of("pg", cfg.method)
+        run_id = planned[2]
+        return TrainPlan(run_id, train_row(ident, cfg, method, run_id, planned[1]), ((method.store, run_id),), req,
+                         method, planned)
+
+    def done(self, plan: TrainPlan, recorded: Recorded) -> TrainOutcome:
+        eid, path = recorded.expert or (None, None)
+        return TrainOutcome(plan.run_id, eid, Path(path) if path else None, True, recorded.metrics)
+
+    def run(self, plan: TrainPlan, loaded: LoadedModel, deps: dict, hooks: Hooks) -> Produced[TrainOutcome]:
+        req = plan.req
+        stored = ArtifactStore().exists(plan.method.store, plan.run_id)  # its process died before the record
+        smp = None if stored else make_sampler(req.sampler, loaded=loaded)
+        out = train_expert(loaded, req.rl, req.data_dir, on_log=hooks.on_log, planned=plan.planned, sampler=smp)
         fault_injection_point("train-stored")  # resume tests: a kill -9 between the artifact and its record
-        return out
+        rec = out.record
+        return Produced(TrainOutcome(plan.run_id, out.expert_id, out.path, False, rec["metrics"], out),
+                        (trained_record(plan.row, plan.method, out.expert_id, out.path, loaded.family, rec["metrics"],
+                                        rec["seconds"], rec["curve"]),))
 
-    out = recorded(cat, row, body, record)
-    return TrainOutcome(run_id, out.expert_id, out.path, False, _metrics(cat, run_id), out)
 
-
-def _metrics(cat: Catalog, run_id: str) -> dict:
-    _, rows = cat.query("SELECT name, value FROM metrics WHERE run_id = ?", [run_id])
-    return dict(rows)
+OP = register_operation(TrainOp())

@@ -10,17 +10,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from catalog import Catalog
-from catalog import records as rec
 from t2core.artifacts import ArtifactStore
 from t2core.errors import ConfigError
 from t2core.experts import FILE, KIND, ExpertRef
-from t2core.hashing import canonical_json, sha256_bytes
+from t2core.ids import content_id
 from t2core.models.registry import LoadedModel
 from t2core.svf import save_expert
 from t2core.transfer import CONTROLS, Destination, plan_mapping, transfer_expert
-from t2ops.lifecycle import recorded
 from t2ops.model import ModelIdent
+from t2ops.operation import Hooks, OperationBase, Produced, Recorded, register_operation
+from t2ops.records import RunRow, TransferRecord
 
 VERSION = 1  # bump when the mapping or a control changes what a transfer produces
 
@@ -51,68 +50,56 @@ def destination(ident: ModelIdent, targets: str) -> Destination:
     return Destination(ident.alias, ident.weights_hash, ident.target_ranks(targets))
 
 
-def plan(req: TransferRequest, dst: ModelIdent) -> tuple[str, ExpertRef]:
-    """(run id, the verified source expert): no model needed."""
-    src = ExpertRef.resolve(req.expert)
-    if src.header.base_weights_hash == dst.weights_hash:
-        raise ConfigError(f"expert {src.id} is already an expert of {dst.alias}; transfer moves an expert to "
-                          "another model (--dst).")
-    plan_mapping(dict(src.header.ranks), destination(dst, src.header.svf.get("targets", "mlp")).ranks)  # refuses early
-    payload = ["transfer", VERSION, src.id, dst.weights_hash, req.control, req.seed]
-    return "transfer-" + sha256_bytes(canonical_json(payload).encode())[:24], src
+@dataclass(frozen=True)
+class TransferPlan:
+    run_id: str
+    row: RunRow
+    outputs: tuple[tuple[str, str], ...]
+    req: TransferRequest
+    src: ExpertRef  # the source expert, verified
+    dst: Destination
 
 
-def run(req: TransferRequest, loaded: LoadedModel, cat: Catalog, ident: ModelIdent,
-        store: ArtifactStore | None = None) -> TransferOutcome:
-    """Map, store and record one transferred expert (or reuse the stored one)."""
-    store = store or ArtifactStore()
-    run_id, src = plan(req, ident)
-    rec.record_model(cat, loaded)
-    dst = destination(ident, src.header.svf.get("targets", "mlp"))
+class TransferOp(OperationBase):
+    name = "transfer"
 
-    def body() -> ExpertRef:
-        if not store.exists(KIND, run_id):
-            policy, header = transfer_expert(src, dst, req.control, req.seed)
-            store.write(KIND, run_id, lambda tmp: (save_expert(tmp / FILE, policy, header), {"task": header.task})[1],
-                        meta={"weights_hash": dst.weights_hash})
-        return ExpertRef.resolve(str(store.path(KIND, run_id) / FILE), store)
+    def plan(self, req: TransferRequest, ident: ModelIdent) -> TransferPlan:
+        """The run id and the verified source expert: no model needed."""
+        src = ExpertRef.resolve(req.expert)
+        if src.header.base_weights_hash == ident.weights_hash:
+            raise ConfigError(f"expert {src.id} is already an expert of {ident.alias}; transfer moves an expert to "
+                              "another model (--dst).")
+        dst = destination(ident, src.header.svf.get("targets", "mlp"))
+        plan_mapping(dict(src.header.ranks), dst.ranks)  # refuses early
+        payload = ["transfer", VERSION, src.id, ident.weights_hash, req.control, req.seed]
+        run_id = "transfer-" + content_id(payload)
+        row = RunRow(run_id=run_id, kind="transfer", model=dst.alias, weights_hash=dst.weights_hash,
+                     task=src.header.task, config={"source_expert": src.id, "source_model": src.header.model,
+                                                   "source_weights_hash": src.header.base_weights_hash,
+                                                   "control": req.control, "seed": req.seed, "version": VERSION},
+                     seed=req.seed)
+        return TransferPlan(run_id, row, ((KIND, run_id),), req, src, dst)
 
-    reused = rec.is_completed(cat, run_id) and store.exists(KIND, run_id)
-    if reused:
-        out = body()
-    else:
-        row = rec.RunRow(run_id=run_id, kind="transfer", model=dst.alias, weights_hash=dst.weights_hash,
-                         task=src.header.task, config={"source_expert": src.id, "source_model": src.header.model,
-                                                       "source_weights_hash": src.header.base_weights_hash,
-                                                       "control": req.control, "seed": req.seed, "version": VERSION},
-                         seed=req.seed)
-        out = recorded(cat, row, body, lambda ref: rec.record_transfer(cat, row, ref))
-    t = out.header.config["transfer"]
-    return TransferOutcome(run_id, out.id, src.id, src.header.model, src.header.task, req.control,
-                           t["mapping"]["kind"], reused)
+    def done(self, plan: TransferPlan, recorded: Recorded) -> TransferOutcome:
+        return self._outcome(plan, ExpertRef.resolve(str(ArtifactStore().path(KIND, plan.run_id) / FILE)), True)
+
+    def run(self, plan: TransferPlan, loaded: LoadedModel | None, deps: dict, hooks: Hooks
+            ) -> Produced[TransferOutcome]:
+        """Map and store one transferred expert (or find it stored); nothing needs the destination's weights."""
+        store = ArtifactStore()
+        if not store.exists(KIND, plan.run_id):
+            policy, header = transfer_expert(plan.src, plan.dst, plan.req.control, plan.req.seed)
+            store.write(KIND, plan.run_id, lambda tmp: (save_expert(tmp / FILE, policy, header),
+                                                        {"task": header.task})[1],
+                        meta={"weights_hash": plan.dst.weights_hash})
+        ref = ExpertRef.resolve(str(store.path(KIND, plan.run_id) / FILE), store)
+        return Produced(self._outcome(plan, ref, False), (TransferRecord(plan.row, ref),))
+
+    @staticmethod
+    def _outcome(plan: TransferPlan, ref: ExpertRef, reused: bool) -> TransferOutcome:
+        src = plan.src
+        return TransferOutcome(plan.run_id, ref.id, src.id, src.header.model, src.header.task, plan.req.control,
+                               ref.header.config["transfer"]["mapping"]["kind"], reused)
 
 
-def source_experts(cat: Catalog, model: str, tasks: tuple[str, ...] | None = None, targets: str = "mlp") -> list[str]:
-    """The SVF experts `model` trained itself by REINFORCE on `targets` (one per task; no few-shot
-    mixtures, no transferred experts, no SVF-NTP, no classification expert), from the catalog; a clear
-    error when there are none."""
-    _, rows = cat.query(  # NTP runs' configs (NTPConfig) carry svf_targets; REINFORCE runs' (RLConfig) do not
-        "SELECT e.expert_id, e.task FROM experts e JOIN runs r ON r.run_id = e.run_id JOIN models m"
-        " ON m.weights_hash = e.weights_hash WHERE m.alias = ? AND e.method = 'svf' AND r.kind = 'train'"
-        " AND r.status = 'completed' AND e.task <> 'dispatch' AND e.targets = ?"
-        " AND json_extract_string(r.config_json, '$.svf_targets') IS NULL ORDER BY r.finished_at", [model, targets])
-    by_task: dict[str, list[str]] = {}
-    for eid, task in rows:
-        if tasks is None or task in tasks:
-            by_task.setdefault(task, []).append(eid)
-    if not by_task:
-        want = ", ".join(tasks) if tasks else "gsm8k, mbpp, arc_easy"
-        raise ConfigError(f"no experts for {model} in the catalog{' on ' + want if tasks else ''}: train them with "
-                          f"`t2 train --model {model} --task <task>` ({want}), or `t2 run full-paper` with a profile "
-                          f"of {model}.")
-    several = {t: ids for t, ids in by_task.items() if len(set(ids)) > 1}
-    if several:
-        t, ids = next(iter(several.items()))
-        raise ConfigError(f"{model} has {len(set(ids))} experts for {t} ({', '.join(sorted(set(ids)))}); name the ones "
-                          "to transfer with --experts.")
-    return [ids[0] for _, ids in sorted(by_task.items())]
+OP = register_operation(TransferOp())

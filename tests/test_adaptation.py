@@ -4,13 +4,16 @@ classification task's data, a killed CEM search resumed, the reports' clear mess
 import pytest
 
 from catalog import Catalog
+from catalog.execute import execute
 from t2core.adapt.cem import CEMConfig
 from t2core.adapt.fewshot import FewShotConfig
 from t2core.evaluate import EvalConfig
 from t2core.profiles import get_profile
 from t2core.sampling import GenerationConfig
 from t2core.tasks import get_task
-from t2ops import adaptation, evaluation, training
+from t2ops import adaptation, evaluation, fewshot, training
+from t2ops.model import ident_of
+from t2ops.operation import Hooks
 from tests.conftest import catalog_rows, t2_cli, t2_inproc
 
 
@@ -40,9 +43,9 @@ def trained(tiny, tmp_path_factory, data_dir):
     mp.setenv("T2_HOME", str(home))
     prof = get_profile("tiny")
     cat = Catalog(home / "catalog.duckdb")
-    ids = {t: training.run(training.TrainRequest(prof.rl_config(t), data_dir=str(data_dir)), tiny, cat).expert_id
+    ids = {t: execute(training.OP, training.TrainRequest(prof.rl_config(t), data_dir=str(data_dir)), tiny, cat).expert_id
            for t in ("gsm8k", "arc_easy_cloze")}
-    ids["dispatch"] = training.run(training.TrainRequest(prof.cls_config(), data_dir=str(data_dir)), tiny,
+    ids["dispatch"] = execute(training.OP, training.TrainRequest(prof.cls_config(), data_dir=str(data_dir)), tiny,
                                    cat).expert_id
     yield home, ids
     mp.undo()
@@ -63,7 +66,7 @@ def test_two_pass_records_each_decision_and_answers_as_the_chosen_expert_would(t
     monkeypatch.setenv("T2_HOME", str(home))
     cat = Catalog(home / "catalog.duckdb")
     req = _req(ids, data_dir, strategy)
-    out = adaptation.run(req, tiny, cat)
+    out = execute(adaptation.OP, req, tiny, cat)
     assert not out.reused and out.n == 6 and out.metrics["pass1_seconds"] > 0 and out.metrics["pass2_seconds"] > 0
     rows = catalog_rows(home, f"SELECT idx, sample_id, output, decision, expert_ids FROM samples WHERE run_id = "
                               f"'{out.run_id}' ORDER BY idx")
@@ -76,13 +79,13 @@ def test_two_pass_records_each_decision_and_answers_as_the_chosen_expert_would(t
         assert experts == want and (decision.endswith(want[0]) if want else "->" not in decision)
         by_expert.setdefault(tuple(experts), {})[sid] = output
     for experts, outputs in by_expert.items():  # pass 2 answered as a plain evaluation with that expert
-        plain = evaluation.run(evaluation.EvalRequest(req.eval, experts[0] if experts else None,
+        plain = execute(evaluation.OP, evaluation.EvalRequest(req.eval, experts[0] if experts else None,
                                                       data_dir=str(data_dir)), tiny, cat)
         got = dict(catalog_rows(home, f"SELECT sample_id, output FROM samples WHERE run_id = '{plain.run_id}'"))
         assert {s: got[s] for s in outputs} == outputs
     (strategy_col,) = catalog_rows(home, f"SELECT strategy FROM runs WHERE run_id = '{out.run_id}'")
     assert strategy_col == (strategy,)
-    assert adaptation.run(req, tiny, cat).reused
+    assert execute(adaptation.OP, req, tiny, cat).reused
 
 
 def test_a_killed_search_resumes_from_its_last_generation(tiny, trained, data_dir, monkeypatch):
@@ -98,11 +101,11 @@ def test_a_killed_search_resumes_from_its_last_generation(tiny, trained, data_di
             raise KeyboardInterrupt  # as a kill between generations: the checkpoint of generation 1 is on disk
 
     with pytest.raises(KeyboardInterrupt):
-        adaptation.run_few_shot(req.search(), tiny, cat, on_generation=kill_after_first)
-    search_id = adaptation.plan_few_shot(req.search(), tiny.weights_hash).run_id
+        execute(fewshot.OP, req.search(), tiny, cat, hooks=Hooks(on_generation=kill_after_first))
+    search_id = fewshot.OP.plan(req.search(), ident_of(tiny)).run_id
     assert catalog_rows(home, f"SELECT status FROM runs WHERE run_id = '{search_id}'") == [("failed",)]
     resumed = []
-    out = adaptation.run(req, tiny, cat, on_generation=lambda st: resumed.append(st.generation))
+    out = execute(adaptation.OP, req, tiny, cat, hooks=Hooks(on_generation=lambda st: resumed.append(st.generation)))
     assert seen == [1] and resumed[0] == 2  # generation 1 was not redone
     assert out.search.state.generation == len(out.search.state.history) == 3
     assert catalog_rows(home, f"SELECT count(*), min(status) FROM runs WHERE run_id = '{search_id}'") == [(1, "completed")]

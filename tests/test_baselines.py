@@ -46,7 +46,7 @@ def test_reference_completions_score_correct(data_dir):
 
 
 def test_config_errors():
-    with pytest.raises(ConfigError, match="method 'qlora'"):
+    with pytest.raises(ConfigError, match="method='qlora' is not one trained by NTP; use one of dora, ia3, lora, svf"):
         NTPConfig(task="arc_easy", method="qlora")
     with pytest.raises(ConfigError, match="rank=0"):
         NTPConfig(task="arc_easy", rank=0)

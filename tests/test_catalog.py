@@ -7,10 +7,11 @@ import duckdb
 import pytest
 
 from catalog import Catalog
-from catalog import records as rec
-from catalog.records import RunRow
+from catalog import runs as rec
+from catalog.records import write_records
 from t2core.evaluate import EvalResult, SampleResult
 from t2core.variants import BASE_REF
+from t2ops.records import EvalRecord, RunRow
 from tests import catalog_writer
 
 
@@ -73,8 +74,8 @@ def _result(run_id: str, n: int, correct: int) -> EvalResult:
 def test_record_eval_twice_does_not_duplicate(tmp_path):
     cat = Catalog(tmp_path / "c.duckdb")
     rec.start_run(cat, RunRow("r1", "eval", "m", "h"))
-    rec.record_eval(cat, _result("r1", 5, 3))
-    rec.record_eval(cat, _result("r1", 5, 3))
+    write_records(cat, [EvalRecord(_result("r1", 5, 3))])
+    write_records(cat, [EvalRecord(_result("r1", 5, 3))])
     assert cat.query("SELECT count(*) FROM runs")[1] == [(1,)]
     assert cat.query("SELECT count(*) FROM samples")[1] == [(5,)]
     assert cat.query("SELECT value FROM metrics WHERE name='accuracy'")[1] == [(pytest.approx(0.6),)]

@@ -144,10 +144,11 @@ def test_cache_keys_need_no_model(tiny, t2_home, data_dir, monkeypatch):
     from t2core.models.targets import find_targets
     from t2core.svd import decomposition_key
 
-    assert steps._svd_key(None, {"ident": ident, "req": sreq}) == "r2-svd-" + decomposition_key(
+    key = steps._key
+    assert key(svd.OP)(None, {"ident": ident, "req": sreq}) == "r3-svd-svd-" + decomposition_key(
         tiny.weights_hash, "mlp", list(find_targets(tiny.model, tiny.family, "mlp")))
-    assert steps._train_key(None, {"ident": ident, "req": treq}) == "r2-train-" + training.plan(treq, tiny.weights_hash)
-    assert steps._eval_key(None, {"ident": ident, "req": ereq}) == "r2-eval-" + evaluation.plan(ereq, tiny.weights_hash).run_id
+    assert key(training.OP)(None, {"ident": ident, "req": treq}) == "r3-train-" + training.OP.plan(treq, ident).run_id
+    assert key(evaluation.OP)(None, {"ident": ident, "req": ereq}) == "r3-eval-" + evaluation.OP.plan(ereq, ident).run_id
 
 
 def _free_port() -> int:

@@ -7,11 +7,13 @@ from __future__ import annotations
 import torch
 
 from catalog import Catalog
+from catalog.execute import execute
 from t2core.evaluate import EvalConfig
 from t2core.sampling import GenerationConfig
 from t2core.svd import ensure_svd, load_svd
 from t2core.svf import ExpertHeader, SVFConfig, SVFPolicy, ranks_of, save_expert
 from t2ops import evaluation
+from t2ops.model import ident_of
 
 
 def _expert(tiny, tmp_path, name: str, scale: float = 1.0):
@@ -32,8 +34,8 @@ def _rows(cat: Catalog, sql: str) -> list[tuple]:
 def test_an_expert_with_z_one_records_the_base_runs_rows(t2_home, tiny, data_dir, tmp_path):
     ev = EvalConfig(task="arc_easy_cloze", limit=3, generation=GenerationConfig(batch_size=4, dtype="float32"))
     cat = Catalog()
-    base_id = evaluation.plan(evaluation.EvalRequest(ev, None, "hf", str(data_dir)), tiny.weights_hash).run_id
-    out = evaluation.run(evaluation.EvalRequest(ev, _expert(tiny, tmp_path, "one"), "hf", str(data_dir)), tiny, cat)
+    base_id = evaluation.OP.plan(evaluation.EvalRequest(ev, None, "hf", str(data_dir)), ident_of(tiny)).run_id
+    out = execute(evaluation.OP, evaluation.EvalRequest(ev, _expert(tiny, tmp_path, "one"), "hf", str(data_dir)), tiny, cat)
     assert out.same_as == base_id and out.run_id != base_id and not out.reused
     runs = dict(_rows(cat, "SELECT run_id, status FROM runs WHERE kind = 'eval'"))
     assert runs == {base_id: "completed", out.run_id: "completed"}
@@ -51,7 +53,7 @@ def test_an_expert_with_z_one_records_the_base_runs_rows(t2_home, tiny, data_dir
 def test_a_moved_expert_is_evaluated_itself(t2_home, tiny, data_dir, tmp_path):
     ev = EvalConfig(task="arc_easy_cloze", limit=3, generation=GenerationConfig(batch_size=4, dtype="float32"))
     cat = Catalog()
-    out = evaluation.run(evaluation.EvalRequest(ev, _expert(tiny, tmp_path, "moved", 1.5), "hf", str(data_dir)),
+    out = execute(evaluation.OP, evaluation.EvalRequest(ev, _expert(tiny, tmp_path, "moved", 1.5), "hf", str(data_dir)),
                          tiny, cat)
     assert out.same_as is None and out.result is not None and len(out.result.samples) == 3
     assert [r[0] for r in _rows(cat, "SELECT variant FROM runs WHERE kind = 'eval'")] == [out.variant]

@@ -14,21 +14,19 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 PACKAGES = ("t2core", "t2ops", "catalog", "flows", "t2cli")
 
-# Bottom to top. A module may import its own layer and the ones below, never one above.
-# (The catalog sits below the operations while t2ops records its own results; issue 21's
-# executor, which writes the records an operation returns, moves it above them.)
+# Bottom to top. A module may import its own layer and the ones below, never one above. The operations
+# return records; the catalog (its executor the only writer) sits above them with the flows and the CLI.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("leaves", ("t2core", "t2core.errors", "t2core.hashing", "t2core.paths", "t2core.artifacts", "t2core.registry",
                 "t2core.safe_text", "t2core.faults", "t2core.settings", "t2core.threads", "t2core.precision")),
     ("models, tasks, svd, svf, sampling and what applies them",
-     ("t2core.models", "t2core.tasks", "t2core.svd", "t2core.svf", "t2core.sampling", "t2core.sandbox",
+     ("t2core.models", "t2core.tasks", "t2core.svd", "t2core.svf", "t2core.sampling", "t2core.sandbox", "t2core.methods",
       "t2core.serving", "t2core.logprobs", "t2core.adapters", "t2core.experts", "t2core.variants")),
     ("training, evaluation, adaptation, transfer",
      ("t2core.training", "t2core.evaluate", "t2core.adapt", "t2core.transfer", "t2core.inspect_expert")),
     ("profiles", ("t2core.profiles",)),
-    ("catalog", ("catalog",)),
     ("operations", ("t2ops",)),
-    ("flows and CLI", ("flows", "t2cli")),
+    ("catalog, flows and CLI", ("catalog", "flows", "t2cli")),
 )
 
 

@@ -8,6 +8,7 @@ import pytest
 
 from t2core import precision
 from t2core.precision import Choice, Machine, decide
+from t2ops.model import ident_of
 
 AVX2 = Machine(cuda=False, cuda_bf16=False, cuda_name="", capability="AVX2", flags=frozenset({"avx2", "fma"}),
                cpu_model="AMD EPYC 7B12")
@@ -103,9 +104,9 @@ def test_the_same_request_on_an_avx512_and_an_avx2_machine_is_two_runs(machine_c
 
     def ids():
         ev = smol.eval_config(smol.evals[0])
-        eval_id = evaluation.plan(evaluation.EvalRequest(ev, None, "hf", str(data_dir)), tiny.weights_hash).run_id
+        eval_id = evaluation.OP.plan(evaluation.EvalRequest(ev, None, "hf", str(data_dir)), ident_of(tiny)).run_id
         rl = RLConfig(task="gsm8k", steps=2, dtype="auto")
-        train_id = training.plan(training.TrainRequest(rl, "hf", str(data_dir)), tiny.weights_hash)
+        train_id = training.OP.plan(training.TrainRequest(rl, "hf", str(data_dir)), ident_of(tiny)).run_id
         return ev.generation.dtype, eval_id, train_id
 
     machine_choice(decide(ZEN4, probe=lambda: (0.45, False)))
@@ -114,8 +115,8 @@ def test_the_same_request_on_an_avx512_and_an_avx2_machine_is_two_runs(machine_c
     on_avx2 = ids()
     assert (on_zen4[0], on_avx2[0]) == ("bfloat16", "float32")
     assert on_zen4[1] != on_avx2[1] and on_zen4[2] != on_avx2[2]
-    explicit = training.plan(training.TrainRequest(RLConfig(task="gsm8k", steps=2, dtype="float32"), "hf",
-                                                   str(data_dir)), tiny.weights_hash)
+    explicit = training.OP.plan(training.TrainRequest(RLConfig(task="gsm8k", steps=2, dtype="float32"), "hf",
+                                                   str(data_dir)), ident_of(tiny)).run_id
     assert explicit == on_avx2[2]
 
 

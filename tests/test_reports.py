@@ -3,19 +3,20 @@
 import pytest
 
 from catalog import Catalog
-from catalog import records as rec
+from catalog.records import write_records
 from catalog.reports.figure4 import figure4
 from catalog.reports.table1 import table1
 from t2core.errors import T2Error
 from t2core.evaluate import EvalResult, SampleResult
 from t2core.variants import VariantRef
+from t2ops.records import EvalRecord
 
 
 def _eval(cat, run_id, task, variant, n, correct, model="m"):
     samples = [SampleResult(i, f"s{i}", "p", "o", "x", "x", i < correct) for i in range(n)]
-    rec.record_eval(cat, EvalResult(run_id=run_id, kind="eval", ref=VariantRef.parse(variant), model=model, weights_hash="h",
-                                    task=task, task_version="1", split="test", config={},
-                                    data_files={}, samples=samples, seconds=1.0, seed=0))
+    write_records(cat, [EvalRecord(EvalResult(run_id=run_id, kind="eval", ref=VariantRef.parse(variant), model=model,
+                                              weights_hash="h", task=task, task_version="1", split="test", config={},
+                                              data_files={}, samples=samples, seconds=1.0, seed=0))])
 
 
 def test_table1_normalised_scores(tmp_path):

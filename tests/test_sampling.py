@@ -9,6 +9,7 @@ import torch
 from t2core.errors import ConfigError
 from t2core.sampling import GenerationConfig, make_sampler
 from t2core.sampling.hf import bf16_autocast
+from t2ops.model import ident_of
 
 
 def test_cached_bf16_autocast_matches_plain_autocast_and_restores_flags(tiny):
@@ -297,12 +298,12 @@ def test_run_ids_name_the_engine_that_answers(tiny, data_dir, monkeypatch):
     monkeypatch.setattr(VLLMSampler, "backend_version", classmethod(lambda cls: version[0]))
 
     def eval_id(sampler):
-        return evaluation.plan(evaluation.EvalRequest(EvalConfig("gsm8k", limit=3), None, sampler, str(data_dir)),
-                               tiny.weights_hash).run_id
+        return evaluation.OP.plan(evaluation.EvalRequest(EvalConfig("gsm8k", limit=3), None, sampler, str(data_dir)),
+                               ident_of(tiny)).run_id
 
     def train_id(sampler):
-        return training.plan(training.TrainRequest(RLConfig(task="gsm8k", steps=2), sampler, str(data_dir)),
-                             tiny.weights_hash)
+        return training.OP.plan(training.TrainRequest(RLConfig(task="gsm8k", steps=2), sampler, str(data_dir)),
+                                ident_of(tiny)).run_id
 
     assert eval_id("hf") == eval_id("proc") != eval_id("vllm")
     assert train_id("hf") == train_id("proc") != train_id("vllm")

@@ -58,6 +58,7 @@ def test_a_helper_takes_its_share_and_gives_it_back(monkeypatch, restore_threads
 
 def test_every_run_row_records_its_threads(t2_home, data_dir, tiny):
     from catalog import Catalog
+    from catalog.execute import execute
     from t2core.evaluate import EvalConfig
     from t2core.sampling import GenerationConfig
     from t2ops import evaluation
@@ -65,5 +66,5 @@ def test_every_run_row_records_its_threads(t2_home, data_dir, tiny):
 
     req = evaluation.EvalRequest(EvalConfig("arc_easy", limit=2, generation=GenerationConfig(max_new_tokens=2)),
                                  None, "hf", str(data_dir))
-    evaluation.run(req, tiny, Catalog())
+    execute(evaluation.OP, req, tiny, Catalog())
     assert catalog_rows(t2_home, "SELECT threads FROM runs") == [(torch.get_num_threads(),)]

@@ -113,19 +113,18 @@ def cell_text(cat: Catalog, c: tuple[str, float, int] | None, base: tuple[str, f
     return f"{c[1]:.3f} (n={c[2]}" + (f", p={pair[1]:.3g})" if pair else ")")
 
 
-def variant_label(cfg: dict) -> str | None:
-    """Table 4's name of a training run from its config: SVF or LoRA, PG (RLConfig: has valid_split) or
-    NTP (NTPConfig), and the matrices it adapts; None for what Table 4 does not compare (IA3, DoRA)."""
+def variant_label(origin: str | None, targets: str | None, cfg: dict) -> str | None:
+    """Table 4's name of a training run from the expert it made (its method, recorded as `experts.origin`,
+    and the matrices it adapts): e.g. "SVF-PG mlp", "LoRA-NTP attn"; None for what Table 4 does not
+    compare (IA3, DoRA, a LoRA trained on few-shot prompts, a run whose expert has no recorded origin)."""
+    from t2core.methods import get_method, method_names
     from t2core.profiles import ABLATION_LORA_MODULES
 
-    if "valid_split" in cfg:  # REINFORCE
-        return f"SVF-PG {cfg['svf']['targets']}" if cfg["method"] == "svf" else "LoRA-PG attn"
-    if cfg.get("method") == "svf":
-        return f"SVF-NTP {cfg.get('svf_targets', 'mlp')}"
-    if cfg.get("method") == "lora" and not cfg.get("shots"):
-        mods = tuple(cfg.get("target_modules", ()))
-        return "LoRA-NTP " + next((k for k, v in ABLATION_LORA_MODULES.items() if v == mods), ",".join(mods))
-    return None
+    if origin not in method_names() or not get_method(origin).ablated or cfg.get("shots"):
+        return None
+    mods = tuple((targets or "").split(","))
+    spec = next((k for k, v in ABLATION_LORA_MODULES.items() if v == mods), targets)
+    return f"{get_method(origin).label} {spec}"
 
 
 def sized_run(by_n: dict[int, tuple[str, float, int]], n: int | None) -> tuple[str, float, int] | None:

@@ -19,11 +19,12 @@ def figure9(cat: Catalog, out: Path, model: str | None = None) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    _, runs = cat.query("SELECT run_id, model, task, config_json FROM runs WHERE kind = 'train' AND status = 'completed'"
-                        " AND (? IS NULL OR model = ?) ORDER BY finished_at", [model, model])
+    _, runs = cat.query("SELECT r.run_id, r.model, r.task, r.config_json, e.origin, e.targets FROM runs r"
+                        " LEFT JOIN experts e ON e.run_id = r.run_id WHERE r.kind = 'train' AND r.status = 'completed'"
+                        " AND (? IS NULL OR r.model = ?) ORDER BY r.finished_at", [model, model])
     pg: dict[tuple[str, str], dict[str, str]] = {}
-    for rid, mdl, task, cfg in runs:
-        label = variant_label(json.loads(cfg))
+    for rid, mdl, task, cfg, origin, targets in runs:
+        label = variant_label(origin, targets, json.loads(cfg))
         if label and "-PG" in label:
             pg.setdefault((mdl, task), {})[label] = rid
     pairs = {k: v for k, v in pg.items() if any(x.startswith("SVF") for x in v) and "LoRA-PG attn" in v}

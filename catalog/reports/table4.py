@@ -17,7 +17,8 @@ def table4(cat: Catalog, model: str | None = None) -> Table:
     zero-shot), n and the exact McNemar p against base on the same questions."""
 
     _, trains = cat.query(
-        "SELECT r.model, r.task, r.variant, r.config_json, coalesce(p.value, t.value) FROM runs r"
+        "SELECT r.model, r.task, r.variant, r.config_json, coalesce(p.value, t.value), e.origin, e.targets FROM runs r"
+        " LEFT JOIN experts e ON e.run_id = r.run_id"
         " LEFT JOIN metrics p ON p.run_id = r.run_id AND p.name = 'n_params'"
         " LEFT JOIN metrics t ON t.run_id = r.run_id AND t.name = 'n_trainable'"
         " WHERE r.kind = 'train' AND r.status = 'completed' AND r.task <> 'dispatch'"
@@ -25,9 +26,9 @@ def table4(cat: Catalog, model: str | None = None) -> Table:
     _, paths = cat.query("SELECT expert_id, path FROM experts WHERE method = 'svf'")
     path_of = dict(paths)
     made = {}  # product variant -> (model, training task, label, steps, params)
-    for mdl, task, variant, cfg, params in trains:
+    for mdl, task, variant, cfg, params, origin, targets in trains:
         c = json.loads(cfg)
-        label = variant_label(c)
+        label = variant_label(origin, targets, c)
         if params is None and variant in path_of:  # SVF experts recorded before n_params was: their vectors' length
             from t2core.errors import ArtifactError
             from t2core.svf import read_header

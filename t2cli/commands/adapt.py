@@ -54,11 +54,14 @@ def adapt(
     """Two-pass self-adaptation on a task: pass 1 picks the expert (or CEM finds a mixture), pass 2 answers."""
     quiet_transformers()
     from catalog import Catalog
+    from catalog.execute import execute
     from t2core.adapt import check_strategy
     from t2core.profiles import get_profile
     from t2core.sampling import check_sampler
     from t2core.tasks import get_task
     from t2ops import adaptation as op
+    from t2ops.model import ident_of
+    from t2ops.operation import Hooks
 
     prof = get_profile(profile)
     check_strategy(strategy)  # names first: one line naming the known ones, before any model loads
@@ -67,14 +70,14 @@ def adapt(
     loaded = common.load(model or prof.model, prof.seed_or_default(seed))
     req = _adapt_request(prof, strategy, task, limit, experts, cls_expert, formulation, shots, shot_split, seed,
                          sampler, data_dir, loaded.weights_hash)
-    plan = op.plan(req, loaded.weights_hash)  # bad references fail here, before any catalog write
+    plan = op.OP.plan(req, ident_of(loaded))  # bad references fail here, before any catalog write
 
     def gen_log(st) -> None:
         h = st.history[-1]
         console.print(f"CEM generation {st.generation:3d}  best acc {h['best'][0]:.3f} (ll {h['best'][1]:.3f})  "
                       f"mean acc {h['mean_accuracy']:.3f}")
 
-    out = op.run(req, loaded, Catalog(), force=force, planned=plan, on_generation=gen_log)
+    out = execute(op.OP, req, loaded, Catalog(), force=force, plan=plan, hooks=Hooks(on_generation=gen_log))
     if out.search:
         s = out.search
         console.print(f"few-shot mixture {s.expert.id}: α = {[round(a, 3) for a in s.alpha.reshape(-1).tolist()][:12]} "

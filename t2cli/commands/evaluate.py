@@ -33,10 +33,13 @@ def eval_cmd(
     """Greedy evaluation of the base model (or with an SVF expert); accuracy and per-sample rows go into the catalog."""
     quiet_transformers()
     from catalog import Catalog
+    from catalog.execute import execute
     from t2core.errors import ConfigError
     from t2core.evaluate import EvalConfig
     from t2core.sampling import GenerationConfig
     from t2ops import evaluation as op
+    from t2ops.model import ident_of
+    from t2ops.operation import Hooks
 
     if expert and adapter:
         raise ConfigError(f"both --expert {expert!r} and --adapter {adapter!r} given; evaluate one at a time.")
@@ -46,7 +49,7 @@ def eval_cmd(
     req = op.EvalRequest(EvalConfig(task=task, split=split, limit=limit, generation=gen), expert or adapter, sampler,
                          data_dir)
     loaded = common.load(model, seed)
-    plan = op.plan(req, loaded.weights_hash)  # bad references fail here, before any catalog write
+    plan = op.OP.plan(req, ident_of(loaded, model))  # bad references fail here, before any catalog write
     cat = Catalog()
     prog = progress_bar(transient=False)
     bar = prog.add_task(f"{task}/{split}", total=len(plan.core.dataset))
@@ -56,7 +59,7 @@ def eval_cmd(
         prog.advance(bar, n)
 
     try:
-        out = op.run(req, loaded, cat, force=force, progress=advance, planned=plan)
+        out = execute(op.OP, req, loaded, cat, force=force, hooks=Hooks(progress=advance), plan=plan)
     finally:
         prog.stop()
     if out.reused:

@@ -19,14 +19,17 @@ def svd(
     """Decompose the targeted matrices once (W = U diag(s) Vᵀ) and store them; reuse on later calls."""
     quiet_transformers()
     from catalog import Catalog
+    from catalog.execute import execute
     from t2ops import svd as op
+    from t2ops.operation import Hooks
 
     req = op.SvdRequest(targets, rebuild)
     loaded = common.load(model, seed)
     with progress_bar(transient=True) as prog:
         bar = prog.add_task(f"SVD of the {targets} matrices", total=None)
-        info, new = op.run(req, loaded, Catalog(),
-                           progress=lambda done, total: prog.update(bar, completed=done, total=total))
+        out = execute(op.OP, req, loaded, Catalog(), force=rebuild,
+                      hooks=Hooks(progress=lambda done, total: prog.update(bar, completed=done, total=total)))
+    info, new = out.info, out.new
     what = "reused stored decomposition (no SVD computed)" if info.reused else f"computed SVD in {info.seconds:.2f}s"
     console.print(f"[bold]{model}[/] targets={targets}: {what}")
     console.print(f"key {info.key}  {info.n_matrices} matrices  {info.bytes / 1e6:.1f} MB  "

@@ -35,9 +35,11 @@ def train(
     from dataclasses import replace
 
     from catalog import Catalog
+    from catalog.execute import execute
     from t2core.profiles import get_profile
     from t2core.svf import SVFConfig
     from t2ops import training as op
+    from t2ops.operation import Hooks
 
     prof = get_profile(profile)
     given = {"steps": steps, "batch_size": batch_size, "lr": lr, "kl_coef": kl_coef, "temperature": temperature,
@@ -54,11 +56,11 @@ def train(
         console.print(f"step {p.step:4d}  reward {p.mean_reward:+.3f}  train acc {p.train_acc:.3f}  kl {p.kl:.4f}"
                       f"  {p.wall_s:.1f}s{v}")
 
-    out = op.run(req, loaded, Catalog(), on_log=log)
-    if out.reused:
+    out = execute(op.OP, req, loaded, Catalog(), hooks=Hooks(on_log=log))
+    res = out.trained.result if out.trained else None
+    if res is None:  # in the catalog, or stored by a run whose process died before recording it
         console.print(f"expert {out.expert_id} already trained: {out.path}")
         return
-    res = out.trained.result
     if res.resumed_from:
         console.print(f"resumed from the checkpoint of step {res.resumed_from}")
     console.print(f"expert [bold]{out.expert_id}[/]: validation {res.base_valid:.3f} (base) -> {res.best_valid:.3f} "
@@ -88,16 +90,19 @@ def baseline(
     """Train by next-token prediction on reference solutions: a PEFT baseline (LoRA-NTP, IA3, DoRA) or SVF-NTP."""
     quiet_transformers()
     from catalog import Catalog
+    from catalog.execute import execute
     from t2core.training.ntp import NTPConfig
     from t2ops import baseline as op
+    from t2ops.operation import Hooks
 
     cfg = NTPConfig(task=task, method=method, steps=steps, batch_size=batch_size, lr=lr, train_limit=train_limit,
                     dtype=dtype, seed=seed, shots=shots, shot_split=shot_split, svf_targets=svf_targets)
     loaded = common.load(model, seed)
-    res = op.run(op.BaselineRequest(cfg, data_dir), loaded, Catalog(),
-                 on_log=lambda s, loss: console.print(f"step {s:4d}  loss {loss:.4f}") if s % 5 == 0 else None)
-    how = ("already trained (stored adapter reused)" if res.reused else
-           f"loss {res.losses[0]:.3f} -> {res.losses[-1]:.3f}, {res.seconds:.0f}s")
-    what = "expert" if method == "svf" else "adapter"
-    console.print(f"{method} {what} [bold]{res.variant(method)}[/]: {res.n_trainable} trainable parameters, "
-                  f"{how}; evaluate with `t2 eval --task {task} --expert {res.variant(method)}`")
+    out = execute(op.OP, op.BaselineRequest(cfg, data_dir), loaded, Catalog(), hooks=Hooks(
+        on_log=lambda s, loss: console.print(f"step {s:4d}  loss {loss:.4f}") if s % 5 == 0 else None))
+    m = out.metrics
+    how = ("already trained (stored adapter reused)" if out.reused or not m.get("steps") else
+           f"loss {m['first_loss']:.3f} -> {m['final_loss']:.3f}, {out.result.seconds:.0f}s")
+    what = "expert" if cfg.method == "svf" else "adapter"
+    console.print(f"{method} {what} [bold]{out.expert_id}[/]: {int(m.get('n_trainable', 0))} trainable parameters, "
+                  f"{how}; evaluate with `t2 eval --task {task} --expert {out.expert_id}`")

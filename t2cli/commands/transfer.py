@@ -24,6 +24,8 @@ def transfer(
     ordinary expert of the destination (evaluate, dispatch, mix), its header naming its source."""
     quiet_transformers()
     from catalog import Catalog
+    from catalog.execute import execute
+    from catalog.experts import source_experts
     from t2core.errors import ConfigError
     from t2core.experts import ExpertRef
     from t2core.transfer import CONTROLS
@@ -41,15 +43,14 @@ def transfer(
             if ref.header.model != src:
                 raise ConfigError(f"expert {ref.id} is an expert of {ref.header.model}, not of --src {src}.")
     else:  # before loading the destination: "no experts for <src>" costs nothing
-        ids = op.source_experts(cat, src, tuple(t.strip() for t in tasks.split(",")) if tasks else None)
+        ids = source_experts(cat, src, tuple(t.strip() for t in tasks.split(",")) if tasks else None)
     loaded = common.load(dst, 0)
     ident = ident_of(loaded, dst)
     reqs = [op.TransferRequest(e, c, seed) for e in ids for c in controls]
-    for r in reqs:
-        op.plan(r, ident)  # every mapping is checked before anything is written
+    plans = [op.OP.plan(r, ident) for r in reqs]  # every mapping is checked before anything is written
     rows = []
-    for r in reqs:
-        out = op.run(r, loaded, cat, ident)
+    for p in plans:
+        out = execute(op.OP, None, loaded, cat, plan=p)
         rows.append((out.task, out.source, out.control, out.mapping, out.expert_id, "reused" if out.reused else "new"))
     console.print(rich_table(f"{src} -> {dst}: {len(rows)} transferred experts",
                          ["task", "source expert", "control", "mapping", "destination expert", ""], rows))

@@ -15,14 +15,14 @@ with vLLM weight reloads). `bench/cem.py` measures the two side by side.
 from __future__ import annotations
 
 import random
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from t2core.adapt.cem import CEMConfig, Fitness
 from t2core.errors import ConfigError, DataError
-from t2core.hashing import canonical_json, sha256_bytes
+from t2core.ids import content_id, identity_fields
 from t2core.paths import resolve_data_dir
 from t2core.sampling.base import GenerationConfig, RowExperts, Sampler, backend_tag
 from t2core.settings import resolved_dtype
@@ -40,10 +40,12 @@ class FewShotConfig:
     shots: int = field(default=10, metadata={"help": "few-shot prompts (paper: 3-20, default 10)"})
     split: str = field(default="train", metadata={"help": "where the shots come from: train or valid, never test"})
     cem: CEMConfig = field(default_factory=CEMConfig)
-    batch_size: int = field(default=32, metadata={"help": "rows per forward when scoring the population"})
+    batch_size: int = field(default=32, metadata={"help": "rows per forward when scoring the population",
+                                                  "identity": False})  # speed, not the result
     dtype: str = "float32"
     max_new_tokens: int | None = field(default=None, metadata={"help": "generated tasks: cap (None: task's)"})
-    batched: bool = field(default=True, metadata={"help": "score the whole population in one batched call"})
+    batched: bool = field(default=True, metadata={"help": "score the whole population in one batched call",
+                                                  "identity": False})  # speed, not the result
 
     def __post_init__(self) -> None:
         task = get_task(self.task)
@@ -84,16 +86,9 @@ def few_shot_run_id(weights_hash: str, expert_ids: list[str], cfg: FewShotConfig
                     shots: Dataset, backend: str = "hf") -> str:
     """Content id of a search: base weights, the experts, the config, the task, the shots and the engine
     that scores them (`run_backend`)."""
-    payload = ["few-shot", weights_hash, sorted(expert_ids), _identity(cfg), task_version,
+    payload = ["few-shot", weights_hash, sorted(expert_ids), identity_fields(cfg), task_version,
                sorted(shots.files.values()), [s.id for s in shots.samples]] + backend_tag(backend)
-    return sha256_bytes(canonical_json(payload).encode())[:24]
-
-
-def _identity(cfg: FewShotConfig) -> dict:
-    d = asdict(cfg)
-    d.pop("batched")  # how the population is scored changes the speed, not the result
-    d.pop("batch_size")
-    return d
+    return content_id(payload)
 
 
 class ShotScorer:

@@ -93,7 +93,7 @@ def search(loaded: LoadedModel, cfg: FewShotConfig, planned: SearchPlan, sampler
            ) -> SearchResult:
     store = store or ArtifactStore()
     if store.exists(KIND, planned.run_id):  # done before: verify and reuse
-        return _stored(planned, store)
+        return stored_search(planned, store)
     svd = load_svd(ensure_svd(loaded, planned.targets, store=store), store=store)
     bank = ExpertBank.of([svf_weights(e.load(), svd, loaded.weights_hash) for e in planned.experts])
     scorer = ShotScorer(sampler, loaded.model, svd, bank, get_task(cfg.task), planned.shots, cfg)
@@ -137,7 +137,9 @@ def search(loaded: LoadedModel, cfg: FewShotConfig, planned: SearchPlan, sampler
                         tuple(s.id for s in planned.shots.samples), seconds, False)
 
 
-def _stored(planned: SearchPlan, store: ArtifactStore) -> SearchResult:
+def stored_search(planned: SearchPlan, store: ArtifactStore | None = None) -> SearchResult:
+    """The finished search `planned`, from its stored mixture (verified): nothing is scored."""
+    store = store or ArtifactStore()
     ref = ExpertRef.resolve(str(store.path(KIND, planned.run_id) / FILE), store)
     mix = ref.header.config["mixture"]
     hist = tuple(mix["history"])

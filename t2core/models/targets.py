@@ -22,6 +22,9 @@ class FamilyTargets:
 
     mlp: tuple[str, ...]
     attn: tuple[str, ...]
+    # IA3 (Table 7) rescales keys, values and the MLP's input, as in PEFT's examples
+    ia3: tuple[str, ...] = ("k_proj", "v_proj", "down_proj")
+    ia3_feedforward: tuple[str, ...] = ("down_proj",)
 
     def suffixes(self, spec: str) -> tuple[str, ...]:
         check_target_spec(spec)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING
 
 from t2core.errors import ConfigError
+from t2core.methods import Method, adapter_products, method_of, method_of_product
 from t2core.models.targets import check_target_spec
 from t2core.registry import Registry
 from t2core.settings import check_requested_dtype
@@ -71,19 +72,24 @@ class BaselineSlice:
     overrides: tuple[tuple[str, object], ...] = ()
 
     def __post_init__(self) -> None:
-        if self.method not in BASELINE_METHODS:
-            raise ConfigError(f"baseline {self.task}: method={self.method!r} must be one of {BASELINE_METHODS}.")
-        if self.method == "lora-pg":
+        if self.method not in adapter_products():
+            raise ConfigError(f"baseline {self.task}: method={self.method!r} must be one of "
+                              f"{', '.join(adapter_products())}.")
+        if self.entry.objective == "pg":
             from t2core.training.config import RLConfig as config_cls
         else:
             from t2core.training.ntp import NTPConfig as config_cls
         _check_keys(f"baseline {self.method}/{self.task}", self.overrides, config_cls)
 
+    @property
+    def entry(self) -> Method:
+        """How this baseline is trained and applied (t2core/methods)."""
+        m = method_of_product(self.method)
+        assert m is not None
+        return m
+
     def kwargs(self) -> dict[str, object]:
         return dict(self.overrides)
-
-
-BASELINE_METHODS = ("lora", "ia3", "dora", "lora-pg")
 
 
 @dataclass(frozen=True)
@@ -186,12 +192,18 @@ class AblationVariant:
         if self.method not in ("svf", "lora") or self.objective not in ("pg", "ntp"):
             raise ConfigError(f"ablation {self.method}-{self.objective}: method must be svf or lora and objective "
                               "pg or ntp.")
+        method_of(self.objective, self.method)
         if (self.method, self.objective, self.targets) in {("lora", "pg", "mlp"), ("lora", "pg", "both")}:
             raise ConfigError("ablation lora-pg: LoRA-PG adapts q and v (the paper's LoRA); use targets='attn'.")
         if any(k == "steps" for k, _ in self.overrides):
             raise ConfigError("ablation overrides: the step budget is the ablation's `steps`, the same for every "
                               "variant; remove 'steps'.")
         _check_keys(f"ablation {self.label}", self.overrides, RLConfig if self.objective == "pg" else NTPConfig)
+
+    @property
+    def entry(self) -> Method:
+        """How this variant is trained and applied (t2core/methods)."""
+        return method_of(self.objective, self.method)
 
     @property
     def label(self) -> str:

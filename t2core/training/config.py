@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 
 from t2core.errors import ConfigError
+from t2core.methods import method_of
 from t2core.sampling.base import GenerationConfig
 from t2core.settings import resolved_dtype
 from t2core.svf.policy import SVFConfig
@@ -54,8 +55,7 @@ class RLConfig:
             raise ConfigError(f"kl_coef={self.kl_coef} must be >= 0 (paper uses 0, 0.1, 0.2, 0.3).")
         if self.temperature < 0:
             raise ConfigError(f"temperature={self.temperature} must be >= 0.")
-        if self.method not in ("svf", "lora"):
-            raise ConfigError(f"method={self.method!r} must be 'svf' or 'lora' (LoRA-PG).")
+        method_of("pg", self.method)  # svf (the paper's) or lora (LoRA-PG): one line naming them otherwise
         resolved_dtype(self)  # "auto" -> this machine's dtype, before any id is hashed
         for name in ("train_limit", "valid_limit", "max_new_tokens", "micro_batch_size"):
             v = getattr(self, name)
@@ -66,16 +66,7 @@ class RLConfig:
     def rollout_generation(self) -> GenerationConfig:
         """The sampling settings of rollouts and validation, resolved once (max_new_tokens None: the task's).
 
-        The run id hashes the config as given (`identity_fields`), so stored experts keep their ids."""
+        The run id hashes the config as given (`t2core.ids.identity_fields`), so stored experts keep their ids."""
         return GenerationConfig(max_new_tokens=self.max_new_tokens or get_task(self.task).max_new_tokens,
                                 temperature=self.temperature, batch_size=self.gen_batch_size, dtype=self.dtype,
                                 seed=self.seed)
-
-
-def identity_fields(cfg: RLConfig) -> dict:
-    """The config as it determines the trained expert: fields marked identity=False (memory knobs) left out."""
-    d = asdict(cfg)
-    for f in fields(cfg):
-        if f.metadata.get("identity", True) is False:
-            d.pop(f.name)
-    return d

@@ -15,6 +15,7 @@ from t2core.adapters import KIND as ADAPTERS
 from t2core.adapters import peft_module, with_adapter
 from t2core.artifacts import ArtifactStore
 from t2core.experts import FILE, KIND, ExpertRef
+from t2core.methods import method_of
 from t2core.models.registry import LoadedModel
 from t2core.paths import t2_home
 from t2core.sampling.base import run_backend
@@ -62,7 +63,7 @@ def train_expert(loaded: LoadedModel, cfg: RLConfig, data_dir: str | Path | None
     store = store or ArtifactStore()
     planned = planned or plan_training(loaded.weights_hash, cfg, data_dir, run_backend(sampler))
     run_id = planned[2]
-    if cfg.method != "svf":
+    if method_of("pg", cfg.method).product != "svf":
         return _train_peft_pg(loaded, planned, cfg, data_dir, store, sampler, on_log)
     if store.exists(KIND, run_id):  # reuse: no trainer, no SVD load
         ref = ExpertRef.resolve(str(store.path(KIND, run_id) / FILE), store)
@@ -97,10 +98,10 @@ def _trainer(loaded, svd, cfg, data_dir, sampler, on_log, planned) -> ReinforceT
 def _train_peft_pg(loaded: LoadedModel, planned, cfg: RLConfig, data_dir, store: ArtifactStore, sampler,
                    on_log) -> TrainedExpert:
     """LoRA-PG: the same REINFORCE loop on a PEFT LoRA; saved in PEFT format under `adapters/`."""
-    aid = planned[2]
+    aid, product = planned[2], method_of("pg", cfg.method).product
     if store.exists(ADAPTERS, aid):
         store.verify(ADAPTERS, aid)
-        return TrainedExpert(f"{cfg.method}-pg:{aid}", store.path(ADAPTERS, aid), None, 0.0,
+        return TrainedExpert(f"{product}:{aid}", store.path(ADAPTERS, aid), None, 0.0,
                              _stored_record(store, ADAPTERS, aid))
     trainer = _trainer(loaded, None, cfg, data_dir, sampler, on_log, planned)  # LoRA needs no SVD
     t0 = time.perf_counter()
@@ -111,9 +112,9 @@ def _train_peft_pg(loaded: LoadedModel, planned, cfg: RLConfig, data_dir, store:
 
         def write(tmp: Path) -> dict:
             lm.model.save_pretrained(str(tmp))
-            return {"method": f"{cfg.method}-pg", "task": cfg.task}
+            return {"method": product, "task": cfg.task}
 
         record = training_record(res, seconds)
         store.write(ADAPTERS, aid, write, meta={"weights_hash": loaded.weights_hash, "config": asdict(cfg),
                                                 "record": record})
-    return TrainedExpert(f"{cfg.method}-pg:{aid}", store.path(ADAPTERS, aid), res, seconds, record)
+    return TrainedExpert(f"{product}:{aid}", store.path(ADAPTERS, aid), res, seconds, record)

@@ -18,7 +18,8 @@ import torch
 
 from t2core.artifacts import ArtifactStore
 from t2core.errors import ConfigError, DataError
-from t2core.hashing import canonical_json, sha256_bytes
+from t2core.ids import content_id
+from t2core.methods import method_of
 from t2core.models.registry import LoadedModel
 from t2core.paths import resolve_data_dir
 from t2core.registry import Registry
@@ -26,8 +27,6 @@ from t2core.sampling.hf import render_prompt
 from t2core.settings import resolved_dtype
 from t2core.tasks import get_task
 from t2core.tasks.base import ChoiceSample, CodeSample, MathSample, Task
-
-METHODS = ("lora", "ia3", "dora", "svf")  # svf: SVF trained by next-token prediction (paper Table 4, svf_ntp.py)
 
 
 @dataclass(frozen=True)
@@ -59,8 +58,7 @@ class NTPConfig:
         get_task(self.task)
         if self.shots is not None and self.shots < 1:
             raise ConfigError(f"shots={self.shots} must be >= 1 (or None: the training split).")
-        if self.method not in METHODS:
-            raise ConfigError(f"method {self.method!r} is not one of {METHODS}.")
+        method_of("ntp", self.method)  # lora, ia3, dora or svf (SVF-NTP): one line naming them otherwise
         for name in ("rank", "alpha", "steps", "batch_size", "max_len"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}={getattr(self, name)} must be >= 1.")
@@ -139,7 +137,7 @@ def adapter_id(weights_hash: str, cfg: NTPConfig, data_files: dict[str, str]) ->
         del d["shots"], d["shot_split"]
     if cfg.method != "svf":  # likewise before SVF-NTP existed
         del d["svf_targets"]
-    return sha256_bytes(canonical_json(["ntp", weights_hash, d, sorted(data_files.values())]).encode())[:24]
+    return content_id(["ntp", weights_hash, d, sorted(data_files.values())])
 
 
 @dataclass

@@ -91,7 +91,7 @@ class LoRAAdapter(PolicyAdapter):
     def __init__(self, loaded: LoadedModel, svd: SVD | None, cfg) -> None:
         peft = peft_module()
         self._peft = peft
-        self.pm = peft.get_peft_model(loaded.model, peft_config(lora_pg_settings(cfg.task, cfg.seed)))
+        self.pm = peft.get_peft_model(loaded.model, peft_config(lora_pg_settings(cfg.task, cfg.seed), loaded.family))
         self.pm.eval()
 
     def parameters(self):

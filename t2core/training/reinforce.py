@@ -24,7 +24,8 @@ import torch
 from t2core.errors import ConfigError, DataError
 from t2core.evaluate import EvalConfig, evaluate
 from t2core.faults import fault_injection_point
-from t2core.hashing import canonical_json, sha256_bytes
+from t2core.ids import content_id, identity_fields
+from t2core.methods import method_of
 from t2core.models.registry import LoadedModel
 from t2core.paths import resolve_data_dir
 from t2core.sampling import Sampler, make_sampler
@@ -35,7 +36,7 @@ from t2core.svf.policy import SVFPolicy
 from t2core.tasks import get_task
 from t2core.training import choice  # noqa: F401 - registers the "choice" rollout
 from t2core.training.checkpoint import load_checkpoint, save_checkpoint
-from t2core.training.config import RLConfig, identity_fields
+from t2core.training.config import RLConfig
 from t2core.training.ntp import lora_identity, lora_pg_settings
 from t2core.training.policies import make_policy
 from t2core.training.rollouts import get_rollout
@@ -72,9 +73,9 @@ def train_run_id(weights_hash: str, cfg: RLConfig, task_version: str, data_files
     """Content id of a training run; `backend`: the engine of the rollouts (`run_backend`)."""
     payload = [f"train-{cfg.method}", weights_hash, identity_fields(cfg), task_version, sorted(data_files.values())]
     payload += backend_tag(backend)
-    if cfg.method == "lora":  # LoRA-PG: the LoRA it trains is part of what the run is
+    if method_of("pg", cfg.method).product != "svf":  # LoRA-PG: the LoRA it trains is part of what the run is
         payload.append({"lora": lora_identity(lora_pg_settings(cfg.task, cfg.seed))})
-    return sha256_bytes(canonical_json(payload).encode())[:24]
+    return content_id(payload)
 
 
 def plan_training(weights_hash: str, cfg: RLConfig, data_dir: str | Path | None = None, backend: str = "hf"):
@@ -102,7 +103,7 @@ class ReinforceTrainer:
         self.sampler = sampler or make_sampler("hf", loaded=loaded)
         self.train, self.data_files, self.run_id = planned or plan_training(loaded.weights_hash, cfg, data_dir,
                                                                             run_backend(self.sampler))
-        if self.sampler.receives_svf and cfg.method != "svf":
+        if self.sampler.receives_svf and not method_of("pg", cfg.method).takes_vectors:
             raise ConfigError(f"sampler {self.sampler.name!r} takes SVF vectors only; train method {cfg.method!r} "
                               "with the hf sampler.")
         self.checkpoint_dir = checkpoint_dir

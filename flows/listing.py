@@ -1,0 +1,51 @@
+"""The flows t2 offers, in one place: `t2 run <name>` runs one, `t2 serve` serves them all as deployments.
+
+Each entry says how the CLI's options become the flow's parameters and what a deployment's default
+parameters are for a profile; adding a flow is one entry here and its function in `pipelines`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from flows.pipelines import ablations_flow, full_paper_flow, svd_flow, train_expert_flow, transfer_flow
+from t2core.profiles import Profile
+from t2core.registry import Registry
+
+
+@dataclass(frozen=True)
+class FlowEntry:
+    name: str
+    flow: Any  # the prefect Flow
+    staged: bool  # its result lists stages (`steps`): `t2 run` prints them as a table
+    params: Callable[[Profile, dict], dict]  # (profile, the CLI's options) -> the flow's parameters
+    defaults: Callable[[Profile], dict]  # a deployment's default parameters for a profile
+
+
+def _common(prof: Profile, o: dict) -> dict:
+    return {"profile": prof.name, "data_dir": o.get("data_dir"), "seed": o.get("seed"), "sampler": o.get("sampler")}
+
+
+FLOWS: Registry[FlowEntry] = Registry("flow")
+for _entry in (
+    FlowEntry("full-paper", full_paper_flow, True, _common, lambda p: {"profile": p.name}),
+    FlowEntry("transfer", transfer_flow, True, lambda p, o: {**_common(p, o), "dst": o.get("dst")},
+              lambda p: {"profile": p.name}),
+    FlowEntry("ablations", ablations_flow, True, _common, lambda p: {"profile": p.name}),
+    FlowEntry("train-expert", train_expert_flow, False, lambda p, o: {**_common(p, o), "task": o["task"]},
+              lambda p: {"profile": p.name}),
+    FlowEntry("svd", svd_flow, False,
+              lambda p, o: {"model": p.model, "targets": p.targets, "seed": p.seed_or_default(o.get("seed"))},
+              lambda p: {"model": p.model, "targets": p.targets}),
+):
+    FLOWS.register(_entry.name, _entry)
+
+
+def get_flow(name: str) -> FlowEntry:
+    return FLOWS.get(name)
+
+
+def flow_names() -> list[str]:
+    return FLOWS.names()

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from t2core.errors import ModelError
-from t2core.models.targets import LLAMA_TARGETS, FamilyTargets
+from t2core.models.targets import LLAMA_TARGETS, FamilyTargets, family_of
 from t2core.registry import Registry
 
 
@@ -28,7 +28,7 @@ class LoadedModel:
     tokenizer: object
     weights_hash: str  # sha256 of the state dict: keys experts and SVD artifacts to this exact model
     source: str  # where the weights came from (file path / hub id / "random:seed")
-    family: FamilyTargets = LLAMA_TARGETS
+    family: FamilyTargets = LLAMA_TARGETS  # set by `load_model` from the model's config (t2core/models/families/)
     seed: int = 0  # what `load_model` was given (random-init models depend on it): a copy elsewhere reloads it
     directory: Path | None = None  # config + safetensors holding exactly these weights, if any (a server loads it)
 
@@ -42,7 +42,6 @@ class ModelSpec:
     alias: str
     loader: Callable[..., LoadedModel]  # loader(alias=..., seed=...) -> LoadedModel
     description: str
-    family: FamilyTargets = LLAMA_TARGETS
     needs_gpu: bool = False
     extra: dict = field(default_factory=dict)
 
@@ -86,6 +85,7 @@ def load_model(name: str, *, seed: int = 0) -> LoadedModel:
     if not isinstance(loaded.model, torch.nn.Module):
         raise ModelError(f"loader for {name!r} returned {type(loaded.model).__name__}, not a torch module")
     loaded.seed = seed
+    loaded.family = family_of(loaded.model)  # the module names every target spec and adapter use
     loaded.model.eval()
     loaded.model.requires_grad_(False)  # base weights are frozen: only SVF vectors (or adapters) train
     return loaded

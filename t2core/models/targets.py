@@ -35,11 +35,31 @@ class FamilyTargets:
         return self.mlp + self.attn
 
 
-#: Llama, Mistral and Qwen2 all use these names.
+#: The names of Llama's modules (the default of a family that registers no names of its own).
 LLAMA_TARGETS = FamilyTargets(
     mlp=("mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"),
     attn=("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj"),
 )
+
+_FAMILIES: dict[str, FamilyTargets] = {}  # transformers' `config.model_type` -> its module names
+
+
+def register_family(model_type: str, targets: FamilyTargets) -> FamilyTargets:
+    """A family's module names, by the `model_type` of its transformers config (t2core/models/families/)."""
+    if model_type in _FAMILIES:
+        raise ValueError(f"model family {model_type!r} is already registered")
+    _FAMILIES[model_type] = targets
+    return targets
+
+
+def family_of(model: torch.nn.Module) -> FamilyTargets:
+    """The module names of `model`'s family, from its config's `model_type`; a family that registered none
+    gets Llama's, and `find_targets` says so in one line when they do not match."""
+    return _FAMILIES.get(getattr(getattr(model, "config", None), "model_type", ""), LLAMA_TARGETS)
+
+
+def family_names() -> list[str]:
+    return sorted(_FAMILIES)
 
 
 def check_target_spec(spec: str) -> str:
@@ -62,6 +82,6 @@ def find_targets(model: torch.nn.Module, family: FamilyTargets, spec: str) -> di
     if not found:
         raise ConfigError(
             f"no linear layer in {type(model).__name__} ends with any of {suffixes} (target spec {spec!r}); "
-            "register the model family with its own module names."
+            "register the model family's module names (register_family in t2core/models/families/)."
         )
     return found

@@ -14,6 +14,7 @@ COPY t2core t2core
 COPY flows flows
 COPY catalog catalog
 COPY t2cli t2cli
+COPY t2ops t2ops
 RUN pip install --no-cache-dir "torch==2.13.0" --index-url https://download.pytorch.org/whl/cpu \
  && pip install --no-cache-dir -e .
 # Fetch and convert the embedded model at build time so containers start offline.

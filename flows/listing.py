@@ -28,12 +28,18 @@ def _common(prof: Profile, o: dict) -> dict:
     return {"profile": prof.name, "data_dir": o.get("data_dir"), "seed": o.get("seed"), "sampler": o.get("sampler")}
 
 
+def _staged(prof: Profile, o: dict) -> dict:
+    """A staged flow's parameters: the common ones and where its stages run."""
+    return {**_common(prof, o), "runner": o.get("runner"), "address": o.get("address"), "workers": o.get("workers"),
+            "gpus_per_worker": o.get("gpus_per_worker")}
+
+
 FLOWS: Registry[FlowEntry] = Registry("flow")
 for _entry in (
-    FlowEntry("full-paper", full_paper_flow, True, _common, lambda p: {"profile": p.name}),
-    FlowEntry("transfer", transfer_flow, True, lambda p, o: {**_common(p, o), "dst": o.get("dst")},
+    FlowEntry("full-paper", full_paper_flow, True, _staged, lambda p: {"profile": p.name}),
+    FlowEntry("transfer", transfer_flow, True, lambda p, o: {**_staged(p, o), "dst": o.get("dst")},
               lambda p: {"profile": p.name}),
-    FlowEntry("ablations", ablations_flow, True, _common, lambda p: {"profile": p.name}),
+    FlowEntry("ablations", ablations_flow, True, _staged, lambda p: {"profile": p.name}),
     FlowEntry("train-expert", train_expert_flow, False, lambda p, o: {**_common(p, o), "task": o["task"]},
               lambda p: {"profile": p.name}),
     FlowEntry("svd", svd_flow, False,

@@ -30,6 +30,42 @@ def serve(profile: str = "smol", limit: int | None = None) -> None:
     prefect_serve(*deployments, limit=limit)
 
 
+def deploy(pool: str, profile: str = "smol") -> list[str]:
+    """Every flow of `flows.listing` as a deployment on the process work pool `pool` (created if missing) of
+    the Prefect server at PREFECT_API_URL; `prefect worker start --pool <pool>` on any machine with t2
+    installed then runs them. Returns the deployments' names."""
+    import prefect
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.exceptions import ObjectNotFound
+    from prefect.settings import PREFECT_API_URL
+    from prefect.types.entrypoint import EntrypointType
+    from prefect.workers.process import ProcessWorker
+
+    from t2core.errors import ConfigError
+    from t2core.profiles import get_profile
+
+    prof = get_profile(profile)  # fail early on a bad name
+    if not PREFECT_API_URL.value():
+        raise ConfigError("t2 deploy needs a Prefect server that outlives this command: start one with `prefect "
+                          "server start` and set PREFECT_API_URL (e.g. http://127.0.0.1:4200/api).")
+    with get_client(sync_client=True) as client:
+        try:
+            found = client.read_work_pool(pool)
+        except ObjectNotFound:
+            found = client.create_work_pool(WorkPoolCreate(
+                name=pool, type="process", base_job_template=ProcessWorker.get_default_base_job_template()))
+        if found.type != "process":
+            raise ConfigError(f"work pool {pool!r} is of type {found.type!r}; t2 deploys to a process pool: pass "
+                              "another --pool name (it is created).")
+    deployments = [FLOWS.get(n).flow.to_deployment(name=n, parameters=FLOWS.get(n).defaults(prof),
+                                                   entrypoint_type=EntrypointType.MODULE_PATH)
+                   for n in FLOWS.names()]
+    prefect.deploy(*deployments, work_pool_name=pool, build=False, push=False, print_next_steps_message=False,
+                   ignore_warnings=True)
+    return [f"{FLOWS.get(n).flow.name}/{n}" for n in FLOWS.names()]
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--profile", default="smol", help="default profile of the full-paper deployment")

@@ -111,6 +111,9 @@ class AdaptOp(OperationBase):
                      seed=p.cfg.generation.seed, variant=ref, strategy=req.strategy)
         return AdaptPlan(p.run_id, row, req, ref, p, experts, sp, cls_ref)
 
+    def size(self, plan: AdaptPlan) -> int:
+        return len(plan.core.dataset)
+
     def needs(self, plan: AdaptPlan) -> dict:
         return {"search": (FEW_SHOT, plan.search)} if plan.search else {}
 

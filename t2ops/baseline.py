@@ -54,6 +54,9 @@ class BaselineOp(OperationBase):
             row = replace(row, variant=VariantRef(method.product, (aid,)))
         return BaselinePlan(run_id, row, ((method.store, aid),), req, method, aid)
 
+    def size(self, plan: BaselinePlan) -> int:
+        return plan.req.ntp.steps
+
     def done(self, plan: BaselinePlan, recorded: Recorded) -> BaselineOutcome:
         eid, path = recorded.expert or (f"{plan.method.product}:{plan.adapter_id}", None)
         return BaselineOutcome(plan.run_id, eid, Path(path) if path else None, True, recorded.metrics)

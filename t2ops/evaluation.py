@@ -73,6 +73,9 @@ class EvalOp(OperationBase):
         m = recorded.metrics
         return EvalOutcome(plan.run_id, plan.variant.name, m.get("accuracy"), int(m.get("n") or 0), True)
 
+    def size(self, plan: EvalPlan) -> int:
+        return len(plan.core.dataset)
+
     def needs(self, plan: EvalPlan) -> dict:
         return {"base": (self, plan.same_as)} if plan.same_as else {}
 

@@ -57,6 +57,9 @@ class FewShotOp(OperationBase):
                      variant=VariantRef("svf", tuple(e.id for e in sp.experts)), strategy="few-shot")
         return FewShotPlan(sp.run_id, row, ((KIND, sp.run_id),), req, sp)
 
+    def size(self, plan: FewShotPlan) -> int:
+        return plan.req.cfg.cem.generations
+
     def done(self, plan: FewShotPlan, recorded: Recorded) -> SearchResult:
         return stored_search(plan.search)
 

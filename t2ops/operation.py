@@ -72,14 +72,20 @@ class Operation(Protocol[Out]):
 
     def run(self, plan: Any, loaded: LoadedModel, deps: dict[str, Any], hooks: Hooks) -> Produced[Out]: ...
 
+    def size(self, plan: Any) -> int | None: ...
+
 
 class OperationBase:
-    """The default: no prerequisites."""
+    """The defaults: no prerequisites, no known size."""
 
     name = ""
 
     def needs(self, plan) -> dict:
         return {}
+
+    def size(self, plan) -> int | None:
+        """The steps, items or generations its progress hooks count to (None: not known)."""
+        return None
 
 
 OPERATIONS: Registry[Operation] = Registry("operation")

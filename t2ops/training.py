@@ -87,6 +87,9 @@ class TrainOp(OperationBase):
         return TrainPlan(run_id, train_row(ident, cfg, method, run_id, planned[1]), ((method.store, run_id),), req,
                          method, planned)
 
+    def size(self, plan: TrainPlan) -> int:
+        return plan.req.rl.steps
+
     def done(self, plan: TrainPlan, recorded: Recorded) -> TrainOutcome:
         eid, path = recorded.expert or (None, None)
         return TrainOutcome(plan.run_id, eid, Path(path) if path else None, True, recorded.metrics)

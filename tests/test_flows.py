@@ -34,6 +34,11 @@ N_TRANSFER_STEPS, N_TRANSFER_SHARED, N_TRANSFER_EVALS = 1 + 3 + 4 + 4 + 2, 4, 5
 N_ABLATION_STEPS, N_ABLATION_CACHED, N_ABLATION_EVALS = 2 + 5 + 2 * 6, 5, 9
 
 
+# The catalog of a completed in-process full-paper tiny run, one thread per stage, once the resume test below has
+# made it: tests/test_scaleout.py compares its Dask run with it instead of running the flow once more.
+LOCAL_RUN: list = []
+
+
 @pytest.fixture
 def prefect_env(tmp_path, monkeypatch):
     monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))
@@ -41,7 +46,8 @@ def prefect_env(tmp_path, monkeypatch):
     return tmp_path / "prefect"
 
 
-def test_full_paper_resumes_after_crash(t2_home, prefect_env, data_dir):
+def test_full_paper_resumes_after_crash(t2_home, prefect_env, data_dir, monkeypatch):
+    monkeypatch.setenv("T2_THREADS", "1")  # as each of two Dask workers on two cores has (test_scaleout.py)
     crashed = t2_cli("run", "full-paper", "--profile", "tiny", env={"T2_FAULT_AFTER": "eval:2"})
     assert crashed.returncode == 137, crashed.stderr[-2000:]
     assert catalog_rows(t2_home, "SELECT count(*) FROM runs WHERE kind='eval' AND status='completed'") == [(2,)]
@@ -124,31 +130,33 @@ def test_full_paper_resumes_after_crash(t2_home, prefect_env, data_dir):
     assert catalog_rows(t2_home, "SELECT r.run_id, r.config_hash, s.idx, s.output, s.correct FROM runs r JOIN "
                                  "samples s USING (run_id) WHERE r.task = 'arc_easy' AND r.method = 'base' "
                                  "ORDER BY s.idx") == flow_rows
+    LOCAL_RUN.append(t2_home)  # resumed and completed: the rows an uninterrupted run has
 
 
-def test_cache_keys_need_no_model(tiny, t2_home, data_dir, monkeypatch):
-    """The flow's cache keys come from the model's identity (weights hash, target names), not the model."""
-    import flows.runtime
-    import flows.steps as steps
+def test_a_done_stage_is_read_back_without_the_model(tiny, t2_home, data_dir, monkeypatch):
+    """The flow plans every stage from the model's identity and reads a completed one back from the catalog:
+    neither loads the model (only a stage that runs does, where it runs)."""
+    import flows.stages as stages
+    from catalog import Catalog
+    from catalog.execute import execute
     from t2core.profiles import get_profile
-    from t2ops import evaluation, svd, training
+    from t2ops import evaluation, svd
     from t2ops.model import ident_of
 
-    ident = ident_of(tiny)
-    monkeypatch.setattr(flows.runtime, "get_model", lambda *a, **k: pytest.fail("a cache key loaded the model"))
-    monkeypatch.setattr(steps, "get_model", flows.runtime.get_model)
     prof = get_profile("tiny")
-    sreq = svd.SvdRequest("mlp")
-    treq = training.TrainRequest(prof.rl_config("arc_easy"), data_dir=str(data_dir))
     ereq = evaluation.EvalRequest(prof.eval_config(prof.evals[0]), data_dir=str(data_dir))
-    from t2core.models.targets import find_targets
-    from t2core.svd import decomposition_key
-
-    key = steps._key
-    assert key(svd.OP)(None, {"ident": ident, "req": sreq}) == "r3-svd-svd-" + decomposition_key(
-        tiny.weights_hash, "mlp", list(find_targets(tiny.model, tiny.family, "mlp")))
-    assert key(training.OP)(None, {"ident": ident, "req": treq}) == "r3-train-" + training.OP.plan(treq, ident).run_id
-    assert key(evaluation.OP)(None, {"ident": ident, "req": ereq}) == "r3-eval-" + evaluation.OP.plan(ereq, ident).run_id
+    execute(svd.OP, svd.SvdRequest("mlp"), tiny, Catalog())
+    first = execute(evaluation.OP, ereq, tiny, Catalog())
+    monkeypatch.setattr(stages, "get_model", lambda *a, **k: pytest.fail("a done stage loaded the model"))
+    S = stages.Stages()
+    ident = ident_of(tiny)
+    again = S.outcome(S.submit("eval", evaluation.OP, ident, ereq))
+    assert again.run_id == first.run_id and again.reused and again.accuracy == first.accuracy
+    S.submit("eval, asked again", evaluation.OP, ident, ereq)
+    S.outcome(S.submit("svd", svd.OP, ident, svd.SvdRequest("mlp")))
+    rows = [stages.summary(label, st, first) for label, st, first in S.listed]
+    assert [(r["step"], r["state"]) for r in rows] == [("eval", "Cached"), ("eval, asked again", "Cached"),
+                                                       ("svd", "Cached")]
 
 
 def _free_port() -> int:

@@ -18,10 +18,20 @@ def run(
     seed: int | None = typer.Option(None, help="seed (default: the profile's)"),
     sampler: str | None = typer.Option(None, help="sampler of evaluations and SVF rollouts: hf, proc or vllm "
                                                   "(default: the profile's)"),
+    runner: str | None = typer.Option(None, help="where the stages run: local (one after another) or dask "
+                                                 "(concurrently on Dask workers); default: the profile's"),
+    address: str | None = typer.Option(None, help="dask: the scheduler of a running cluster (tcp://HOST:8786); "
+                                                  "default: a LocalCluster on this machine"),
+    workers: int | None = typer.Option(None, help="dask without --address: worker processes (default 2, or one "
+                                                  "per GPU group), each with its share of the cores"),
+    gpus_per_worker: int | None = typer.Option(None, help="dask on a CUDA machine: GPUs each worker owns "
+                                                          "(CUDA_VISIBLE_DEVICES); stages ask for one"),
 ) -> None:
     """Run a Prefect flow in-process (an ephemeral Prefect API starts if none is configured)."""
     quiet_transformers()
     from flows.listing import get_flow
+    from flows.runners import check_runner
+    from t2core.errors import ConfigError
     from t2core.profiles import get_profile
     from t2core.sampling import check_sampler
     from t2core.tasks import get_task
@@ -30,20 +40,38 @@ def run(
     entry = get_flow(flow)  # every name is checked before a Prefect server starts
     if sampler is not None:
         check_sampler(sampler)
+    if runner is not None:
+        check_runner(runner)
+    if not entry.staged and (runner, address, workers, gpus_per_worker) != (None, None, None, None):
+        raise ConfigError(f"--runner, --address, --workers and --gpus-per-worker apply to the staged flows "
+                          f"(full-paper, transfer, ablations), not to {flow}; drop them.")
+    if gpus_per_worker is not None and (gpus_per_worker < 1 or address or (runner or prof.runner) != "dask"):
+        raise ConfigError(f"--gpus-per-worker {gpus_per_worker}: give a count >= 1, with --runner dask and no "
+                          "--address (a cluster of your own sets its workers' GPUs itself).")
+    if gpus_per_worker is not None:
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError(f"--gpus-per-worker {gpus_per_worker}: this machine has no CUDA device; drop it.")
+    if address and (runner or prof.runner) != "dask":
+        raise ConfigError(f"--address {address} names a Dask scheduler; add --runner dask.")
+    if workers is not None and (workers < 1 or address):
+        raise ConfigError(f"--workers {workers}: give a count >= 1, and only for a LocalCluster (without --address).")
     if flow == "train-expert":
         get_task(task)
     out = entry.flow(**entry.params(prof, {"data_dir": data_dir, "seed": seed, "sampler": sampler, "dst": dst,
-                                          "task": task}))
+                                          "task": task, "runner": runner, "address": address, "workers": workers,
+                                          "gpus_per_worker": gpus_per_worker}))
     if not entry.staged:
         console.print(out)
         return
-    rows = [(s["step"], s["state"], s.get("accuracy"), f"{s.get('seconds', 0):.1f}", s.get("run_id") or s.get("key"),
-             "reused" if s.get("reused") else "")
+    rows = [(s["step"], s["state"], s.get("accuracy"), f"{s.get('seconds', 0):.1f}", s.get("worker", ""),
+             s.get("run_id") or s.get("key"), "reused" if s.get("reused") else "")
             for s in out["steps"]]
     total = sum(s.get("seconds", 0) for s in out["steps"])
     console.print(rich_table(f"{flow} [{profile}] {out['model']}" + (f" -> {out['dst']}" if "dst" in out else "")
                              + f": {total / 60:.1f} min in the stages",
-                             ["step", "state", "accuracy", "s", "id", "note"], rows))
+                             ["step", "state", "accuracy", "s", "worker", "id", "note"], rows))
     groups: dict[str, float] = {}
     for s in out["steps"]:  # the stage times at the end, by kind (train, baseline, eval, adapt, ...)
         kind = s["step"].split(":")[0]
@@ -63,3 +91,20 @@ def serve(
     from flows.serve import serve as do_serve
 
     do_serve(profile, limit)
+
+
+@app.command()
+@handle_errors
+def deploy(
+    pool: str = typer.Option(..., help="the process work pool to register the deployments on (created if missing)"),
+    profile: str = typer.Option("smol", help="default profile of the deployments"),
+) -> None:
+    """Register every flow as a deployment on a Prefect work pool; then `prefect worker start --pool POOL`
+    on any machine where t2 is installed, and `prefect deployment run full-paper/full-paper`."""
+    quiet_transformers()
+    from flows.serve import deploy as do_deploy
+
+    names = do_deploy(pool, profile)
+    console.print(f"work pool [bold]{pool}[/]: {', '.join(names)}")
+    console.print(f"start a worker with `prefect worker start --pool {pool}`, then `prefect deployment run "
+                  "full-paper/full-paper`")

@@ -76,6 +76,13 @@ def _looks_like_hub_id(name: str) -> bool:
     return len(parts) == 2 and all(parts) and not name.startswith((".", "/", "~"))
 
 
+def _on_gpu() -> bool:
+    """Models go to the GPU where there is one, unless T2_DEVICE=cpu (their weights hash is taken before)."""
+    import os
+
+    return torch.cuda.is_available() and os.environ.get("T2_DEVICE", "auto") != "cpu"
+
+
 def load_model(name: str, *, seed: int = 0) -> LoadedModel:
     """Load a registered alias, a local model directory, or a Hugging Face hub id (fp32, eval mode, frozen)."""
     if name not in _REGISTRY and _OPEN_LOADER and (Path(name).expanduser().is_dir() or _looks_like_hub_id(name)):
@@ -86,6 +93,8 @@ def load_model(name: str, *, seed: int = 0) -> LoadedModel:
         raise ModelError(f"loader for {name!r} returned {type(loaded.model).__name__}, not a torch module")
     loaded.seed = seed
     loaded.family = family_of(loaded.model)  # the module names every target spec and adapter use
+    if _on_gpu() and next(loaded.model.parameters()).device.type == "cpu":
+        loaded.model.to("cuda")  # this process's GPU (a Dask worker sees only its own: CUDA_VISIBLE_DEVICES)
     loaded.model.eval()
     loaded.model.requires_grad_(False)  # base weights are frozen: only SVF vectors (or adapters) train
     return loaded

@@ -253,6 +253,8 @@ class Profile:
         "help": "cross-model transfer (paper §4.4)"})
     ablations: AblationSettings = field(default_factory=AblationSettings, metadata={
         "help": "Table 4's variants (the `ablations` flow)"})
+    runner: str = field(default="local", metadata={"help": "where a flow's stages run: local (one after another "
+                                                          "in the flow's process) or dask (t2 run --runner)"})
     seed: int = 0
     description: str = ""
 
@@ -344,6 +346,8 @@ class Profile:
         from t2core.sampling import check_sampler
 
         check_sampler(self.sampler)
+        if self.runner not in ("local", "dask"):
+            raise ConfigError(f"profile {self.name}: runner={self.runner!r} must be local or dask.")
         if self.batch_size < 1:
             raise ConfigError(f"profile {self.name}: batch_size={self.batch_size} must be >= 1.")
         check_requested_dtype(self.dtype, f"profile {self.name}: dtype")

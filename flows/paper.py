@@ -1,0 +1,177 @@
+"""The stages of the paper's flows, as one body each: what runs on what, in an order that a local run
+follows one by one and a Dask run submits at once where stages do not depend on each other.
+
+Each body takes a `Stages` (flows/stages.py) and the flow's model identity, submits stages, asks for an
+outcome only where a later stage needs it (an expert's id, the classification expert, the searches'
+experts), and returns the stages in submission order. Every setting comes from the profile, resolved
+once into each operation's typed request (t2core/profiles/).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from catalog.experts import source_experts
+from flows.stages import Stage, Stages
+from t2core.errors import ConfigError
+from t2core.faults import fault_injection_point
+from t2core.methods import sampler_for
+from t2core.profiles import Profile
+from t2core.tasks import get_task
+from t2ops import adaptation, baseline, evaluation, fewshot, pick, svd, training, transfer
+from t2ops.model import ModelIdent
+
+Produced = list[tuple[str, str, Stage]]  # (task, product, the stage that trains it): what Table 1 evaluates
+
+
+def expert_id(S: Stages, stage: Stage) -> str:
+    out = S.outcome(stage)
+    return getattr(out, "expert_id", None) or out.picked
+
+
+def full_paper(S: Stages, prof: Profile, ident: ModelIdent, seed: int, data_dir: str | None, logger) -> None:
+    """SVD -> experts and baselines -> base and Table 1 evaluations -> adaptation, ablations, transfer."""
+    S.outcome(S.submit("svd", svd.OP, ident, svd.SvdRequest(prof.targets)))
+    produced: Produced = []
+    for tr in prof.trains:
+        req = training.TrainRequest(prof.rl_config(tr.task, seed), prof.sampler, data_dir)
+        produced.append((tr.task, "svf", S.submit(f"train:{tr.task}", training.OP, ident, req)))
+    for bl in prof.baselines:
+        if bl.entry.objective == "pg":  # LoRA-PG: the same REINFORCE loop as the SVF expert, on LoRA
+            req = training.TrainRequest(prof.rl_config(bl.task, seed, **bl.kwargs(), method=bl.entry.selector),
+                                        sampler_for(bl.method, prof.sampler), data_dir)
+            stage = S.submit(f"baseline:{bl.method}:{bl.task}", training.OP, ident, req)
+        else:
+            stage = S.submit(f"baseline:{bl.method}:{bl.task}", baseline.OP, ident,
+                             baseline.BaselineRequest(prof.ntp_config(bl, seed), data_dir))
+        produced.append((bl.task, bl.method, stage))
+    slices = {sl.task: sl for sl in prof.evals}
+    evals = [(sl, None, "base") for sl in prof.evals]
+    evals += [(slices[t], stage, product) for t, product, stage in produced if t in slices]
+    for sl, trained, product in evals:
+        expert = expert_id(S, trained) if trained else None
+        req = evaluation.EvalRequest(prof.eval_config(sl, seed), expert, sampler_for(product, prof.sampler), data_dir)
+        stage = S.submit(f"eval:{sl.task}" + ("" if product == "base" else f":{product}"), evaluation.OP, ident, req)
+        if not S.concurrent:
+            fault_injection_point("eval")  # resume tests: a kill -9 between two recorded evaluations
+    if prof.adapt.unseen:
+        adaptation_stages(S, prof, ident, produced, seed, data_dir, logger)
+    if prof.ablations.in_full_paper and prof.ablations.variants:  # Table 4
+        ablation_stages(S, prof, ident, seed, data_dir)
+    if prof.transfer.dst:  # cross-model transfer (paper §4.4), onto the profile's destination model
+        from flows.stages import load_model_step
+
+        sources = {t: expert_id(S, stage) for t, product, stage in produced if product == "svf"}
+        transfer_stages(S, prof, load_model_step(prof.transfer.dst, seed), sources, seed, data_dir, logger)
+
+
+def adaptation_stages(S: Stages, prof: Profile, ident: ModelIdent, produced: Produced, seed: int,
+                      data_dir: str | None, logger) -> None:
+    """Table 2's runs: dispatcher training, CEM per unseen task, base / LoRAs / the LoRA picked on the shots,
+    and the three strategies; Table 10's light search (fewer shots) and its evaluation where the profile
+    asks for one."""
+    cls_stage = S.submit("train:dispatch", training.OP, ident,
+                         training.TrainRequest(prof.cls_config(seed), prof.sampler, data_dir))
+    by_task = {t: stage for t, product, stage in produced if product == "svf"}  # Profile checks they are trained
+    experts = tuple(expert_id(S, by_task[t]) for t in prof.adapt.experts)
+    done = {(sl.task, sl.split, sl.limit) for sl in prof.evals}
+    loras = [(t, product, expert_id(S, stage)) for t, product, stage in produced if product != "svf"]
+    for sl in prof.adapt.unseen:
+        ev = prof.eval_config(sl, seed)
+        plain = [] if (sl.task, sl.split, sl.limit) in done else [(None, "base")]
+        cat = get_task(sl.task).category  # "category": only the LoRA of the training task of the same category
+        mine = [(eid, m) for t, m, eid in loras if prof.adapt.loras == "all" or get_task(t).category == cat]
+        for expert, product in plain + mine:  # base, and the LoRAs (Table 2's LoRA rows)
+            S.submit(f"eval:{sl.task}:{product}", evaluation.OP, ident,
+                     evaluation.EvalRequest(ev, expert, sampler_for(product, prof.sampler), data_dir))
+        strategies: list[tuple[str, Any, str]] = [("prompt", None, "prompt"), ("cls-expert", None, "cls-expert")]
+        task = get_task(sl.task)
+        if prof.adapt.searches(sl.task):  # shots never come from test
+            split = "train" if "train" in task.splits else "valid"
+            few = prof.few_shot_config(sl.task, seed, split=split)
+            S.submit(f"few-shot:{sl.task}", fewshot.OP, ident, fewshot.FewShotRequest(few, experts, prof.sampler,
+                                                                                     data_dir))
+            strategies.append(("few-shot", few, "few-shot"))
+            if prof.adapt.light_shots:  # Table 10: the same search on fewer prompts
+                light = prof.few_shot_config(sl.task, seed, split=split, shots=prof.adapt.light_shots)
+                S.submit(f"few-shot-light:{sl.task}", fewshot.OP, ident,
+                         fewshot.FewShotRequest(light, experts, prof.sampler, data_dir))
+                strategies.append(("few-shot", light, "few-shot-light"))
+            if loras:  # Table 2's LoRA chosen without test data: the best on the same shots
+                chosen = S.submit(f"lora-pick:{sl.task}", pick.OP, ident,
+                                  pick.PickRequest(few, tuple(eid for _, _, eid in loras), data_dir))
+                picked = S.outcome(chosen).picked
+                if picked not in {eid for eid, _ in mine}:
+                    product = picked.partition(":")[0]
+                    S.submit(f"eval:{sl.task}:{product}:picked", evaluation.OP, ident,
+                             evaluation.EvalRequest(ev, picked, sampler_for(product, prof.sampler), data_dir))
+        else:
+            logger.info("few-shot %s: not searched (no train or valid split: shots never come from test; or "
+                        "left out by the profile's adapt.few_shot_tasks)", sl.task)
+        for strategy, few, label in strategies:
+            cls = expert_id(S, cls_stage) if strategy == "cls-expert" else None
+            req = adaptation.AdaptRequest(ev, strategy, experts, prof.adapt.formulation, cls, few,
+                                          sampler=prof.sampler, data_dir=data_dir)
+            S.submit(f"adapt:{label}:{sl.task}", adaptation.OP, ident, req)
+
+
+def ablation_stages(S: Stages, prof: Profile, ident: ModelIdent, seed: int, data_dir: str | None) -> None:
+    """Table 4's runs: each variant trained (or reused), then it and base on every ablation slice."""
+    ab = prof.ablations
+    for targets in dict.fromkeys(v.targets for v in ab.variants if v.entry.product == "svf"):
+        S.outcome(S.submit(f"svd:{targets}", svd.OP, ident, svd.SvdRequest(targets)))
+    products: list[tuple[str, str, Stage]] = []  # (label, product, the stage that trains it)
+    for v in ab.variants:
+        cfg = prof.ablation_config(v, seed)
+        if v.entry.objective == "pg":
+            stage = S.submit(f"ablation:{v.label}", training.OP, ident,
+                             training.TrainRequest(cfg, sampler_for(v.entry.product, prof.sampler), data_dir))
+        else:
+            stage = S.submit(f"ablation:{v.label}", baseline.OP, ident, baseline.BaselineRequest(cfg, data_dir))
+        products.append((v.label, v.entry.product, stage))
+    for sl in ab.evals:
+        ev = prof.eval_config(sl, seed)
+        S.submit(f"eval:{sl.task}", evaluation.OP, ident, evaluation.EvalRequest(ev, None, prof.sampler, data_dir))
+        for label, product, stage in products:
+            S.submit(f"eval:{sl.task}:{label}", evaluation.OP, ident,
+                     evaluation.EvalRequest(ev, expert_id(S, stage), sampler_for(product, prof.sampler), data_dir))
+
+
+def transfer_stages(S: Stages, prof: Profile, dst_ident: ModelIdent, sources: dict[str, str], seed: int,
+                    data_dir: str | None, logger) -> None:
+    """Tables 5 and 9: each source expert moved to the destination with each control, the destination's
+    base on the slices, each transferred expert on its own task (Table 9) and on the unseen tasks of its
+    category (Table 5), and few-shot over the transferred and the destination's own experts (cross-model)."""
+    tr, dst = prof.transfer, dst_ident.alias
+    S.outcome(S.submit(f"svd:{dst}", svd.OP, dst_ident, svd.SvdRequest(prof.targets)))
+    moved: list[tuple[str, str, str]] = []  # (task, control, destination expert)
+    for task in tr.experts or tuple(sources):
+        for control in tr.controls:
+            stage = S.submit(f"transfer:{task}:{control}", transfer.OP, dst_ident,
+                             transfer.TransferRequest(sources[task], control, tr.seed))
+            moved.append((task, control, expert_id(S, stage)))
+    for sl, unseen in [(sl, False) for sl in tr.evals] + [(sl, True) for sl in tr.unseen]:
+        ev = prof.eval_config(sl, seed)
+        S.submit(f"eval:{dst}:{sl.task}", evaluation.OP, dst_ident,
+                 evaluation.EvalRequest(ev, None, prof.sampler, data_dir))
+        for task, control, eid in moved:  # Table 9: on its own task; Table 5: on unseen tasks of its category
+            if (get_task(task).category == get_task(sl.task).category) if unseen else task == sl.task:
+                S.submit(f"eval:{dst}:{sl.task}:{task}:{control}", evaluation.OP, dst_ident,
+                         evaluation.EvalRequest(ev, eid, prof.sampler, data_dir))
+    if tr.few_shot:
+        try:  # the destination's own experts, where it has them (the paper: Mistral's and Llama's)
+            own = tuple(source_experts(S.cat, dst_ident.alias, prof.adapt.experts or None, prof.targets))
+        except ConfigError:
+            own = ()
+        experts = tuple(dict.fromkeys([eid for _, control, eid in moved if control == "ordered"] + list(own)))
+        for sl in tr.unseen:
+            task = get_task(sl.task)
+            if not experts or not any(s in task.splits for s in ("train", "valid")):
+                continue  # shots never come from test
+            few = prof.few_shot_config(sl.task, seed, split="train" if "train" in task.splits else "valid")
+            S.submit(f"few-shot:{dst}:{sl.task}", fewshot.OP, dst_ident,
+                     fewshot.FewShotRequest(few, experts, prof.sampler, data_dir))
+            S.submit(f"adapt:{dst}:few-shot:{sl.task}", adaptation.OP, dst_ident,
+                     adaptation.AdaptRequest(prof.eval_config(sl, seed), "few-shot", experts, prof.adapt.formulation,
+                                             None, few, sampler=prof.sampler, data_dir=data_dir))
+    logger.info("transfer to %s: %d experts moved", dst, len(moved))

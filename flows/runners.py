@@ -17,6 +17,39 @@ def check_runner(runner: str) -> str:
     return runner
 
 
+def check_address(address: str, timeout_s: float = 5.0) -> str:
+    """`address` (tcp://HOST:PORT) if a Dask scheduler answers there; else one line saying what to do."""
+    import socket
+    from urllib.parse import urlparse
+
+    u = urlparse(address if "://" in address else f"tcp://{address}")
+    if u.scheme != "tcp" or not u.hostname or not u.port:
+        raise ConfigError(f"--address {address!r} is not tcp://HOST:PORT (e.g. tcp://10.0.0.5:8786).")
+    try:
+        with socket.create_connection((u.hostname, u.port), timeout=timeout_s):
+            return address
+    except OSError as e:
+        raise ConfigError(f"no Dask scheduler answers at {address} ({e.strerror or e}); start one with `dask "
+                          "scheduler` there, or drop --address for a LocalCluster on this machine.") from e
+
+
+def check_api(timeout_s: float = 10.0) -> str:
+    """The Prefect API URL this process is configured with, if a server answers there; else one line."""
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL
+
+    url = PREFECT_API_URL.value()
+    if not url:
+        raise ConfigError("this needs a Prefect server that outlives the command: start one with `prefect server "
+                          "start` and set PREFECT_API_URL (e.g. http://127.0.0.1:4200/api).")
+    with get_client(sync_client=True) as client:
+        failed = client.api_healthcheck()
+    if failed is not None:
+        raise ConfigError(f"the Prefect server at PREFECT_API_URL={url} does not answer ({type(failed).__name__}); "
+                          "start it with `prefect server start`, or fix PREFECT_API_URL.")
+    return url
+
+
 def _api_env() -> dict[str, str]:
     """The Prefect API the flow's process talks to, for its workers: without it each worker process would
     start an ephemeral API server of its own (seconds each, and the stages' task runs in other servers)."""
@@ -70,10 +103,10 @@ def dask_task_runner(address: str | None = None, workers: int | None = None, gpu
         return DaskTaskRunner(cluster_class="distributed.SpecCluster", cluster_kwargs={
             "workers": gpu_worker_specs(n_gpus, gpus_per_worker, workers, threads.split(threads.budget(), n)[-1],
                                         _api_env()),
-            "scheduler": {"cls": Scheduler, "options": {"dashboard_address": None}}})
+            "scheduler": {"cls": Scheduler, "options": {"dashboard_address": ":0"}}})
     n = workers or 2
     share = threads.split(threads.budget(), n)[-1]
     return DaskTaskRunner(cluster_kwargs={
-        "n_workers": n, "threads_per_worker": 1, "processes": True, "dashboard_address": None,
+        "n_workers": n, "threads_per_worker": 1, "processes": True, "dashboard_address": ":0",
         "env": {threads.ENV: str(share), "OMP_NUM_THREADS": str(share), "MKL_NUM_THREADS": str(share),
                 **_api_env()}})

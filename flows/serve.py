@@ -38,17 +38,17 @@ def deploy(pool: str, profile: str = "smol") -> list[str]:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import WorkPoolCreate
     from prefect.exceptions import ObjectNotFound
-    from prefect.settings import PREFECT_API_URL
     from prefect.types.entrypoint import EntrypointType
     from prefect.workers.process import ProcessWorker
 
+    from flows.runners import check_api
     from t2core.errors import ConfigError
     from t2core.profiles import get_profile
 
     prof = get_profile(profile)  # fail early on a bad name
-    if not PREFECT_API_URL.value():
-        raise ConfigError("t2 deploy needs a Prefect server that outlives this command: start one with `prefect "
-                          "server start` and set PREFECT_API_URL (e.g. http://127.0.0.1:4200/api).")
+    if not pool or "/" in pool or pool != pool.strip():
+        raise ConfigError(f"--pool {pool!r}: a work pool name is a non-empty word without '/' (e.g. t2).")
+    check_api()
     with get_client(sync_client=True) as client:
         try:
             found = client.read_work_pool(pool)

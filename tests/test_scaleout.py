@@ -109,6 +109,13 @@ def test_bad_runner_options_are_one_line_each(tmp_path):
         r = t2_inproc("run", "full-paper", "--profile", "tiny", *args)
         assert r.returncode == 2, (args, r.stdout, r.stderr)
         assert says in (r.stdout + r.stderr), (args, r.stdout, r.stderr)
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    r = t2_inproc("run", "full-paper", "--profile", "tiny", "--runner", "dask", "--address", f"tcp://127.0.0.1:{port}")
+    assert r.returncode == 2 and f"no Dask scheduler answers at tcp://127.0.0.1:{port}" in r.stdout + r.stderr
     r = t2_inproc("run", "svd", "--runner", "dask")
     assert r.returncode == 2 and "apply to the staged flows" in r.stdout + r.stderr
     r = t2_inproc("run", "full-paper", "--profile", "tiny", "--runner", "dask", "--gpus-per-worker", "1")
@@ -126,6 +133,41 @@ def test_gpu_workers_each_see_their_own_devices_and_offer_them_as_a_resource():
     assert len(gpu_worker_specs(3, 1, None, 1)) == 3
     with pytest.raises(ConfigError, match="3 workers x 2 GPUs do not fit the 4 GPUs"):
         gpu_worker_specs(4, 2, 3, 1)
+
+
+def test_deploy_refuses_an_unreachable_prefect_and_a_bad_pool_in_one_line(monkeypatch):
+    import socket
+
+    from tests.conftest import t2_cli, t2_inproc
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    r = t2_cli("deploy", "--pool", "t2", "--profile", "tiny", env={"PREFECT_API_URL": f"http://127.0.0.1:{port}/api"})
+    assert r.returncode == 2 and "does not answer" in r.stderr and "prefect server start" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+    r = t2_inproc("deploy", "--pool", "a/b", "--profile", "tiny")
+    assert r.returncode == 2 and "a work pool name is a non-empty word" in r.stdout + r.stderr
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    r = t2_cli("deploy", "--pool", "t2", "--profile", "tiny")
+    assert r.returncode == 2 and "needs a Prefect server that outlives the command" in r.stderr, r.stderr
+
+
+def test_a_stage_whose_artifact_the_flow_cannot_see_is_refused_with_the_path(tmp_path):
+    """A worker that wrote under another T2_HOME (not shared): the stage fails with the path, nothing recorded."""
+    from catalog import Catalog
+    from flows.stages import Stage, StageResult, Stages
+    from t2core.errors import T2Error
+    from t2ops.records import RunRow, TrainingRecord
+
+    S = Stages(cat=Catalog(tmp_path / "c.duckdb"))
+    row = RunRow("train-x", "train", "m", "h")
+    plan = type("P", (), {"run_id": "train-x", "row": row, "outputs": (("experts", "train-x"),)})()
+    stage = Stage("train:gsm8k", None, plan)
+    rec = TrainingRecord(row, "svf:x", "/elsewhere", "mlp", "svf-pg", {})
+    with pytest.raises(T2Error, match=r"ran on dask-3, but its artifact .*experts/train-x is not there .* shared"):
+        S._collect(stage, lambda: StageResult(None, (rec,), "dask-3", 1.0))
+    assert S.cat.query("SELECT count(*) FROM experts")[1] == [(0,)]
 
 
 @pytest.mark.slow

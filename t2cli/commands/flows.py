@@ -30,7 +30,7 @@ def run(
     """Run a Prefect flow in-process (an ephemeral Prefect API starts if none is configured)."""
     quiet_transformers()
     from flows.listing import get_flow
-    from flows.runners import check_runner
+    from flows.runners import check_address, check_runner
     from t2core.errors import ConfigError
     from t2core.profiles import get_profile
     from t2core.sampling import check_sampler
@@ -57,6 +57,8 @@ def run(
         raise ConfigError(f"--address {address} names a Dask scheduler; add --runner dask.")
     if workers is not None and (workers < 1 or address):
         raise ConfigError(f"--workers {workers}: give a count >= 1, and only for a LocalCluster (without --address).")
+    if address:
+        check_address(address)
     if flow == "train-expert":
         get_task(task)
     out = entry.flow(**entry.params(prof, {"data_dir": data_dir, "seed": seed, "sampler": sampler, "dst": dst,

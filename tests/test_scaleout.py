@@ -208,3 +208,28 @@ def test_deploy_to_a_work_pool_and_run_it_with_a_process_worker(tmp_path, data_d
     rc, _, err, _, _ = _run(local)
     assert rc == 0, err[-3000:]
     assert _rows(home) == _rows(local)  # the worker's flow ran its stages in its own process, like this one
+
+
+def test_a_stage_reports_its_progress_as_i_of_n_with_an_eta():
+    from types import SimpleNamespace
+
+    from flows.progress import stage_hooks
+
+    lines = []
+    log = SimpleNamespace(info=lambda fmt, *a: lines.append(fmt % a))
+    h = stage_hooks("train:gsm8k", log, 4)
+    h.on_log(SimpleNamespace(step=1, mean_reward=0.5, kl=0.01, valid_acc=None))
+    h.on_log(SimpleNamespace(step=2, mean_reward=-0.25, kl=0.02, valid_acc=0.375))
+    h.on_log(SimpleNamespace(step=3, mean_reward=0.0, kl=0.03, valid_acc=None))  # the last validation stays shown
+    assert lines[0].startswith("train:gsm8k: step 1/4, reward +0.500, kl 0.0100 (") and "ETA" in lines[0]
+    assert "step 3/4, reward +0.000, kl 0.0300, valid 0.375 (" in lines[2]
+    lines.clear()
+    ev = stage_hooks("eval:math", log, 20)
+    for _ in range(10):
+        ev.progress(2)  # every tenth of the slice: 2, 4, ..., 20
+    assert [x.split(" items")[0] for x in lines] == [f"eval:math: {i}/20" for i in range(2, 21, 2)]
+    lines.clear()
+    stage_hooks("few-shot:math", log, 5).on_generation(SimpleNamespace(generation=2, best_fitness=(0.5, -1.0)))
+    stage_hooks("baseline:lora", log, 10).on_log(10, 1.25)
+    assert lines[0].startswith("few-shot:math: CEM generation 2/5, best accuracy 0.500 (")
+    assert lines[1].startswith("baseline:lora: step 10/10, loss 1.2500 (")

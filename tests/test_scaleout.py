@@ -233,3 +233,18 @@ def test_a_stage_reports_its_progress_as_i_of_n_with_an_eta():
     stage_hooks("baseline:lora", log, 10).on_log(10, 1.25)
     assert lines[0].startswith("few-shot:math: CEM generation 2/5, best accuracy 0.500 (")
     assert lines[1].startswith("baseline:lora: step 10/10, loss 1.2500 (")
+
+
+def test_two_workers_writing_the_same_artifact_at_once_leave_one_valid_copy(tmp_path):
+    import multiprocessing as mp
+
+    from t2core.artifacts import ArtifactStore
+    from tests import artifact_writer
+
+    start = time.time() + 2
+    with mp.get_context("spawn").Pool(2) as pool:
+        keys = pool.starmap(artifact_writer.write_same, [(str(tmp_path), start)] * 2)
+    assert keys == ["k1", "k1"]
+    store = ArtifactStore(tmp_path)
+    store.verify("experts", "k1")  # hashes match the manifest
+    assert sorted(p.name for p in (tmp_path / "experts").iterdir()) == ["k1"]  # no half-written copy left

@@ -40,9 +40,15 @@ def _data_dir(data_dir: str | None) -> str | None:
 
 
 def _profile(name: str, sampler: str | None) -> Profile:
-    """The profile a flow runs, with the sampler it was asked for (checked when the profile is rebuilt)."""
+    """The profile a flow runs, with the sampler it was asked for (checked when the profile is rebuilt), or
+    its own, where available (a vllm profile without the vLLM environment says so in one line, then uses hf)."""
     prof = get_profile(name)
-    return prof if sampler is None else dataclasses.replace(prof, sampler=sampler)
+    if sampler is not None:
+        return dataclasses.replace(prof, sampler=sampler)
+    prof, note = prof.with_sampler_available()
+    if note:
+        print(note)
+    return prof
 
 
 def _steps(S: Stages) -> list[dict[str, Any]]:

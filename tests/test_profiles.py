@@ -53,3 +53,19 @@ def test_a_light_search_must_use_fewer_shots_than_the_full_one():
     smol = get_profile("smol")  # Table 10 on smol: the light search is `t2 adapt --shots 3`'s run
     light = smol.few_shot_config("arc_challenge_cloze", split="train", shots=smol.adapt.light_shots)
     assert (light.shots, smol.few_shot_config("arc_challenge_cloze", split="train").shots) == (3, 10)
+
+
+def test_the_qwen_profile_sizes_the_evidence_and_falls_back_to_hf_without_vllm(monkeypatch, tmp_path):
+    qwen = get_profile("qwen")
+    assert qwen.model == "qwen2.5-coder-0.5b" and qwen.sampler == "vllm" and qwen.dtype == "auto"
+    limits = {sl.task: sl.limit for sl in (*qwen.evals, *qwen.adapt.unseen)}
+    assert limits["humaneval"] is None and limits["arc_challenge_cloze"] is None  # all 164, all 1,172
+    assert all(limits[t] >= 250 for t in ("gsm8k", "mbpp", "math"))
+    assert {t.task for t in qwen.trains} == {"gsm8k", "mbpp", "arc_easy_cloze"}
+    assert {b.method for b in qwen.baselines} == {"lora"} and qwen.adapt.searches("math")
+    assert not qwen.adapt.searches("humaneval")  # no train or valid split: shots never come from test
+    monkeypatch.setenv("T2_VLLM_PYTHON", str(tmp_path / "no-such-python"))
+    fell, note = qwen.with_sampler_available()
+    assert fell.sampler == "hf" and note.startswith("profile qwen: the vLLM environment is missing")
+    assert note.endswith("Using the hf sampler instead.") and "\n" not in note
+    assert get_profile("smol").with_sampler_available() == (get_profile("smol"), None)

@@ -64,6 +64,10 @@ def adapt(
     from t2ops.operation import Hooks
 
     prof = get_profile(profile)
+    if sampler is None:
+        prof, note = prof.with_sampler_available()
+        if note:
+            console.print(note, highlight=False)
     check_strategy(strategy)  # names first: one line naming the known ones, before any model loads
     check_sampler(sampler or prof.sampler)
     get_task(task)

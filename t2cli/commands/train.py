@@ -42,6 +42,10 @@ def train(
     from t2ops.operation import Hooks
 
     prof = get_profile(profile)
+    if sampler is None:
+        prof, note = prof.with_sampler_available()
+        if note:
+            console.print(note, highlight=False)
     given = {"steps": steps, "batch_size": batch_size, "lr": lr, "kl_coef": kl_coef, "temperature": temperature,
              "micro_batch_size": micro_batch_size}
     svf = SVFConfig(targets=targets or prof.targets)

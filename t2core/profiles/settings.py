@@ -264,6 +264,21 @@ class Profile:
         """RLConfig settings this profile gives `task`: its dtype, then the task's slice overrides."""
         return {"dtype": self.dtype, **next((t.rl_kwargs() for t in self.trains if t.task == task), {})}
 
+    def with_sampler_available(self) -> tuple[Profile, str | None]:
+        """This profile, with hf in place of vllm when the vLLM environment is missing, and the one line that
+        says so (None when nothing changed). A sampler asked for explicitly is never replaced."""
+        if self.sampler != "vllm":
+            return self, None
+        from dataclasses import replace
+
+        from t2core.serving.vllm_env import ServerSettings
+
+        try:
+            ServerSettings().interpreter()
+        except ConfigError as e:
+            return replace(self, sampler="hf"), f"profile {self.name}: {e} Using the hf sampler instead."
+        return self, None
+
     def seed_or_default(self, seed: int | None) -> int:
         """The seed of a run of this profile: the one given, else the profile's."""
         return self.seed if seed is None else seed

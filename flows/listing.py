@@ -31,7 +31,7 @@ def _common(prof: Profile, o: dict) -> dict:
 def _staged(prof: Profile, o: dict) -> dict:
     """A staged flow's parameters: the common ones and where its stages run."""
     return {**_common(prof, o), "runner": o.get("runner"), "address": o.get("address"), "workers": o.get("workers"),
-            "gpus_per_worker": o.get("gpus_per_worker")}
+            "gpus_per_worker": o.get("gpus_per_worker"), "stages": o.get("stages")}
 
 
 FLOWS: Registry[FlowEntry] = Registry("flow")

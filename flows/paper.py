@@ -4,7 +4,9 @@ follows one by one and a Dask run submits at once where stages do not depend on 
 Each body takes a `Stages` (flows/stages.py) and the flow's model identity, submits stages, asks for an
 outcome only where a later stage needs it (an expert's id, the classification expert, the searches'
 experts), and returns the stages in submission order. Every setting comes from the profile, resolved
-once into each operation's typed request (t2core/profiles/).
+once into each operation's typed request (t2core/profiles/). A submission that needs another stage's outcome
+sits in `S.guard(label)`, so that a part of the flow (`t2 run --stages`) leaves it out when that stage was
+skipped.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ def expert_id(S: Stages, stage: Stage) -> str:
 
 def full_paper(S: Stages, prof: Profile, ident: ModelIdent, seed: int, data_dir: str | None, logger) -> None:
     """SVD -> experts and baselines -> base and Table 1 evaluations -> adaptation, ablations, transfer."""
-    S.outcome(S.submit("svd", svd.OP, ident, svd.SvdRequest(prof.targets)))
+    with S.guard("svd"):
+        S.outcome(S.submit("svd", svd.OP, ident, svd.SvdRequest(prof.targets)))
     produced: Produced = []
     for tr in prof.trains:
         req = training.TrainRequest(prof.rl_config(tr.task, seed), prof.sampler, data_dir)
@@ -49,11 +52,14 @@ def full_paper(S: Stages, prof: Profile, ident: ModelIdent, seed: int, data_dir:
     evals = [(sl, None, "base") for sl in prof.evals]
     evals += [(slices[t], stage, product) for t, product, stage in produced if t in slices]
     for sl, trained, product in evals:
-        expert = expert_id(S, trained) if trained else None
-        req = evaluation.EvalRequest(prof.eval_config(sl, seed), expert, sampler_for(product, prof.sampler), data_dir)
-        stage = S.submit(f"eval:{sl.task}" + ("" if product == "base" else f":{product}"), evaluation.OP, ident, req)
-        if not S.concurrent:
-            fault_injection_point("eval")  # resume tests: a kill -9 between two recorded evaluations
+        label = f"eval:{sl.task}" + ("" if product == "base" else f":{product}")
+        with S.guard(label):
+            expert = expert_id(S, trained) if trained else None
+            req = evaluation.EvalRequest(prof.eval_config(sl, seed), expert, sampler_for(product, prof.sampler),
+                                         data_dir)
+            S.submit(label, evaluation.OP, ident, req)
+            if not S.concurrent:
+                fault_injection_point("eval")  # resume tests: a kill -9 between two recorded evaluations
     if prof.adapt.unseen:
         adaptation_stages(S, prof, ident, produced, seed, data_dir, logger)
     if prof.ablations.in_full_paper and prof.ablations.variants:  # Table 4
@@ -61,8 +67,9 @@ def full_paper(S: Stages, prof: Profile, ident: ModelIdent, seed: int, data_dir:
     if prof.transfer.dst:  # cross-model transfer (paper §4.4), onto the profile's destination model
         from flows.stages import load_model_step
 
-        sources = {t: expert_id(S, stage) for t, product, stage in produced if product == "svf"}
-        transfer_stages(S, prof, load_model_step(prof.transfer.dst, seed), sources, seed, data_dir, logger)
+        with S.guard(f"transfer:{prof.transfer.dst}"):
+            sources = {t: expert_id(S, stage) for t, product, stage in produced if product == "svf"}
+            transfer_stages(S, prof, load_model_step(prof.transfer.dst, seed), sources, seed, data_dir, logger)
 
 
 def adaptation_stages(S: Stages, prof: Profile, ident: ModelIdent, produced: Produced, seed: int,
@@ -73,53 +80,63 @@ def adaptation_stages(S: Stages, prof: Profile, ident: ModelIdent, produced: Pro
     cls_stage = S.submit("train:dispatch", training.OP, ident,
                          training.TrainRequest(prof.cls_config(seed), prof.sampler, data_dir))
     by_task = {t: stage for t, product, stage in produced if product == "svf"}  # Profile checks they are trained
-    experts = tuple(expert_id(S, by_task[t]) for t in prof.adapt.experts)
+
+    def experts() -> tuple[str, ...]:  # asked for where needed: a part of the flow may have skipped them
+        return tuple(expert_id(S, by_task[t]) for t in prof.adapt.experts)
+
     done = {(sl.task, sl.split, sl.limit) for sl in prof.evals}
-    loras = [(t, product, expert_id(S, stage)) for t, product, stage in produced if product != "svf"]
+    loras = [(t, product, stage) for t, product, stage in produced if product != "svf"]
     for sl in prof.adapt.unseen:
         ev = prof.eval_config(sl, seed)
         plain = [] if (sl.task, sl.split, sl.limit) in done else [(None, "base")]
         cat = get_task(sl.task).category  # "category": only the LoRA of the training task of the same category
-        mine = [(eid, m) for t, m, eid in loras if prof.adapt.loras == "all" or get_task(t).category == cat]
-        for expert, product in plain + mine:  # base, and the LoRAs (Table 2's LoRA rows)
-            S.submit(f"eval:{sl.task}:{product}", evaluation.OP, ident,
-                     evaluation.EvalRequest(ev, expert, sampler_for(product, prof.sampler), data_dir))
+        mine = [(stage, m) for t, m, stage in loras if prof.adapt.loras == "all" or get_task(t).category == cat]
+        for trained, product in plain + mine:  # base, and the LoRAs (Table 2's LoRA rows)
+            with S.guard(f"eval:{sl.task}:{product}"):
+                expert = expert_id(S, trained) if trained else None
+                S.submit(f"eval:{sl.task}:{product}", evaluation.OP, ident,
+                         evaluation.EvalRequest(ev, expert, sampler_for(product, prof.sampler), data_dir))
         strategies: list[tuple[str, Any, str]] = [("prompt", None, "prompt"), ("cls-expert", None, "cls-expert")]
         task = get_task(sl.task)
         if prof.adapt.searches(sl.task):  # shots never come from test
             split = "train" if "train" in task.splits else "valid"
             few = prof.few_shot_config(sl.task, seed, split=split)
-            S.submit(f"few-shot:{sl.task}", fewshot.OP, ident, fewshot.FewShotRequest(few, experts, prof.sampler,
-                                                                                     data_dir))
+            with S.guard(f"few-shot:{sl.task}"):
+                S.submit(f"few-shot:{sl.task}", fewshot.OP, ident,
+                         fewshot.FewShotRequest(few, experts(), prof.sampler, data_dir))
             strategies.append(("few-shot", few, "few-shot"))
             if prof.adapt.light_shots:  # Table 10: the same search on fewer prompts
                 light = prof.few_shot_config(sl.task, seed, split=split, shots=prof.adapt.light_shots)
-                S.submit(f"few-shot-light:{sl.task}", fewshot.OP, ident,
-                         fewshot.FewShotRequest(light, experts, prof.sampler, data_dir))
+                with S.guard(f"few-shot-light:{sl.task}"):
+                    S.submit(f"few-shot-light:{sl.task}", fewshot.OP, ident,
+                             fewshot.FewShotRequest(light, experts(), prof.sampler, data_dir))
                 strategies.append(("few-shot", light, "few-shot-light"))
             if loras:  # Table 2's LoRA chosen without test data: the best on the same shots
-                chosen = S.submit(f"lora-pick:{sl.task}", pick.OP, ident,
-                                  pick.PickRequest(few, tuple(eid for _, _, eid in loras), data_dir))
-                picked = S.outcome(chosen).picked
-                if picked not in {eid for eid, _ in mine}:
-                    product = picked.partition(":")[0]
-                    S.submit(f"eval:{sl.task}:{product}:picked", evaluation.OP, ident,
-                             evaluation.EvalRequest(ev, picked, sampler_for(product, prof.sampler), data_dir))
+                with S.guard(f"lora-pick:{sl.task}"):
+                    chosen = S.submit(f"lora-pick:{sl.task}", pick.OP, ident,
+                                      pick.PickRequest(few, tuple(expert_id(S, st) for _, _, st in loras), data_dir))
+                    picked = S.outcome(chosen).picked
+                    if picked not in {expert_id(S, st) for st, _ in mine}:
+                        product = picked.partition(":")[0]
+                        S.submit(f"eval:{sl.task}:{product}:picked", evaluation.OP, ident,
+                                 evaluation.EvalRequest(ev, picked, sampler_for(product, prof.sampler), data_dir))
         else:
             logger.info("few-shot %s: not searched (no train or valid split: shots never come from test; or "
                         "left out by the profile's adapt.few_shot_tasks)", sl.task)
         for strategy, few, label in strategies:
-            cls = expert_id(S, cls_stage) if strategy == "cls-expert" else None
-            req = adaptation.AdaptRequest(ev, strategy, experts, prof.adapt.formulation, cls, few,
-                                          sampler=prof.sampler, data_dir=data_dir)
-            S.submit(f"adapt:{label}:{sl.task}", adaptation.OP, ident, req)
+            with S.guard(f"adapt:{label}:{sl.task}"):
+                cls = expert_id(S, cls_stage) if strategy == "cls-expert" else None
+                req = adaptation.AdaptRequest(ev, strategy, experts(), prof.adapt.formulation, cls, few,
+                                              sampler=prof.sampler, data_dir=data_dir)
+                S.submit(f"adapt:{label}:{sl.task}", adaptation.OP, ident, req)
 
 
 def ablation_stages(S: Stages, prof: Profile, ident: ModelIdent, seed: int, data_dir: str | None) -> None:
     """Table 4's runs: each variant trained (or reused), then it and base on every ablation slice."""
     ab = prof.ablations
     for targets in dict.fromkeys(v.targets for v in ab.variants if v.entry.product == "svf"):
-        S.outcome(S.submit(f"svd:{targets}", svd.OP, ident, svd.SvdRequest(targets)))
+        with S.guard(f"svd:{targets}"):
+            S.outcome(S.submit(f"svd:{targets}", svd.OP, ident, svd.SvdRequest(targets)))
     products: list[tuple[str, str, Stage]] = []  # (label, product, the stage that trains it)
     for v in ab.variants:
         cfg = prof.ablation_config(v, seed)
@@ -133,8 +150,9 @@ def ablation_stages(S: Stages, prof: Profile, ident: ModelIdent, seed: int, data
         ev = prof.eval_config(sl, seed)
         S.submit(f"eval:{sl.task}", evaluation.OP, ident, evaluation.EvalRequest(ev, None, prof.sampler, data_dir))
         for label, product, stage in products:
-            S.submit(f"eval:{sl.task}:{label}", evaluation.OP, ident,
-                     evaluation.EvalRequest(ev, expert_id(S, stage), sampler_for(product, prof.sampler), data_dir))
+            with S.guard(f"eval:{sl.task}:{label}"):
+                S.submit(f"eval:{sl.task}:{label}", evaluation.OP, ident,
+                         evaluation.EvalRequest(ev, expert_id(S, stage), sampler_for(product, prof.sampler), data_dir))
 
 
 def transfer_stages(S: Stages, prof: Profile, dst_ident: ModelIdent, sources: dict[str, str], seed: int,
@@ -143,13 +161,15 @@ def transfer_stages(S: Stages, prof: Profile, dst_ident: ModelIdent, sources: di
     base on the slices, each transferred expert on its own task (Table 9) and on the unseen tasks of its
     category (Table 5), and few-shot over the transferred and the destination's own experts (cross-model)."""
     tr, dst = prof.transfer, dst_ident.alias
-    S.outcome(S.submit(f"svd:{dst}", svd.OP, dst_ident, svd.SvdRequest(prof.targets)))
+    with S.guard(f"svd:{dst}"):
+        S.outcome(S.submit(f"svd:{dst}", svd.OP, dst_ident, svd.SvdRequest(prof.targets)))
     moved: list[tuple[str, str, str]] = []  # (task, control, destination expert)
     for task in tr.experts or tuple(sources):
         for control in tr.controls:
-            stage = S.submit(f"transfer:{task}:{control}", transfer.OP, dst_ident,
-                             transfer.TransferRequest(sources[task], control, tr.seed))
-            moved.append((task, control, expert_id(S, stage)))
+            with S.guard(f"transfer:{task}:{control}"):
+                stage = S.submit(f"transfer:{task}:{control}", transfer.OP, dst_ident,
+                                 transfer.TransferRequest(sources[task], control, tr.seed))
+                moved.append((task, control, expert_id(S, stage)))
     for sl, unseen in [(sl, False) for sl in tr.evals] + [(sl, True) for sl in tr.unseen]:
         ev = prof.eval_config(sl, seed)
         S.submit(f"eval:{dst}:{sl.task}", evaluation.OP, dst_ident,
@@ -164,6 +184,10 @@ def transfer_stages(S: Stages, prof: Profile, dst_ident: ModelIdent, sources: di
         except ConfigError:
             own = ()
         experts = tuple(dict.fromkeys([eid for _, control, eid in moved if control == "ordered"] + list(own)))
+        if len(moved) < len(tr.experts or tuple(sources)) * len(tr.controls):  # a part of the flow skipped some
+            S.blocked += [(f"few-shot:{dst}:{sl.task}", "transfer:*") for sl in tr.unseen
+                          if S.selected(f"few-shot:{dst}:{sl.task}")]
+            return
         for sl in tr.unseen:
             task = get_task(sl.task)
             if not experts or not any(s in task.splits for s in ("train", "valid")):

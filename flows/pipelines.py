@@ -17,6 +17,7 @@ prefect-dask's, on a LocalCluster of `workers` processes or the cluster at `addr
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -25,7 +26,7 @@ from catalog import Catalog
 from catalog.experts import source_experts
 from flows import paper
 from flows.runners import check_runner, dask_task_runner
-from flows.stages import Stages, load_model_step, summary
+from flows.stages import Stages, check_stage_patterns, load_model_step, summary
 from t2core.errors import ConfigError
 from t2core.experts import ExpertRef
 from t2core.paths import resolve_data_dir
@@ -53,8 +54,16 @@ def _profile(name: str, sampler: str | None) -> Profile:
 
 def _steps(S: Stages) -> list[dict[str, Any]]:
     for stage in S.by_run.values():  # every stage finished (and recorded) before the flow returns
-        S.outcome(stage)
-    return [summary(label, s, first) for label, s, first in S.listed]
+        if stage.state != "Skipped":
+            S.outcome(stage)
+    rows = [summary(label, s, first) for label, s, first in S.listed]
+    rows += [{"step": label, "state": "Blocked", "seconds": 0.0, "note": f"needs {need}"}
+             for label, need in dict.fromkeys(S.blocked)]
+    names = [r["step"] for r in rows]
+    for pat in S.only:  # a pattern that matched nothing is said, not silently ignored
+        if not any(fnmatch.fnmatchcase(n, pat) for n in names):
+            print(f"--stages {pat!r}: no stage of this flow has that name (the run lists every stage's name)")
+    return rows
 
 
 @flow(name="svd", log_prints=True)
@@ -119,50 +128,60 @@ _BODIES = {"full-paper": _full_paper, "transfer": _transfer, "ablations": _ablat
 
 
 @flow(name="stages", log_prints=True)
-def dask_stages_flow(body: str, params: dict[str, Any], gpu: bool = False) -> dict[str, Any]:
+def dask_stages_flow(body: str, params: dict[str, Any], gpu: bool = False, only: tuple[str, ...] = ()
+                     ) -> dict[str, Any]:
     """A staged flow's body with its stages submitted to the Dask task runner this flow is given."""
-    return _BODIES[body](Stages(concurrent=True, gpu=gpu), **params)
+    return _BODIES[body](Stages(concurrent=True, gpu=gpu, only=tuple(only)), **params)
+
+
+def stage_patterns(stages: str | None) -> tuple[str, ...]:
+    """`--stages`: comma-separated patterns of stage names (fnmatch), checked; none: the whole flow."""
+    return check_stage_patterns(tuple(p.strip() for p in (stages or "").split(",") if p.strip()))
 
 
 def _run(body: str, params: dict[str, Any], runner: str | None, address: str | None, workers: int | None,
-         gpus_per_worker: int | None = None) -> dict[str, Any]:
+         gpus_per_worker: int | None = None, stages: str | None = None) -> dict[str, Any]:
+    only = stage_patterns(stages)
     runner = check_runner(runner or _profile(params["profile"], params.get("sampler")).runner)
     if runner == "dask":
         task_runner = dask_task_runner(address, workers, gpus_per_worker)
-        return dask_stages_flow.with_options(task_runner=task_runner)(body, params, bool(gpus_per_worker))
-    return _BODIES[body](Stages(), **params)
+        return dask_stages_flow.with_options(task_runner=task_runner)(body, params, bool(gpus_per_worker), only)
+    return _BODIES[body](Stages(only=only), **params)
 
 
 @flow(name="full-paper", log_prints=True)
 def full_paper_flow(profile: str = "smol", data_dir: str | None = None, seed: int | None = None,
                     sampler: str | None = None, runner: str | None = None, address: str | None = None,
-                    workers: int | None = None, gpus_per_worker: int | None = None) -> dict[str, Any]:
+                    workers: int | None = None, gpus_per_worker: int | None = None, stages: str | None = None
+                    ) -> dict[str, Any]:
     """The whole paper pipeline for one profile: SVD, experts, baselines, evaluations, adaptation, and the
     ablations and transfer where the profile asks for them. `sampler` overrides the profile's; `runner`
     (local or dask, default the profile's), `address`, `workers` and `gpus_per_worker` say where the
-    stages run (flows/runners.py)."""
+    stages run (flows/runners.py); `stages` (comma-separated patterns such as 'train:mbpp,eval:humaneval*')
+    runs only a part of it (flows/stages.py)."""
     params = {"profile": profile, "data_dir": data_dir, "seed": seed, "sampler": sampler}
-    return _run("full-paper", params, runner, address, workers, gpus_per_worker)
+    return _run("full-paper", params, runner, address, workers, gpus_per_worker, stages)
 
 
 @flow(name="transfer", log_prints=True)
 def transfer_flow(profile: str = "smol", dst: str | None = None, data_dir: str | None = None,
                   seed: int | None = None, sampler: str | None = None, runner: str | None = None,
-                  address: str | None = None, workers: int | None = None, gpus_per_worker: int | None = None
-                  ) -> dict[str, Any]:
+                  address: str | None = None, workers: int | None = None, gpus_per_worker: int | None = None,
+                  stages: str | None = None) -> dict[str, Any]:
     """Move the profile model's experts (from the catalog: run full-paper first) to `dst` (default: the
     profile's transfer.dst) and evaluate them there with the controls (Tables 5 and 9)."""
     params = {"profile": profile, "dst": dst, "data_dir": data_dir, "seed": seed, "sampler": sampler}
-    return _run("transfer", params, runner, address, workers, gpus_per_worker)
+    return _run("transfer", params, runner, address, workers, gpus_per_worker, stages)
 
 
 @flow(name="ablations", log_prints=True)
 def ablations_flow(profile: str = "smol", data_dir: str | None = None, seed: int | None = None,
                    sampler: str | None = None, runner: str | None = None, address: str | None = None,
-                   workers: int | None = None, gpus_per_worker: int | None = None) -> dict[str, Any]:
+                   workers: int | None = None, gpus_per_worker: int | None = None, stages: str | None = None
+                   ) -> dict[str, Any]:
     """Table 4 (paper §4.3): each variant of the profile's `ablations` (SVF or LoRA, trained by REINFORCE or
     next-token prediction, on MLP, attention or both) trained on one task with one step budget, then it and
     the base model evaluated on the task's test slice and the unseen slices. Cached and resumable like
     full-paper: a variant the profile already trained (same config) is reused, not retrained."""
     params = {"profile": profile, "data_dir": data_dir, "seed": seed, "sampler": sampler}
-    return _run("ablations", params, runner, address, workers, gpus_per_worker)
+    return _run("ablations", params, runner, address, workers, gpus_per_worker, stages)

@@ -12,11 +12,17 @@ machines): a stage whose artifacts the flow's process cannot see is refused with
 With the local runner (the default) a stage runs when it is submitted, in submission order: the
 behaviour and results of a run without Dask. With the Dask runner a submitted stage runs as soon as a
 worker is free, and `outcome()` waits for it.
+
+`only` (`t2 run --stages`) runs a part of a flow: the stages whose names match one of its patterns, plus
+the prerequisites they plan (an SVD, a few-shot search). Any other stage is read back when the catalog
+has it and is otherwise `Skipped`. A selected stage that needs a skipped stage's outcome (an evaluation
+of an expert nobody trained yet) is `Blocked`, and the summary names what it needs.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import os
 import socket
 import time
@@ -34,7 +40,7 @@ from catalog.runs import fail_run, recorded, start_run
 from flows.progress import stage_hooks
 from flows.runtime import get_model
 from t2core.artifacts import ArtifactStore
-from t2core.errors import T2Error
+from t2core.errors import ConfigError, T2Error
 from t2ops.model import ModelIdent
 from t2ops.operation import Operation, Plan
 
@@ -67,6 +73,29 @@ def run_stage(op: Operation, label: str, ident: ModelIdent, plan: Plan, deps: di
     return StageResult(out.outcome, (model_record(loaded), *out.records), _where(), time.perf_counter() - t0)
 
 
+# the kinds of stage names (the part before the first ':'), for checking `--stages` patterns
+STAGE_KINDS = ("svd", "train", "baseline", "eval", "few-shot", "few-shot-light", "lora-pick", "adapt", "ablation",
+               "transfer")
+
+
+class Skipped(Exception):
+    """The outcome of a stage that `only` left out and the catalog does not have."""
+
+    def __init__(self, label: str) -> None:
+        super().__init__(label)
+        self.label = label
+
+
+def check_stage_patterns(patterns: tuple[str, ...]) -> tuple[str, ...]:
+    """`--stages` patterns, each checked: its kind (before the first ':') must name a kind of stage."""
+    for pat in patterns:
+        kind = pat.split(":", 1)[0]
+        if not any(fnmatch.fnmatchcase(k, kind) for k in STAGE_KINDS):
+            raise ConfigError(f"--stages {pat!r}: {kind!r} is no kind of stage; a pattern starts with one of "
+                          f"{', '.join(STAGE_KINDS)} (e.g. 'train:mbpp', 'eval:humaneval*').")
+    return patterns
+
+
 @dataclass
 class Stage:
     label: str
@@ -91,6 +120,21 @@ class Stages:
     cat: Catalog = field(default_factory=Catalog)
     by_run: dict[str, Stage] = field(default_factory=dict)
     listed: list[tuple[str, Stage, bool]] = field(default_factory=list)  # (name asked for, its stage, first?)
+    only: tuple[str, ...] = ()  # `--stages` patterns (fnmatch on the stage names); empty: every stage
+    blocked: list[tuple[str, str]] = field(default_factory=list)  # (selected stage, the skipped one it needs)
+
+    def selected(self, label: str) -> bool:
+        return not self.only or any(fnmatch.fnmatchcase(label, pat) for pat in self.only)
+
+    @contextlib.contextmanager
+    def guard(self, label: str):
+        """Around the planning and submission of stage `label`: where it needs the outcome of a skipped
+        stage, it is left out (and listed as blocked when it was selected)."""
+        try:
+            yield
+        except Skipped as e:
+            if self.selected(label):
+                self.blocked.append((label, e.label))
 
     def submit(self, label: str, op: Operation, ident: ModelIdent, req: Any) -> Stage:
         return self.submit_plan(label, op, ident, op.plan(req, ident))
@@ -107,6 +151,9 @@ class Stages:
         if is_done(self.cat, plan):
             stage.outcome, stage.state, stage.collected = op.done(plan, recorded(self.cat, plan.run_id)), "Cached", True
             return stage
+        if listed and not self.selected(label):
+            stage.state, stage.collected = "Skipped", True
+            return stage
         deps = {k: self.outcome(self.submit_plan(f"{label}/{k}", o, ident, p, listed=False))
                 for k, (o, p) in op.needs(plan).items()}
         if plan.row is not None:
@@ -120,7 +167,10 @@ class Stages:
         return stage
 
     def outcome(self, stage: Stage) -> Any:
-        """The stage's outcome, waiting for it (and recording it) if it still runs."""
+        """The stage's outcome, waiting for it (and recording it) if it still runs; `Skipped` for a stage
+        that `only` left out."""
+        if stage.state == "Skipped":
+            raise Skipped(stage.label)
         if not stage.collected:
             self._collect(stage, stage.future.result)
         return stage.outcome
@@ -161,6 +211,9 @@ def summary(label: str, stage: Stage, first: bool = True) -> dict[str, Any]:
     A run asked for again (`first` False) is `Cached` there."""
     o = stage.outcome
     again = not first
+    if stage.state == "Skipped":
+        return {"step": label, "state": "Skipped", "worker": "", "seconds": 0.0, "run_id": stage.plan.run_id,
+                "reused": False, "note": "not in --stages"}
     out: dict[str, Any] = {"step": label, "state": "Cached" if again else stage.state,
                            "worker": "" if again else stage.worker, "seconds": 0.0 if again else stage.seconds,
                            "run_id": stage.plan.run_id,

@@ -26,6 +26,9 @@ def run(
                                                   "per GPU group), each with its share of the cores"),
     gpus_per_worker: int | None = typer.Option(None, help="dask on a CUDA machine: GPUs each worker owns "
                                                           "(CUDA_VISIBLE_DEVICES); stages ask for one"),
+    stages: str | None = typer.Option(None, help="a part of a staged flow: comma-separated patterns of stage "
+                                                 "names, e.g. 'train:mbpp,eval:humaneval*' (other stages are read "
+                                                 "back from the catalog or skipped)"),
 ) -> None:
     """Run a Prefect flow in-process (an ephemeral Prefect API starts if none is configured)."""
     quiet_transformers()
@@ -42,9 +45,13 @@ def run(
         check_sampler(sampler)
     if runner is not None:
         check_runner(runner)
-    if not entry.staged and (runner, address, workers, gpus_per_worker) != (None, None, None, None):
-        raise ConfigError(f"--runner, --address, --workers and --gpus-per-worker apply to the staged flows "
+    if not entry.staged and (runner, address, workers, gpus_per_worker, stages) != (None,) * 5:
+        raise ConfigError(f"--runner, --address, --workers, --gpus-per-worker and --stages apply to the staged flows "
                           f"(full-paper, transfer, ablations), not to {flow}; drop them.")
+    if stages is not None:
+        from flows.pipelines import stage_patterns
+
+        stage_patterns(stages)  # checked before a Prefect server starts
     if gpus_per_worker is not None and (gpus_per_worker < 1 or address or (runner or prof.runner) != "dask"):
         raise ConfigError(f"--gpus-per-worker {gpus_per_worker}: give a count >= 1, with --runner dask and no "
                           "--address (a cluster of your own sets its workers' GPUs itself).")
@@ -63,12 +70,12 @@ def run(
         get_task(task)
     out = entry.flow(**entry.params(prof, {"data_dir": data_dir, "seed": seed, "sampler": sampler, "dst": dst,
                                           "task": task, "runner": runner, "address": address, "workers": workers,
-                                          "gpus_per_worker": gpus_per_worker}))
+                                          "gpus_per_worker": gpus_per_worker, "stages": stages}))
     if not entry.staged:
         console.print(out)
         return
     rows = [(s["step"], s["state"], s.get("accuracy"), f"{s.get('seconds', 0):.1f}", s.get("worker", ""),
-             s.get("run_id") or s.get("key"), "reused" if s.get("reused") else "")
+             s.get("run_id") or s.get("key"), s.get("note") or ("reused" if s.get("reused") else ""))
             for s in out["steps"]]
     total = sum(s.get("seconds", 0) for s in out["steps"])
     console.print(rich_table(f"{flow} [{profile}] {out['model']}" + (f" -> {out['dst']}" if "dst" in out else "")

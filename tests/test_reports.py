@@ -82,3 +82,19 @@ def test_a_report_is_one_function_and_one_register_call(t2_home):
     missing = t2_inproc("report", "--table", "98")
     listed = missing.stderr.split("--table ")[-1].split(", --figure")[0].split(", ")
     assert missing.returncode == 2 and {"1", "2", "10", "99"} <= set(listed)  # (other tests may add theirs)
+
+
+def test_compare_pairs_two_runs_item_by_item(t2_home):
+    from tests.conftest import t2_inproc
+
+    cat = Catalog()
+    _eval(cat, "aaaa01", "mbpp", "svf:abc", 20, 12)  # items 0-11 right
+    _eval(cat, "bbbb01", "mbpp", "base", 20, 8)  # items 0-7 right: A alone 4, B alone 0, p = 2 * 0.5^4
+    _eval(cat, "aaaa02", "gsm8k", "base", 5, 1)
+    r = t2_inproc("compare", "aaaa01", "bbbb")
+    assert r.returncode == 0, r.stderr
+    out = " ".join(r.stdout.split())
+    assert "A aaaa01 (mbpp svf:abc): 0.600 B bbbb01 (mbpp base): 0.400 on 20 shared items" in out
+    assert "only A right 4, only B right 0; exact McNemar p = 0.125" in out
+    r = t2_inproc("compare", "aaaa", "bbbb01")
+    assert r.returncode == 2 and "run 'aaaa': 2 completed evaluations have an id that starts so" in r.stderr

@@ -68,14 +68,20 @@ def latest_evals(cat: Catalog, tasks: list[str], model: str | None, split: str =
     return rows
 
 
+def paired_counts(cat: Catalog, a: str, b: str) -> tuple[int, int, int, int, int]:
+    """(pairs, both right, only `a` right, only `b` right, both wrong) over the samples both runs answered."""
+    _, rows = cat.query(
+        "SELECT count(*), count(*) FILTER (WHERE a.correct AND b.correct),"
+        " count(*) FILTER (WHERE a.correct AND NOT b.correct), count(*) FILTER (WHERE b.correct AND NOT a.correct),"
+        " count(*) FILTER (WHERE NOT a.correct AND NOT b.correct)"
+        " FROM samples a JOIN samples b ON a.sample_id = b.sample_id WHERE a.run_id = ? AND b.run_id = ?", [a, b])
+    return tuple(int(x) for x in rows[0])  # type: ignore[return-value]
+
+
 def paired_test(cat: Catalog, run: str, base: str) -> tuple[int, float] | None:
     """(pairs, exact McNemar p) of `run` against `base` over the samples both answered."""
-    _, rows = cat.query(
-        "SELECT count(*), count(*) FILTER (WHERE a.correct AND NOT b.correct),"
-        " count(*) FILTER (WHERE b.correct AND NOT a.correct)"
-        " FROM samples a JOIN samples b ON a.sample_id = b.sample_id WHERE a.run_id = ? AND b.run_id = ?", [run, base])
-    n, only_a, only_b = rows[0]
-    return (int(n), mcnemar_p(int(only_a), int(only_b))) if n else None
+    n, _, only_a, only_b, _ = paired_counts(cat, run, base)
+    return (n, mcnemar_p(only_a, only_b)) if n else None
 
 
 def base_index(cat: Catalog, tasks: list[str], model: str | None) -> dict[tuple[str, str], dict[int, tuple]]:

@@ -1,4 +1,5 @@
-"""`t2 catalog ls` and `t2 report`: what the catalog holds, and the paper's tables and figures from it."""
+"""`t2 catalog ls`, `t2 compare` and `t2 report`: what the catalog holds, two runs item by item, and the paper's
+tables and figures from it."""
 
 from __future__ import annotations
 
@@ -52,6 +53,41 @@ def catalog_ls(
 
         cols, rows = [*cols, "file"], [(*r, file_status(r[2], r[-1])) for r in rows]
     console.print(rich_table(table, cols, rows, whole=("file",)))
+
+
+def _run_id(cat, prefix: str) -> tuple[str, str]:
+    """(run id, what it evaluated) of the one evaluation whose id starts with `prefix`."""
+    from t2core.errors import ConfigError
+
+    _, rows = cat.query("SELECT run_id, task || ' ' || coalesce(variant, 'base') || coalesce(' ' || strategy, '') "
+                        "FROM runs WHERE kind = 'eval' AND status = 'completed' AND starts_with(run_id, ?)", [prefix])
+    if len(rows) != 1:
+        raise ConfigError(f"run {prefix!r}: {'no' if not rows else len(rows)} completed evaluations have an id that "
+                          "starts so; give one from `t2 catalog ls runs`" + (" (a longer prefix)." if rows else "."))
+    return rows[0][0], rows[0][1]
+
+
+@app.command()
+@handle_errors
+def compare(
+    a: str = typer.Argument(..., help="an evaluation's run id (or a unique prefix)"),
+    b: str = typer.Argument(..., help="the evaluation to pair it with, e.g. the base model's on the same slice"),
+) -> None:
+    """Two evaluations item by item: accuracies on the items both answered, the discordant pairs and the
+    exact McNemar p (what docs/results.md reports for every row against base)."""
+    from catalog import Catalog
+    from catalog.reports.common import paired_counts
+    from catalog.reports.stats import mcnemar_p
+    from t2core.errors import ConfigError
+
+    cat = Catalog()
+    (ra, what_a), (rb, what_b) = _run_id(cat, a), _run_id(cat, b)
+    n, both, only_a, only_b, _ = paired_counts(cat, ra, rb)
+    if not n:
+        raise ConfigError(f"runs {ra[:12]} and {rb[:12]} share no item; compare evaluations of the same task.")
+    console.print(f"A {ra[:12]} ({what_a}): {(both + only_a) / n:.3f}   B {rb[:12]} ({what_b}): {(both + only_b) / n:.3f}"
+                  f"   on {n} shared items; only A right {only_a}, only B right {only_b}; exact McNemar "
+                  f"p = {mcnemar_p(only_a, only_b):.3g}", highlight=False)
 
 
 @app.command()

@@ -46,6 +46,8 @@ def main() -> None:
     ap.add_argument("--cem-task", default="arc_challenge_cloze")
     ap.add_argument("--cem-repeats", type=int, default=2, help="rounds of each CEM scoring (0: skip)")
     ap.add_argument("--compiled", action="store_true", help="a compiled vLLM engine (slow start) instead of eager")
+    ap.add_argument("--server-threads", default="turns", choices=["turns", "split"],
+                    help="CPU threads of the server and this process: in turns (default) or split (t2core/threads.py)")
     args = ap.parse_args()
 
     import torch
@@ -71,11 +73,11 @@ def main() -> None:
     convs = [task.messages(s) for s in samples]
     hf = make_sampler("hf", loaded=loaded)
     t0 = time.perf_counter()
-    vl = VLLMSampler(loaded, ServerSettings(enforce_eager=not args.compiled))
+    vl = VLLMSampler(loaded, ServerSettings(enforce_eager=not args.compiled, threads=args.server_threads))
     srv = vl.server(args.dtype)
     start_wall = time.perf_counter() - t0
     print(f"{args.model} {args.dtype}, {args.max_new_tokens} new tokens, torch threads {torch.get_num_threads()}, "
-          f"vLLM {'compiled' if args.compiled else 'eager'}")
+          f"vLLM {'compiled' if args.compiled else 'eager'}, server threads {args.server_threads}")
     print(f"vLLM server start: {start_wall:.1f} s wall (engine {srv.info['start_seconds']:.1f} s; "
           f"vllm {srv.info['vllm']}, torch {srv.info['torch']})")
     vl.generate(convs[:2], GenerationConfig(max_new_tokens=8, dtype=args.dtype))  # warm-up, both sides

@@ -6,8 +6,12 @@ slices when they outnumber the cores (`bench/threads.py` measures it). So:
 
 - a process's *budget* is `T2_THREADS` when its parent (or the user) set it, else the cores it may
   run on (`os.sched_getaffinity`);
-- a helper process that runs beside it (a vLLM server, a `proc` sampler worker) `claim`s a share of
-  that budget; the owner keeps the rest (never below 1) and re-applies its own count;
+- a helper process that computes *while* its owner does `claim`s a share of that budget; the owner keeps
+  the rest (never below 1) and re-applies its own count;
+- a helper that computes only while its owner waits on it (a vLLM server answering synchronous calls)
+  takes the cores in turns with it (`claim(..., turns=True)`): both get the whole budget, because only one
+  of them runs at a time. Split in halves, each would leave half the machine idle while it works: on 2
+  cores a REINFORCE step with vLLM rollouts did its gradient on 1 core while the server slept (issue 23);
 - the helper is started with `child_env(share)`: `T2_THREADS`, `OMP_NUM_THREADS`, `MKL_NUM_THREADS`
   and, for vLLM's CPU engine, `VLLM_CPU_OMP_THREADS_BIND` on cores the owner's share does not list.
 
@@ -80,12 +84,14 @@ def configure() -> int:
     return n
 
 
-def claim(name: str, parties: int = 2) -> int:
+def claim(name: str, parties: int = 2, turns: bool = False) -> int:
     """Reserve a helper's share of the budget (an equal split among `parties` processes: the owner and
-    its helpers) and shrink this process's own threads to what is left; returns the helper's share."""
+    its helpers) and shrink this process's own threads to what is left; returns the helper's share.
+    `turns`: the helper runs only while this process waits on it, so it gets the whole budget and this
+    process keeps its own."""
     with _LOCK:
-        share = split(budget(), parties)[-1]
-        _HELPERS[name] = share
+        share = budget() if turns else split(budget(), parties)[-1]
+        _HELPERS[name] = 0 if turns else share
     configure()
     return share
 

@@ -56,6 +56,16 @@ def test_a_helper_takes_its_share_and_gives_it_back(monkeypatch, restore_threads
     assert threads.own() == 4 and torch.get_num_threads() == 4
 
 
+def test_a_helper_that_answers_calls_takes_the_cores_in_turns(monkeypatch, restore_threads):
+    monkeypatch.setenv("T2_THREADS", "4")
+    threads.configure()
+    assert threads.claim("server", turns=True) == 4 and threads.own() == 4 and torch.get_num_threads() == 4
+    assert threads.claim("other") == 2 and threads.own() == 2  # a concurrent helper still takes its share
+    threads.release("other")
+    threads.release("server")
+    assert threads.own() == 4
+
+
 def test_every_run_row_records_its_threads(t2_home, data_dir, tiny):
     from catalog import Catalog
     from catalog.execute import execute

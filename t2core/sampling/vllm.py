@@ -103,9 +103,9 @@ class VLLMServer:
         self.log_path = logs / f"vllm-{loaded.weights_hash[:12]}-{dtype}.log"
         ours, theirs = socket.socketpair()
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")}
-        # the server and this process split the cores (t2core/threads.py): never more threads than cores
+        # this process waits on every call, so by default the two take the cores in turns (t2core/threads.py)
         self.threads_key = f"vllm-{id(self)}"
-        env.update(threads.child_env(threads.claim(self.threads_key)))
+        env.update(threads.child_env(threads.claim(self.threads_key, turns=settings.threads == "turns")))
         env.update(PYTHONPATH=str(_import_root()), VLLM_ENABLE_V1_MULTIPROCESSING="0",
                    VLLM_CPU_KVCACHE_SPACE=str(settings.kv_cache_gib), VLLM_NO_USAGE_STATS="1", DO_NOT_TRACK="1",
                    TOKENIZERS_PARALLELISM="false")

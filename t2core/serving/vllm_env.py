@@ -30,8 +30,14 @@ class ServerSettings:
     max_model_len: int = 4096  # prompt + answer tokens; capped by the model's own limit
     enforce_eager: bool = True  # CPU: a compiled engine takes 75-100 s to start and its compile cache fails to load
     start_timeout_s: float = 600.0
+    # CPU threads (t2core/threads.py): "turns" gives the server the whole budget and leaves the caller its own,
+    # since the two compute in turns (the caller waits on every call); "split" halves the cores between them,
+    # for a caller that computes while the server does
+    threads: str = "turns"
 
     def __post_init__(self) -> None:
+        if self.threads not in ("turns", "split"):
+            raise ConfigError(f"threads={self.threads!r} must be 'turns' or 'split'.")
         if self.kv_cache_gib < 1:
             raise ConfigError(f"kv_cache_gib={self.kv_cache_gib} must be >= 1.")
         if not 0 < self.gpu_memory_utilization <= 1:

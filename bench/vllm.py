@@ -31,6 +31,25 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
+def _matmul_gflops(loaded, rows: int, dtype: str) -> float:
+    """GFLOP/s of the model's largest MLP matmul at `rows` rows (a decode step's shape) in this process's
+    threads, under the same autocast: the ceiling generation could reach if matmuls were all it did."""
+    import torch
+
+    w = max((m.weight for n, m in loaded.model.named_modules() if isinstance(m, torch.nn.Linear) and ".mlp." in n),
+            key=lambda t: t.numel())
+    x = torch.randn(rows, w.shape[1])
+    ctx = torch.autocast("cpu", dtype=torch.bfloat16) if dtype == "bfloat16" else torch.no_grad()
+    with torch.no_grad(), ctx:
+        for _ in range(3):
+            torch.nn.functional.linear(x, w)
+        n, t0 = 20, time.perf_counter()
+        for _ in range(n):
+            torch.nn.functional.linear(x, w)
+        dt = time.perf_counter() - t0
+    return 2 * rows * w.numel() * n / dt / 1e9
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--profile", default="smol", help="whose model, dtype, batch and RL config (smol, qwen)")
@@ -43,6 +62,8 @@ def main() -> None:
     ap.add_argument("--swaps", type=int, default=5)
     ap.add_argument("--rl-task", default="gsm8k")
     ap.add_argument("--rl-steps", type=int, default=2, help="REINFORCE steps per sampler (0: skip)")
+    ap.add_argument("--micro-batch-size", type=int, default=None, help="RL gradient rows at a time (memory; "
+                                                                       "default: the profile's)")
     ap.add_argument("--cem-task", default="arc_challenge_cloze")
     ap.add_argument("--cem-repeats", type=int, default=2, help="rounds of each CEM scoring (0: skip)")
     ap.add_argument("--compiled", action="store_true", help="a compiled vLLM engine (slow start) instead of eager")
@@ -84,7 +105,7 @@ def main() -> None:
     hf.generate(convs[:2], GenerationConfig(max_new_tokens=8, dtype=args.dtype))
 
     print(f"{'batch':>5} {'prompts':>7} {'hf tok/s':>9} {'vllm tok/s':>10} {'ratio':>6} {'same ids':>8}")
-    per_token_b1, ratios = None, {}
+    per_token_b1, ratios, gflop = None, {}, {}
     for b in args.batches:
         n = args.prompts_b1 if b == 1 else args.prompts
         cfg = GenerationConfig(max_new_tokens=args.max_new_tokens, batch_size=b, dtype=args.dtype)
@@ -98,12 +119,18 @@ def main() -> None:
                 per_token_b1 = dt / sum(c.n_new_tokens for c in outs[name])
         same = sum(a.completion_ids == c.completion_ids for a, c in zip(outs["hf"], outs["vllm"], strict=True))
         ratios[b] = rates["vllm"] / rates["hf"]
+        gflop[b] = {k: 2 * loaded.n_params * v / 1e9 for k, v in rates.items()}  # ~2 FLOP per weight per token
         print(f"{b:>5} {n:>7} {rates['hf']:>9.1f} {rates['vllm']:>10.1f} {rates['vllm'] / rates['hf']:>5.2f}x "
               f"{same:>4}/{n}")
 
+    top = max(args.batches)
+    print(f"  where generation goes at batch {top}: ~{gflop[top]['hf']:.0f} GFLOP/s (hf) and ~{gflop[top]['vllm']:.0f} "
+          f"(vLLM) of weight matmuls (2 x {loaded.n_params / 1e6:.0f}M parameters per token); the matmul ceiling "
+          f"of this machine at the same rows: {_matmul_gflops(loaded, top, args.dtype):.0f} GFLOP/s")
+
     svd = load_svd(ensure_svd(loaded, "mlp"))
     g = torch.Generator().manual_seed(0)
-    walls, step_s = [], []
+    walls, builds, step_s = [], [], []
     for _ in range(args.swaps):
         svf = SVFWeights(loaded.weights_hash, {k: 1 + 0.05 * torch.randn(s.shape[0], generator=g)
                                                for k, (_, s, _) in svd.items()})
@@ -111,25 +138,42 @@ def main() -> None:
         t0 = time.perf_counter()
         srv.activate(svf)
         walls.append(time.perf_counter() - t0)
+        builds.append(srv.last_swap.get("build_seconds", float("nan")))
     answer = (per_token_b1 or float("nan")) * 128
     swap = statistics.median(walls)
+    flop = sum(2 * u.shape[0] * u.shape[1] * v.shape[0] for u, _, v in svd.values())  # U diag(s ⊙ z) Vᵀ per matrix
+    build = statistics.median(builds)
     print(f"expert swap ({len(svd)} matrices, median of {args.swaps}): {swap:.2f} s wall; one 128-token answer at "
           f"batch 1: {answer:.2f} s; swap/answer = {100 * swap / answer:.1f}% (goal < 5%)")
+    print(f"  where the swap goes: building W' {build:.2f} s ({flop / 1e9:.0f} GFLOP, {flop / build / 1e9:.0f} GFLOP/s), "
+          f"reload + prefix-cache reset + transfer {swap - build:.2f} s")
 
     rl_speedup = cem_speedup = None
     if args.rl_steps:
-        cfg = prof.rl_config(args.rl_task, dtype=args.dtype)
+        given = {"micro_batch_size": args.micro_batch_size} if args.micro_batch_size else {}
+        cfg = prof.rl_config(args.rl_task, dtype=args.dtype, **given)
         for name, smp in (("hf", hf), ("vllm", vl)):
             trainer = ReinforceTrainer(loaded, svd, cfg, sampler=smp)
-            times = []
+            times, rollouts = [], []
+            inner = trainer.rollout
+
+            def timed_rollout(*a, _inner=inner, _log=rollouts, **kw):  # the rollouts' share of the step (with any swap)
+                t0 = time.perf_counter()
+                try:
+                    return _inner(*a, **kw)
+                finally:
+                    _log.append(time.perf_counter() - t0)
+
+            trainer.rollout = timed_rollout
             for step in range(1, args.rl_steps + 1):
                 t0 = time.perf_counter()
                 pt = trainer.step(step)
                 times.append(time.perf_counter() - t0)
             step_s.append(statistics.median(times))
-            print(f"REINFORCE step, {args.profile} {args.rl_task} (batch {cfg.batch_size}, {cfg.max_new_tokens} tokens, "
-                  f"T={cfg.temperature}) via {name}: {statistics.median(times):.1f} s median of {len(times)} "
-                  f"(last reward {pt.mean_reward:+.2f})")
+            ro = statistics.median(rollouts)
+            print(f"RL step, {args.profile} {args.rl_task} (batch {cfg.batch_size}, {cfg.max_new_tokens} tokens, "
+                  f"T={cfg.temperature}) via {name}: {statistics.median(times):.1f} s median of {len(times)}: rollouts "
+                  f"{ro:.1f} s, gradient and update {statistics.median(times) - ro:.1f} s (last reward {pt.mean_reward:+.2f})")
             trainer.adapter.close()
         rl_speedup = step_s[0] / step_s[1]
         print(f"RL step speed-up: {rl_speedup:.2f}x")
@@ -160,7 +204,6 @@ def main() -> None:
             return "not measured"
         return "met" if (value >= goal if higher else value < goal) else "MISSED"
 
-    top = max(args.batches)
     print(f"\n{args.model} {args.dtype} (profile {args.profile}): the four ratios")
     print(f"  generation vLLM / hf at batch {top}: {ratios[top]:.2f}x  (goal >= 3x: {verdict(ratios[top], 3)})")
     print(f"  expert swap / one 128-token answer: {100 * swap / answer:.1f}%  (goal < 5%: "

@@ -78,16 +78,16 @@ def _ids(comps):
     return [(c.prompt_ids, c.completion_ids, c.text) for c in comps]
 
 
-def test_the_server_and_its_client_split_the_cores(smol, vllm):
-    """The threads rule (t2core/threads.py): while the server runs, it and this process together ask for no more
-    threads than the budget, and the server was started with its share."""
+def test_the_server_and_its_client_take_the_cores_in_turns(smol, vllm):
+    """The threads rule (t2core/threads.py): the server computes only while this process waits on it, so each
+    gets the whole budget, and the server was started with it (bound to those cores)."""
     from t2core import threads
 
     srv = vllm.server("float32")
     env = dict(kv.split("=", 1) for kv in Path(f"/proc/{srv.pid}/environ").read_bytes().decode().split("\0") if "=" in kv)
-    share = int(env["T2_THREADS"])
-    assert env["OMP_NUM_THREADS"] == str(share) and share == threads.split(threads.budget(), 2)[-1]
-    assert torch.get_num_threads() + share <= max(threads.budget(), 2)
+    assert env["T2_THREADS"] == env["OMP_NUM_THREADS"] == str(threads.budget())
+    assert env["VLLM_CPU_OMP_THREADS_BIND"] == ",".join(map(str, threads.cores()[-threads.budget():]))
+    assert torch.get_num_threads() == threads.own() == threads.budget()
 
 
 def test_vllm_greedy_fp32_equals_hf_with_base_weights_and_with_an_expert(smol, svd, vllm):

@@ -96,6 +96,7 @@ class VLLMServer:
         python = settings.interpreter()  # a missing environment fails here, before anything starts
         self.loaded, self.dtype = loaded, dtype
         self.active = BASE
+        self.last_swap: dict = {}  # the server's account of the last swap (bench/vllm.py shows where it went)
         self.svd_names: set[str] = set()  # matrices whose factors the server holds
         self.lock = threading.RLock()  # one expert swap + its requests at a time (flows may run tasks in threads)
         logs = t2_home() / "logs"
@@ -171,7 +172,7 @@ class VLLMServer:
             out = self.call("set_expert", eid=eid, base_hash=base_hash, scales=scales)
             if out["active"] != eid:
                 raise errors.ModelError(f"the vLLM server reports expert {out['active']} active, not {eid}.")
-            self.active = eid
+            self.active, self.last_swap = eid, out  # out: seconds, build_seconds (W' built), reloaded (tensors)
         return eid
 
     def _decomposition(self, names: set[str]) -> None:

@@ -4,15 +4,34 @@ is listed as blocked, with what it needs; a later part finds the earlier one's r
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import pytest
 
-from tests.conftest import catalog_rows, t2_inproc
+from tests.conftest import REPO, catalog_rows, t2_inproc
 
 
 @pytest.fixture
 def prefect_env(tmp_path, monkeypatch):  # an ephemeral Prefect API of this test's own
     monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
+
+
+def _run_flow(profile: str, stages: str | None = None, miniature_of: str | None = None) -> dict:
+    """full-paper in its own process (Prefect's console logging cannot outlive pytest's captured streams
+    in this one), its result back as JSON; `miniature_of`: register that profile's miniature there first."""
+    code = ("import json, sys\n"
+            "from flows.pipelines import full_paper_flow\n"
+            + (f"from t2core.profiles import get_profile\nfrom t2core.profiles.miniature import miniature\n"
+               f"from t2core.profiles.settings import register_profile\n"
+               f"register_profile(miniature(get_profile({miniature_of!r})))\n" if miniature_of else "")
+            + f"out = full_paper_flow(profile={profile!r}, stages={stages!r})\n"
+            "print('RESULT ' + json.dumps(out, default=str))\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return json.loads(next(ln for ln in r.stdout.splitlines() if ln.startswith("RESULT "))[7:])
 
 
 def _first(run: dict) -> dict[str, dict]:
@@ -24,9 +43,7 @@ def _first(run: dict) -> dict[str, dict]:
 
 
 def test_a_part_runs_what_it_names_and_says_what_it_could_not(t2_home, prefect_env, data_dir):
-    from flows.pipelines import full_paper_flow
-
-    first = full_paper_flow(profile="tiny", stages="eval:arc_easy_cloze*")
+    first = _run_flow("tiny", "eval:arc_easy_cloze*")
     steps = _first(first)
     assert steps["eval:arc_easy_cloze"]["state"] == "Completed"
     assert steps["train:arc_easy_cloze"]["state"] == "Skipped" and steps["train:gsm8k"]["state"] == "Skipped"
@@ -36,7 +53,7 @@ def test_a_part_runs_what_it_names_and_says_what_it_could_not(t2_home, prefect_e
     assert not any(k.startswith(("adapt:", "transfer:", "few-shot")) for k in steps)  # they need the experts
     assert catalog_rows(t2_home, "SELECT kind, count(*) FROM runs GROUP BY kind ORDER BY kind") == [("eval", 1)]  # not even the SVD
 
-    second = full_paper_flow(profile="tiny", stages="train:arc_easy_cloze,eval:arc_easy_cloze:svf")
+    second = _run_flow("tiny", "train:arc_easy_cloze,eval:arc_easy_cloze:svf")
     steps = _first(second)
     assert steps["train:arc_easy_cloze"]["state"] == "Completed"
     assert steps["eval:arc_easy_cloze:svf"]["state"] in ("Completed", "Cached")  # a z = 1 expert is base's rows
@@ -54,15 +71,10 @@ def test_a_bad_stage_pattern_is_one_line_before_anything_starts(t2_home):
 
 def test_the_qwen_profiles_stages_run_end_to_end_in_miniature(t2_home, prefect_env, data_dir):
     """The `qwen` profile's shape (issue 23), on tiny-random with 3 samples a slice: every stage it plans runs."""
-    from flows.pipelines import full_paper_flow
-    from t2core.profiles import get_profile, profile_names
-    from t2core.profiles.miniature import miniature
-    from t2core.profiles.settings import register_profile
+    from t2core.profiles import get_profile
 
     qwen = get_profile("qwen")
-    if "qwen-miniature" not in profile_names():
-        register_profile(miniature(qwen))
-    run = full_paper_flow(profile="qwen-miniature")
+    run = _run_flow("qwen-miniature", miniature_of="qwen")
     names = [s["step"] for s in run["steps"]]
     assert all(s["state"] in ("Completed", "Cached") for s in run["steps"])
     trains = [t.task for t in qwen.trains]

@@ -92,7 +92,7 @@ def check_stage_patterns(patterns: tuple[str, ...]) -> tuple[str, ...]:
         kind = pat.split(":", 1)[0]
         if not any(fnmatch.fnmatchcase(k, kind) for k in STAGE_KINDS):
             raise ConfigError(f"--stages {pat!r}: {kind!r} is no kind of stage; a pattern starts with one of "
-                          f"{', '.join(STAGE_KINDS)} (e.g. 'train:mbpp', 'eval:humaneval*').")
+                              f"{', '.join(STAGE_KINDS)} (e.g. 'train:mbpp', 'eval:humaneval*').")
     return patterns
 
 

@@ -6,7 +6,7 @@ and transfer, with every slice cut to `limit` samples and every training cut to 
 `tiny` profile's sizes). A test runs the miniature end to end and compares its stage names with the
 profile's. The stage names do not depend on the sizes.
 
-    register_profile(miniature(get_profile("qwen")))   # "qwen-miniature", then `t2 run full-paper --profile ...`
+    register_profile(miniature(get_profile("qwen")))   # "qwen-miniature", for full_paper_flow in this process
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ def test_dummy_sampler_accuracy_is_exact(tiny, data_dir):
     assert res.accuracy == pytest.approx(0.7)
     assert [s.correct for s in res.samples] == [True] * 7 + [False] * 3
     assert res.samples[0].parsed == ds.samples[0].answer and res.samples[9].parsed is None
-    assert res.task_version == "1" and list(res.data_files.values())[0] == (
+    assert res.task_version == "2" and list(res.data_files.values())[0] == (
         "ce32a0774b4beb1977d2c6b16dda5dd2b24fdc9c7f506882c452678676bd09be")
 
 

@@ -19,8 +19,8 @@ PACKAGES = ("t2core", "t2ops", "catalog", "flows", "t2cli")
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("leaves", ("t2core", "t2core.errors", "t2core.hashing", "t2core.paths", "t2core.artifacts", "t2core.registry",
                 "t2core.safe_text", "t2core.faults", "t2core.settings", "t2core.threads", "t2core.precision")),
-    ("models, tasks, svd, svf, sampling and what applies them",
-     ("t2core.models", "t2core.tasks", "t2core.svd", "t2core.svf", "t2core.sampling", "t2core.sandbox", "t2core.methods",
+    ("models, tasks, scoring, svd, svf, sampling and what applies them",
+     ("t2core.models", "t2core.tasks", "t2core.scoring", "t2core.svd", "t2core.svf", "t2core.sampling", "t2core.sandbox", "t2core.methods",
       "t2core.serving", "t2core.logprobs", "t2core.adapters", "t2core.experts", "t2core.variants")),
     ("training, evaluation, adaptation, transfer",
      ("t2core.training", "t2core.evaluate", "t2core.adapt", "t2core.transfer", "t2core.inspect_expert")),

@@ -93,13 +93,15 @@ def _host_uid() -> int:
     return uid
 
 
-def _ro_bind(path: str) -> list[str]:
-    """Bind `path` read-only at the same place; its new parents 0755 (bwrap would copy a 0700 /root)."""
+def _ro_bind(path: str, dest: str | None = None) -> list[str]:
+    """Bind `path` read-only at `dest` (default: the same place); its new parents 0755 (bwrap would
+    copy a 0700 /root)."""
+    dest = dest or path
     args: list[str] = []
-    for parent in reversed(Path(path).parents):
+    for parent in reversed(Path(dest).parents):
         if str(parent) != "/":
             args += ["--perms", "0755", "--dir", str(parent)]
-    return args + ["--ro-bind", path, path]
+    return args + ["--ro-bind", path, dest]
 
 
 @functools.lru_cache(maxsize=4)
@@ -141,25 +143,30 @@ class Isolation:
     def isolated(self) -> bool:
         return self.mode != "unsafe"
 
-    def command(self, argv: list[str], limits: SandboxLimits, info_fd: int | None = None) -> list[str]:
+    def command(self, argv: list[str], limits: SandboxLimits, info_fd: int | None = None,
+                binds: tuple[tuple[str, str], ...] = ()) -> list[str]:
         """The command that runs `argv` (an interpreter call) isolated with `limits`.
 
         `info_fd`: the outermost bubblewrap writes its child's pid there; killing that process
         (the first of the sandbox's PID namespace) takes every process of the sandbox with it,
-        and bubblewrap exits only once they are all gone."""
+        and bubblewrap exits only once they are all gone.
+        `binds`: further read-only (host path, sandbox path) pairs, e.g. the venv's packages for a
+        trusted judging tool that evaluates model text (t2core.sandbox.tool)."""
         inner_cmd = _prlimit(limits) + argv
         if self.mode == "unsafe":
             return inner_cmd
         info = ["--info-fd", str(info_fd)] if info_fd is not None else []
         mb = str(limits.tmpfs_mb * 1024 * 1024)
         here = str(INSIDE.parent)
+        extra = [a for src, dest in binds for a in _ro_bind(src, dest)]
         inner = ["bwrap", "--unshare-all", "--unshare-user", "--disable-userns", "--uid", str(NS_UID),
                  "--gid", str(NS_UID), "--die-with-parent", "--new-session",
                  *_system_binds(here if self.mode == "bwrap-user" else SANDBOX_DIR),
                  # /dev read-only (bubblewrap's --dev is an uncapped tmpfs; the remount is not recursive, so
                  # /dev/shm, mounted on it first, stays a writable tmpfs of tmpfs_mb)
                  "--dev", "/dev", "--size", mb, "--tmpfs", "/dev/shm", "--remount-ro", "/dev", "--size", mb,
-                 "--tmpfs", "/tmp", "--size", mb, "--tmpfs", "/work", "--chdir", "/work", "--remount-ro", "/",
+                 "--tmpfs", "/tmp", "--size", mb, "--tmpfs", "/work", *extra,  # after the tmpfs they may lie in
+                 "--chdir", "/work", "--remount-ro", "/",
                  "--clearenv", "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "HOME", "/work",
                  "--setenv", "TMPDIR", "/tmp", "--setenv", "PYTHONHASHSEED", "0", "--", *inner_cmd]
         if self.mode == "bwrap-user":
@@ -167,6 +174,7 @@ class Isolation:
         uid = str(_host_uid())
         # outer, privileged layer: only a view for the inner bwrap (no network/IPC use, its own PIDs)
         return ["bwrap", *info, "--unshare-pid", "--die-with-parent", *_system_binds(here),
+                *[a for src, _ in binds for a in _ro_bind(src)],
                 "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--remount-ro", "/",
                 "--", "setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--", *inner]
 

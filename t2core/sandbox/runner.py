@@ -61,11 +61,11 @@ class _Proc:
     """One sandboxed process with its bounded stdout/stderr capture."""
 
     def __init__(self, iso: Isolation, argv: list[str], limits: SandboxLimits, pass_fds: tuple[int, ...],
-                 stdin_data: bytes) -> None:
+                 stdin_data: bytes, binds: tuple[tuple[str, str], ...] = ()) -> None:
         self.cgroup = sandbox_cgroup(limits)  # OSError: the judgement is an "error", nothing started
         self.note = ""  # what the cgroups refused it, read once it is reaped
         self.info_r, info_w = _pipe() if iso.isolated else (-1, -1)
-        cmd = iso.command(argv, limits, info_w if iso.isolated else None)
+        cmd = iso.command(argv, limits, info_w if iso.isolated else None, binds)
 
         def start(cmd: list[str]) -> subprocess.Popen:
             return subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

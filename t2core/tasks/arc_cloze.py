@@ -19,8 +19,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from t2core.scoring import Gold
 from t2core.tasks.arc import load_arc
-from t2core.tasks.base import ChoiceSample, Dataset, Score, Task, register_task
+from t2core.tasks.base import ChoiceSample, Dataset, Task, register_task
 
 ANSWER_PREFIX = "Answer: "
 
@@ -32,6 +33,7 @@ class ARCCloze(Task):
     version = "1"
     splits = ("train", "valid", "test")
     max_new_tokens = 1  # nothing is generated; candidates are scored
+    answer_kind = "cloze"
 
     def __init__(self, name: str, subset: str, benchmark: str) -> None:
         self.name, self.subset, self.benchmark = name, subset, benchmark
@@ -48,13 +50,9 @@ class ARCCloze(Task):
     def gold_candidate(self, sample: ChoiceSample) -> int:
         return sample.labels.index(sample.answer)
 
-    def score(self, sample: ChoiceSample, output: str) -> Score:
-        """`output` is the picked candidate; two options with the same text both count as that text."""
-        cands = self.candidates(sample)
-        text = output.strip()
-        hits = [lab for lab, c in zip(sample.labels, cands, strict=True) if c.strip() == text]
-        parsed = sample.answer if sample.answer in hits else (hits[0] if hits else None)
-        return Score(parsed, parsed == sample.answer, "" if hits else "output is none of the candidates")
+    def gold(self, sample: ChoiceSample) -> Gold:
+        """The output is the picked candidate: the cloze judge compares it with the candidates' texts."""
+        return Gold(sample.answer, sample.labels, self.candidates(sample))
 
 
 register_task(ARCCloze("arc_easy_cloze", "Easy", "arc_easy"))

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from t2core.errors import DataError
+from t2core.errors import ConfigError, DataError
 from t2core.registry import Registry
+from t2core.scoring import DEFAULT_SCHEME, KINDS, Gold, Score, get_judge
 
 
 @dataclass(frozen=True)
@@ -78,13 +79,6 @@ class Dataset:
         return Dataset(self.task, self.split, self.samples[:n], self.files, self.n_total)
 
 
-@dataclass(frozen=True)
-class Score:
-    parsed: str | None  # what was extracted from the output (None: nothing parseable)
-    correct: bool
-    detail: str = ""  # e.g. sandbox error for code tasks
-
-
 class Task(ABC):
     """One benchmark. Subclasses are small: data loading, prompt, checker."""
 
@@ -102,6 +96,10 @@ class Task(ABC):
     output_type: str = "generate"
     # the paper benchmark this task measures (reports group by it); None: the task's own name
     benchmark: str | None = None
+    # how an output is judged (t2core.scoring.KINDS): "number", "math", "choice", "cloze" or "code";
+    # the judge comes from the scoring scheme asked for (default "t2"; "released": the paper's code).
+    # "": the task judges its own outputs (it overrides `score`), under the default scheme only.
+    answer_kind: str = ""
 
     @abstractmethod
     def load(self, split: str, data_dir: Path | None) -> Dataset: ...
@@ -110,12 +108,27 @@ class Task(ABC):
     def messages(self, sample: Sample) -> list[dict[str, str]]:
         """Chat messages for the sample (rendered with the tokenizer's chat template)."""
 
-    @abstractmethod
-    def score(self, sample: Sample, output: str) -> Score: ...
+    def gold(self, sample: Sample) -> Gold:
+        """What a judge compares an output with: the gold answer, and an item's options."""
+        if isinstance(sample, ChoiceSample):
+            return Gold(sample.answer, sample.labels, sample.choices)
+        return Gold(str(sample.answer))
 
-    def score_many(self, samples: list, outputs: list[str]) -> list[Score]:
-        """Score a batch (evaluations, RL rollouts); tasks whose checker is slow judge in parallel."""
-        return [self.score(s, o) for s, o in zip(samples, outputs, strict=True)]
+    def score(self, sample: Sample, output: str, scoring: str = DEFAULT_SCHEME) -> Score:
+        return self.score_many([sample], [output], scoring)[0]
+
+    def score_many(self, samples: list, outputs: list[str], scoring: str = DEFAULT_SCHEME) -> list[Score]:
+        """Judge a batch (evaluations, RL rollouts) with `scoring`'s judge of this task's answer kind,
+        or with the task's own `score` where it has one."""
+        if type(self).score is not Task.score:  # a task with its own judge
+            if scoring != DEFAULT_SCHEME:
+                raise ConfigError(f"task {self.name!r} judges its own outputs (its `score`), so it has no "
+                                  f"{scoring!r} judge; use --scoring {DEFAULT_SCHEME}.")
+            return [self.score(s, o) for s, o in zip(samples, outputs, strict=True)]
+        if not self.answer_kind:
+            raise ConfigError(f"task {self.name!r} has no answer_kind and no `score` of its own: set answer_kind "
+                              f"to one of {', '.join(KINDS)}, or override score().")
+        return get_judge(scoring, self.answer_kind)(list(outputs), [self.gold(s) for s in samples])
 
     def unjudgeable(self, sample: Sample) -> str:
         """Why this sample's checker cannot judge any answer ('' if it can). Such samples give no

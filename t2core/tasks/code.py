@@ -15,7 +15,7 @@ from pathlib import Path
 
 from t2core.errors import DataError
 from t2core.sandbox import SandboxLimits, TestSpec, isolation, run_many, run_tests
-from t2core.tasks.answers import extract_code
+from t2core.scoring import DEFAULT_SCHEME, get_judge
 from t2core.tasks.base import CodeSample, Dataset, Score, Task, register_task
 from t2core.tasks.data import load_samples, require
 
@@ -45,6 +45,7 @@ UNJUDGEABLE = {
 class _CodeTask(Task):
     family = "code"
     category = "code"
+    answer_kind = "code"
     max_new_tokens = 384
     limits = SandboxLimits()
 
@@ -54,16 +55,11 @@ class _CodeTask(Task):
     def preflight(self) -> None:
         isolation()  # SandboxUnavailable (one line: why, the fix, the opt-in) where code cannot be isolated
 
-    def program(self, sample: CodeSample, output: str) -> str:
-        """The candidate's program: the extracted code, after the setup imports (and the stub's)."""
-        code = extract_code(output)
-        if sample.prefix and sample.entry_point:
-            if f"def {sample.entry_point}" not in code:
-                code = sample.prefix + code  # a completion of the stub's body
-            else:  # a whole function: it still needs the stub's imports (e.g. `from typing import List`)
-                imports = [ln for ln in sample.prefix.splitlines() if ln.startswith(("import ", "from "))]
-                code = "\n".join(imports + [code])
-        return "\n\n".join(x for x in (sample.setup, code) if x)
+    def program(self, sample: CodeSample, output: str, scoring: str = DEFAULT_SCHEME) -> str:
+        """The candidate's program, as the scoring scheme's program builder assembles it (t2: the
+        extracted code after the setup imports and, for a restated HumanEval function, the prompt's
+        imports and helpers; t2core/scoring/t2_code.py)."""
+        return get_judge(scoring, "code")(output, sample)
 
     def test_spec(self, sample: CodeSample) -> TestSpec:
         """The trusted side: HumanEval's prompt (with its helpers) and check; MBPP's setup and asserts."""
@@ -71,12 +67,12 @@ class _CodeTask(Task):
             return TestSpec(tests=sample.tests, setup=sample.prefix, names=(sample.entry_point,))
         return TestSpec(tests=sample.tests, setup=sample.setup, names=_defined_and_tested(sample))
 
-    def score(self, sample: CodeSample, output: str) -> Score:
-        res = run_tests(self.program(sample, output), self.test_spec(sample), self.limits)
+    def score(self, sample: CodeSample, output: str, scoring: str = DEFAULT_SCHEME) -> Score:
+        res = run_tests(self.program(sample, output, scoring), self.test_spec(sample), self.limits)
         return Score(res.status, res.passed, res.detail)
 
-    def score_many(self, samples: list, outputs: list[str]) -> list[Score]:
-        jobs = [(self.program(s, o), self.test_spec(s)) for s, o in zip(samples, outputs, strict=True)]
+    def score_many(self, samples: list, outputs: list[str], scoring: str = DEFAULT_SCHEME) -> list[Score]:
+        jobs = [(self.program(s, o, scoring), self.test_spec(s)) for s, o in zip(samples, outputs, strict=True)]
         return [Score(r.status, r.passed, r.detail) for r in run_many(jobs, self.limits)]
 
     def reference(self, sample: CodeSample) -> str:
@@ -143,7 +139,8 @@ def parse_humaneval(rec: dict, where: str) -> CodeSample:
 
 class HumanEval(_CodeTask):
     name = "humaneval"
-    version = "3"  # 2: a whole-function answer gets the stub's imports; 3: two-sandbox judge
+    # 2: a whole-function answer gets the stub's imports; 3: two-sandbox judge; 4: ... and the prompt's helpers
+    version = "4"
     splits = ("test",)
 
     def load(self, split: str, data_dir: Path | None) -> Dataset:

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from t2core.tasks.base import ChoiceSample, Dataset, Score, Task, get_task, register_task
-from t2core.tasks.categories import CATEGORIES, category_answer, classification_messages, parse_category
+from t2core.scoring import Gold
+from t2core.tasks.base import ChoiceSample, Dataset, Task, get_task, register_task
+from t2core.tasks.categories import CATEGORIES, category_answer, classification_messages
 
 #: (category, the training tasks whose questions stand for it)
 SOURCES: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -38,6 +39,7 @@ class DispatchTask(Task):
     version = "1"
     splits = ("train", "valid")
     max_new_tokens = 1
+    answer_kind = "cloze"
 
     def load(self, split: str, data_dir: Path | None) -> Dataset:
         self.check_split(split)
@@ -73,9 +75,8 @@ class DispatchTask(Task):
     def gold_candidate(self, sample: ChoiceSample) -> int:
         return sample.labels.index(sample.answer)
 
-    def score(self, sample: ChoiceSample, output: str) -> Score:
-        parsed = parse_category(output)
-        return Score(parsed, parsed == sample.answer)
+    def gold(self, sample: ChoiceSample) -> Gold:
+        return Gold(sample.answer, sample.labels, self.candidates(sample))
 
 
 register_task(DispatchTask())

@@ -1,7 +1,7 @@
 """MATH (unseen math task, paper §4.2) and MATH-500 (PRM800K's 500-problem test subset).
 
-The gold answer is the last `\\boxed{}` of the reference solution; predictions are
-compared after normalisation (`answers.normalize_math`).
+The gold answer is the last `\\boxed{}` of the reference solution; predictions are judged by the
+scoring scheme's `math` judge (t2: by value or expression, sandboxed; docs/scoring.md).
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from t2core.errors import DataError
-from t2core.tasks.answers import last_boxed, math_equal
-from t2core.tasks.base import Dataset, MathSample, Score, Task, register_task
+from t2core.scoring.rules.latex import last_boxed
+from t2core.tasks.base import Dataset, MathSample, Task, register_task
 from t2core.tasks.data import load_samples, require
 
 SUBJECTS = ("algebra", "counting_and_probability", "geometry", "intermediate_algebra", "number_theory",
@@ -31,15 +31,14 @@ def parse_math(rec: dict, where: str) -> MathSample:
 class _MathBase(Task):
     family = "math"
     category = "math"
-    version = "2"  # 2: an explicit 256-token cap (the smol profile's) is applied; it used to become 512
+    # 2: an explicit 256-token cap (the smol profile's) is applied; it used to become 512
+    # 3: judged by t2core.scoring (math-verify; \text{} answers kept; a stated unboxed answer read)
+    version = "3"
     max_new_tokens = 512
+    answer_kind = "math"
 
     def messages(self, sample: MathSample) -> list[dict[str, str]]:
         return [{"role": "user", "content": PROMPT.format(question=sample.question)}]
-
-    def score(self, sample: MathSample, output: str) -> Score:
-        parsed = last_boxed(output)
-        return Score(parsed, math_equal(parsed, sample.answer))
 
 
 class MATH(_MathBase):

@@ -1,12 +1,14 @@
-"""Re-judge stored code outputs with today's sandbox and list every verdict that changed.
+"""Every stored evaluation of a catalog re-judged by each scoring scheme, side by side (issues 34, 42).
 
-Reads the per-sample outputs of the code evaluations (MBPP, HumanEval) in a catalog, judges each
-output again with the current `t2core.sandbox` (the task's own program/test assembly), and prints
-the stored verdict next to the new one, with both details where they differ. Used to show that
-honest programs keep their verdicts across a change of sandbox (the catalog's verdicts came from
-whatever sandbox was current when it was written).
+For each completed evaluation (or the runs named), the outputs are scored again, nothing generated,
+by each scheme asked for (`t2` with today's task versions, and `released`, the port of the paper's
+code's scorers), through the same operation as `t2 rejudge` (each re-judgement is recorded as a run
+linked to its source). Prints one row per evaluation: the stored accuracy, each scheme's, and the
+items whose verdict moved; `--changed` lists those items.
 
-    python bench/rejudge.py --catalog ~/.t2/catalog.duckdb [--run RUN_ID ...]
+    python bench/rejudge.py [--catalog PATH] [--run RUN_ID ...] [--scoring t2 released] [--md] [--changed]
+
+The catalog is written (the re-judgements), so nothing else may hold it open.
 """
 
 from __future__ import annotations
@@ -20,36 +22,51 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--catalog", required=True, help="catalog file (read-only)")
-    ap.add_argument("--run", nargs="*", help="run ids (default: every completed code evaluation)")
+    ap.add_argument("--catalog", help="catalog file (default: $T2_HOME's)")
+    ap.add_argument("--run", nargs="*", help="run ids or prefixes (default: every completed evaluation)")
+    ap.add_argument("--scoring", nargs="+", default=["t2", "released"], help="schemes, in column order")
+    ap.add_argument("--md", action="store_true", help="a markdown table")
+    ap.add_argument("--changed", action="store_true", help="list every item whose verdict moved")
     args = ap.parse_args()
 
-    import duckdb
+    from catalog import Catalog
+    from catalog.execute import execute_plan
+    from catalog.stored import stored_eval
+    from t2ops import rejudge as op
 
-    from t2core.paths import resolve_data_dir
-    from t2core.tasks import get_task, load_split
-
-    con = duckdb.connect(args.catalog, read_only=True)
-    runs = con.execute("SELECT run_id, task, split, variant FROM runs WHERE kind='eval' AND status='completed' "
-                       "AND task IN ('mbpp', 'mbpp_sanitized', 'humaneval') ORDER BY task, run_id").fetchall()
-    runs = [r for r in runs if not args.run or r[0] in args.run]
-    total = changed = 0
-    for run_id, task_name, split, variant in runs:
-        task = get_task(task_name)
-        by_id = {s.id: s for s in load_split(task_name, split, resolve_data_dir()).samples}
-        rows = con.execute("SELECT sample_id, output, correct, detail FROM samples WHERE run_id=? ORDER BY idx",
-                           [run_id]).fetchall()
-        samples = [by_id[r[0]] for r in rows]
-        new = task.score_many(samples, [r[1] for r in rows])
-        diffs = [(r, n) for r, n in zip(rows, new, strict=True) if bool(r[2]) != n.correct]
-        total += len(rows)
-        changed += len(diffs)
-        print(f"{task_name}/{split} {variant} run {run_id}: {len(rows)} outputs, stored {sum(bool(r[2]) for r in rows)} "
-              f"passed, now {sum(n.correct for n in new)} passed, {len(diffs)} changed")
-        for r, n in diffs:
-            print(f"  {r[0]}: {'pass' if r[2] else 'fail'} -> {'pass' if n.correct else 'fail'}; "
-                  f"stored: {r[3]!r}; now: {n.parsed} {n.detail!r}")
-    print(f"{total} outputs re-judged, {changed} verdicts changed")
+    cat = Catalog(args.catalog) if args.catalog else Catalog()
+    _, rows = cat.query("SELECT run_id FROM runs WHERE kind = 'eval' AND status = 'completed' "
+                        "ORDER BY task, coalesce(strategy, ''), variant, run_id")
+    wanted = [r[0] for r in rows if not args.run or any(r[0].startswith(p) for p in args.run)]
+    head = ["task", "split", "evaluated", "n", "stored", *args.scoring, "moved (" + "/".join(args.scoring) + ")"]
+    table, notes = [], []
+    for run_id in wanted:
+        src = stored_eval(cat, run_id)
+        stored = sum(s.correct for s in src.samples) / max(1, len(src.samples))
+        accs, moved = [], []
+        for scheme in args.scoring:
+            out = execute_plan(op.OP, op.OP.plan(op.RejudgeRequest(src, scheme)), None, cat)
+            accs.append(f"{out.accuracy:.3f}")
+            moved.append(str(out.changed))
+            if args.changed and out.changed:
+                _, items = cat.query("SELECT a.sample_id, a.correct, b.correct, b.parsed FROM samples a JOIN samples b "
+                                     "USING (idx) WHERE a.run_id = ? AND b.run_id = ? AND a.correct <> b.correct "
+                                     "ORDER BY a.idx", [src.run_id, out.run_id])
+                notes += [f"{src.task} {src.variant.name} [{scheme}] {sid}: {'pass' if a else 'fail'} -> "
+                          f"{'pass' if b else 'fail'} (read {p!r})" for sid, a, b, p in items]
+        what = src.variant.name if not src.strategy else f"{src.strategy} ({src.variant.name[:14]})"
+        table.append([src.task, src.split, what, str(len(src.samples)), f"{stored:.3f}", *accs, "/".join(moved)])
+    if args.md:
+        print("| " + " | ".join(head) + " |\n|" + "---|" * len(head))
+        for r in table:
+            print("| " + " | ".join(r) + " |")
+    else:
+        widths = [max(len(x) for x in col) for col in zip(head, *table, strict=False)]
+        for r in [head, *table]:
+            print("  ".join(x.ljust(w) for x, w in zip(r, widths, strict=True)))
+    for n in notes:
+        print(n)
+    print(f"{len(table)} evaluations re-judged by {', '.join(args.scoring)}")
 
 
 if __name__ == "__main__":

@@ -42,7 +42,8 @@ def execute(op: Operation[Out], req: Any, loaded: LoadedModel, cat: Catalog, *, 
 def execute_plan(op: Operation[Out], plan: Plan, loaded: LoadedModel, cat: Catalog, *, force: bool = False,
                  hooks: Hooks | None = None) -> Out:
     hooks = hooks or Hooks()
-    write_records(cat, [model_record(loaded)])
+    if loaded is not None:  # None: an operation that needs no model (a re-judgement of stored outputs)
+        write_records(cat, [model_record(loaded)])
     if not force and is_done(cat, plan):
         return op.done(plan, recorded(cat, plan.run_id))
     deps = {k: execute_plan(o, p, loaded, cat, hooks=hooks) for k, (o, p) in op.needs(plan).items()}

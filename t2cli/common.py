@@ -117,3 +117,10 @@ def progress_bar(transient: bool):
 
     return Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                     console=err_console if transient else console, transient=transient)
+
+
+def scoring_help() -> str:
+    """The scoring schemes, from their registry (help texts list it at run time)."""
+    from t2core.scoring import scheme_description, scheme_names
+
+    return "; ".join(f"{n} ({scheme_description(n)})" for n in scheme_names())

@@ -23,6 +23,7 @@ from t2core.models.registry import LoadedModel
 from t2core.paths import resolve_data_dir
 from t2core.sampling import GenerationConfig, Sampler, SVFWeights, make_sampler
 from t2core.sampling.base import backend_tag, run_backend
+from t2core.scoring import DEFAULT_SCHEME, check_scheme
 from t2core.tasks import get_task
 from t2core.tasks.base import Dataset, Task
 from t2core.variants import BASE_REF, VariantRef
@@ -34,9 +35,13 @@ class EvalConfig:
     split: str = "test"
     limit: int | None = None  # first N samples of the split (None: all)
     generation: GenerationConfig = field(default_factory=GenerationConfig)
+    # who judges the outputs (t2core.scoring): "t2" (the default), or "released" (the paper's code's
+    # scorers, for a like-for-like comparison with its numbers; docs/scoring.md)
+    scoring: str = DEFAULT_SCHEME
 
     def __post_init__(self) -> None:
         get_task(self.task).check_split(self.split)
+        check_scheme(self.scoring)
         if self.limit is not None and self.limit < 1:
             raise ConfigError(f"limit={self.limit} must be >= 1 (or None for the whole split).")
 
@@ -169,7 +174,7 @@ def evaluate(
     with (weights or contextlib.nullcontext)():
         completions = answer(task, ds.samples, sampler, gen, progress, svf=svf)
     seconds = time.perf_counter() - t0
-    rows = sample_rows(task, ds.samples, completions)
+    rows = sample_rows(task, ds.samples, completions, scoring=cfg.scoring)
     return EvalResult(run_id=run_id, kind="eval", ref=ref, model=loaded.alias, weights_hash=loaded.weights_hash,
                       task=cfg.task, task_version=task.version, split=cfg.split,
                       config=eval_record_config(cfg, sampler.name, ref), data_files=ds.files, samples=rows, seconds=seconds,
@@ -186,9 +191,10 @@ def answer(task: Task, samples: list, sampler: Sampler, gen: GenerationConfig, p
     return sampler.generate(convs, gen, progress=progress, **sampler_kw)
 
 
-def sample_rows(task: Task, samples: list, completions: list, decisions: list | None = None) -> list[SampleResult]:
+def sample_rows(task: Task, samples: list, completions: list, decisions: list | None = None,
+                scoring: str = DEFAULT_SCHEME) -> list[SampleResult]:
     """One scored row per sample (the catalog's `samples`), with pass 1's decision when there was one."""
-    scores = task.score_many(samples, [c.text for c in completions])
+    scores = task.score_many(samples, [c.text for c in completions], scoring)
     rows = []
     for i, (s, comp, sc) in enumerate(zip(samples, completions, scores, strict=True)):
         d = decisions[i] if decisions is not None else None

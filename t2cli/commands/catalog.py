@@ -55,18 +55,6 @@ def catalog_ls(
     console.print(rich_table(table, cols, rows, whole=("file",)))
 
 
-def _run_id(cat, prefix: str) -> tuple[str, str]:
-    """(run id, what it evaluated) of the one evaluation whose id starts with `prefix`."""
-    from t2core.errors import ConfigError
-
-    _, rows = cat.query("SELECT run_id, task || ' ' || coalesce(variant, 'base') || coalesce(' ' || strategy, '') "
-                        "FROM runs WHERE kind = 'eval' AND status = 'completed' AND starts_with(run_id, ?)", [prefix])
-    if len(rows) != 1:
-        raise ConfigError(f"run {prefix!r}: {'no' if not rows else len(rows)} completed evaluations have an id that "
-                          "starts so; give one from `t2 catalog ls runs`" + (" (a longer prefix)." if rows else "."))
-    return rows[0][0], rows[0][1]
-
-
 @app.command()
 @handle_errors
 def compare(
@@ -78,10 +66,11 @@ def compare(
     from catalog import Catalog
     from catalog.reports.common import paired_counts
     from catalog.reports.stats import mcnemar_p
+    from catalog.stored import find_run
     from t2core.errors import ConfigError
 
     cat = Catalog()
-    (ra, what_a), (rb, what_b) = _run_id(cat, a), _run_id(cat, b)
+    (ra, what_a), (rb, what_b) = find_run(cat, a), find_run(cat, b)
     n, both, only_a, only_b, _ = paired_counts(cat, ra, rb)
     if not n:
         raise ConfigError(f"runs {ra[:12]} and {rb[:12]} share no item; compare evaluations of the same task.")

@@ -22,6 +22,7 @@ def eval_cmd(
     data_dir: str | None = typer.Option(None, help="dataset directory (default: $T2_DATA_DIR or ../shared/datasets)"),
     seed: int = typer.Option(0, help="random seed"),
     force: bool = typer.Option(False, help="re-evaluate even if this exact run is already in the catalog"),
+    scoring: str = typer.Option("t2", help="who judges the outputs: " + common.scoring_help()),
     expert: str | None = typer.Option(None, help="what to apply: an expert id from `t2 catalog ls experts` "
                                                  "(svf:<hex> for SVF experts, lora:<id>, ia3:<id>, ... for "
                                                  "baselines) or an SVF expert file"),
@@ -46,7 +47,8 @@ def eval_cmd(
     if adapter and ":" not in adapter:
         adapter = f"{_adapter_method(adapter)}:{adapter}"
     gen = GenerationConfig(batch_size=batch_size, dtype=dtype, seed=seed, max_new_tokens=max_new_tokens)
-    req = op.EvalRequest(EvalConfig(task=task, split=split, limit=limit, generation=gen), expert or adapter, sampler,
+    req = op.EvalRequest(EvalConfig(task=task, split=split, limit=limit, generation=gen, scoring=scoring),
+                         expert or adapter, sampler,
                          data_dir)
     loaded = common.load(model, seed)
     plan = op.OP.plan(req, ident_of(loaded, model))  # bad references fail here, before any catalog write
@@ -87,3 +89,31 @@ def _adapter_method(adapter_id: str) -> str:
     if not store.exists(KIND, adapter_id):
         raise ConfigError(f"adapter {adapter_id!r} is not in the store; pass an id from `t2 catalog ls experts`.")
     return store.manifest(KIND, adapter_id).meta.get("method", "lora")
+
+
+@app.command("rejudge")
+@handle_errors
+def rejudge_cmd(
+    run: str = typer.Argument(..., help="a completed evaluation's run id (or a unique prefix; see `t2 catalog ls runs`)"),
+    scoring: str = typer.Option("t2", help="who judges the outputs: " + common.scoring_help()),
+    data_dir: str | None = typer.Option(None, help="dataset directory (default: $T2_DATA_DIR or ../shared/datasets)"),
+    force: bool = typer.Option(False, help="re-judge even if this exact re-judgement is already in the catalog"),
+) -> None:
+    """Score a stored evaluation's outputs again, generating nothing (after a task version bump, or with
+    another scoring scheme); recorded as a new run linked to the old one (`t2 compare` pairs them)."""
+    from catalog import Catalog
+    from catalog.execute import execute_plan
+    from catalog.stored import stored_eval
+    from t2core.scoring import check_scheme
+    from t2ops import rejudge as op
+
+    check_scheme(scoring)
+    cat = Catalog()
+    src = stored_eval(cat, run)
+    plan = op.OP.plan(op.RejudgeRequest(src, scoring, data_dir))
+    out = execute_plan(op.OP, plan, None, cat, force=force)
+    said = "already in the catalog" if out.reused else "recorded"
+    console.print(f"{src.task}/{src.split} {src.variant.name}: run {src.run_id[:12]} ({src.task_version}) "
+                  f"{out.source_accuracy:.4f} -> {out.accuracy:.4f} judged by {scoring} (task version "
+                  f"{plan.row.task_version}); {out.changed} of {out.n} verdicts changed; {said} as run {out.run_id}",
+                  highlight=False)

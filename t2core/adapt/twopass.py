@@ -61,7 +61,7 @@ def two_pass(loaded: LoadedModel, planned: EvalPlan, ref: VariantRef, strategy: 
         for i, o in zip(idx, outs, strict=True):
             completions[i] = o
     pass2 = time.perf_counter() - t1
-    rows = sample_rows(task, ds.samples, completions, decisions)
+    rows = sample_rows(task, ds.samples, completions, decisions, cfg.scoring)
     return EvalResult(run_id=run_id, kind="eval", ref=ref, model=loaded.alias, weights_hash=loaded.weights_hash,
                       task=cfg.task, task_version=task.version, split=cfg.split,
                       config=eval_record_config(cfg, sampler.name, ref), data_files=ds.files, samples=rows,

@@ -16,13 +16,13 @@ def train(
     profile: str = typer.Option("smol", help="profile whose training settings are the defaults"),
     steps: int | None = typer.Option(None, help="optimizer steps"),
     batch_size: int | None = typer.Option(None, help="prompts per step"),
-    lr: float | None = typer.Option(None, help="Adam learning rate (paper 2e-3)"),
-    kl_coef: float | None = typer.Option(None, help="KL penalty λ (paper 0, 0.1, 0.2, 0.3)"),
+    lr: float | None = typer.Option(None, help="learning rate (paper 2e-3)"),
+    kl_coef: float | None = typer.Option(None, help="KL penalty λ (the paper chooses it on validation)"),
     temperature: float | None = typer.Option(None, help="rollout temperature (0 = greedy)"),
     micro_batch_size: int | None = typer.Option(None, help="prompts per differentiable forward (bounds memory; "
                                                            "same update, same expert id)"),
     targets: str | None = typer.Option(None, help="SVF targets: mlp, attn, both"),
-    param: str | None = typer.Option(None, help="SVF parameterisation: direct (paper) or sigmoid (official code)"),
+    param: str | None = typer.Option(None, help="SVF parameterisation: direct (t2) or sigmoid with the Σs rescale (released code)"),
     method: str = typer.Option("svf", help="svf (paper) or lora (LoRA-PG: the same REINFORCE loop on LoRA r16 q/v)"),
     sampler: str | None = typer.Option(None, help="rollout sampler: hf (in-process), proc (its own copy of the "
                                                   "model in another process) or vllm (a vLLM server), the last two "

@@ -37,7 +37,8 @@ def full_paper(S: Stages, prof: Profile, ident: ModelIdent, seed: int, data_dir:
         S.outcome(S.submit("svd", svd.OP, ident, svd.SvdRequest(prof.targets)))
     produced: Produced = []
     for tr in prof.trains:
-        req = training.TrainRequest(prof.rl_config(tr.task, seed), prof.sampler, data_dir)
+        req = training.TrainRequest(prof.rl_config(tr.task, seed), prof.sampler, data_dir,
+                                    kl_grid=prof.kl_grid(tr.task))
         produced.append((tr.task, "svf", S.submit(f"train:{tr.task}", training.OP, ident, req)))
     for bl in prof.baselines:
         if bl.entry.objective == "pg":  # LoRA-PG: the same REINFORCE loop as the SVF expert, on LoRA

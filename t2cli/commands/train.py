@@ -18,6 +18,8 @@ def train(
     batch_size: int | None = typer.Option(None, help="prompts per step"),
     lr: float | None = typer.Option(None, help="learning rate (paper 2e-3)"),
     kl_coef: float | None = typer.Option(None, help="KL penalty λ (the paper chooses it on validation)"),
+    kl_grid: str | None = typer.Option(None, help="comma-separated λ: one expert each, the best on validation kept "
+                                                  "(paper A.1); default: the profile's grid unless --kl-coef"),
     temperature: float | None = typer.Option(None, help="rollout temperature (0 = greedy)"),
     micro_batch_size: int | None = typer.Option(None, help="prompts per differentiable forward (bounds memory; "
                                                            "same update, same expert id)"),
@@ -52,7 +54,10 @@ def train(
     if param:
         svf = replace(svf, param=param)
     cfg = prof.rl_config(task, seed, svf=svf, method=method, **{k: v for k, v in given.items() if v is not None})
-    req = op.TrainRequest(cfg, sampler or prof.sampler, data_dir)
+    from t2core.training.kl_grid import parse_kl_grid
+
+    grid = parse_kl_grid(kl_grid) if kl_grid else () if kl_coef is not None else prof.kl_grid(task)
+    req = op.TrainRequest(cfg, sampler or prof.sampler, data_dir, kl_grid=grid)
     loaded = common.load(model or prof.model, cfg.seed)
 
     def log(p) -> None:
@@ -67,6 +72,8 @@ def train(
         return
     if res.resumed_from:
         console.print(f"resumed from the checkpoint of step {res.resumed_from}")
+    if grid:
+        console.print(f"λ chosen on validation: {out.metrics['kl_chosen']:g} of {', '.join(f'{x:g}' for x in grid)}")
     console.print(f"expert [bold]{out.expert_id}[/]: validation {res.base_valid:.3f} (base) -> {res.best_valid:.3f} "
                   f"(best, step {res.best_step}); {out.trained.seconds:.0f}s; {out.path}")
     console.print(f"evaluate with `t2 eval --task {task} --expert {out.expert_id}`")

@@ -46,6 +46,6 @@ def miniature(prof: Profile, model: str = "tiny-random", dst: str = "tiny-random
     ablations = replace(ab, steps=min(ab.steps, 2), evals=tuple(_cut(sl, limit) for sl in ab.evals))
     return replace(prof, name=f"{prof.name}-miniature", model=model, dtype="float32", sampler="hf", batch_size=4,
                    max_new_tokens=8, evals=tuple(small for _, small in cut),
-                   trains=tuple(TrainSlice(t.task, _over(t.overrides, _RL)) for t in prof.trains),
+                   trains=tuple(TrainSlice(t.task, _over(t.overrides, _RL), t.kl_grid) for t in prof.trains),
                    baselines=baselines, adapt=adapt, transfer=transfer, ablations=ablations,
                    description=f"{prof.name}'s stages on {model}, {limit} samples per slice (tests)")

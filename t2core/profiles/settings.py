@@ -39,11 +39,17 @@ class TrainSlice:
 
     task: str
     overrides: tuple[tuple[str, object], ...] = ()  # (RLConfig field, value) pairs
+    kl_grid: tuple[float, ...] = field(default=(), metadata={
+        "help": "λ chosen on validation among these, one expert each (paper A.1); (): the kl_coef override"})
 
     def __post_init__(self) -> None:
         from t2core.training.config import RLConfig
+        from t2core.training.kl_grid import check_kl_grid
 
         _check_keys(f"train slice {self.task}", self.overrides, RLConfig)
+        check_kl_grid(self.kl_grid)
+        if self.kl_grid and "kl_coef" in dict(self.overrides):
+            raise ConfigError(f"train slice {self.task}: kl_coef and kl_grid both set; the grid chooses λ.")
 
     def rl_kwargs(self) -> dict[str, object]:
         return dict(self.overrides)
@@ -263,6 +269,10 @@ class Profile:
     def train_overrides(self, task: str) -> dict[str, object]:
         """RLConfig settings this profile gives `task`: its dtype, then the task's slice overrides."""
         return {"dtype": self.dtype, **next((t.rl_kwargs() for t in self.trains if t.task == task), {})}
+
+    def kl_grid(self, task: str) -> tuple[float, ...]:
+        """The λ grid this profile chooses `task`'s KL coefficient from on validation (): none, kl_coef."""
+        return next((t.kl_grid for t in self.trains if t.task == task), ())
 
     def with_sampler_available(self) -> tuple[Profile, str | None]:
         """This profile, with hf in place of vllm when the vLLM environment is missing, and the one line that

@@ -39,7 +39,6 @@ def train(
     from catalog import Catalog
     from catalog.execute import execute
     from t2core.profiles import get_profile
-    from t2core.svf import SVFConfig
     from t2ops import training as op
     from t2ops.operation import Hooks
 
@@ -50,7 +49,7 @@ def train(
             console.print(note, highlight=False)
     given = {"steps": steps, "batch_size": batch_size, "lr": lr, "kl_coef": kl_coef, "temperature": temperature,
              "micro_batch_size": micro_batch_size}
-    svf = SVFConfig(targets=targets or prof.targets)
+    svf = prof.svf(targets)
     if param:
         svf = replace(svf, param=param)
     cfg = prof.rl_config(task, seed, svf=svf, method=method, **{k: v for k, v in given.items() if v is not None})

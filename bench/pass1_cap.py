@@ -47,6 +47,10 @@ def main() -> None:
     ap.add_argument("--long", type=int, default=256, help="the cap the answers are generated with")
     ap.add_argument("--batch-size", type=int, default=12)
     ap.add_argument("--sampler", default="hf", help="hf (token ids needed)")
+    ap.add_argument("--settings", nargs="+", default=["t2", "released"],
+                    help="t2: t2's prompt on the task's user turn (smol, qwen); released: the released code's "
+                         "prompt on the bare question (paper)")
+    ap.add_argument("--show", type=int, default=2, help="print the first N answers of each setting")
     args = ap.parse_args()
 
     from t2core.adapt.pass1 import bare_question, messages
@@ -67,7 +71,8 @@ def main() -> None:
         task = get_task(name)
         for s in task.load(args.split, resolve_data_dir()).limit(args.per_task).samples:
             items.append((task, s))
-    settings = [("t2", "task's user turn", question_of), ("released", "bare question", bare_question)]
+    known = {"t2": ("t2", "task's user turn", question_of), "released": ("released", "bare question", bare_question)}
+    settings = [known[k] for k in args.settings]
     print(f"{args.model}, {args.sampler}, greedy; {len(items)} {args.split} questions ({', '.join(args.tasks)}, "
           f"{args.per_task} each); cap {args.cap} read off answers generated up to {args.long} tokens")
     print(f"{'prompt':<9} {'question':<17} {'boxed@cap':>9} {'cut':>5} {'no box':>6} {'changed':>7} "
@@ -95,7 +100,9 @@ def main() -> None:
         med = sorted(at)[len(at) // 2] if at else float("nan")
         k = len(outs)
         print(f"{prompt:<9} {form:<17} {within / k:>9.3f} {cut / k:>5.3f} {none / k:>6.3f} {changed / k:>7.3f} "
-              f"{med:>20} {dt:>8.1f}")
+              f"{med:>20} {dt:>8.1f}", flush=True)
+        for o in outs[:args.show]:
+            print(f"    {o.text[:160]!r}", flush=True)
 
 
 if __name__ == "__main__":

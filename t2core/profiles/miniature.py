@@ -39,7 +39,7 @@ def miniature(prof: Profile, model: str = "tiny-random", dst: str = "tiny-random
     ad, tr, ab = prof.adapt, prof.transfer, prof.ablations
     baselines = tuple(BaselineSlice(b.task, b.method, _over(b.overrides, _RL if b.entry.objective == "pg" else _NTP))
                       for b in prof.baselines)
-    adapt = replace(ad, pass1_max_new_tokens=min(ad.pass1_max_new_tokens, 8), unseen=tuple(_cut(sl, limit) for sl in ad.unseen), cls=_over(ad.cls, _RL),
+    adapt = replace(ad, pass1_max_new_tokens=min(ad.pass1_max_new_tokens, 32), unseen=tuple(_cut(sl, limit) for sl in ad.unseen), cls=_over(ad.cls, _RL),
                     cem=_over(ad.cem, _CEM), light_cem=_over(ad.light_cem, _CEM) if ad.light_cem else (),
                     shots=_SHOTS, light_shots=2 if ad.light_shots else None)
     transfer = replace(tr, dst=dst if tr.dst else None, evals=tuple(_cut(sl, limit) for sl in tr.evals),

@@ -37,7 +37,8 @@ def full_paper(S: Stages, prof: Profile, ident: ModelIdent, seed: int, data_dir:
         S.outcome(S.submit("svd", svd.OP, ident, svd.SvdRequest(prof.targets)))
     produced: Produced = []
     for tr in prof.trains:
-        req = training.TrainRequest(prof.rl_config(tr.task, seed), prof.sampler, data_dir)
+        req = training.TrainRequest(prof.rl_config(tr.task, seed), prof.sampler, data_dir,
+                                    kl_grid=prof.kl_grid(tr.task))
         produced.append((tr.task, "svf", S.submit(f"train:{tr.task}", training.OP, ident, req)))
     for bl in prof.baselines:
         if bl.entry.objective == "pg":  # LoRA-PG: the same REINFORCE loop as the SVF expert, on LoRA
@@ -105,8 +106,8 @@ def adaptation_stages(S: Stages, prof: Profile, ident: ModelIdent, produced: Pro
                 S.submit(f"few-shot:{sl.task}", fewshot.OP, ident,
                          fewshot.FewShotRequest(few, experts(), prof.sampler, data_dir))
             strategies.append(("few-shot", few, "few-shot"))
-            if prof.adapt.light_shots:  # Table 10: the same search on fewer prompts
-                light = prof.few_shot_config(sl.task, seed, split=split, shots=prof.adapt.light_shots)
+            if prof.adapt.light_shots:  # Table 10: the same search on fewer prompts (and generations)
+                light = prof.light_few_shot_config(sl.task, seed, split=split)
                 with S.guard(f"few-shot-light:{sl.task}"):
                     S.submit(f"few-shot-light:{sl.task}", fewshot.OP, ident,
                              fewshot.FewShotRequest(light, experts(), prof.sampler, data_dir))
@@ -126,8 +127,8 @@ def adaptation_stages(S: Stages, prof: Profile, ident: ModelIdent, produced: Pro
         for strategy, few, label in strategies:
             with S.guard(f"adapt:{label}:{sl.task}"):
                 cls = expert_id(S, cls_stage) if strategy == "cls-expert" else None
-                req = adaptation.AdaptRequest(ev, strategy, experts(), prof.adapt.formulation, cls, few,
-                                              sampler=prof.sampler, data_dir=data_dir)
+                req = adaptation.AdaptRequest(ev, strategy, experts(), cls_expert=cls, few_shot=few,
+                                              sampler=prof.sampler, data_dir=data_dir, **prof.pass1_kwargs())
                 S.submit(f"adapt:{label}:{sl.task}", adaptation.OP, ident, req)
 
 
@@ -196,6 +197,6 @@ def transfer_stages(S: Stages, prof: Profile, dst_ident: ModelIdent, sources: di
             S.submit(f"few-shot:{dst}:{sl.task}", fewshot.OP, dst_ident,
                      fewshot.FewShotRequest(few, experts, prof.sampler, data_dir))
             S.submit(f"adapt:{dst}:few-shot:{sl.task}", adaptation.OP, dst_ident,
-                     adaptation.AdaptRequest(prof.eval_config(sl, seed), "few-shot", experts, prof.adapt.formulation,
-                                             None, few, sampler=prof.sampler, data_dir=data_dir))
+                     adaptation.AdaptRequest(prof.eval_config(sl, seed), "few-shot", experts, few_shot=few,
+                                             sampler=prof.sampler, data_dir=data_dir, **prof.pass1_kwargs()))
     logger.info("transfer to %s: %d experts moved", dst, len(moved))

@@ -78,7 +78,8 @@ def train_expert_flow(task: str = "arc_easy", profile: str = "smol", data_dir: s
                       seed: int | None = None, sampler: str | None = None) -> dict[str, Any]:
     """Train one SVF expert with the profile's settings for `task`."""
     prof = _profile(profile, sampler)
-    req = training.TrainRequest(prof.rl_config(task, seed), prof.sampler, _data_dir(data_dir))
+    req = training.TrainRequest(prof.rl_config(task, seed), prof.sampler, _data_dir(data_dir),
+                                kl_grid=prof.kl_grid(task))
     get_task(task).preflight()  # e.g. no code sandbox: fail now, not after the SVD
     ident = load_model_step(prof.model, prof.seed_or_default(seed))
     S = Stages()

@@ -48,6 +48,11 @@ def kl_per_token(logits: torch.Tensor, base_logits: torch.Tensor) -> torch.Tenso
     return (logp.exp() * (logp - logq)).sum(-1)
 
 
+def masked_sum_per_seq(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Sum over the masked tokens of each sequence (B,): e.g. log π(y|x) of a whole answer."""
+    return (x * mask).sum(1)
+
+
 def masked_mean_per_seq(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean over the masked tokens of each sequence (B,); 0 for sequences with no tokens."""
     return (x * mask).sum(1) / mask.sum(1).clamp(min=1.0)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from t2core import evaluate as core
 from t2core.adapt import ExpertSet, StrategyInputs, strategy_class, strategy_names
 from t2core.adapt.fewshot import FewShotConfig
+from t2core.adapt.pass1 import check_prompt
 from t2core.adapt.prompt import FORMULATIONS
 from t2core.adapt.search import SearchResult
 from t2core.adapt.twopass import two_pass
@@ -35,18 +36,26 @@ class AdaptRequest:
     eval: EvalConfig
     strategy: str  # prompt | cls-expert | few-shot
     experts: tuple[str, ...]  # one expert per category (prompt, cls-expert) or the mixture's ingredients
-    formulation: str = "generate"  # pass 1 of prompt / cls-expert: generate (paper) or choice
+    formulation: str = "generate"  # pass 1 of prompt (and of cls-expert without cls_formulation): generate or choice
     cls_expert: str | None = None  # the classification expert z^c (cls-expert)
     few_shot: FewShotConfig | None = None  # the search (few-shot); its task is the evaluated task
     pass1_max_new_tokens: int = 32
     sampler: str = "hf"
     data_dir: str | None = None
+    prompt: str = "t2"  # the prompt strategy's classification prompt: t2 or released (t2core/adapt/pass1.py)
+    strip_format: bool = False  # the prompt strategy sees questions without the task's format instructions
+    cls_formulation: str = ""  # cls-expert's pass 1: generate or choice ("": `formulation`)
 
     def __post_init__(self) -> None:
         check_sampler(self.sampler)
         needs = strategy_class(self.strategy).needs
-        if self.formulation not in FORMULATIONS:
-            raise ConfigError(f"formulation {self.formulation!r} must be one of {', '.join(FORMULATIONS)}.")
+        for name in ("formulation", "cls_formulation"):
+            value = getattr(self, name)
+            if value not in FORMULATIONS and not (name == "cls_formulation" and value == ""):
+                raise ConfigError(f"{name} {value!r} must be one of {', '.join(FORMULATIONS)}.")
+        check_prompt(self.prompt)
+        if self.pass1_max_new_tokens < 1:
+            raise ConfigError(f"pass1_max_new_tokens={self.pass1_max_new_tokens} must be >= 1.")
         if "cls-expert" in needs and not self.cls_expert:
             raise ConfigError(f"strategy {self.strategy} needs the classification expert (--cls-expert svf:<id>); "
                               "train it with `t2 train --task dispatch`.")
@@ -56,7 +65,9 @@ class AdaptRequest:
 
     def inputs(self, **resolved) -> StrategyInputs:
         """What the strategy is named and built from: this request's pass-1 settings and `resolved`."""
-        return StrategyInputs(formulation=self.formulation, max_new_tokens=self.pass1_max_new_tokens, **resolved)
+        return StrategyInputs(formulation=self.formulation, max_new_tokens=self.pass1_max_new_tokens,
+                              prompt=self.prompt, strip_format=self.strip_format,
+                              cls_formulation=self.cls_formulation, **resolved)
 
     def search(self) -> FewShotRequest:
         assert self.few_shot is not None

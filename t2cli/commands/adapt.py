@@ -27,8 +27,8 @@ def _adapt_request(prof, strategy: str, task: str, limit: int | None, experts: s
     if "search" in needs:
         given = {"split": shot_split, **({"shots": shots} if shots else {})}
         few = prof.few_shot_config(task, seed, **given)
-    return op.AdaptRequest(ev, strategy, names, formulation or prof.adapt.formulation, cls, few,
-                           sampler=sampler or prof.sampler, data_dir=data_dir)
+    return op.AdaptRequest(ev, strategy, names, cls_expert=cls, few_shot=few, sampler=sampler or prof.sampler,
+                           data_dir=data_dir, **prof.pass1_kwargs(formulation))
 
 
 @app.command()

@@ -16,13 +16,15 @@ def train(
     profile: str = typer.Option("smol", help="profile whose training settings are the defaults"),
     steps: int | None = typer.Option(None, help="optimizer steps"),
     batch_size: int | None = typer.Option(None, help="prompts per step"),
-    lr: float | None = typer.Option(None, help="Adam learning rate (paper 2e-3)"),
-    kl_coef: float | None = typer.Option(None, help="KL penalty λ (paper 0, 0.1, 0.2, 0.3)"),
+    lr: float | None = typer.Option(None, help="learning rate (paper 2e-3)"),
+    kl_coef: float | None = typer.Option(None, help="KL penalty λ (the paper chooses it on validation)"),
+    kl_grid: str | None = typer.Option(None, help="comma-separated λ: one expert each, the best on validation kept "
+                                                  "(paper A.1); default: the profile's grid unless --kl-coef"),
     temperature: float | None = typer.Option(None, help="rollout temperature (0 = greedy)"),
     micro_batch_size: int | None = typer.Option(None, help="prompts per differentiable forward (bounds memory; "
                                                            "same update, same expert id)"),
     targets: str | None = typer.Option(None, help="SVF targets: mlp, attn, both"),
-    param: str | None = typer.Option(None, help="SVF parameterisation: direct (paper) or sigmoid (official code)"),
+    param: str | None = typer.Option(None, help="SVF parameterisation: direct (t2) or sigmoid with the Σs rescale (released code)"),
     method: str = typer.Option("svf", help="svf (paper) or lora (LoRA-PG: the same REINFORCE loop on LoRA r16 q/v)"),
     sampler: str | None = typer.Option(None, help="rollout sampler: hf (in-process), proc (its own copy of the "
                                                   "model in another process) or vllm (a vLLM server), the last two "
@@ -37,7 +39,6 @@ def train(
     from catalog import Catalog
     from catalog.execute import execute
     from t2core.profiles import get_profile
-    from t2core.svf import SVFConfig
     from t2ops import training as op
     from t2ops.operation import Hooks
 
@@ -48,11 +49,14 @@ def train(
             console.print(note, highlight=False)
     given = {"steps": steps, "batch_size": batch_size, "lr": lr, "kl_coef": kl_coef, "temperature": temperature,
              "micro_batch_size": micro_batch_size}
-    svf = SVFConfig(targets=targets or prof.targets)
+    svf = prof.svf(targets)
     if param:
         svf = replace(svf, param=param)
     cfg = prof.rl_config(task, seed, svf=svf, method=method, **{k: v for k, v in given.items() if v is not None})
-    req = op.TrainRequest(cfg, sampler or prof.sampler, data_dir)
+    from t2core.training.kl_grid import parse_kl_grid
+
+    grid = parse_kl_grid(kl_grid) if kl_grid else () if kl_coef is not None else prof.kl_grid(task)
+    req = op.TrainRequest(cfg, sampler or prof.sampler, data_dir, kl_grid=grid)
     loaded = common.load(model or prof.model, cfg.seed)
 
     def log(p) -> None:
@@ -67,6 +71,8 @@ def train(
         return
     if res.resumed_from:
         console.print(f"resumed from the checkpoint of step {res.resumed_from}")
+    if grid:
+        console.print(f"λ chosen on validation: {out.metrics['kl_chosen']:g} of {', '.join(f'{x:g}' for x in grid)}")
     console.print(f"expert [bold]{out.expert_id}[/]: validation {res.base_valid:.3f} (base) -> {res.best_valid:.3f} "
                   f"(best, step {res.best_step}); {out.trained.seconds:.0f}s; {out.path}")
     console.print(f"evaluate with `t2 eval --task {task} --expert {out.expert_id}`")

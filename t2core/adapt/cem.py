@@ -6,7 +6,9 @@ previous one, the usual guard against the std collapsing on a small elite). α i
 [0, 1] (the paper's bounds) and, with `normalise`, divided by its sum so the mixture stays on
 the experts' scale. Fitness is a pair (accuracy on the few-shot prompts, mean log-likelihood
 of their correct answers), compared lexicographically: the likelihood breaks ties between
-candidates with the same accuracy, which on 3-20 shots are frequent.
+candidates with the same accuracy, which on 3-20 shots are frequent (paper §3.3, A.4). What the
+likelihood is comes from the scorer (`t2core/adapt/fewshot.py`): the gold option's on choice tasks, the
+candidate's own correct answers' on generated tasks with `tie_break="loglik"`, else 0 (no tie-break).
 
 Pure and resumable: the state after each generation (`CEMState`) is a small JSON-able record;
 generation g draws from a generator seeded by (seed, g), so a search resumed from its last
@@ -29,9 +31,13 @@ Fitness = tuple[float, float]  # (accuracy, mean log-likelihood of the correct a
 
 @dataclass(frozen=True)
 class CEMConfig:
-    population: int = field(default=32, metadata={"help": "candidates per generation (paper: 32)"})
-    elite_ratio: float = field(default=0.2, metadata={"help": "fraction refitted (paper: 0.2)"})
-    generations: int = field(default=100, metadata={"help": "at most this many generations (paper: 100)"})
+    population: int = field(default=32, metadata={"help": "candidates per generation (32: the released code's "
+                                                                 "cfgs/optimization/cem.yaml; the paper's text gives "
+                                                                 "none)"})
+    elite_ratio: float = field(default=0.2, metadata={"help": "fraction refitted (0.2: the released code's; the paper's "
+                                                              "text gives none)"})
+    generations: int = field(default=100, metadata={"help": "at most this many generations (paper A.4: up to "
+                                                               "100; CEM-light, Appendix D: 10)"})
     patience: int = field(default=10, metadata={"help": "stop after this many generations without a better best"})
     init_std: float = field(default=0.3, metadata={"help": "initial std of every coefficient"})
     min_std: float = field(default=0.001, metadata={"help": "stop when every std falls below this"})

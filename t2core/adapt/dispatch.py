@@ -70,8 +70,11 @@ class StrategyInputs:
     """What naming (`spec_of`, while planning) and building (`build`) a strategy may use, resolved by
     the operation that runs it: pass 1's settings, the classification expert z^c, the few-shot search."""
 
-    formulation: str = "generate"  # pass 1 of prompt / cls-expert: generate (paper) or choice
+    formulation: str = "generate"  # pass 1 of prompt: generate (paper) or choice
     max_new_tokens: int = 32
+    prompt: str = "t2"  # the prompt strategy's classification prompt (t2core/adapt/pass1.py)
+    strip_format: bool = False  # the prompt strategy sees the question without the task's format instructions
+    cls_formulation: str = ""  # cls-expert's pass 1: generate or choice ("": `formulation`)
     batch_size: int = 8
     dtype: str = "float32"
     cls_name: str = ""  # z^c's variant name (the strategy needs "cls-expert")
@@ -103,6 +106,11 @@ class Strategy(ABC):
     @abstractmethod
     def spec(self) -> str:
         """The strategy and every setting that changes its decisions (run ids hash it)."""
+
+    def questions(self, task, samples: list) -> list[str]:
+        """What pass 1 classifies, one per sample: by default the question as the task puts it to the model
+        (its user turn, format instructions included)."""
+        return [task.messages(s)[-1]["content"] for s in samples]
 
     @abstractmethod
     def decide(self, sampler, questions: list[str], experts: ExpertSet, **sampler_kw) -> list[Decision]:

@@ -32,6 +32,12 @@ from t2core.tasks import get_task
 from t2core.tasks.base import Dataset, Task
 
 SHOT_SPLITS = ("train", "valid")
+#: How candidates with the same accuracy on the shots are told apart on a generated task (choice tasks always
+#: use the gold candidate's log-probability): `none` (t2 before issue 34: the earliest wins, often the uniform
+#: α) or `loglik`, the paper's (§3.3, A.4): "the highest average log-likelihood across the tokens of its
+#: generated correct answers", as the released code computes it (each correct answer's mean token log-prob
+#: under the candidate's own weights, averaged over its correct answers; 0 with none correct).
+TIE_BREAKS = ("none", "loglik")
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,9 @@ class FewShotConfig:
     max_new_tokens: int | None = field(default=None, metadata={"help": "generated tasks: cap (None: task's)"})
     batched: bool = field(default=True, metadata={"help": "score the whole population in one batched call",
                                                   "identity": False})  # speed, not the result
+    tie_break: str = field(default="none", metadata={
+        "help": "generated tasks: none, or loglik (paper: the mean token log-likelihood of the candidate's own "
+                "correct answers breaks ties in accuracy)", "legacy": "none"})
 
     def __post_init__(self) -> None:
         task = get_task(self.task)
@@ -60,6 +69,8 @@ class FewShotConfig:
             raise ConfigError(f"shots={self.shots} must be >= 1.")
         if self.batch_size < 1:
             raise ConfigError(f"batch_size={self.batch_size} must be >= 1.")
+        if self.tie_break not in TIE_BREAKS:
+            raise ConfigError(f"few-shot tie_break={self.tie_break!r} must be one of {', '.join(TIE_BREAKS)}.")
         resolved_dtype(self)  # "auto" -> this machine's dtype, before any id is hashed
 
     @property
@@ -95,8 +106,9 @@ class ShotScorer:
     """Fitness of mixing weights on the shots: (accuracy, mean log-likelihood of the gold answer).
 
     The log-likelihood is the gold candidate's log-probability normalised over the item's options
-    (choice tasks); generated tasks have no cheap likelihood of a correct answer and break ties by
-    nothing (0)."""
+    (choice tasks); on generated tasks, with `tie_break="loglik"`, the mean token log-likelihood of the
+    candidate's own correct answers under its weights (one teacher-forced forward of those answers, next to
+    the generation that wrote them), else 0 (no tie-break)."""
 
     def __init__(self, sampler: Sampler, model, svd: dict, bank: ExpertBank, task: Task, shots: Dataset,
                  cfg: FewShotConfig) -> None:
@@ -114,7 +126,7 @@ class ShotScorer:
         n, p = len(self.convs), pop.shape[0]
         rows = RowExperts(self.bank, pop.float().repeat_interleave(n, dim=0), self.svd, self.cfg.dtype)  # (P·n, K[,L])
         outs = self._run(self.convs * p, rows=rows)
-        return [self._fitness(outs[i * n:(i + 1) * n]) for i in range(p)]
+        return [self._fitness(outs[i * n:(i + 1) * n], pop[i]) for i in range(p)]
 
     def one_at_a_time(self, pop: torch.Tensor) -> list[Fitness]:
         """One materialised W' per candidate, the shots scored with it."""
@@ -123,7 +135,8 @@ class ShotScorer:
         out = []
         for alpha in pop:
             with materialised_scales(self.model, self.svd, mix_weights(self.bank, alpha), dtype=self.cfg.dtype):
-                out.append(self._fitness(self._run(self.convs)))
+                outs = self._run(self.convs)
+            out.append(self._fitness(outs, alpha))
         return out
 
     def _run(self, convs: list, rows: RowExperts | None = None) -> list:
@@ -132,8 +145,32 @@ class ShotScorer:
             return self.sampler.choose(convs, self.cands * k, self.gen, rows=rows)
         return self.sampler.generate(convs, self.gen, rows=rows)
 
-    def _fitness(self, outs: list) -> Fitness:
-        return fitness(self.task, self.shots.samples, outs)
+    def _fitness(self, outs: list, alpha: torch.Tensor) -> Fitness:
+        acc, ll = fitness(self.task, self.shots.samples, outs)
+        if self.choice or self.cfg.tie_break == "none":
+            return acc, ll
+        correct = [s.correct for s in self.task.score_many(self.shots.samples, [o.text for o in outs])]
+        return acc, answer_loglik(self.model, self.svd, mix_weights(self.bank, alpha), outs, correct, self.cfg.dtype)
+
+
+def answer_loglik(model, svd: dict, weights, outs: list, correct: list[bool], dtype: str = "float32") -> float:
+    """The paper's tie-break (§3.3, A.4): each correct answer's mean token log-likelihood under `weights` (the
+    candidate's own W'), averaged over the correct answers; 0 when none is correct (the released code's value).
+    The answers' tokens are the generated ones (`Completion.prompt_ids` / `completion_ids`)."""
+    from t2core.logprobs import sequence_logprobs
+    from t2core.svf import materialised_scales
+
+    idx = [i for i, ok in enumerate(correct) if ok]
+    if not idx:
+        return 0.0
+    if any(outs[i].prompt_ids is None or outs[i].completion_ids is None for i in idx):
+        raise ConfigError("the sampler returned no token ids; few-shot tie_break='loglik' needs them (use hf).")
+    dev = next(model.parameters()).device
+    with torch.no_grad(), materialised_scales(model, svd, weights, dtype=dtype), \
+            torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dtype == "bfloat16"):
+        total, n = sequence_logprobs(model, [outs[i].prompt_ids for i in idx], [outs[i].completion_ids for i in idx],
+                                     pad_id=0)  # left padding is masked out: its id does not matter
+    return float((total / n.clamp(min=1)).mean())
 
 
 def fitness(task: Task, samples: list, outs: list) -> Fitness:

@@ -1,6 +1,7 @@
 """Two-pass inference (paper §3.3, Figure 1): pass 1 decides z' per question, pass 2 answers with it.
 
-Pass 1 runs the strategy on the questions as the task shows them (the user turn). Pass 2 groups
+Pass 1 runs the strategy on the questions as the strategy asks for them (`Strategy.questions`: the task's
+user turn, or for the prompt strategy with `strip_format` the question without the task's format instructions). Pass 2 groups
 the questions by the expert (or mixture) they were given and answers each group in full batches with that
 expert materialised (W' = U diag(s ⊙ z') Vᵀ, one swap per group). The previous issue's benchmark
 (`bench/bank.py`, batch of 32 mixing 3 experts) put the factored per-row batch at 0.85× a batch
@@ -38,7 +39,7 @@ def answer(task, samples: list, sampler: Sampler, gen, variant: Variant, progres
 
 
 def question_of(task, sample) -> str:
-    """What pass 1 classifies: the question as the task puts it to the model (its user turn)."""
+    """The question as the task puts it to the model (its user turn): what pass 1 classifies by default."""
     return task.messages(sample)[-1]["content"]
 
 
@@ -48,7 +49,7 @@ def two_pass(loaded: LoadedModel, planned: EvalPlan, ref: VariantRef, strategy: 
     task, ds, run_id, cfg = planned
     gen = cfg.generation
     t0 = time.perf_counter()
-    decisions = strategy.decide(sampler, [question_of(task, s) for s in ds.samples], experts)
+    decisions = strategy.decide(sampler, strategy.questions(task, ds.samples), experts)
     pass1 = time.perf_counter() - t0
     groups: dict[tuple[tuple[str, ...], tuple[float, ...]], list[int]] = {}
     for i, d in enumerate(decisions):  # a decision is applied whole: its experts with their weights

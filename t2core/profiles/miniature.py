@@ -39,13 +39,14 @@ def miniature(prof: Profile, model: str = "tiny-random", dst: str = "tiny-random
     ad, tr, ab = prof.adapt, prof.transfer, prof.ablations
     baselines = tuple(BaselineSlice(b.task, b.method, _over(b.overrides, _RL if b.entry.objective == "pg" else _NTP))
                       for b in prof.baselines)
-    adapt = replace(ad, unseen=tuple(_cut(sl, limit) for sl in ad.unseen), cls=_over(ad.cls, _RL),
-                    cem=_over(ad.cem, _CEM), shots=_SHOTS, light_shots=2 if ad.light_shots else None)
+    adapt = replace(ad, pass1_max_new_tokens=min(ad.pass1_max_new_tokens, 32), unseen=tuple(_cut(sl, limit) for sl in ad.unseen), cls=_over(ad.cls, _RL),
+                    cem=_over(ad.cem, _CEM), light_cem=_over(ad.light_cem, _CEM) if ad.light_cem else (),
+                    shots=_SHOTS, light_shots=2 if ad.light_shots else None)
     transfer = replace(tr, dst=dst if tr.dst else None, evals=tuple(_cut(sl, limit) for sl in tr.evals),
                        unseen=tuple(_cut(sl, limit) for sl in tr.unseen))
     ablations = replace(ab, steps=min(ab.steps, 2), evals=tuple(_cut(sl, limit) for sl in ab.evals))
     return replace(prof, name=f"{prof.name}-miniature", model=model, dtype="float32", sampler="hf", batch_size=4,
                    max_new_tokens=8, evals=tuple(small for _, small in cut),
-                   trains=tuple(TrainSlice(t.task, _over(t.overrides, _RL)) for t in prof.trains),
+                   trains=tuple(TrainSlice(t.task, _over(t.overrides, _RL), t.kl_grid) for t in prof.trains),
                    baselines=baselines, adapt=adapt, transfer=transfer, ablations=ablations,
                    description=f"{prof.name}'s stages on {model}, {limit} samples per slice (tests)")

@@ -39,11 +39,17 @@ class TrainSlice:
 
     task: str
     overrides: tuple[tuple[str, object], ...] = ()  # (RLConfig field, value) pairs
+    kl_grid: tuple[float, ...] = field(default=(), metadata={
+        "help": "λ chosen on validation among these, one expert each (paper A.1); (): the kl_coef override"})
 
     def __post_init__(self) -> None:
         from t2core.training.config import RLConfig
+        from t2core.training.kl_grid import check_kl_grid
 
         _check_keys(f"train slice {self.task}", self.overrides, RLConfig)
+        check_kl_grid(self.kl_grid)
+        if self.kl_grid and "kl_coef" in dict(self.overrides):
+            raise ConfigError(f"train slice {self.task}: kl_coef and kl_grid both set; the grid chooses λ.")
 
     def rl_kwargs(self) -> dict[str, object]:
         return dict(self.overrides)
@@ -100,13 +106,29 @@ class AdaptSettings:
     experts: tuple[str, ...] = field(default=(), metadata={"help": "training tasks whose experts adapt (one per "
                                                                      "category)"})
     unseen: tuple[EvalSlice, ...] = field(default=(), metadata={"help": "slices evaluated with each strategy"})
-    formulation: str = field(default="generate", metadata={"help": "pass 1 of prompt / cls-expert dispatch"})
+    formulation: str = field(default="generate", metadata={"help": "pass 1 of prompt (and of cls-expert without "
+                                                                    "cls_formulation): generate or choice"})
+    cls_formulation: str | None = field(default=None, metadata={
+        "help": "pass 1 of cls-expert: choice (the formulation the dispatch task trains z^c in) or generate; "
+                "None: `formulation`"})
+    pass1_prompt: str = field(default="t2", metadata={
+        "help": "the prompt strategy's classification prompt: t2 or released (t2core/adapt/pass1.py)"})
+    pass1_strip_format: bool = field(default=False, metadata={
+        "help": "the prompt strategy sees each question without its task's format instructions (released code)"})
+    pass1_max_new_tokens: int = field(default=32, metadata={
+        "help": "cap of pass 1's generated answer: it must reach its box (bench/pass1_cap.py)"})
     cls: tuple[tuple[str, object], ...] = field(default=(), metadata={"help": "RLConfig overrides of the "
                                                                               "classification expert"})
     shots: int = field(default=10, metadata={"help": "few-shot prompts per unseen task (train/valid split)"})
     light_shots: int | None = field(default=None, metadata={
         "help": "shots of a second, light few-shot search per searched task (Table 10); None: no light search"})
     cem: tuple[tuple[str, object], ...] = field(default=(), metadata={"help": "CEMConfig overrides"})
+    light_cem: tuple[tuple[str, object], ...] = field(default=(), metadata={
+        "help": "CEMConfig overrides of the light search, on top of `cem` (paper Table 10's CEM-light: 10 "
+                "generations)"})
+    tie_break: str = field(default="none", metadata={
+        "help": "CEM on generated tasks: none, or loglik (paper §3.3: ties in accuracy broken by the mean token "
+                "log-likelihood of each candidate's correct answers)"})
     few_shot_tasks: tuple[str, ...] | None = field(default=None, metadata={
         "help": "unseen tasks that get a few-shot search (None: every one with a train or valid split)"})
     loras: str = field(default="all", metadata={
@@ -119,9 +141,20 @@ class AdaptSettings:
         from t2core.training.config import RLConfig
 
         _check_keys("adapt cls-expert", self.cls, RLConfig)
+        from t2core.adapt.fewshot import TIE_BREAKS
+        from t2core.adapt.pass1 import check_prompt
+
         _check_keys("adapt cem", self.cem, CEMConfig)
-        if self.formulation not in FORMULATIONS:
-            raise ConfigError(f"adapt formulation {self.formulation!r} must be one of {', '.join(FORMULATIONS)}.")
+        _check_keys("adapt light_cem", self.light_cem, CEMConfig)
+        for name in ("formulation", "cls_formulation"):
+            value = getattr(self, name)
+            if value not in FORMULATIONS and not (name == "cls_formulation" and value is None):
+                raise ConfigError(f"adapt {name} {value!r} must be one of {', '.join(FORMULATIONS)}.")
+        check_prompt(self.pass1_prompt)
+        if self.pass1_max_new_tokens < 1:
+            raise ConfigError(f"adapt pass1_max_new_tokens={self.pass1_max_new_tokens} must be >= 1.")
+        if self.tie_break not in TIE_BREAKS:
+            raise ConfigError(f"adapt tie_break {self.tie_break!r} must be one of {', '.join(TIE_BREAKS)}.")
         if self.loras not in ("all", "category"):
             raise ConfigError(f"adapt loras={self.loras!r} must be 'all' or 'category'.")
         if self.light_shots is not None and not 1 <= self.light_shots < self.shots:
@@ -239,6 +272,9 @@ class Profile:
     name: str
     model: str = field(metadata={"help": "model alias, HF id or local directory"})
     targets: str = field(default="mlp", metadata={"help": "SVF targets: mlp (paper), attn or both"})
+    svf_param: str = field(default="direct", metadata={
+        "help": "z parameterisation of its experts: direct (t2: z init 1) or sigmoid (the released code, with the "
+                "Σs rescale); the paper's text gives neither (t2core/svf/policy.py)"})
     evals: tuple[EvalSlice, ...] = field(default=(), metadata={"help": "base-model evaluation slices"})
     batch_size: int = field(default=8, metadata={"help": "generation batch size"})
     dtype: str = field(default="auto", metadata={"help": "auto (this machine's faster: t2core/precision.py), float32 "
@@ -264,6 +300,16 @@ class Profile:
         """RLConfig settings this profile gives `task`: its dtype, then the task's slice overrides."""
         return {"dtype": self.dtype, **next((t.rl_kwargs() for t in self.trains if t.task == task), {})}
 
+    def svf(self, targets: str | None = None):
+        """The SVFConfig of this profile's experts: its targets (or `targets`) and its z parameterisation."""
+        from t2core.svf.policy import SVFConfig
+
+        return SVFConfig(targets=targets or self.targets, param=self.svf_param)
+
+    def kl_grid(self, task: str) -> tuple[float, ...]:
+        """The λ grid this profile chooses `task`'s KL coefficient from on validation (): none, kl_coef."""
+        return next((t.kl_grid for t in self.trains if t.task == task), ())
+
     def with_sampler_available(self) -> tuple[Profile, str | None]:
         """This profile, with hf in place of vllm when the vLLM environment is missing, and the one line that
         says so (None when nothing changed). A sampler asked for explicitly is never replaced."""
@@ -285,11 +331,10 @@ class Profile:
 
     def rl_config(self, task: str, seed: int | None = None, **given) -> RLConfig:
         """The REINFORCE config of `task` under this profile; `given` (e.g. CLI options) wins."""
-        from t2core.svf.policy import SVFConfig
         from t2core.training.config import RLConfig
 
         kw = {**self.train_overrides(task), **given}
-        svf = kw.pop("svf", None) or SVFConfig(targets=self.targets)
+        svf = kw.pop("svf", None) or self.svf()
         return RLConfig(task=task, seed=self.seed_or_default(seed), svf=svf, **kw)
 
     def ntp_config(self, baseline: BaselineSlice, seed: int | None = None, **given):
@@ -303,14 +348,13 @@ class Profile:
         """The training config of one Table 4 variant: an RLConfig (pg) or an NTPConfig (ntp), with the
         ablation's step budget. PG variants start from the profile's settings for the task (so SVF-PG on
         the profile's targets is the profile's own expert, reused); NTP ones from its LoRA baseline's."""
-        from t2core.svf.policy import SVFConfig
 
         ab = self.ablations
         kw = {**dict(v.overrides), "steps": ab.steps}
         if v.objective == "pg":
             if v.method == "lora":
                 return self.rl_config(ab.task, seed, method="lora", **kw)
-            return self.rl_config(ab.task, seed, svf=SVFConfig(targets=v.targets), **kw)
+            return self.rl_config(ab.task, seed, svf=self.svf(v.targets), **kw)
         base = next((b.overrides for b in self.baselines if b.task == ab.task and b.method == "lora"), ())
         kw = {"dtype": self.dtype, **dict(base), **kw}
         if v.method == "svf":
@@ -334,11 +378,10 @@ class Profile:
 
     def cls_config(self, seed: int | None = None) -> RLConfig:
         """The REINFORCE config of the classification expert (the `dispatch` task)."""
-        from t2core.svf.policy import SVFConfig
         from t2core.training.config import RLConfig
 
         kw = {"dtype": self.dtype, **dict(self.adapt.cls)}
-        return RLConfig(task="dispatch", seed=self.seed_or_default(seed), svf=SVFConfig(targets=self.targets), **kw)
+        return RLConfig(task="dispatch", seed=self.seed_or_default(seed), svf=self.svf(), **kw)
 
     def few_shot_config(self, task: str, seed: int | None = None, **given):
         """The few-shot search of `task`: the profile's shots, CEM settings, batch size and dtype."""
@@ -349,11 +392,26 @@ class Profile:
         cem_kw = {**dict(self.adapt.cem), **given.pop("cem", {})}
         cap = self.max_new_tokens
         mnt = min(cap, get_task(task).max_new_tokens) if cap is not None else None
-        kw = dict(shots=self.adapt.shots, batch_size=self.batch_size, dtype=self.dtype, max_new_tokens=mnt)
+        kw = dict(shots=self.adapt.shots, batch_size=self.batch_size, dtype=self.dtype, max_new_tokens=mnt,
+                  tie_break=self.adapt.tie_break)
         return FewShotConfig(task=task, cem=CEMConfig(seed=self.seed_or_default(seed), **cem_kw), **{**kw, **given})
+
+    def light_few_shot_config(self, task: str, seed: int | None = None, **given):
+        """The light search of `task` (Table 10): the profile's light shots, its CEM settings with `light_cem`."""
+        cem = {**dict(self.adapt.cem), **dict(self.adapt.light_cem), **given.pop("cem", {})}
+        return self.few_shot_config(task, seed, **{"shots": self.adapt.light_shots, "cem": cem, **given})
+
+    def pass1_kwargs(self, formulation: str | None = None) -> dict[str, object]:
+        """The AdaptRequest settings of pass 1 under this profile; `formulation` given (a CLI option) sets both
+        strategies' formulation."""
+        ad = self.adapt
+        return {"formulation": formulation or ad.formulation,
+                "cls_formulation": formulation or ad.cls_formulation or "", "prompt": ad.pass1_prompt,
+                "strip_format": ad.pass1_strip_format, "pass1_max_new_tokens": ad.pass1_max_new_tokens}
 
     def __post_init__(self) -> None:
         check_target_spec(self.targets)
+        self.svf()  # an unknown svf_param fails here, in one line
         untrained = [t for t in (*self.adapt.experts, *(self.transfer.experts or ()))
                      if t not in {tr.task for tr in self.trains}]
         if untrained:

@@ -67,8 +67,8 @@ class SVFWeights:
     """An SVF expert as a remote backend receives it: vectors only, no matrices.
 
     `scale[name]` (r,) is the effective multiplier of each singular value, s' = s ⊙ scale
-    (z for the paper's direct parameterisation; z times the nuclear-norm factor for the
-    official code's sigmoid one), so the server needs only its own SVD of the same base
+    (z for t2's direct parameterisation; z times the nuclear-norm factor for the released
+    code's sigmoid one), so the server needs only its own SVD of the same base
     weights, which `base_weights_hash` lets it check.
     """
 

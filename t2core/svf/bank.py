@@ -6,7 +6,7 @@ per forward pass. The factored path y = U ((s ⊙ m_b) ⊙ (Vᵀ x_b)) instead t
 multiplier vector m_b for each row b, at the cost of the factored matmuls. So one batch can
 mix experts, and mixtures, freely.
 
-The bank stacks the experts' *effective* multipliers (`SVFWeights.scale`: z for the paper's
+The bank stacks the experts' *effective* multipliers (`SVFWeights.scale`: z for t2's
 direct parameterisation), and a row's multiplier is m_b = Σ_k w_bk · scale_k. With one-hot
 weights a row gets exactly one expert; with α it gets the paper's linear mixture of z.
 

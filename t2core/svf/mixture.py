@@ -1,7 +1,7 @@
 """Mixtures of SVF experts z' = Σ_k α_k z_k (paper §3.3), with α per expert or per expert and layer.
 
 The mixture is taken over the experts' *effective* multipliers (`SVFWeights.scale`: z itself for
-the paper's direct parameterisation), so experts of either parameterisation mix, and the result is
+t2's direct parameterisation), so experts of either parameterisation mix, and the result is
 stored as an ordinary direct-parameterised expert whose z is the mixture: evaluated, dispatched
 and transferred like any other, its header recording where it came from.
 """

@@ -1,10 +1,13 @@
 """Singular Value Fine-tuning policy (paper §3.2, Eq. 1): one learnable vector per matrix.
 
 For each targeted W = U diag(s) Vᵀ the expert is a vector z with W' = U diag(s ⊙ z) Vᵀ.
-Two parameterisations:
-- `direct` (the paper): z is the parameter, initialised at 1, so W' = W exactly at start.
-- `sigmoid` (the official code): z = sigmoid(p), p ~ 0.1 + 0.01·N(0, 1), and the scaled
-  singular values are rescaled by Σs / Σ(s ⊙ z) so the nuclear norm of W' equals W's.
+Two parameterisations (the paper's text, §3.1, gives Σ' = Σ ⊗ diag(z) and neither a parameterisation
+nor an initialisation, so neither is "the paper's"):
+- `direct` (t2's): z is the parameter, initialised at 1, so W' = W exactly at start: the equation read
+  literally.
+- `sigmoid` (the released code, `policy/base.py` and `utils.compose_new_params`): z = sigmoid(p),
+  p ~ 0.1 + 0.01·N(0, 1), and the scaled singular values are rescaled by Σs / Σ(s ⊙ z) so the nuclear
+  norm of W' equals W's. What the paper's numbers were produced with.
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ MODES = ("factored", "materialise")
 @dataclass(frozen=True)
 class SVFConfig:
     targets: str = field(default="mlp", metadata={"help": "mlp (paper default), attn or both (Table 4)"})
-    param: str = field(default="direct", metadata={"help": "direct: z init 1 (paper); sigmoid: official code"})
+    param: str = field(default="direct", metadata={"help": "direct: z init 1 (t2); sigmoid with the Σs rescale: "
+                                                                  "released code"})
     mode: str = field(default="factored", metadata={"help": "factored: U(s⊙z⊙Vᵀx); materialise: build W'"})
     init_mean: float = field(default=0.1, metadata={"help": "sigmoid param: mean of p at init"})
     init_std: float = field(default=0.01, metadata={"help": "sigmoid param: std of p at init"})
@@ -32,7 +36,7 @@ class SVFConfig:
     def __post_init__(self) -> None:
         check_target_spec(self.targets)
         if self.param not in PARAMS:
-            raise ConfigError(f"SVF param {self.param!r} is not one of {PARAMS}; use 'direct' (paper) or 'sigmoid'.")
+            raise ConfigError(f"SVF param {self.param!r} is not one of {PARAMS}; use 'direct' (t2) or 'sigmoid' (released code).")
         if self.mode not in MODES:
             raise ConfigError(f"SVF mode {self.mode!r} is not one of {MODES}.")
         if self.init_std < 0:
@@ -76,7 +80,7 @@ class SVFPolicy(nn.Module):
         """The effective multiplier m (r,) with s' = s ⊙ m: z, times Σs / Σ(s ⊙ z) for sigmoid."""
         z = self.z(name).to(s.dtype)
         if self.cfg.param == "sigmoid":
-            z = z * (s.sum() / (s * z).sum())  # keep the nuclear norm (official code)
+            z = z * (s.sum() / (s * z).sum())  # keep the nuclear norm (released code)
         return z
 
     def scaled_s(self, name: str, s: torch.Tensor) -> torch.Tensor:

@@ -12,7 +12,8 @@ answer is drawn from π_W' at the configured temperature (0: the most likely can
 like greedy decoding), so the rollout and the gradient come from the same forward: no
 generation, no second pass (with `micro_batch_size`, the draw comes from one forward
 without a graph and each micro-batch is recomputed with one: ~1.3x the time, a fraction of
-the memory). The KL penalty is KL(π_W' ‖ π_W) over the candidates.
+the memory). The KL penalty is taken over the candidates, KL(π_W' ‖ π_W) (Eq. 1) or KL(π_W ‖ π_W') (the
+released code's direction) as `kl_direction` says; `seq_reduction` does not apply (ℓ_j is a sum already).
 """
 
 from __future__ import annotations
@@ -61,7 +62,11 @@ def choice_rollout(trainer: Trainer, batch: list, step: int) -> Rollout:
         if cfg.kl_coef > 0:
             with torch.no_grad(), trainer.adapter.reference(), autocast:
                 base = restricted(idx)
-            kl = torch.stack([(lp.exp() * (lp - b)).sum() for lp, b in zip(logps, base, strict=True)])  # (m,)
+            pairs = zip(logps, base, strict=True)
+            if cfg.kl_direction == "policy-ref":
+                kl = torch.stack([(lp.exp() * (lp - b)).sum() for lp, b in pairs])  # (m,)
+            else:
+                kl = torch.stack([(b.exp() * (b - lp)).sum() for lp, b in pairs])
         return torch.stack([lp[picks[i]] for lp, i in zip(logps, idx, strict=True)]), kl
 
     tokens = sum(len(cands[i][j]) for i, j in enumerate(picks))

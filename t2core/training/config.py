@@ -1,4 +1,11 @@
-"""REINFORCE training config for SVF experts (paper §3.2 Eq. 2, Appendix A)."""
+"""REINFORCE training config for SVF experts (paper §3.2 Eq. 1, Appendix A).
+
+Where the paper's text and its released code disagree, both are settings here and each profile says which it
+uses (docs/svf-and-training.md): the optimiser and schedule (`optimizer`), how log π(ŷ|x) and the KL of a
+generated answer are reduced over its tokens (`seq_reduction`), and the KL's direction (`kl_direction`).
+Each of these is marked `legacy` with t2's behaviour from before it existed, so stored runs keep their ids
+and any other value gives a new id (`t2core.ids.identity_fields`).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +17,14 @@ from t2core.sampling.base import GenerationConfig
 from t2core.settings import resolved_dtype
 from t2core.svf.policy import SVFConfig
 from t2core.tasks import get_task
+from t2core.training.optim import check_optimizer
+
+#: How the per-token terms of a generated answer become one number (Eq. 1's log π(ŷ|x) and the KL):
+#: `sum` over its tokens (the paper's log π of the sequence; the released code sums both), or `token-mean`.
+SEQ_REDUCTIONS = ("token-mean", "sum")
+#: `policy-ref`: KL(π_W' ‖ π_W), the paper's Eq. 1; `ref-policy`: KL(π_W ‖ π_W'), what the released code
+#: computes (`F.kl_div(input=log π_W', target=log π_W, log_target=True)` is Σ π_W (log π_W − log π_W')).
+KL_DIRECTIONS = ("policy-ref", "ref-policy")
 
 
 @dataclass(frozen=True)
@@ -19,9 +34,19 @@ class RLConfig:
     valid_split: str = field(default="valid", metadata={"help": "split for early stopping"})
     steps: int = field(default=50, metadata={"help": "optimizer steps"})
     batch_size: int = field(default=16, metadata={"help": "prompts per step (paper: 256 on GPU)"})
-    lr: float = field(default=2e-3, metadata={"help": "Adam learning rate (paper 2e-3)"})
+    lr: float = field(default=2e-3, metadata={"help": "learning rate (paper 2e-3): constant, or the cosine's peak"})
+    optimizer: str = field(default="adam-constant", metadata={
+        "help": "adamw-cosine (paper A.1 text) or adam-constant (released code)", "legacy": "adam-constant"})
     grad_clip: float = field(default=1e-3, metadata={"help": "max grad norm (paper 1e-3)"})
-    kl_coef: float = field(default=0.0, metadata={"help": "λ of the KL(π_W' ‖ π_W) penalty; paper {0,.1,.2,.3}"})
+    kl_coef: float = field(default=0.0, metadata={"help": "λ of the KL penalty; paper: chosen on validation "
+                                                             "(a profile's kl_grid)"})
+    kl_direction: str = field(default="policy-ref", metadata={
+        "help": "policy-ref: KL(π_W' ‖ π_W) (paper Eq. 1); ref-policy: KL(π_W ‖ π_W') (released code)",
+        "legacy": "policy-ref"})
+    seq_reduction: str = field(default="token-mean", metadata={
+        "help": "generated answers: log π(ŷ|x) and KL summed over tokens (sum: paper Eq. 1, released code) or "
+                "averaged (token-mean); choice tasks score candidates by their summed log-probs either way",
+        "legacy": "token-mean"})
     reward_norm: bool = field(default=False, metadata={"help": "normalise rewards to zero mean, unit std"})
     temperature: float = field(default=0.0, metadata={"help": "rollout temperature; 0 = greedy (official code); "
                                                                  "choice tasks: of the draw among the options"})
@@ -55,6 +80,11 @@ class RLConfig:
             raise ConfigError(f"kl_coef={self.kl_coef} must be >= 0 (paper uses 0, 0.1, 0.2, 0.3).")
         if self.temperature < 0:
             raise ConfigError(f"temperature={self.temperature} must be >= 0.")
+        check_optimizer(self.optimizer)
+        if self.kl_direction not in KL_DIRECTIONS:
+            raise ConfigError(f"kl_direction={self.kl_direction!r} must be one of {', '.join(KL_DIRECTIONS)}.")
+        if self.seq_reduction not in SEQ_REDUCTIONS:
+            raise ConfigError(f"seq_reduction={self.seq_reduction!r} must be one of {', '.join(SEQ_REDUCTIONS)}.")
         method_of("pg", self.method)  # svf (the paper's) or lora (LoRA-PG): one line naming them otherwise
         resolved_dtype(self)  # "auto" -> this machine's dtype, before any id is hashed
         for name in ("train_limit", "valid_limit", "max_new_tokens", "micro_batch_size"):

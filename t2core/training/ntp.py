@@ -40,6 +40,10 @@ class NTPConfig:
     steps: int = 50
     batch_size: int = 8
     lr: float = 2e-4
+    micro_batch_size: int | None = field(default=None, metadata={
+        "help": "examples per forward, gradients accumulated (None: the whole batch). Bounds memory (the paper's "
+                "batch of 256 on an 8B model); the update is the batch's token-mean loss either way, so it is not "
+                "part of the adapter id", "identity": False})
     train_limit: int | None = None
     max_len: int = 512
     dtype: str = "float32"
@@ -59,6 +63,8 @@ class NTPConfig:
         if self.shots is not None and self.shots < 1:
             raise ConfigError(f"shots={self.shots} must be >= 1 (or None: the training split).")
         method_of("ntp", self.method)  # lora, ia3, dora or svf (SVF-NTP): one line naming them otherwise
+        if self.micro_batch_size is not None and self.micro_batch_size < 1:
+            raise ConfigError(f"micro_batch_size={self.micro_batch_size} must be >= 1 or None.")
         for name in ("rank", "alpha", "steps", "batch_size", "max_len"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}={getattr(self, name)} must be >= 1.")
@@ -117,15 +123,24 @@ def ntp_steps(model: torch.nn.Module, tok, task: Task, ds, cfg: NTPConfig, opt: 
     loop of every NTP trainer (PEFT adapters in `peft_ntp.py`, SVF-NTP in `svf_ntp.py`). Returns the losses."""
     dev = next(model.parameters()).device
     losses: list[float] = []
+    mb = cfg.micro_batch_size or cfg.batch_size
     for step in range(1, cfg.steps + 1):
-        x, m, y = ntp_batch(tok, task, [ds.samples[rng.randrange(len(ds.samples))] for _ in range(cfg.batch_size)],
-                            cfg.max_len)
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.dtype == "bfloat16"):
-            loss = model(input_ids=x.to(dev), attention_mask=m.to(dev), labels=y.to(dev)).loss  # trained params fp32
+        picked = [ds.samples[rng.randrange(len(ds.samples))] for _ in range(cfg.batch_size)]
+        parts = [ntp_batch(tok, task, picked[lo:lo + mb], cfg.max_len) for lo in range(0, len(picked), mb)]
+        # each micro-batch's token-mean loss weighted by its share of the batch's answer tokens: the gradient
+        # of the whole batch's token-mean loss (the causal LM loss predicts labels[:, 1:])
+        counts = [int((y[:, 1:] != -100).sum()) for _, _, y in parts]
+        total_tokens = max(sum(counts), 1)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        step_loss = 0.0
+        for (x, m, y), k in zip(parts, counts, strict=True):
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.dtype == "bfloat16"):
+                loss = model(input_ids=x.to(dev), attention_mask=m.to(dev), labels=y.to(dev)).loss  # params fp32
+            loss = loss * (k / total_tokens)
+            loss.backward()
+            step_loss += float(loss.detach())
         opt.step()
-        losses.append(float(loss.detach()))
+        losses.append(step_loss)
         if on_log:
             on_log(step, losses[-1])
     return losses
@@ -133,6 +148,7 @@ def ntp_steps(model: torch.nn.Module, tok, task: Task, ds, cfg: NTPConfig, opt: 
 
 def adapter_id(weights_hash: str, cfg: NTPConfig, data_files: dict[str, str]) -> str:
     d = asdict(cfg)
+    del d["micro_batch_size"]  # memory, not the result (its field says identity=False)
     if d["shots"] is None:  # adapters trained on a training split keep the ids they had before shots existed
         del d["shots"], d["shot_split"]
     if cfg.method != "svf":  # likewise before SVF-NTP existed

@@ -5,8 +5,9 @@
 Each step: draw prompts from the training split, roll out (t2core/training/rollouts.py: W'
 materialised for fast generation, or a draw among a choice task's candidates), score with
 the task's checker (+1 correct, −1 otherwise; code runs in the sandbox), then one gradient
-step on z through the differentiable SVF wrappers. Adam,
-lr 2e-3, grad-norm clip 1e-3 (paper). Every `valid_every` steps the expert is evaluated
+step on z through the differentiable SVF wrappers: lr 2e-3, grad-norm clip 1e-3 (paper A.1), with
+Adam at a constant lr (the released code) or AdamW with cosine decay (the paper's text), as the config's
+`optimizer` says (t2core/training/optim.py). Every `valid_every` steps the expert is evaluated
 greedily on the validation split; the best-validation z is kept (early stopping). A
 checkpoint after every step makes the run resumable after a crash.
 """
@@ -38,6 +39,7 @@ from t2core.training import choice  # noqa: F401 - registers the "choice" rollou
 from t2core.training.checkpoint import load_checkpoint, save_checkpoint
 from t2core.training.config import RLConfig
 from t2core.training.ntp import lora_identity, lora_pg_settings
+from t2core.training.optim import make_optimizer, set_lr, step_lr
 from t2core.training.policies import make_policy
 from t2core.training.rollouts import get_rollout
 
@@ -109,7 +111,7 @@ class ReinforceTrainer:
         self.checkpoint_dir = checkpoint_dir
         self.adapter = make_policy(cfg.method, loaded, svd, cfg)
         self.policy = getattr(self.adapter, "policy", None)  # the SVFPolicy of SVF runs
-        self.opt = torch.optim.Adam(self.adapter.parameters(), lr=cfg.lr)
+        self.opt = make_optimizer(cfg.optimizer, self.adapter.parameters(), cfg.lr)
         self.rollout = get_rollout(self.task.output_type)
         self.gen = cfg.rollout_generation()
 
@@ -148,6 +150,7 @@ class ReinforceTrainer:
             loss.backward()
             loss_sum += float(loss.detach())
         gnorm = float(torch.nn.utils.clip_grad_norm_(self.adapter.parameters(), cfg.grad_clip))
+        set_lr(self.opt, step_lr(cfg.optimizer, cfg.lr, step, cfg.steps))  # a function of the step: resumes exactly
         self.opt.step()
         return CurvePoint(step=step, mean_reward=mean_reward, train_acc=sum(ro.correct) / n,
                           kl=kl_sum / n if has_kl else 0.0, loss=loss_sum, grad_norm=gnorm,

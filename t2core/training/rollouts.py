@@ -5,7 +5,8 @@ Eq. 2 (paper §3.2) needs: which answers the task's checker accepts, the log-pro
 of each answer under the differentiable policy, and the per-answer KL to the base model.
 
 - `generate` (the paper): W' materialised, the sampler writes answers, then one
-  differentiable forward scores the generated tokens (log-prob averaged per token).
+  differentiable forward scores the generated tokens: log π(ŷ|x) and the KL summed over the answer's
+  tokens (`seq_reduction="sum"`, Eq. 1's log-probability of the sequence) or averaged per token.
 - `choice` (t2core/training/choice.py): the answer is one of the task's candidates, drawn
   from the policy restricted to them.
 
@@ -20,7 +21,14 @@ from typing import Protocol
 
 import torch
 
-from t2core.logprobs import completion_logits, kl_per_token, masked_mean_per_seq, pack, token_logprobs
+from t2core.logprobs import (
+    completion_logits,
+    kl_per_token,
+    masked_mean_per_seq,
+    masked_sum_per_seq,
+    pack,
+    token_logprobs,
+)
 from t2core.models.registry import LoadedModel
 from t2core.registry import Registry
 from t2core.sampling.base import GenerationConfig, Sampler
@@ -70,6 +78,16 @@ def autocast_for(dtype: str, device: torch.device):
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=dtype == "bfloat16")
 
 
+def reduce_seq(x: torch.Tensor, mask: torch.Tensor, how: str) -> torch.Tensor:
+    """Per-token terms (B, k) of each answer as one number (B,): their sum or their mean over its tokens."""
+    return masked_sum_per_seq(x, mask) if how == "sum" else masked_mean_per_seq(x, mask)
+
+
+def answer_kl(logits: torch.Tensor, base_logits: torch.Tensor, direction: str) -> torch.Tensor:
+    """Per-token KL (B, k) in `direction`: policy-ref KL(π_W' ‖ π_W) (Eq. 1) or ref-policy KL(π_W ‖ π_W')."""
+    return kl_per_token(logits, base_logits) if direction == "policy-ref" else kl_per_token(base_logits, logits)
+
+
 def generation_rollout(trainer: Trainer, batch: list, step: int) -> Rollout:
     """Sample answers (W' materialised or sent as vectors), then score their tokens with grad."""
     cfg, model, tok = trainer.cfg, trainer.loaded.model, trainer.loaded.tokenizer
@@ -98,8 +116,9 @@ def generation_rollout(trainer: Trainer, batch: list, step: int) -> Rollout:
                 base_logits = completion_logits(model, ids, attn, k)
         with trainer.adapter.train_forward(), autocast:
             logits = completion_logits(model, ids, attn, k)
-        logp = masked_mean_per_seq(token_logprobs(logits, targets), mask)  # (m,)
-        kl = masked_mean_per_seq(kl_per_token(logits, base_logits), mask) if base_logits is not None else None
+        logp = reduce_seq(token_logprobs(logits, targets), mask, cfg.seq_reduction)  # (m,)
+        kl = (reduce_seq(answer_kl(logits, base_logits, cfg.kl_direction), mask, cfg.seq_reduction)
+              if base_logits is not None else None)
         return logp, kl
 
     return Rollout(correct, terms, sum(len(c.completion_ids) for c in comps))

@@ -27,6 +27,7 @@ def test_a_profile_resolves_each_operation_config_once():
     from dataclasses import replace
 
     from t2core.errors import UnknownNameError
+    from t2core.precision import resolve_dtype
     from t2core.profiles import EvalSlice, Profile
 
     smol = get_profile("smol")
@@ -36,10 +37,11 @@ def test_a_profile_resolves_each_operation_config_once():
     # the cap (256) where it is below the task's default (math 512), the task's own where lower (arc)
     assert (gsm.generation.max_new_tokens, math.generation.max_new_tokens) == (256, 256)
     assert arc.generation.max_new_tokens < 256 and arc.generation.seed == 7
-    assert gsm.generation.dtype == "bfloat16" and gsm.generation.batch_size == 16
+    auto = resolve_dtype("auto")  # smol says auto: this machine's choice (bf16 on avx512_bf16, else float32)
+    assert gsm.generation.dtype == auto and gsm.generation.batch_size == 16
     assert get_profile("paper").eval_config(EvalSlice("math")).generation.max_new_tokens is None  # the task's, later
     rl = smol.rl_config("gsm8k", lr=1e-3)
-    assert (rl.dtype, rl.steps, rl.lr, rl.svf.targets, rl.seed) == ("bfloat16", 3, 1e-3, "mlp", smol.seed)
+    assert (rl.dtype, rl.steps, rl.lr, rl.svf.targets, rl.seed) == (auto, 3, 1e-3, "mlp", smol.seed)
     with pytest.raises(UnknownNameError, match="unknown sampler 'vllm2'"):
         replace(smol, sampler="vllm2")
     assert Profile("p", "tiny-random", sampler="proc").sampler == "proc"

@@ -235,3 +235,23 @@ def test_a_dataset_file_that_differs_from_its_pinned_hash_is_refused(tmp_path, d
     (tmp_path / "gsm8k" / "test.jsonl").write_text(src.replace("#### 18", "#### 19", 1))  # still well-formed
     with pytest.raises(DataError, match=r"test.jsonl has sha256 .* not the pinned 3730d312f6e34405.*Restore"):
         load_split("gsm8k", "test", tmp_path)
+
+
+@pytest.mark.parametrize("task", ["gsm8k", "mbpp", "arc_easy", "arc_easy_cloze"])
+def test_equal_size_splits_halve_train_and_valid(task, data_dir):
+    """Paper A.1: each training task's data in equal-size training and validation halves."""
+    from t2core.tasks import load_split
+
+    a, b = (load_split(task, s, data_dir) for s in ("train_eq", "valid_eq"))
+    pooled = {s.id for s in load_split(task, "train", data_dir).samples} | {
+        s.id for s in load_split(task, "valid", data_dir).samples}
+    ids_a, ids_b = {s.id for s in a.samples}, {s.id for s in b.samples}
+    assert abs(len(ids_a) - len(ids_b)) <= 1 and not ids_a & ids_b and ids_a | ids_b == pooled
+
+
+def test_the_ntp_split_is_part_of_the_adapter_id_unless_it_is_train(data_dir):
+    from t2core.training.ntp import NTPConfig, plan_ntp
+
+    ids = [plan_ntp("w", NTPConfig("mbpp", split=s), data_dir)[1] for s in ("train", "train_eq")]
+    assert ids[0] != ids[1]
+    assert plan_ntp("w", NTPConfig("mbpp"), data_dir)[1] == ids[0]

@@ -26,21 +26,26 @@ from t2core.profiles.settings import (
 # 200 steps: the released training script's NUM_ITERS (the text gives no step count). 256 rollouts per step
 # cannot be scored in one differentiable forward of an 8B model: micro-batches of 8 (an untested starting
 # point: this project has no GPU run of this profile yet).
+# Equal-size training and validation splits, as A.1 says ("train_eq" / "valid_eq": each training task's
+# train and validation data pooled and halved; GSM8K's halves are its train and valid already).
 _SVF = (("batch_size", 256), ("steps", 200), ("valid_limit", None), ("optimizer", "adamw-cosine"),
-        ("seq_reduction", "sum"), ("kl_direction", "policy-ref"), ("micro_batch_size", 8))
+        ("seq_reduction", "sum"), ("kl_direction", "policy-ref"), ("micro_batch_size", 8),
+        ("train_split", "train_eq"), ("valid_split", "valid_eq"))
 _KL_GRID = (0.0, 0.1, 0.2, 0.3)
 # LoRA-NTP as Appendix A.2 states it: q and v projections, lr "around 5e-5", 200 iterations, global batch 256
 # (r 16, alpha 32, dropout 0.05 are NTPConfig's defaults); micro-batches of 16 bound the memory (same update).
-_LORA = (("lr", 5e-5), ("steps", 200), ("batch_size", 256), ("micro_batch_size", 16))
+_LORA = (("lr", 5e-5), ("steps", 200), ("batch_size", 256), ("micro_batch_size", 16), ("split", "train_eq"))
 
 register_profile(Profile(
-    name="paper", model="llama3-8b", batch_size=32,
+    # bf16 as on the paper's GPUs, whatever the machine that plans it (auto would say float32 on an AVX2 CPU)
+    name="paper", model="llama3-8b", batch_size=32, dtype="bfloat16",
     # z = sigmoid(p) with the Σs rescale, as the released code: the paper's text gives Σ' = Σ ⊗ diag(z) and no
     # parameterisation, and the released code is the one its numbers came from (t2core/svf/policy.py)
     svf_param="sigmoid",
     evals=tuple(EvalSlice(t) for t in PAPER_TASKS),
     trains=tuple(TrainSlice(t, _SVF, kl_grid=_KL_GRID) for t in TRAIN_TASKS),
-    baselines=tuple(BaselineSlice(t, m, _LORA if m != "lora-pg" else ())
+    baselines=tuple(BaselineSlice(t, m, _LORA if m != "lora-pg" else (("train_split", "train_eq"),
+                                                                        ("valid_split", "valid_eq")))
                     for t in TRAIN_TASKS for m in ("lora", "lora-pg")),
     # Self-adaptation (§3.3, Appendix A.4, D):
     # - cls-expert: trained on the dispatch task's whole train split, 374 questions per category (MBPP's

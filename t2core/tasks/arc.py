@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from t2core.errors import DataError
-from t2core.tasks.base import ChoiceSample, Dataset, Task, register_task
+from t2core.tasks.base import EQUAL_SPLITS, ChoiceSample, Dataset, Task, equal_half, register_task
 from t2core.tasks.data import load_samples, require
 
 PROMPT = "{question}\n\n{options}\n\nAnswer with the letter of the correct option only."
@@ -38,7 +38,12 @@ def parse_arc(rec: dict, where: str) -> ChoiceSample:
 
 
 def load_arc(name: str, subset: str, split: str, data_dir: Path | None) -> Dataset:
-    """ARC-`subset` ("Easy" | "Challenge") `split` from the offline copy, else the hub."""
+    """ARC-`subset` ("Easy" | "Challenge") `split` from the offline copy, else the hub; the equal-size
+    halves (A.1) pool Train and Dev and alternate."""
+    if split in EQUAL_SPLITS:
+        train, dev = (load_arc(name, subset, s, data_dir) for s in ("train", "valid"))
+        picked = equal_half(train.samples + dev.samples, split)
+        return Dataset(name, split, picked, {**train.files, **dev.files}, len(picked))
     rel = f"arc/ARC-{subset}/ARC-{subset}-{_FILE_SPLIT[split]}.jsonl"
     samples, files = load_samples(data_dir, rel, parse_arc, hub=[("allenai/ai2_arc", f"ARC-{subset}", _HUB_SPLIT[split])])
     return Dataset(name, split, samples, files, len(samples))
@@ -48,7 +53,7 @@ class ARC(Task):
     family = "choice"
     category = "reasoning"
     version = "2"  # 2: judged by t2core.scoring (the last commitment; 'a' as an article; echoes commit to nothing)
-    splits = ("train", "valid", "test")
+    splits = ("train", "valid", "test", *EQUAL_SPLITS)
     max_new_tokens = 16
     answer_kind = "choice"
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from t2core.scoring import Gold
 from t2core.tasks.arc import load_arc
-from t2core.tasks.base import ChoiceSample, Dataset, Task, register_task
+from t2core.tasks.base import EQUAL_SPLITS, ChoiceSample, Dataset, Task, register_task
 
 ANSWER_PREFIX = "Answer: "
 
@@ -31,7 +31,7 @@ class ARCCloze(Task):
     category = "reasoning"
     output_type = "choice"
     version = "1"
-    splits = ("train", "valid", "test")
+    splits = ("train", "valid", "test", *EQUAL_SPLITS)
     max_new_tokens = 1  # nothing is generated; candidates are scored
     answer_kind = "cloze"
 

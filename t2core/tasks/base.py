@@ -158,6 +158,16 @@ class Task(ABC):
         return split
 
 
+#: The paper's layout of a training task (A.1): its training and validation data pooled and halved,
+#: items alternating (even -> train_eq, odd -> valid_eq), as GSM8K's train and valid already are.
+EQUAL_SPLITS = ("train_eq", "valid_eq")
+
+
+def equal_half(samples: list, split: str) -> list:
+    """`split`'s half (EQUAL_SPLITS) of the pooled training and validation `samples`, in order."""
+    return samples[split == "valid_eq"::2]
+
+
 _TASKS: Registry[Task] = Registry("task")
 
 

@@ -1,7 +1,8 @@
 """MBPP (code training task) and HumanEval (unseen code task), paper §4.
 
 MBPP splits by task id, as in the upstream README: `prompt` 1-10, `test` 11-510,
-`valid` 511-600, `train` 601-974; `mbpp` reads the full set, `mbpp_sanitized` the
+`valid` 511-600, `train` 601-974, and the paper's equal-size halves of 511-974 (A.1): `train_eq`
+the even positions, `valid_eq` the odd (232 each); `mbpp` reads the full set, `mbpp_sanitized` the
 sanitized one (same id ranges). HumanEval has only `test` (164 problems).
 Outputs are scored in `t2core.sandbox`: the extracted program runs in one sandboxed process, the
 trusted tests (MBPP's asserts, HumanEval's prompt and `check`) in another, and every call from the
@@ -16,7 +17,7 @@ from pathlib import Path
 from t2core.errors import DataError
 from t2core.sandbox import SandboxLimits, TestSpec, isolation, run_many, run_tests
 from t2core.scoring import DEFAULT_SCHEME, get_judge
-from t2core.tasks.base import CodeSample, Dataset, Score, Task, register_task
+from t2core.tasks.base import EQUAL_SPLITS, CodeSample, Dataset, Score, Task, equal_half, register_task
 from t2core.tasks.data import load_samples, require
 
 MBPP_RANGES = {"prompt": (1, 10), "test": (11, 510), "valid": (511, 600), "train": (601, 974)}
@@ -111,7 +112,7 @@ def parse_mbpp(rec: dict, where: str) -> CodeSample:
 
 class MBPP(_CodeTask):
     version = "2"  # 2: judged in two sandboxes, values cross as built-in data (t2core/sandbox)
-    splits = tuple(MBPP_RANGES)
+    splits = (*MBPP_RANGES, *EQUAL_SPLITS)
 
     def __init__(self, name: str, sanitized: bool) -> None:
         self.name, self.sanitized = name, sanitized
@@ -122,8 +123,10 @@ class MBPP(_CodeTask):
         rel = "mbpp/sanitized-mbpp.json" if self.sanitized else "mbpp/mbpp.jsonl"
         samples, files = load_samples(data_dir, rel, parse_mbpp, hub=[
             ("google-research-datasets/mbpp", cfg, hub_split) for hub_split in ("train", "test", "validation", "prompt")])
-        lo, hi = MBPP_RANGES[split]
+        lo, hi = MBPP_RANGES[split] if split in MBPP_RANGES else (MBPP_RANGES["valid"][0], MBPP_RANGES["train"][1])
         picked = sorted((s for s in samples if lo <= int(s.id.split("/")[1]) <= hi), key=lambda s: int(s.id.split("/")[1]))
+        if split in EQUAL_SPLITS:
+            picked = equal_half(picked, split)
         return Dataset(self.name, split, picked, files, len(picked))
 
     def messages(self, sample: CodeSample) -> list[dict[str, str]]:

@@ -45,6 +45,7 @@ class NTPConfig:
                 "batch of 256 on an 8B model); the update is the batch's token-mean loss either way, so it is not "
                 "part of the adapter id", "identity": False})
     train_limit: int | None = None
+    split: str = field(default="train", metadata={"help": "the split trained on (paper A.1's equal halves: train_eq)"})
     max_len: int = 512
     dtype: str = "float32"
     seed: int = 0
@@ -59,7 +60,7 @@ class NTPConfig:
         from t2core.models.targets import check_target_spec
 
         check_target_spec(self.svf_targets)
-        get_task(self.task)
+        get_task(self.task).check_split(self.split)
         if self.shots is not None and self.shots < 1:
             raise ConfigError(f"shots={self.shots} must be >= 1 (or None: the training split).")
         method_of("ntp", self.method)  # lora, ia3, dora or svf (SVF-NTP): one line naming them otherwise
@@ -153,6 +154,8 @@ def adapter_id(weights_hash: str, cfg: NTPConfig, data_files: dict[str, str]) ->
         del d["shots"], d["shot_split"]
     if cfg.method != "svf":  # likewise before SVF-NTP existed
         del d["svf_targets"]
+    if d["split"] == "train":  # ... and before the split was a setting
+        del d["split"]
     return content_id(["ntp", weights_hash, d, sorted(data_files.values())])
 
 
@@ -181,7 +184,7 @@ def plan_ntp(weights_hash: str, cfg: NTPConfig, data_dir: str | Path | None = No
         ds = pick_shots(FewShotConfig(task=cfg.task, shots=cfg.shots, split=cfg.shot_split,
                                       cem=CEMConfig(seed=cfg.seed)), data_dir)
         return ds, adapter_id(weights_hash, cfg, ds.files)
-    ds = get_task(cfg.task).load("train", resolve_data_dir(data_dir)).limit(cfg.train_limit)
+    ds = get_task(cfg.task).load(cfg.split, resolve_data_dir(data_dir)).limit(cfg.train_limit)
     if not ds.samples:
         raise DataError(f"task {cfg.task!r} has no training samples; nothing to fine-tune on.")
     return ds, adapter_id(weights_hash, cfg, ds.files)

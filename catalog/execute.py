@@ -15,10 +15,11 @@ from catalog.db import Catalog
 from catalog.records import write_records
 from catalog.runs import fail_run, recorded, start_run
 from t2core.artifacts import ArtifactStore
+from t2core.memory import peak_memory
 from t2core.models.registry import LoadedModel
 from t2ops.model import ModelIdent, ident_of
 from t2ops.operation import Hooks, Operation, Plan
-from t2ops.records import ModelRecord
+from t2ops.records import ModelRecord, RunMetrics
 
 Out = TypeVar("Out")
 
@@ -50,10 +51,11 @@ def execute_plan(op: Operation[Out], plan: Plan, loaded: LoadedModel, cat: Catal
     if plan.row is not None:
         start_run(cat, plan.row)
     try:
-        out = op.run(plan, loaded, deps, hooks)
+        with peak_memory() as peak:
+            out = op.run(plan, loaded, deps, hooks)
     except BaseException as e:  # the row says how the run ended, then the error goes on
         if plan.row is not None:
             fail_run(cat, plan.run_id, f"{type(e).__name__}: {e}")
         raise
-    write_records(cat, out.records)
+    write_records(cat, (*out.records, *([RunMetrics(plan.run_id, peak)] if plan.row is not None else [])))
     return out.outcome

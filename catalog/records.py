@@ -105,6 +105,12 @@ def _eval(con, e: r.EvalRecord) -> None:
                     [res.task, res.split, f, h, e.n_records])
 
 
+@_writes(r.RunMetrics)
+def _run_metrics(con, m: r.RunMetrics) -> None:
+    for k, v in m.values.items():
+        con.execute("INSERT OR REPLACE INTO metrics VALUES (?, ?, ?)", [m.run_id, k, float(v)])
+
+
 @_writes(r.CopiedEval)
 def _copied(con, c: r.CopiedEval) -> None:
     row = replace(c.row, config={**c.row.config, "same_as": c.source})

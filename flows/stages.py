@@ -41,8 +41,10 @@ from flows.progress import stage_hooks
 from flows.runtime import get_model
 from t2core.artifacts import ArtifactStore
 from t2core.errors import ConfigError, T2Error
+from t2core.memory import peak_memory
 from t2ops.model import ModelIdent
 from t2ops.operation import Operation, Plan
+from t2ops.records import RunMetrics
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,7 @@ class StageResult:
     records: tuple
     worker: str  # where it ran: host:pid, or the Dask worker's name
     seconds: float
+    memory: dict = field(default_factory=dict)  # its peak memory where it ran (t2core/memory.py)
 
 
 def _where() -> str:
@@ -69,8 +72,11 @@ def run_stage(op: Operation, label: str, ident: ModelIdent, plan: Plan, deps: di
     """Run one planned stage where this task was placed; the catalog is never opened here."""
     loaded = get_model(ident.name, ident.seed)
     t0 = time.perf_counter()
-    out = op.run(plan, loaded, deps, stage_hooks(label, get_run_logger(), op.size(plan)))
-    return StageResult(out.outcome, (model_record(loaded), *out.records), _where(), time.perf_counter() - t0)
+    with peak_memory() as peak:
+        out = op.run(plan, loaded, deps, stage_hooks(label, get_run_logger(), op.size(plan)))
+    extra = (RunMetrics(plan.run_id, peak),) if plan.row is not None else ()
+    return StageResult(out.outcome, (model_record(loaded), *out.records, *extra), _where(),
+                       time.perf_counter() - t0, peak)
 
 
 # the kinds of stage names (the part before the first ':'), for checking `--stages` patterns
@@ -106,6 +112,7 @@ class Stage:
     state: str = "Completed"  # Completed (ran now) | Cached (read back from the catalog) | Failed
     worker: str = ""
     seconds: float = 0.0
+    memory: dict = field(default_factory=dict)
     collected: bool = False
 
 
@@ -192,7 +199,7 @@ class Stages:
                           f"the flow's process: T2_HOME ({store.root}) must be one shared filesystem (e.g. NFS) for "
                           "the flow and every worker.")
         write_records(self.cat, res.records)
-        stage.outcome, stage.worker, stage.collected = res.outcome, res.worker, True
+        stage.outcome, stage.worker, stage.memory, stage.collected = res.outcome, res.worker, res.memory, True
         stage.seconds = res.seconds if self.concurrent else time.perf_counter() - t0
 
 
@@ -206,6 +213,11 @@ def load_model_step(model: str, seed: int = 0) -> ModelIdent:
     return ident_of(loaded, model)
 
 
+def _peak(memory: dict) -> float | None:
+    """The host peak a stage reported (MB), whichever way it could be measured."""
+    return memory.get("peak_host_mb", memory.get("peak_host_mb_since_start"))
+
+
 def summary(label: str, stage: Stage, first: bool = True) -> dict[str, Any]:
     """One line of `t2 run`'s table: the stage, how it ended, where it ran, its time and what it produced.
     A run asked for again (`first` False) is `Cached` there."""
@@ -216,7 +228,7 @@ def summary(label: str, stage: Stage, first: bool = True) -> dict[str, Any]:
                 "reused": False, "note": "not in --stages"}
     out: dict[str, Any] = {"step": label, "state": "Cached" if again else stage.state,
                            "worker": "" if again else stage.worker, "seconds": 0.0 if again else stage.seconds,
-                           "run_id": stage.plan.run_id,
+                           "peak_mb": None if again else _peak(stage.memory), "run_id": stage.plan.run_id,
                            "reused": again or stage.state == "Cached" or bool(getattr(o, "reused", False))}
     if stage.op.name == "svd":
         out.update(key=o.info.key, bytes=o.info.bytes, max_error=o.info.max_error, n_matrices=o.info.n_matrices,

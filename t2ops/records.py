@@ -70,6 +70,15 @@ class EvalRecord:
 
 
 @dataclass(frozen=True)
+class RunMetrics:
+    """Metrics of how a run ran (its peak memory, t2core/memory.py), added beside the ones its own
+    record writes: written after it, they replace only their own names."""
+
+    run_id: str
+    values: dict
+
+
+@dataclass(frozen=True)
 class CopiedEval:
     """Run `row` completed with the metrics and samples of the completed run `source`: an evaluation whose
     weights are bitwise `source`'s (an SVF expert with z = 1 is the base model), so its rows say what ran

@@ -18,7 +18,8 @@ PACKAGES = ("t2core", "t2ops", "catalog", "flows", "t2cli")
 # return records; the catalog (its executor the only writer) sits above them with the flows and the CLI.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("leaves", ("t2core", "t2core.errors", "t2core.hashing", "t2core.paths", "t2core.artifacts", "t2core.registry",
-                "t2core.safe_text", "t2core.faults", "t2core.settings", "t2core.threads", "t2core.precision")),
+                "t2core.safe_text", "t2core.faults", "t2core.settings", "t2core.threads", "t2core.precision",
+                "t2core.memory")),
     ("models, tasks, scoring, svd, svf, sampling and what applies them",
      ("t2core.models", "t2core.tasks", "t2core.scoring", "t2core.svd", "t2core.svf", "t2core.sampling", "t2core.sandbox", "t2core.methods",
       "t2core.serving", "t2core.logprobs", "t2core.adapters", "t2core.experts", "t2core.variants")),

@@ -74,13 +74,14 @@ def run(
     if not entry.staged:
         console.print(out)
         return
-    rows = [(s["step"], s["state"], s.get("accuracy"), f"{s.get('seconds', 0):.1f}", s.get("worker", ""),
+    rows = [(s["step"], s["state"], s.get("accuracy"), f"{s.get('seconds', 0):.1f}",
+             f"{s['peak_mb'] / 1024:.2f}" if s.get("peak_mb") else "", s.get("worker", ""),
              s.get("run_id") or s.get("key"), s.get("note") or ("reused" if s.get("reused") else ""))
             for s in out["steps"]]
     total = sum(s.get("seconds", 0) for s in out["steps"])
     console.print(rich_table(f"{flow} [{profile}] {out['model']}" + (f" -> {out['dst']}" if "dst" in out else "")
                              + f": {total / 60:.1f} min in the stages",
-                             ["step", "state", "accuracy", "s", "worker", "id", "note"], rows))
+                             ["step", "state", "accuracy", "s", "peak GB", "worker", "id", "note"], rows))
     groups: dict[str, float] = {}
     for s in out["steps"]:  # the stage times at the end, by kind (train, baseline, eval, adapt, ...)
         kind = s["step"].split(":")[0]

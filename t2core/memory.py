@@ -1,0 +1,62 @@
+"""Peak memory of one run, measured where it runs (issue 43): host RSS and, on CUDA, torch's peak.
+
+Why this way: a process's peak resident set (VmHWM) only ever grows, so a later stage would inherit an
+earlier one's peak. Linux lets a process reset it (`/proc/self/clear_refs` with "5"), so each run
+resets it at its start and reads it at its end: the peak of the process while the run ran, model and
+all. Where the reset is refused (not Linux, a locked-down /proc) the value is the process's peak so
+far, and the metric says so by its name (`peak_host_mb_since_start`). Stages that run at once in one
+process (threads) share the counter: each then reports the peak of all of them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+_STATUS = Path("/proc/self/status")
+_CLEAR = Path("/proc/self/clear_refs")
+
+
+def _hwm_mb() -> float | None:
+    try:
+        m = re.search(r"^VmHWM:\s+(\d+)\s+kB", _STATUS.read_text(), flags=re.MULTILINE)
+    except OSError:
+        return None
+    return int(m.group(1)) / 1024 if m else None
+
+
+def _reset_hwm() -> bool:
+    try:
+        _CLEAR.write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def _cuda():
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a dependency
+        return None
+    return torch.cuda if torch.cuda.is_available() else None
+
+
+@contextlib.contextmanager
+def peak_memory() -> Iterator[dict[str, float]]:
+    """Yields a dict that holds, once the block ends, `peak_host_mb` (or `peak_host_mb_since_start`)
+    and, on CUDA, `peak_device_mb` (torch's max allocated on the current device)."""
+    out: dict[str, float] = {}
+    reset = _reset_hwm()
+    cuda = _cuda()
+    if cuda is not None:
+        cuda.reset_peak_memory_stats()
+    try:
+        yield out
+    finally:
+        hwm = _hwm_mb()
+        if hwm is not None:
+            out["peak_host_mb" if reset else "peak_host_mb_since_start"] = round(hwm, 1)
+        if cuda is not None:
+            out["peak_device_mb"] = round(cuda.max_memory_allocated() / 2**20, 1)

@@ -341,7 +341,7 @@ class Profile:
         """The NTPConfig of a next-token-prediction baseline (lora / ia3 / dora; svf in `given`: SVF-NTP)."""
         from t2core.training.ntp import NTPConfig
 
-        kw = {"method": baseline.method, **baseline.kwargs(), **given}
+        kw = {"method": baseline.method, "dtype": self.dtype, **baseline.kwargs(), **given}
         return NTPConfig(task=baseline.task, seed=self.seed_or_default(seed), **kw)
 
     def ablation_config(self, v: AblationVariant, seed: int | None = None):

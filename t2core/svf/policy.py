@@ -1,7 +1,7 @@
 """Singular Value Fine-tuning policy (paper §3.2, Eq. 1): one learnable vector per matrix.
 
 For each targeted W = U diag(s) Vᵀ the expert is a vector z with W' = U diag(s ⊙ z) Vᵀ.
-Two parameterisations (the paper's text, §3.1, gives Σ' = Σ ⊗ diag(z) and neither a parameterisation
+Two parameterisations (the paper's text, §3.2, gives Σ' = Σ ⊗ diag(z) and neither a parameterisation
 nor an initialisation, so neither is "the paper's"):
 - `direct` (t2's): z is the parameter, initialised at 1, so W' = W exactly at start: the equation read
   literally.

@@ -75,7 +75,8 @@ def test_port_reproduces_released_verdict(row):
     assert got == (want["parsed"], want["correct"])
 
 
-def test_math_through_the_sandbox_matches_the_reference():
+def _skip_without_sandbox() -> None:
+    """The released MATH rules run in the sandbox: skip where it cannot start."""
     if shutil.which("bwrap") is None:
         pytest.skip("needs bwrap: the released MATH rules run in the sandbox")
     from t2core.sandbox.isolate import SandboxUnavailable, isolation
@@ -84,6 +85,10 @@ def test_math_through_the_sandbox_matches_the_reference():
         isolation()
     except SandboxUnavailable as e:
         pytest.skip(str(e))
+
+
+def test_math_through_the_sandbox_matches_the_reference():
+    _skip_without_sandbox()
     rows = [r for r in STRESS if r["kind"] == "math"]
     scores = get_judge("released", "math")([r["output"] for r in rows], [_gold(r) for r in rows])
     for row, s in zip(rows, scores, strict=True):
@@ -159,14 +164,7 @@ def test_math_trailing_sqrt_aborts_the_released_evaluation(output, gold):
 
 
 def test_math_trailing_sqrt_through_the_sandbox_never_crashes_the_caller():
-    if shutil.which("bwrap") is None:
-        pytest.skip("needs bwrap")
-    from t2core.sandbox.isolate import SandboxUnavailable, isolation
-
-    try:
-        isolation()
-    except SandboxUnavailable as e:
-        pytest.skip(str(e))
+    _skip_without_sandbox()
     outputs, golds = ["\\boxed{2\\sqrt}", "\\boxed{5}"], [Gold("2\\sqrt{2}"), Gold("5")]
     s1, s2 = get_judge("released", "math")(outputs, golds)
     assert (s1.correct, "IndexError" in s1.detail) == (False, True)

@@ -136,8 +136,13 @@ def dask_stages_flow(body: str, params: dict[str, Any], gpu: bool = False, only:
 
 
 def stage_patterns(stages: str | None) -> tuple[str, ...]:
-    """`--stages`: comma-separated patterns of stage names (fnmatch), checked; none: the whole flow."""
-    return check_stage_patterns(tuple(p.strip() for p in (stages or "").split(",") if p.strip()))
+    """`--stages`: comma-separated patterns of stage names (fnmatch), checked; none: the whole flow. Given
+    but empty ('', ',') is refused: it would otherwise run the whole flow, the opposite of a part."""
+    patterns = tuple(p.strip() for p in (stages or "").split(",") if p.strip())
+    if stages is not None and not patterns:
+        raise ConfigError(f"--stages {stages!r} names no stage; give patterns such as 'train:mbpp,eval:humaneval*' "
+                          "(the run lists every stage's name), or leave --stages out to run the whole flow.")
+    return check_stage_patterns(patterns)
 
 
 def _run(body: str, params: dict[str, Any], runner: str | None, address: str | None, workers: int | None,

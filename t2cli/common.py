@@ -72,6 +72,14 @@ def handle_errors(fn):
         except T2Error as e:
             err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
+        except RuntimeError as e:
+            if "ephemeral Prefect API server" not in str(e):
+                raise
+            wait = os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "20")
+            err_console.print(f"[bold red]error:[/] Prefect's in-process API server did not start within {wait} s (the "
+                              "machine is busy); raise PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, or point "
+                              "PREFECT_API_URL at a running server (`t2 serve`).", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
 
     return wrapper
 

@@ -7,9 +7,14 @@ Each command group is one module in `t2cli/commands/`, imported here in the orde
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
-from t2cli.common import app
+# Prefect's in-process API server gets 120 s to start (its default, 20 s, is missed on a loaded 2-core
+# machine: issue 36); a user's own value wins. Set before Prefect reads its settings.
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+
+from t2cli.common import app  # noqa: E402 - after the setting above
 
 COMMAND_GROUPS = ("info", "svd", "evaluate", "train", "adapt", "transfer", "inspect", "catalog", "flows")
 for _group in COMMAND_GROUPS:

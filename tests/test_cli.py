@@ -218,3 +218,36 @@ def test_version_and_bad_t2_home(tmp_path):
     lines = res.stderr.strip().splitlines()
     assert res.returncode == 2 and len(lines) == 1 and "Traceback" not in res.stderr, res.stderr
     assert "T2_HOME" in lines[0] and str(home) in lines[0]
+
+
+def test_front_door_refusals_before_any_work(t2_home):
+    """Issue 36: each of these is one line and exit 2, before a model loads or a server starts."""
+    _one_line_error(t2_inproc("run", "full-paper", "--profile", "tiny", "--stages", ""), "--stages ''", "names no stage")
+    _one_line_error(t2_inproc("run", "full-paper", "--profile", "tiny", "--stages", " , "), "names no stage")
+    _one_line_error(t2_inproc("catalog", "ls", "runs", "--limit", "-5"), "--limit -5")
+    _one_line_error(t2_inproc("report", "--table", "1", "--figure", "4"), "render one at a time")
+    _one_line_error(t2_inproc("ask", "  "), "the question is empty")
+
+
+def test_compare_refuses_a_run_against_itself(t2_home, data_dir):
+    r = t2_inproc("eval", "--model", "tiny-random", "--task", "arc_easy", "--limit", "2", "--max-new-tokens", "2")
+    assert r.returncode == 0
+    (run_id,), = catalog_rows(t2_home, "SELECT run_id FROM runs WHERE kind = 'eval'")
+    _one_line_error(t2_inproc("compare", run_id, run_id[:8]), "are the same run")
+
+
+def test_a_prefect_server_that_does_not_start_is_one_line(monkeypatch):
+    from t2cli.common import handle_errors
+
+    @handle_errors
+    def boom():
+        raise RuntimeError("Timed out while attempting to connect to ephemeral Prefect API server.")
+
+    import typer
+
+    try:
+        boom()
+    except typer.Exit as e:
+        assert e.exit_code == 2
+    else:
+        raise AssertionError("no exit")

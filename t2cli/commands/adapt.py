@@ -113,6 +113,10 @@ def ask(
     from t2ops import adaptation as op
 
     op.check_ask_strategy(strategy)
+    if not question.strip():
+        from t2core.errors import ConfigError
+
+        raise ConfigError("the question is empty; ask something, e.g. t2 ask \"What is 12 * 7?\".")
     prof = get_profile(profile)
     loaded = common.load(model or prof.model, prof.seed_or_default(seed))
     req = _adapt_request(prof, strategy, "", None, experts, cls_expert, formulation, None, "train", seed, None, None,

@@ -33,8 +33,10 @@ def catalog_ls(
 ) -> None:
     """Show what the catalog holds (rich tables)."""
     from catalog import Catalog
-    from t2core.errors import UnknownNameError
+    from t2core.errors import ConfigError, UnknownNameError
 
+    if limit < 1:
+        raise ConfigError(f"--limit {limit}: give a number of rows >= 1.")
     cat = Catalog()
     if table is None:
         counts = [(t, cat.query(f"SELECT count(*) FROM {t}")[1][0][0]) for t in _TABLES]
@@ -71,6 +73,9 @@ def compare(
 
     cat = Catalog()
     (ra, what_a), (rb, what_b) = find_run(cat, a), find_run(cat, b)
+    if ra == rb:
+        raise ConfigError(f"{a!r} and {b!r} are the same run ({ra[:12]}); compare two evaluations of the same items, "
+                          "e.g. an expert's against base's.")
     n, both, only_a, only_b, _ = paired_counts(cat, ra, rb)
     if not n:
         raise ConfigError(f"runs {ra[:12]} and {rb[:12]} share no item; compare evaluations of the same task.")
@@ -98,6 +103,8 @@ def report(
 
     if fmt not in ("rich", "md", "csv"):
         raise ConfigError(f"--format {fmt!r} is not one of rich, md, csv.")
+    if table is not None and figure is not None:
+        raise ConfigError(f"--table {table} and --figure {figure} given; render one at a time.")
     rep = find_report("table", table) or find_report("figure", figure)
     if rep is None:
         raise ConfigError(f"nothing to report for --table {table} / --figure {figure}; available: --table "

@@ -12,32 +12,24 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
-from t2core.errors import T2Error
+from t2core.methods.base import peft_module
 from t2core.models.registry import LoadedModel
 from t2core.models.targets import FamilyTargets
 
 KIND = "adapters"
 
 
-def peft_module():
-    """The `peft` package, or one error line saying how to install it."""
-    try:
-        import peft
-    except ImportError as e:
-        raise T2Error("the LoRA/IA3/DoRA baselines need `peft`: pip install 't2[baselines]'.") from e
-    return peft
-
-
 def peft_config(cfg, family: FamilyTargets):
-    """The PEFT config of `cfg` (its `method`, and `rank`, `alpha`, `dropout`, `target_modules` for
-    LoRA/DoRA; IA3 on the model family's IA3 modules)."""
-    peft = peft_module()
-    if cfg.method in ("lora", "dora"):
-        return peft.LoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout,
-                               target_modules=list(cfg.target_modules), use_dora=cfg.method == "dora",
-                               task_type="CAUSAL_LM")
-    return peft.IA3Config(target_modules=list(family.ia3), feedforward_modules=list(family.ia3_feedforward),
-                          task_type="CAUSAL_LM")
+    """The PEFT config of `cfg`, built by the method its `method` selects (t2core/methods/): one line
+    naming the known ones for a name that selects none, and for a method that is not PEFT."""
+    from t2core.errors import ConfigError
+    from t2core.methods import method_of
+
+    m = method_of("ntp", cfg.method)
+    if m.peft is None:
+        raise ConfigError(f"method {m.name!r} makes {m.product} experts, not a PEFT adapter; a PEFT method is one "
+                          "whose file gives `peft=` (lora, dora, ia3).")
+    return m.peft(cfg, family)
 
 
 @contextlib.contextmanager

@@ -82,3 +82,20 @@ def test_stored_adapter_is_reused_and_resolved_as_a_variant(tiny, data_dir, t2_h
         resolve_variant(tiny, adapter=str(first.path))
     with pytest.raises(ArtifactError):
         resolve_variant(tiny, adapter="f" * 24)
+
+
+def test_a_peft_method_builds_its_own_config_and_an_unknown_one_fails(tiny):
+    """Issue 40: peft_config used to build IA3 for any method that was not lora or dora."""
+    from types import SimpleNamespace
+
+    from t2core.adapters import peft_config
+    from t2core.errors import ConfigError
+
+    cfg = SimpleNamespace(method="lora", rank=4, alpha=8, dropout=0.0, target_modules=("q_proj",))
+    assert type(peft_config(cfg, tiny.family)).__name__ == "LoraConfig"
+    assert peft_config(SimpleNamespace(**{**vars(cfg), "method": "dora"}), tiny.family).use_dora
+    assert type(peft_config(SimpleNamespace(method="ia3"), tiny.family)).__name__ == "IA3Config"
+    with pytest.raises(ConfigError, match="loha.*dora, ia3, lora"):
+        peft_config(SimpleNamespace(method="loha"), tiny.family)
+    with pytest.raises(ConfigError, match="not a PEFT adapter"):
+        peft_config(SimpleNamespace(method="svf"), tiny.family)

@@ -28,6 +28,9 @@ class Method:
     targets: Callable[[dict, Any], str]  # the matrices it adapts, from the run's recorded config and the model family
     label: str = ""  # how the tables name it (Table 4: "SVF-PG mlp", Table 1: its row)
     ablated: bool = False  # one of Table 4's parameterisation × objective variants
+    # a PEFT method's adapter config from its NTPConfig-like settings and the model family (None: not PEFT);
+    # the method carries it, so a new PEFT method is one file and never falls through to another's config
+    peft: Callable[[Any, Any], Any] | None = None
 
     @property
     def store(self) -> str:
@@ -39,6 +42,17 @@ class Method:
         """Its product reaches a sampler with its own model copy (proc, vllm) as SVF vectors; a PEFT
         adapter is applied in-process only (the hf sampler)."""
         return self.product == "svf"
+
+
+def peft_module():
+    """The `peft` package, or one error line saying how to install it (imported lazily: an optional dep)."""
+    try:
+        import peft
+    except ImportError as e:
+        from t2core.errors import T2Error
+
+        raise T2Error("the LoRA/IA3/DoRA baselines need `peft`: pip install 't2[baselines]'.") from e
+    return peft
 
 
 _METHODS: Registry[Method] = Registry("method", hint="t2core/methods/ has one file per method")

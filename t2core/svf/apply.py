@@ -12,6 +12,10 @@ generation: zero overhead per token) and restores the original weights afterward
 Neither moves a tensor between devices: the factors come from `placement.resident_svd` (on the
 weights' devices, once per model load) and the policy from `placement.place_policy`; both are
 checked on entry (t2core/svf/placement.py, the one place where SVF tensors are placed).
+
+Precision: z is float32. Under bf16 autocast the activations Vᵀx are bf16, and the gradient of
+s ⊙ z, a sum over every token of the batch, would be reduced and rounded in bf16 by autograd's
+own product rule; `scaled` reduces it in float32 instead (see `_ScaleFP32Grad`).
 """
 
 from __future__ import annotations
@@ -30,6 +34,32 @@ from t2core.svf.placement import check_factors, check_placed
 from t2core.svf.policy import SVFPolicy
 
 SVD = dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]  # name -> U (out,r), S (r,), V (in,r)
+
+
+class _ScaleFP32Grad(torch.autograd.Function):
+    """a ⊙ ss along a's last axis, computed in a's dtype (bf16 under autocast), with the gradient of the
+    float32 vector ss reduced in float32: Σ over all leading positions of g · a, each product and the sum
+    in float32 (autograd's rule for `a * ss.to(a.dtype)` would sum in bf16 and round the result to 8 bits).
+    Saves the same tensors as that product (a, and the small ss); the float32 copies are transient."""
+
+    @staticmethod
+    def forward(ctx, a: torch.Tensor, ss: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(a, ss)
+        return a * ss.to(a.dtype)
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor):
+        a, ss = ctx.saved_tensors
+        ga = g * ss.to(g.dtype) if ctx.needs_input_grad[0] else None
+        gss = None
+        if ctx.needs_input_grad[1]:
+            gss = (g.float() * a.float()).reshape(-1, a.shape[-1]).sum(0).to(ss.dtype)  # (r,) in float32
+        return ga, gss
+
+
+def scaled(a: torch.Tensor, ss: torch.Tensor) -> torch.Tensor:
+    """a ⊙ ss (ss (r,) broadcast along a's last axis), whose gradient w.r.t. ss is reduced in ss's float32."""
+    return a * ss if a.dtype == ss.dtype else _ScaleFP32Grad.apply(a, ss)
 
 
 def _operand(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -65,9 +95,9 @@ class SVFLinear(nn.Module):
         u, v = _operand(self.u, x), _operand(self.v, x)
         if self.mode == "factored":
             h = x @ v  # (..., r), bf16 under autocast
-            y = (h * ss.to(h.dtype)) @ u.T  # (..., out)
+            y = scaled(h, ss) @ u.T  # (..., out); the gradient of z reduced in float32
         else:
-            w = (u * ss.to(u.dtype)) @ v.T  # (out, in)
+            w = scaled(u, ss) @ v.T  # (out, in)
             y = F.linear(x, w)
         if self.base.bias is not None:
             y = y + self.base.bias

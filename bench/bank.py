@@ -33,18 +33,19 @@ def random_bank(loaded, k: int):
     the cost of applying an expert does not depend on what z holds (also used by bench/cem.py)."""
     import torch
 
-    from t2core.svd import ensure_svd, load_svd
     from t2core.svf import SVFPolicy, ranks_of, svf_weights
     from t2core.svf.bank import ExpertBank
+    from t2core.svf.placement import place_bank, place_policy, resident_svd
 
-    svd = load_svd(ensure_svd(loaded, "mlp"))
+    svd = resident_svd(loaded, "mlp")
     policies = []
     for i in range(k):
-        p = SVFPolicy(ranks_of(svd))
+        p = place_policy(SVFPolicy(ranks_of(svd)), loaded.model)
         g = torch.Generator().manual_seed(i)
         p.load_raw_state({n: v + 0.05 * torch.randn(v.shape, generator=g) for n, v in p.raw_state().items()})
         policies.append(p)
-    return svd, policies, ExpertBank.of([svf_weights(p, svd, loaded.weights_hash) for p in policies])
+    return svd, policies, place_bank(ExpertBank.of([svf_weights(p, svd, loaded.weights_hash) for p in policies]),
+                                     loaded.model)
 
 
 def main() -> None:

@@ -23,13 +23,13 @@ def worker(args: argparse.Namespace) -> None:
     import torch
 
     from t2core.models import load_model
-    from t2core.svd import ensure_svd, load_svd
+    from t2core.svf.placement import resident_svd
     from t2core.training.config import RLConfig
     from t2core.training.reinforce import ReinforceTrainer
 
     torch.manual_seed(args.seed)
     loaded = load_model(args.model, seed=args.seed)
-    svd = load_svd(ensure_svd(loaded, "mlp"))
+    svd = resident_svd(loaded, "mlp")
     cfg = RLConfig(task=args.task, batch_size=args.batch, micro_batch_size=args.micro or None, temperature=1.0,
                    reward_norm=True, lr=5e-3, dtype=args.dtype, seed=args.seed, valid_limit=1)
     trainer = ReinforceTrainer(loaded, svd, cfg, args.data_dir)

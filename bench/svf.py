@@ -26,7 +26,6 @@ import torch
 
 from t2core.models import load_model
 from t2core.sampling.hf import bf16_autocast
-from t2core.svd import ensure_svd, load_svd
 from t2core.svf import (
     ExpertHeader,
     SVFConfig,
@@ -37,6 +36,7 @@ from t2core.svf import (
     ranks_of,
     save_expert,
 )
+from t2core.svf.placement import place_policy, resident_svd
 
 
 def timed(fn, repeats: int) -> float:
@@ -62,7 +62,7 @@ def main() -> None:
     torch.manual_seed(args.seed)
     loaded = load_model(args.model, seed=args.seed)
     model = loaded.model
-    svd = load_svd(ensure_svd(loaded, "mlp"))
+    svd = resident_svd(loaded, "mlp")
     ids = torch.randint(0, model.config.vocab_size, (args.batch, args.seq))
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.dtype == "bfloat16")
     tokens = args.batch * args.seq
@@ -77,7 +77,7 @@ def train_steps(args, loaded, svd, ids, autocast, tokens) -> None:
     model = loaded.model
 
     def svf_step(mode: str):
-        pol = SVFPolicy(ranks_of(svd), SVFConfig(mode=mode))
+        pol = place_policy(SVFPolicy(ranks_of(svd), SVFConfig(mode=mode)), model)
         opt = torch.optim.Adam(pol.parameters(), lr=2e-3)
 
         def step():
@@ -121,14 +121,14 @@ def train_steps(args, loaded, svd, ids, autocast, tokens) -> None:
 def swap_vs_answer(args, loaded, svd) -> None:
     """Expert swap vs one greedy answer of 128 tokens, each in fp32 and in bf16."""
     model = loaded.model
-    pol = SVFPolicy(ranks_of(svd), SVFConfig())
+    pol = place_policy(SVFPolicy(ranks_of(svd), SVFConfig()), model)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "e.safetensors"
         save_expert(path, pol, ExpertHeader(loaded.weights_hash, loaded.alias, "bench", {"targets": "mlp"},
                                             ranks_of(svd)))
 
         def swap(dt: str):
-            p, _ = load_expert(path, loaded.weights_hash)
+            p = place_policy(load_expert(path, loaded.weights_hash)[0], model)
             with materialised(model, svd, p, dtype=dt):
                 pass  # building W' for every targeted matrix (and restoring) is the swap cost
 

@@ -80,7 +80,7 @@ def main() -> None:
     from t2core.sampling import GenerationConfig, SVFWeights, make_sampler
     from t2core.sampling.vllm import VLLMSampler
     from t2core.serving.vllm_env import ServerSettings
-    from t2core.svd import ensure_svd, load_svd
+    from t2core.svf.placement import resident_svd
     from t2core.tasks import get_task
     from t2core.training.reinforce import ReinforceTrainer
 
@@ -128,7 +128,7 @@ def main() -> None:
           f"(vLLM) of weight matmuls (2 x {loaded.n_params / 1e6:.0f}M parameters per token); the matmul ceiling "
           f"of this machine at the same rows: {_matmul_gflops(loaded, top, args.dtype):.0f} GFLOP/s")
 
-    svd = load_svd(ensure_svd(loaded, "mlp"))
+    svd = resident_svd(loaded, "mlp")
     g = torch.Generator().manual_seed(0)
     walls, builds, step_s = [], [], []
     for _ in range(args.swaps):

@@ -159,7 +159,9 @@ def candidate_logprobs_shared(model: torch.nn.Module, prompts: list[list[int]], 
         out = model(input_ids=ids, attention_mask=attn, position_ids=pos, use_cache=True, logits_to_keep=1, **kw)
     first = F.log_softmax(out.logits[:, -1].float(), dim=-1)  # (B, V): predicts each candidate's first token
     sizes = [len(c) for c in candidates]
-    rep = torch.repeat_interleave(torch.arange(b, device=dev), torch.tensor(sizes, device=dev))  # (N,)
+    # (N,); the output size given: no device -> host sync to learn it
+    rep = torch.repeat_interleave(torch.arange(b, device=dev), torch.tensor(sizes, device=dev),
+                                  output_size=sum(sizes))
     flat = [c for cs in candidates for c in cs]
     k = max(len(c) for c in flat)
     cids = torch.full((len(flat), k), pad_id, dtype=torch.long)

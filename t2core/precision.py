@@ -197,3 +197,16 @@ def reset_for_tests(choice: Choice | None = None) -> None:
     global _CHOICE, _ANNOUNCED
     with _LOCK:
         _CHOICE, _ANNOUNCED = choice, False
+
+
+def autocast_for(dtype: str, device):
+    """The context a forward of compute dtype `dtype` runs in on `device`: bf16 autocast for "bfloat16", else
+    nothing (a float32 forward needs no autocast, and a device autocast does not know, such as `meta` in the
+    placement tests, must not make it fail)."""
+    import contextlib
+
+    import torch
+
+    if dtype != "bfloat16":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16)

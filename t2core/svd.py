@@ -69,10 +69,37 @@ def _info(man: Manifest, store: ArtifactStore, reused: bool) -> SVDInfo:
                    shapes=m["shapes"])
 
 
+#: (store root, key) -> the file's stamp when this process last hashed it: an artifact is re-hashed once per
+#: process (the first use), not at every use (8B MLP factors are ~29 GB: every re-hash reads them all again),
+#: and again only if its file or its manifest changed since (size, mtime, ctime, inode, recorded sha256).
+_VERIFIED: dict[tuple[str, str], tuple] = {}
+
+
+def _stamp(store: ArtifactStore, key: str, man: Manifest) -> tuple | None:
+    try:
+        st = (store.path(KIND, key) / FILE).stat()
+    except OSError:
+        return None  # missing: `verify` says so
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, man.files.get(FILE, {}).get("sha256"))
+
+
+def verified(store: ArtifactStore, key: str) -> Manifest:
+    """`store.verify(KIND, key)` (every byte re-hashed), once per process while the file stays as it was."""
+    man = store.manifest(KIND, key)  # read each time: a garbled manifest is an error at once
+    memo = (str(store.root.resolve()), key)
+    stamp = _stamp(store, key, man)
+    if stamp is not None and _VERIFIED.get(memo) == stamp:
+        return man
+    man = store.verify(KIND, key)
+    if stamp is not None:
+        _VERIFIED[memo] = stamp
+    return man
+
+
 def stored_svd(key: str, store: ArtifactStore | None = None) -> SVDInfo:
     """The stored decomposition `key`, its files verified against their manifest (no model needed)."""
     store = store or ArtifactStore()
-    return _info(store.verify(KIND, key), store, reused=True)
+    return _info(verified(store, key), store, reused=True)
 
 
 def ensure_svd(
@@ -87,7 +114,7 @@ def ensure_svd(
     mods = find_targets(loaded.model, loaded.family, targets)
     key = decomposition_key(loaded.weights_hash, targets, list(mods))
     if store.exists(KIND, key) and not rebuild:
-        return _info(store.verify(KIND, key), store, reused=True)
+        return _info(verified(store, key), store, reused=True)
     if rebuild and store.path(KIND, key).exists():
         import shutil
 
@@ -133,10 +160,12 @@ def target_spec_for(loaded: LoadedModel, names: set[str]) -> str:
 
 def load_svd(info_or_key: SVDInfo | str, store: ArtifactStore | None = None, verify: bool = True
              ) -> dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """{matrix name: (U, S, V)} of a stored decomposition; verifies the file hash first."""
+    """{matrix name: (U, S, V)} of a stored decomposition, on the CPU; verifies the file hash first (once per
+    process: `verified`). What computes with a model takes its factors from
+    `t2core.svf.placement.resident_svd` instead: on the model's device, once per model load."""
     store = store or ArtifactStore()
     key = info_or_key.key if isinstance(info_or_key, SVDInfo) else info_or_key
-    man = store.verify(KIND, key) if verify else store.manifest(KIND, key)
+    man = verified(store, key) if verify else store.manifest(KIND, key)
     path = store.path(KIND, key) / FILE
     try:
         flat = load_file(str(path))

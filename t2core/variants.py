@@ -180,10 +180,10 @@ def _expert_variant(loaded: LoadedModel, ref: VariantRef, dtype: str, store: Art
     import torch
 
     from t2core.experts import ExpertRef
-    from t2core.svd import ensure_svd, load_svd
     from t2core.svf import materialised, svf_weights
     from t2core.svf.bank import ExpertBank
     from t2core.svf.mixture import mixture_policy
+    from t2core.svf.placement import place_policy, resident_svd
 
     check_mixture(ref.expert_ids, ref.alphas)
     policies = []
@@ -197,16 +197,16 @@ def _expert_variant(loaded: LoadedModel, ref: VariantRef, dtype: str, store: Art
     if len(targets) != 1:
         raise ConfigError(f"experts of a mixture must target the same matrices, got {sorted(targets)}.")
 
-    def svd():
-        return load_svd(ensure_svd(loaded, policies[0].cfg.targets, store=store), store=store)
+    def svd():  # on the model's devices, read (and verified) once per model load, not at every use
+        return resident_svd(loaded, policies[0].cfg.targets, store=store)
 
     @functools.cache
-    def policy():
+    def policy():  # on the model's devices, like the factors it scales
         if not ref.alphas:
-            return policies[0]
+            return place_policy(policies[0], loaded.model)
         s = svd()
-        bank = ExpertBank.of([svf_weights(p, s, loaded.weights_hash) for p in policies])
-        return mixture_policy(bank, torch.tensor(ref.alphas), policies[0].cfg.targets)
+        bank = ExpertBank.of([svf_weights(place_policy(p, loaded.model), s, loaded.weights_hash) for p in policies])
+        return place_policy(mixture_policy(bank, torch.tensor(ref.alphas), policies[0].cfg.targets), loaded.model)
 
     @contextlib.contextmanager
     def weights() -> Iterator[None]:

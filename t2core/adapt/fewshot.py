@@ -24,6 +24,7 @@ from t2core.adapt.cem import CEMConfig, Fitness
 from t2core.errors import ConfigError, DataError
 from t2core.ids import content_id, identity_fields
 from t2core.paths import resolve_data_dir
+from t2core.precision import autocast_for
 from t2core.sampling.base import GenerationConfig, RowExperts, Sampler, backend_tag
 from t2core.settings import resolved_dtype
 from t2core.svf.bank import ExpertBank
@@ -166,8 +167,7 @@ def answer_loglik(model, svd: dict, weights, outs: list, correct: list[bool], dt
     if any(outs[i].prompt_ids is None or outs[i].completion_ids is None for i in idx):
         raise ConfigError("the sampler returned no token ids; few-shot tie_break='loglik' needs them (use hf).")
     dev = next(model.parameters()).device
-    with torch.no_grad(), materialised_scales(model, svd, weights, dtype=dtype), \
-            torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dtype == "bfloat16"):
+    with torch.no_grad(), materialised_scales(model, svd, weights, dtype=dtype), autocast_for(dtype, dev):
         total, n = sequence_logprobs(model, [outs[i].prompt_ids for i in idx], [outs[i].completion_ids for i in idx],
                                      pad_id=0)  # left padding is masked out: its id does not matter
     return float((total / n.clamp(min=1)).mean())

@@ -30,10 +30,10 @@ from t2core.faults import fault_injection_point
 from t2core.models.registry import LoadedModel
 from t2core.paths import t2_home
 from t2core.sampling.base import Sampler
-from t2core.svd import ensure_svd, load_svd
 from t2core.svf import ExpertHeader, save_expert, svf_weights
 from t2core.svf.bank import ExpertBank
 from t2core.svf.mixture import mixture_policy
+from t2core.svf.placement import place_bank, place_policy, resident_svd
 from t2core.tasks import get_task
 from t2core.tasks.base import Dataset
 
@@ -94,8 +94,9 @@ def search(loaded: LoadedModel, cfg: FewShotConfig, planned: SearchPlan, sampler
     store = store or ArtifactStore()
     if store.exists(KIND, planned.run_id):  # done before: verify and reuse
         return stored_search(planned, store)
-    svd = load_svd(ensure_svd(loaded, planned.targets, store=store), store=store)
-    bank = ExpertBank.of([svf_weights(e.load(), svd, loaded.weights_hash) for e in planned.experts])
+    svd = resident_svd(loaded, planned.targets, store=store)  # on the model's devices, once per model load
+    bank = place_bank(ExpertBank.of([svf_weights(place_policy(e.load(), loaded.model), svd, loaded.weights_hash)
+                                     for e in planned.experts]), loaded.model)
     scorer = ShotScorer(sampler, loaded.model, svd, bank, get_task(cfg.task), planned.shots, cfg)
     ckpt = checkpoint_path(planned.run_id)
     state = CEMState.from_json(json.loads(ckpt.read_text())) if ckpt.is_file() else \

@@ -176,7 +176,8 @@ def pick_candidate(logprobs: torch.Tensor, temperature: float, generator: torch.
     """Index into `logprobs` (k,): argmax when temperature is 0 (first on ties), else a draw from softmax(lp / T)."""
     if temperature == 0:
         return int(torch.argmax(logprobs))
-    probs = torch.softmax(logprobs.detach().float() / temperature, dim=0)
+    # drawn on the host, where `generator` lives: a (k,) vector, and the same draw whatever device scored it
+    probs = torch.softmax(logprobs.detach().float().cpu() / temperature, dim=0)
     return int(torch.multinomial(probs, 1, generator=generator))
 
 

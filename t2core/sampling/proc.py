@@ -102,8 +102,9 @@ def _serve(conn, alias: str, seed: int, weights_hash: str, threads: int) -> None
     torch.set_num_threads(threads)  # the same thread count as the caller: bitwise-equal matmuls
     from t2core.models import load_model
     from t2core.sampling.hf import HFSampler
-    from t2core.svd import ensure_svd, load_svd, target_spec_for
+    from t2core.svd import target_spec_for
     from t2core.svf.apply import materialised_scales
+    from t2core.svf.placement import resident_svd
 
     try:
         loaded = load_model(alias, seed=seed)
@@ -114,13 +115,11 @@ def _serve(conn, alias: str, seed: int, weights_hash: str, threads: int) -> None
         conn.send(("error", (type(e).__name__, str(e))))
         return
     local = HFSampler(loaded)
-    svds: dict[str, dict] = {}
 
     def svd_for(names: set[str]) -> dict:
-        spec = target_spec_for(loaded, names)  # the smallest target spec that holds every vector
-        if spec not in svds:  # verified (re-hashed) once, not at every call
-            svds[spec] = load_svd(ensure_svd(loaded, spec))
-        return svds[spec]
+        # the smallest target spec that holds every vector; its factors read (and verified) once, on the
+        # model's devices (`resident_svd`), not at every call
+        return resident_svd(loaded, target_spec_for(loaded, names))
 
     def weights(svf: SVFWeights | None, cfg: GenerationConfig):
         if svf is None:

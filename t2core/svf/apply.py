@@ -8,6 +8,14 @@
 `attached(...)` swaps targeted Linear modules for `SVFLinear` wrappers (gradients reach z);
 `materialised(...)` writes W' into the existing weights without wrappers (fastest for
 generation: zero overhead per token) and restores the original weights afterwards.
+
+Neither moves a tensor between devices: the factors come from `placement.resident_svd` (on the
+weights' devices, once per model load) and the policy from `placement.place_policy`; both are
+checked on entry (t2core/svf/placement.py, the one place where SVF tensors are placed).
+
+Precision: z is float32. Under bf16 autocast the activations Vᵀx are bf16, and the gradient of
+s ⊙ z, a sum over every token of the batch, would be reduced and rounded in bf16 by autograd's
+own product rule; `scaled` reduces it in float32 instead (see `_ScaleFP32Grad`).
 """
 
 from __future__ import annotations
@@ -22,30 +30,74 @@ from torch import nn
 from t2core.errors import ArtifactError
 from t2core.sampling.base import SVFWeights
 from t2core.settings import check_dtype
+from t2core.svf.placement import check_factors, check_placed
 from t2core.svf.policy import SVFPolicy
 
 SVD = dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]  # name -> U (out,r), S (r,), V (in,r)
 
 
+class _ScaleFP32Grad(torch.autograd.Function):
+    """a ⊙ ss along a's last axis, computed in a's dtype (bf16 under autocast), with the gradient of the
+    float32 vector ss reduced in float32: Σ over all leading positions of g · a, each product and the sum
+    in float32 (autograd's rule for `a * ss.to(a.dtype)` would sum in bf16 and round the result to 8 bits).
+    Saves the same tensors as that product (a, and the small ss); the float32 copies are transient."""
+
+    @staticmethod
+    def forward(ctx, a: torch.Tensor, ss: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(a, ss)
+        return a * ss.to(a.dtype)
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor):
+        a, ss = ctx.saved_tensors
+        ga = g * ss.to(g.dtype) if ctx.needs_input_grad[0] else None
+        gss = None
+        if ctx.needs_input_grad[1]:
+            gss = (g.float() * a.float()).reshape(-1, a.shape[-1]).sum(0).to(ss.dtype)  # (r,) in float32
+        return ga, gss
+
+
+def scaled(a: torch.Tensor, ss: torch.Tensor) -> torch.Tensor:
+    """a ⊙ ss (ss (r,) broadcast along a's last axis), whose gradient w.r.t. ss is reduced in ss's float32."""
+    return a * ss if a.dtype == ss.dtype else _ScaleFP32Grad.apply(a, ss)
+
+
+def _operand(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """A factor as a matmul operand for x: as stored under autocast (which casts what it needs), else in x's
+    dtype (bf16-stored factors in an fp32 forward)."""
+    if t.dtype == x.dtype or _autocast_on(x.device.type):
+        return t
+    return t.to(x.dtype)
+
+
+def _autocast_on(device_type: str) -> bool:
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except RuntimeError:  # a device type autocast does not know (meta): never on
+        return False
+
+
 class SVFLinear(nn.Module):
-    """A Linear whose weight is U diag(s ⊙ z) Vᵀ with z from the policy."""
+    """A Linear whose weight is U diag(s ⊙ z) Vᵀ with z from the policy.
+
+    U, s, V are the resident factors themselves (no copy: `attached` checks they are on the weight's device)."""
 
     def __init__(self, base: nn.Linear, u: torch.Tensor, s: torch.Tensor, v: torch.Tensor, policy: SVFPolicy,
                  name: str, mode: str) -> None:
         super().__init__()
         self.base, self.policy_ref, self.name, self.mode = base, [policy], name, mode  # list: not a submodule
-        dev, dt = base.weight.device, base.weight.dtype
-        self.register_buffer("u", u.to(dev, dt), persistent=False)
-        self.register_buffer("s", s.to(dev, torch.float32), persistent=False)
-        self.register_buffer("v", v.to(dev, dt), persistent=False)
+        self.register_buffer("u", u, persistent=False)
+        self.register_buffer("s", s, persistent=False)
+        self.register_buffer("v", v, persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x (..., in)
-        ss = self.policy_ref[0].scaled_s(self.name, self.s)  # (r,), fp32 z keeps the gradient precise
+        ss = self.policy_ref[0].scaled_s(self.name, self.s)  # (r,) float32: z and s on the weight's device
+        u, v = _operand(self.u, x), _operand(self.v, x)
         if self.mode == "factored":
-            h = x @ self.v  # (..., r)
-            y = (h * ss.to(h.dtype)) @ self.u.T  # (..., out)
+            h = x @ v  # (..., r), bf16 under autocast
+            y = scaled(h, ss) @ u.T  # (..., out); the gradient of z reduced in float32
         else:
-            w = (self.u * ss.to(self.u.dtype)) @ self.v.T  # (out, in)
+            w = scaled(u, ss) @ v.T  # (out, in)
             y = F.linear(x, w)
         if self.base.bias is not None:
             y = y + self.base.bias
@@ -76,6 +128,8 @@ def check_compatible(model: nn.Module, svd: SVD, policy: SVFPolicy) -> None:
 def attached(model: nn.Module, svd: SVD, policy: SVFPolicy, mode: str | None = None) -> Iterator[nn.Module]:
     """Within the block, targeted Linears are SVFLinear wrappers driven by `policy` (differentiable)."""
     check_compatible(model, svd, policy)
+    check_factors(model, svd, policy.names)
+    check_placed(policy, model)
     mode = mode or policy.cfg.mode
     swapped: list[tuple[nn.Module, str, nn.Module]] = []
     try:
@@ -102,6 +156,8 @@ def materialised(model: nn.Module, svd: SVD, policy: SVFPolicy, dtype: str = "fl
       rounded to bf16 before use: W' differs from the fp32 build only by the GEMM's rounding.
     """
     check_compatible(model, svd, policy)
+    check_factors(model, svd, policy.names)
+    check_placed(policy, model)
     with torch.no_grad():
         scales = {name: policy.scale(name, svd[name][1]).detach() for name in policy.names}
     with _materialise(model, svd, scales, dtype):
@@ -126,6 +182,7 @@ def materialised_scales(model: nn.Module, svd: SVD, weights: SVFWeights, dtype: 
         if m.shape != svd[name][1].shape:
             raise ArtifactError(f"SVF vector for {name!r} has length {m.shape[0]}, the matrix has "
                                 f"{svd[name][1].shape[0]} singular values: vectors for another model.")
+    check_factors(model, svd, weights.scale)
     with _materialise(model, svd, weights.scale, dtype):
         yield model
 
@@ -133,7 +190,7 @@ def materialised_scales(model: nn.Module, svd: SVD, weights: SVFWeights, dtype: 
 @contextlib.contextmanager
 def _materialise(model: nn.Module, svd: SVD, scales: dict[str, torch.Tensor], dtype: str) -> Iterator[None]:
     check_dtype(dtype, "materialised(dtype)")
-    low = torch.bfloat16 if dtype == "bfloat16" else None
+    cd = torch.bfloat16 if dtype == "bfloat16" else torch.float32  # the dtype W' is built in
     saved: list[tuple[nn.Linear, torch.Tensor]] = []
     try:
         with torch.no_grad():
@@ -142,12 +199,10 @@ def _materialise(model: nn.Module, svd: SVD, scales: dict[str, torch.Tensor], dt
                     continue
                 mod = model.get_submodule(name)
                 w = mod.weight.data  # (out, in), kept as is and restored below
-                u, s, v = (t.to(w.device) for t in svd[name])  # (out, r), (r,), (in, r)
+                u, s, v = svd[name]  # (out, r), (r,), (in, r): resident on w's device (checked by the callers)
+                # m: a placed policy's multiplier (already there), or a vector received from another process
                 ss = s * m.to(device=w.device, dtype=s.dtype)  # (r,) fp32
-                if low is not None:
-                    new = ((u.to(low) * ss.to(low)) @ v.to(low).T).to(w.dtype)
-                else:
-                    new = ((u * ss) @ v.T).to(w.dtype)
+                new = ((u.to(cd) * ss.to(cd)) @ v.to(cd).T).to(w.dtype)
                 saved.append((mod, w))
                 mod.weight.data = new
         yield

@@ -28,6 +28,7 @@ from torch import nn
 from t2core.errors import ArtifactError, ConfigError
 from t2core.sampling.base import SVFWeights
 from t2core.settings import check_dtype
+from t2core.svf.placement import check_bank, check_factors
 
 SVD = dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]  # name -> U (out,r), S (r,), V (in,r)
 
@@ -58,9 +59,11 @@ class ExpertBank:
 
     def mixture(self, row: torch.Tensor) -> SVFWeights:
         """One row's expert as vectors, m = Σ_k row[k] · scale_k (row (K,) or per layer (K, L)): what a
-        sampler that serves one set of weights at a time (vLLM) loads for that row's group."""
+        sampler that serves one set of weights at a time (vLLM) loads for that row's group (on the host:
+        vectors in transit to another process)."""
         return SVFWeights(self.base_weights_hash,
-                          {n: (self.weights_for(n, row.float()[None]) @ sc)[0] for n, sc in self.scales.items()})
+                          {n: (self.weights_for(n, row.float()[None].to(sc.device)) @ sc)[0].cpu()
+                           for n, sc in self.scales.items()})
 
     @classmethod
     def of(cls, experts: list[SVFWeights]) -> ExpertBank:
@@ -122,9 +125,11 @@ class _RowGroupLinear(nn.Module):
     def __init__(self, base: nn.Linear, weights: torch.Tensor, group: torch.Tensor) -> None:
         super().__init__()
         self.base = base
+        dev = weights.device
         self.register_buffer("w", weights, persistent=False)  # (G, out, in)
-        self.register_buffer("group", group, persistent=False)  # (B,) group of each row
-        self.rows = [torch.nonzero(group == g).flatten() for g in range(weights.shape[0])]
+        # the rows of each group found where `group` was computed (the host: no device sync), then moved
+        self.rows = [torch.nonzero(group == g).flatten().to(dev) for g in range(weights.shape[0])]
+        self.register_buffer("group", group.to(dev), persistent=False)  # (B,) group of each row
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x (B, T, in)
         if x.shape[0] != self.group.shape[0]:
@@ -150,7 +155,9 @@ def per_row(model: nn.Module, svd: SVD, bank: ExpertBank, weights: torch.Tensor,
     the MLP FLOPs at full rank); "grouped" materialises one W' per *distinct* weight vector and
     applies each to its own rows inside every layer (the base model's FLOPs, G copies of W').
     `dtype="bfloat16"` keeps U and V (or W') in bf16 for generation under bf16 autocast, which would
-    otherwise cast them again at every token (they are buffers, outside autocast's cache)."""
+    otherwise cast them again at every token (they are buffers, outside autocast's cache).
+    The factors (`placement.resident_svd`) and the bank (`placement.place_bank`) must be on the weights'
+    devices; `weights` may be on the host (a CEM population): it is moved to the bank's device once."""
     check_dtype(dtype, "per_row(dtype)")
     if mode not in ("factored", "grouped"):
         raise ConfigError(f"per_row(mode={mode!r}): expected 'factored' or 'grouped'.")
@@ -165,6 +172,8 @@ def per_row(model: nn.Module, svd: SVD, bank: ExpertBank, weights: torch.Tensor,
         if sc.shape[1] != svd[name][1].shape[0]:
             raise ArtifactError(f"the bank's vectors for {name!r} have length {sc.shape[1]}, the matrix has "
                                 f"{svd[name][1].shape[0]} singular values: experts of another model.")
+    check_factors(model, svd, bank.scales)
+    check_bank(bank, model)
     swapped: list[tuple[nn.Module, str, nn.Module]] = []
     try:
         with torch.no_grad():
@@ -172,19 +181,23 @@ def per_row(model: nn.Module, svd: SVD, bank: ExpertBank, weights: torch.Tensor,
             distinct, group = torch.unique(flat, dim=0, return_inverse=True)  # (G, K[·L]), (B,)
             distinct = distinct.reshape(-1, *weights.shape[1:])  # (G, K) or (G, K, L)
             low = torch.bfloat16 if dtype == "bfloat16" else None
+            on: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}  # the weights, once per device
             for name, sc in bank.scales.items():
                 u, s, v = svd[name]
+                if sc.device not in on:
+                    on[sc.device] = (weights.float().to(sc.device), distinct.to(sc.device))
+                w_rows, w_distinct = on[sc.device]
                 parent_name, _, child = name.rpartition(".")
                 parent = model.get_submodule(parent_name) if parent_name else model
                 base = getattr(parent, child)
                 if mode == "factored":
-                    mult = bank.weights_for(name, weights.float()) @ sc  # (B, K) @ (K, r) -> (B, r)
+                    mult = bank.weights_for(name, w_rows) @ sc  # (B, K) @ (K, r) -> (B, r)
                     new: nn.Module = _RowMixLinear(base, u, s.float()[None, :] * mult, v, low)
                 else:
-                    ss = s.float()[None, :] * (bank.weights_for(name, distinct) @ sc)  # (G, r)
+                    ss = s.float()[None, :] * (bank.weights_for(name, w_distinct) @ sc)  # (G, r)
                     wd = low or base.weight.dtype
                     w = torch.stack([(u.to(wd) * ss[g].to(wd)) @ v.to(wd).T for g in range(ss.shape[0])])
-                    new = _RowGroupLinear(base, w.to(base.weight.device), group.to(base.weight.device))
+                    new = _RowGroupLinear(base, w.to(base.weight.device), group)
                 setattr(parent, child, new)
                 swapped.append((parent, child, base))
         yield model

@@ -21,8 +21,8 @@ def mix_scales(bank: ExpertBank, alpha: torch.Tensor) -> dict[str, torch.Tensor]
     if alpha.shape not in ((bank.k,), (bank.k, len(bank.layers))):
         raise ConfigError(f"mixing coefficients of shape {tuple(alpha.shape)} for {bank.k} experts in "
                           f"{len(bank.layers)} layers; expected ({bank.k},) or ({bank.k}, {len(bank.layers)}).")
-    w = alpha.float()[None]  # (1, K[, L])
-    return {n: (bank.weights_for(n, w) @ sc)[0] for n, sc in bank.scales.items()}  # (r,)
+    w = alpha.float()[None]  # (1, K[, L]): a few floats, moved to where the bank lies (its device)
+    return {n: (bank.weights_for(n, w.to(sc.device)) @ sc)[0] for n, sc in bank.scales.items()}  # (r,)
 
 
 def mix_weights(bank: ExpertBank, alpha: torch.Tensor) -> SVFWeights:
@@ -30,7 +30,8 @@ def mix_weights(bank: ExpertBank, alpha: torch.Tensor) -> SVFWeights:
 
 
 def mixture_policy(bank: ExpertBank, alpha: torch.Tensor, targets: str) -> SVFPolicy:
-    """A direct-parameterised expert whose z is the mixture (what few-shot adaptation stores)."""
+    """A direct-parameterised expert whose z is the mixture (what few-shot adaptation stores), on the host:
+    `placement.place_policy` puts it on the model's devices to apply it."""
     scales = mix_scales(bank, alpha)
     policy = SVFPolicy({n: int(v.shape[0]) for n, v in scales.items()}, SVFConfig(targets=targets, param="direct"))
     policy.load_raw_state(scales)

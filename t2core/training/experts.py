@@ -19,8 +19,8 @@ from t2core.methods import method_of
 from t2core.models.registry import LoadedModel
 from t2core.paths import t2_home
 from t2core.sampling.base import run_backend
-from t2core.svd import ensure_svd, load_svd
 from t2core.svf import ExpertHeader, save_expert
+from t2core.svf.placement import resident_svd
 from t2core.training.config import RLConfig
 from t2core.training.ntp import lora_pg_settings
 from t2core.training.reinforce import CurvePoint, ReinforceTrainer, TrainResult, plan_training
@@ -68,7 +68,7 @@ def train_expert(loaded: LoadedModel, cfg: RLConfig, data_dir: str | Path | None
     if store.exists(KIND, run_id):  # reuse: no trainer, no SVD load
         ref = ExpertRef.resolve(str(store.path(KIND, run_id) / FILE), store)
         return TrainedExpert(ref.id, ref.path, None, 0.0, _stored_record(store, KIND, run_id, ref.header.metrics))
-    svd = load_svd(ensure_svd(loaded, cfg.svf.targets, store=store), store=store)
+    svd = resident_svd(loaded, cfg.svf.targets, store=store)  # on the model's devices, once per model load
     trainer = _trainer(loaded, svd, cfg, data_dir, sampler, on_log, planned)
     t0 = time.perf_counter()
     res = trainer.fit()

@@ -22,6 +22,7 @@ from t2core.ids import content_id
 from t2core.methods import method_of
 from t2core.models.registry import LoadedModel
 from t2core.paths import resolve_data_dir
+from t2core.precision import autocast_for
 from t2core.registry import Registry
 from t2core.sampling.hf import render_prompt
 from t2core.settings import resolved_dtype
@@ -135,7 +136,7 @@ def ntp_steps(model: torch.nn.Module, tok, task: Task, ds, cfg: NTPConfig, opt: 
         opt.zero_grad(set_to_none=True)
         step_loss = 0.0
         for (x, m, y), k in zip(parts, counts, strict=True):
-            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.dtype == "bfloat16"):
+            with autocast_for(cfg.dtype, dev):
                 loss = model(input_ids=x.to(dev), attention_mask=m.to(dev), labels=y.to(dev)).loss  # params fp32
             loss = loss * (k / total_tokens)
             loss.backward()

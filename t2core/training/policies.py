@@ -20,6 +20,7 @@ from t2core.models.registry import LoadedModel
 from t2core.registry import Registry
 from t2core.sampling import SVFWeights
 from t2core.svf.apply import SVD, attached, materialised, svf_weights
+from t2core.svf.placement import place_policy
 from t2core.svf.policy import SVFPolicy
 from t2core.training.ntp import lora_pg_settings
 
@@ -62,7 +63,9 @@ class SVFAdapter(PolicyAdapter):
 
     def __init__(self, loaded: LoadedModel, svd: SVD, cfg) -> None:
         self.model, self.svd, self.dtype, self.weights_hash = loaded.model, svd, cfg.dtype, loaded.weights_hash
-        self.policy = SVFPolicy({n: int(svd[n][1].shape[0]) for n in svd}, cfg.svf, seed=cfg.seed)
+        # z on the device of the weights it changes, before the trainer builds its optimizer over it
+        self.policy = place_policy(SVFPolicy({n: int(svd[n][1].shape[0]) for n in svd}, cfg.svf, seed=cfg.seed),
+                                   loaded.model)
 
     def parameters(self):
         return list(self.policy.parameters())

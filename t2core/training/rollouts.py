@@ -30,6 +30,7 @@ from t2core.logprobs import (
     token_logprobs,
 )
 from t2core.models.registry import LoadedModel
+from t2core.precision import autocast_for
 from t2core.registry import Registry
 from t2core.sampling.base import GenerationConfig, Sampler
 from t2core.settings import step_seed
@@ -72,10 +73,6 @@ def register_rollout(output_type: str, fn: RolloutFn) -> None:
 
 def get_rollout(output_type: str) -> RolloutFn:
     return _ROLLOUTS.get(output_type)
-
-
-def autocast_for(dtype: str, device: torch.device):
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=dtype == "bfloat16")
 
 
 def reduce_seq(x: torch.Tensor, mask: torch.Tensor, how: str) -> torch.Tensor:

@@ -19,9 +19,9 @@ import torch
 from t2core.artifacts import ArtifactStore
 from t2core.experts import FILE, KIND, ExpertRef
 from t2core.models.registry import LoadedModel
-from t2core.svd import ensure_svd, load_svd
 from t2core.svf.apply import attached
 from t2core.svf.expert import ExpertHeader, save_expert
+from t2core.svf.placement import place_policy, resident_svd
 from t2core.svf.policy import SVFConfig, SVFPolicy
 from t2core.tasks import get_task
 from t2core.tasks.base import Dataset
@@ -36,10 +36,10 @@ def train_svf_ntp(loaded: LoadedModel, cfg: NTPConfig, ds: Dataset, aid: str, st
         return NTPResult(aid, ref.path, [], sum(ref.header.ranks.values()), 0.0, ds.files, True, ref.id)
     task = get_task(cfg.task)
     svf_cfg = SVFConfig(targets=cfg.svf_targets)
-    svd = load_svd(ensure_svd(loaded, cfg.svf_targets, store=store), store=store)
-    policy = SVFPolicy({n: int(s.shape[0]) for n, (_, s, _) in svd.items()}, svf_cfg, seed=cfg.seed)
+    svd = resident_svd(loaded, cfg.svf_targets, store=store)  # on the model's devices, once per load
+    policy = place_policy(SVFPolicy({n: int(s.shape[0]) for n, (_, s, _) in svd.items()}, svf_cfg, seed=cfg.seed),
+                          loaded.model)  # before the optimizer is built over its parameters
     opt = torch.optim.Adam(policy.parameters(), lr=cfg.lr)
-    policy.to(next(loaded.model.parameters()).device)
     t0 = time.perf_counter()
     with attached(loaded.model, svd, policy) as model:  # z stays fp32 under autocast
         losses = ntp_steps(model, loaded.tokenizer, task, ds, cfg, opt, random.Random(cfg.seed), on_log)

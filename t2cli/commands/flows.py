@@ -74,20 +74,25 @@ def run(
     if not entry.staged:
         console.print(out)
         return
-    rows = [(s["step"], s["state"], s.get("accuracy"), f"{s.get('seconds', 0):.1f}",
-             f"{s['peak_mb'] / 1024:.2f}" if s.get("peak_mb") else "", s.get("worker", ""),
+    rows = [(s["step"], s["state"], s.get("accuracy"), f"{s.get('seconds', 0):.1f}", s.get("worker", ""),
              s.get("run_id") or s.get("key"), s.get("note") or ("reused" if s.get("reused") else ""))
             for s in out["steps"]]
     total = sum(s.get("seconds", 0) for s in out["steps"])
     console.print(rich_table(f"{flow} [{profile}] {out['model']}" + (f" -> {out['dst']}" if "dst" in out else "")
                              + f": {total / 60:.1f} min in the stages",
-                             ["step", "state", "accuracy", "s", "peak GB", "worker", "id", "note"], rows))
+                             ["step", "state", "accuracy", "s", "worker", "id", "note"], rows))
     groups: dict[str, float] = {}
+    peaks: dict[str, float] = {}
     for s in out["steps"]:  # the stage times at the end, by kind (train, baseline, eval, adapt, ...)
         kind = s["step"].split(":")[0]
         groups[kind] = groups.get(kind, 0.0) + s.get("seconds", 0)
+        if s.get("peak_mb"):  # the highest peak memory of a stage of that kind (t2core/memory.py)
+            peaks[kind] = max(peaks.get(kind, 0.0), s["peak_mb"])
     console.print("stage times: " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in groups.items())
                   + f"; {total / 60:.1f} min in all", highlight=False)
+    if peaks:
+        console.print("peak memory: " + ", ".join(f"{k} {v / 1024:.2f} GB" for k, v in peaks.items())
+                      + " (each stage's process, from its start; `t2 catalog ls metrics`)", highlight=False)
 
 
 @app.command()

@@ -95,7 +95,9 @@ def test_one_executor_marks_runs_records_them_and_reuses_them(tiny, tmp_path, mo
     cat = Catalog(tmp_path / "c.duckdb")
     op = _Toy()
     assert execute(op, "a", tiny, cat) == ("ran", "toy-a")
-    assert execute(op, "a", tiny, cat) == ("reused", {"k": 1.0}) and op.runs == ["toy-a"]
+    how, metrics = execute(op, "a", tiny, cat)
+    assert how == "reused" and op.runs == ["toy-a"]
+    assert metrics.pop("peak_host_mb", 0) > 0 and metrics == {"k": 1.0}  # its records, and how it ran (its peak)
     assert execute(op, "a", tiny, cat, force=True) == ("ran", "toy-a") and len(op.runs) == 2
     bad = _Toy(fail=True)
     with pytest.raises(RuntimeError, match="boom"):

@@ -140,10 +140,9 @@ def check_placed(policy: SVFPolicy, model: nn.Module) -> None:
 
 
 def place_bank(bank, model: nn.Module):
-    """An `ExpertBank` whose stacked multipliers (K, r) lie on their weights' devices."""
-    from t2core.svf.bank import ExpertBank
-
-    return ExpertBank(bank.base_weights_hash, {n: sc.to(weight_device(model, n)) for n, sc in bank.scales.items()})
+    """An `ExpertBank` whose stacked multipliers (K, r) lie on their weights' devices (built as the bank's
+    own type: t2core.svf.bank imports this module, not the other way round)."""
+    return type(bank)(bank.base_weights_hash, {n: sc.to(weight_device(model, n)) for n, sc in bank.scales.items()})
 
 
 def check_bank(bank, model: nn.Module) -> None:

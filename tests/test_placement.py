@@ -241,9 +241,13 @@ def test_reinforce_step(model):
     base, backward over two micro-batches, the clip and the optimizer step. The reward is the task's check
     of a fixed answer (a dummy reward); its value, the loss and the norm are faked reads (not checked)."""
     cfg = RLConfig(task="gsm8k", batch_size=2, micro_batch_size=1, kl_coef=0.1, steps=1, valid_limit=1)
+    _one_reinforce_step(model, cfg, TeacherForced(model), planned("gsm8k", MATH))
+
+
+def _one_reinforce_step(model, cfg, sampler, plan) -> None:
+    """One REINFORCE step on meta; the policy must end on the weights' device, U/V copied once."""
     with OnMeta() as g:
-        trainer = ReinforceTrainer(model, resident_svd(model), cfg, sampler=TeacherForced(model),
-                                   planned=planned("gsm8k", MATH))
+        trainer = ReinforceTrainer(model, resident_svd(model), cfg, sampler=sampler, planned=plan)
         trainer.step(1)
     on_device(trainer.adapter.parameters())
     assert copied_once(g, model)
@@ -255,12 +259,7 @@ def test_choice_scoring_step(model):
     KL over the candidates. The draw itself reads values: here it is made from zeros (uniform)."""
     cfg = RLConfig(task="arc_easy_cloze", batch_size=2, micro_batch_size=1, kl_coef=0.1, steps=1, valid_limit=1,
                    temperature=1.0)
-    with OnMeta() as g:
-        trainer = ReinforceTrainer(model, resident_svd(model), cfg, sampler=HFSampler(model),
-                                   planned=planned("arc_easy_cloze", CHOICE))
-        trainer.step(1)
-    on_device(trainer.adapter.parameters())
-    assert copied_once(g, model)
+    _one_reinforce_step(model, cfg, HFSampler(model), planned("arc_easy_cloze", CHOICE))
 
 
 def test_svf_ntp_step(model):

@@ -175,11 +175,7 @@ def run_tests(program: str, spec: TestSpec, limits: SandboxLimits | None = None,
         os.set_blocking(ver_r, False)
         sel.register(ver_r, selectors.EVENT_READ, ("verdict", None))
         for p in procs:
-            if p.info_r >= 0:
-                sel.register(p.info_r, selectors.EVENT_READ, ("info", p))
-            sel.register(p.popen.stdin, selectors.EVENT_WRITE, ("stdin", p))
-            sel.register(p.popen.stdout, selectors.EVENT_READ, ("out", p))
-            sel.register(p.popen.stderr, selectors.EVENT_READ, ("out", p))
+            watch(sel, p)
         verdict_done = _pump(sel, verdict, deadline)
     except OSError as e:
         return SandboxResult(False, "error", f"could not start the sandbox: {e}")
@@ -202,6 +198,16 @@ def run_tests(program: str, spec: TestSpec, limits: SandboxLimits | None = None,
     if notes and not res.passed:
         return SandboxResult(False, res.status, printable(f"{res.detail} ({notes})", 500))
     return res
+
+
+def watch(sel: selectors.BaseSelector, p: _Proc) -> None:
+    """Register a sandboxed process's pipes with the selector `_pump` reads: its stdin to feed, its
+    outputs to capture (bounded), bubblewrap's info pipe for the sandbox's pid."""
+    if p.info_r >= 0:
+        sel.register(p.info_r, selectors.EVENT_READ, ("info", p))
+    sel.register(p.popen.stdin, selectors.EVENT_WRITE, ("stdin", p))
+    sel.register(p.popen.stdout, selectors.EVENT_READ, ("out", p))
+    sel.register(p.popen.stderr, selectors.EVENT_READ, ("out", p))
 
 
 def _pump(sel: selectors.BaseSelector, verdict: bytearray, deadline: float) -> bool:

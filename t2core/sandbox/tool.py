@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from t2core.sandbox.isolate import INSIDE, SANDBOX_DIR, SandboxLimits, interpreter, isolation
-from t2core.sandbox.runner import GRACE_S, _drain, _pipe, _Proc, _pump
+from t2core.sandbox.runner import GRACE_S, _drain, _pipe, _Proc, _pump, watch
 
 TOOL_ROOT = "/t2tool"  # where the rules' package folder is seen in the sandbox
 CHUNK = 64  # items per sandboxed process: the results frame stays far below the runner's 64 KiB
@@ -69,11 +69,7 @@ def _run_batch(package: Path, module: str, items: list[list], per_item_s: float)
         res_w = -1
         os.set_blocking(res_r, False)
         sel.register(res_r, selectors.EVENT_READ, ("verdict", None))
-        if proc.info_r >= 0:
-            sel.register(proc.info_r, selectors.EVENT_READ, ("info", proc))
-        sel.register(proc.popen.stdin, selectors.EVENT_WRITE, ("stdin", proc))
-        sel.register(proc.popen.stdout, selectors.EVENT_READ, ("out", proc))
-        sel.register(proc.popen.stderr, selectors.EVENT_READ, ("out", proc))
+        watch(sel, proc)
         done = _pump(sel, raw, time.monotonic() + limits.timeout_s)
     except OSError:
         done = False

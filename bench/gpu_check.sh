@@ -4,7 +4,9 @@
 #   2. 32 ARC-Easy cloze items through the hf sampler on the GPU (bf16) and the CPU (fp32), and through the
 #      vllm sampler on the GPU: accuracies, the share of identical answers, seconds, ratios;
 #   3. a two-worker Dask run of full-paper tiny with --gpus-per-worker (one worker per GPU, at most 2);
-#   4. peak GPU memory.
+#   4. peak GPU memory;
+#   5. three REINFORCE steps on GSM8K (generated answers, the real reward) with the paper profile's memory
+#      settings (bf16 U/V, gradient checkpointing; issue 35), its peak GPU memory beside `t2 plan`'s estimate.
 # Exits non-zero when the GPU answers differ from the CPU's beyond bf16 tolerance (more than 1 item in 8 of
 # the hf answers, or an accuracy more than 0.1 apart) or any step fails.
 #   bash bench/gpu_check.sh            # from the repository root on the GPU machine
@@ -53,6 +55,28 @@ for device in ("cuda", "cpu"):
         out["acc_vllm_cuda"] = res.accuracy
         out["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
     del m
+# 5. the paper profile's memory knobs on a GPU: the checkpointed recomputation and the in-place W' swap, which
+# the meta-device tests cannot run (tests/test_placement.py), and the plan's count beside the measured peak
+from dataclasses import replace
+from flows.runtime import set_factor_dtype
+from t2core.plan.shape import model_shape
+from t2core.plan.work import PlanContext, rl_training
+from t2core.plan import footprint as fp
+os.environ["T2_DEVICE"] = "auto"
+m = load_model("smollm2-135m")
+set_factor_dtype(m, "bfloat16")
+cat = Catalog("/tmp/t2-gpu-check-knobs.duckdb")
+execute(svd.OP, svd.SvdRequest("mlp"), m, cat)
+rl = replace(prof.rl_config("gsm8k", steps=3, dtype="bfloat16", valid_limit=8, train_limit=64), grad_checkpointing=True)
+torch.cuda.reset_peak_memory_stats()
+_, out["gsm8k_3_steps_s"] = timed(lambda: execute(training.OP, training.TrainRequest(rl), m, cat, force=True))
+shape = model_shape("smollm2-135m")
+work = rl_training(rl, PlanContext(shape, None, "bfloat16", True, gpu=True))
+planned = fp.weights(shape) + fp.factors(shape, "mlp", "bfloat16") + fp.with_slack(work.footprint).total
+out["gsm8k_peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
+out["gsm8k_plan_mb"] = planned / 2**20
+print(f"GSM8K REINFORCE, bf16 U/V, checkpointed: peak {out['gsm8k_peak_gpu_mb']:.0f} MB, plan {out['gsm8k_plan_mb']:.0f} MB "
+      f"(plan/measured {out['gsm8k_plan_mb'] / out['gsm8k_peak_gpu_mb']:.2f})")
 same = sum(a == b for a, b in zip(out["eval_hf_cuda"], out["eval_hf_cpu"])) / len(out["eval_hf_cpu"])
 print(json.dumps({k: v for k, v in out.items() if not k.startswith("eval_hf_") or k.endswith("_s")}, indent=1))
 print(f"GPU/CPU time: train step {out['train_step_cuda_s'] / out['train_step_cpu_s']:.3f}x, "

@@ -66,11 +66,10 @@ def full_paper(S: Stages, prof: Profile, ident: ModelIdent, seed: int, data_dir:
     if prof.ablations.in_full_paper and prof.ablations.variants:  # Table 4
         ablation_stages(S, prof, ident, seed, data_dir)
     if prof.transfer.dst:  # cross-model transfer (paper §4.4), onto the profile's destination model
-        from flows.stages import load_model_step
-
         with S.guard(f"transfer:{prof.transfer.dst}"):
             sources = {t: expert_id(S, stage) for t, product, stage in produced if product == "svf"}
-            transfer_stages(S, prof, load_model_step(prof.transfer.dst, seed), sources, seed, data_dir, logger)
+            transfer_stages(S, prof, S.model(prof.transfer.dst, seed, prof.factor_dtype), sources, seed, data_dir,
+                            logger)
 
 
 def adaptation_stages(S: Stages, prof: Profile, ident: ModelIdent, produced: Produced, seed: int,

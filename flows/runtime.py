@@ -13,7 +13,8 @@ _MODELS: dict[tuple[str, int], LoadedModel] = {}
 _LOCK = threading.Lock()
 
 
-def get_model(name: str, seed: int = 0) -> LoadedModel:
+def get_model(name: str, seed: int = 0, factor_dtype: str = "float32") -> LoadedModel:
+    """The process's model `name`, its SVD factors kept in `factor_dtype` (the profile's)."""
     threads.configure()  # a flow run by a deployment's process starts here, not through the CLI
     announce()  # the dtype "auto" chose, once, into the flow's log
     with _LOCK:
@@ -21,4 +22,16 @@ def get_model(name: str, seed: int = 0) -> LoadedModel:
         if key not in _MODELS:
             _MODELS.clear()  # one model at a time: memory matters more than reloads
             _MODELS[key] = load_model(name, seed=seed)
-        return _MODELS[key]
+        loaded = _MODELS[key]
+        set_factor_dtype(loaded, factor_dtype)
+        return loaded
+
+
+def set_factor_dtype(loaded: LoadedModel, dtype: str) -> None:
+    """U and V of `loaded` in `dtype` from now on (the resident ones of another dtype are dropped)."""
+    from t2core.svf.placement import factor_dtype, release
+
+    factor_dtype(dtype)
+    if loaded.factor_dtype != dtype:
+        release(loaded.model)
+        loaded.factor_dtype = dtype

@@ -70,7 +70,7 @@ def _where() -> str:
 @task(name="run-stage", retries=0, cache_policy=NO_CACHE, persist_result=False)
 def run_stage(op: Operation, label: str, ident: ModelIdent, plan: Plan, deps: dict) -> StageResult:
     """Run one planned stage where this task was placed; the catalog is never opened here."""
-    loaded = get_model(ident.name, ident.seed)
+    loaded = get_model(ident.name, ident.seed, ident.factor_dtype)
     t0 = time.perf_counter()
     with peak_memory() as peak:
         out = op.run(plan, loaded, deps, stage_hooks(label, get_run_logger(), op.size(plan)))
@@ -143,6 +143,10 @@ class Stages:
             if self.selected(label):
                 self.blocked.append((label, e.label))
 
+    def model(self, name: str, seed: int, factor_dtype: str = "float32") -> ModelIdent:
+        """Another model for a part of the flow (the transfer's destination), loaded in the flow's process."""
+        return load_model_step(name, seed, factor_dtype)
+
     def submit(self, label: str, op: Operation, ident: ModelIdent, req: Any) -> Stage:
         return self.submit_plan(label, op, ident, op.plan(req, ident))
 
@@ -204,11 +208,12 @@ class Stages:
 
 
 @task(name="load-model", retries=0)
-def load_model_step(model: str, seed: int = 0) -> ModelIdent:
-    """Load (or convert) the model in the flow's process and register it; its identity plans every stage."""
+def load_model_step(model: str, seed: int = 0, factor_dtype: str = "float32") -> ModelIdent:
+    """Load (or convert) the model in the flow's process and register it; its identity plans every stage
+    (and says how the stages hold its SVD factors: `factor_dtype`, the profile's)."""
     from t2ops.model import ident_of
 
-    loaded = get_model(model, seed)
+    loaded = get_model(model, seed, factor_dtype)
     write_records(Catalog(), [model_record(loaded)])
     return ident_of(loaded, model)
 

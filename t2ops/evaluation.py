@@ -91,5 +91,14 @@ class EvalOp(OperationBase):
         return Produced(EvalOutcome(plan.run_id, plan.variant.name, res.accuracy, len(res.samples), False, res),
                         (EvalRecord(res, plan.core.dataset.n_total),))
 
+    def footprint(self, req: EvalRequest, ctx):
+        """A batch generated (or its candidates scored), W' swapped in for an SVF expert (t2core/plan/)."""
+        from t2core.methods import method_of_product
+        from t2core.plan.work import evaluation
+
+        m = method_of_product(req.expert.partition(":")[0]) if req.expert else None
+        svf = req.expert is not None and (m is None or m.takes_vectors)  # an SVF expert's W' is swapped in
+        return evaluation(req.eval, ctx, expert=svf, remote=req.sampler != "hf")
+
 
 OP = register_operation(EvalOp())

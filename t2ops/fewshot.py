@@ -69,5 +69,11 @@ class FewShotOp(OperationBase):
         res = search(loaded, plan.req.cfg, plan.search, smp, store, hooks.on_generation)
         return Produced(res, (SearchRecord(plan.row, res),))
 
+    def footprint(self, req: FewShotRequest, ctx):
+        """CEM's population scored on the shots with per-row mixtures (t2core/plan/)."""
+        from t2core.plan.work import few_shot
+
+        return few_shot(req.cfg, ctx, len(req.experts), remote=req.sampler != "hf")
+
 
 OP = register_operation(FewShotOp())

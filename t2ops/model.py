@@ -21,6 +21,7 @@ class ModelIdent:
     n_params: int
     targets: tuple[tuple[str, tuple[str, ...]], ...]  # (target spec, the matrix names it selects)
     ranks: tuple[tuple[str, int], ...] = ()  # (matrix, min(out, in)) of every targetable matrix: SVF vector lengths
+    factor_dtype: str = "float32"  # how the stages hold its SVD factors (the profile's factor_dtype)
 
     def target_names(self, spec: str) -> list[str]:
         return list(dict(self.targets)[spec])
@@ -35,4 +36,4 @@ def ident_of(loaded: LoadedModel, name: str | None = None) -> ModelIdent:
     names = tuple((spec, tuple(find_targets(loaded.model, loaded.family, spec))) for spec in TARGET_SPECS)
     ranks = tuple((n, min(m.weight.shape)) for n, m in find_targets(loaded.model, loaded.family, "both").items())
     return ModelIdent(name or loaded.alias, loaded.seed, loaded.alias, loaded.weights_hash, loaded.n_params, names,
-                      ranks)
+                      ranks, loaded.factor_dtype)

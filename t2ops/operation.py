@@ -9,7 +9,9 @@ An operation is an object with
 - `needs(plan)`: runs that must be complete first, as {name: (operation, plan)} (a z = 1 expert's base
   run, an adaptation's search); their outcomes reach `run` as `deps`;
 - `run(plan, loaded, deps, hooks)`: produces the artifacts and *returns* the outcome with the catalog
-  records (`Produced`, t2ops/records.py), writing nothing to the catalog.
+  records (`Produced`, t2ops/records.py), writing nothing to the catalog;
+- `footprint(req, ctx)`: the memory, disk and work of a run of `req`, from the model's shapes alone
+  (`t2core.plan.work.Work`; `t2 plan` adds them up before anything runs: issue 35).
 
 A run is done when the catalog has it completed and every artifact in `plan.outputs` is in the store.
 `run` needs a model and the store, never the catalog, so it can be computed in another process or on
@@ -73,6 +75,8 @@ class Operation(Protocol[Out]):
     def run(self, plan: Any, loaded: LoadedModel, deps: dict[str, Any], hooks: Hooks) -> Produced[Out]: ...
 
     def size(self, plan: Any) -> int | None: ...
+
+    def footprint(self, req: Any, ctx: Any) -> Any: ...
 
 
 class OperationBase:

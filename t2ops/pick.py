@@ -76,5 +76,15 @@ class PickOp(OperationBase):
         best = pick_best(scores)
         return Produced(PickOutcome(plan.run_id, best, scores, False), (PickRecord(plan.row, scores, best),))
 
+    def footprint(self, req: PickRequest, ctx):
+        """Each adapter evaluated on the search's shots (t2core/plan/)."""
+        from t2core.evaluate import EvalConfig
+        from t2core.plan.work import evaluation
+        from t2core.sampling.base import GenerationConfig
+
+        cfg = req.cfg
+        gen = GenerationConfig(max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size, dtype=cfg.dtype)
+        return evaluation(EvalConfig(cfg.task, cfg.split, cfg.shots, gen), ctx, passes=len(req.adapters))
+
 
 OP = register_operation(PickOp())

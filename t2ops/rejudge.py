@@ -140,5 +140,12 @@ class RejudgeOp(OperationBase):
         return Produced(RejudgeOutcome(plan.run_id, src.run_id, res.accuracy, before, len(rows), changed, False, res),
                         (EvalRecord(res),))
 
+    def footprint(self, req, ctx):
+        """Stored outputs judged again: no model work (the code judge runs in the sandbox) (t2core/plan/)."""
+        from t2core.plan import footprint as fp
+        from t2core.plan.work import Work
+
+        return Work(fp.Footprint(()))
+
 
 OP = register_operation(RejudgeOp())

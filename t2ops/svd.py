@@ -58,5 +58,15 @@ class SvdOp(OperationBase):
         info = ensure_svd(loaded, plan.req.targets, rebuild=plan.req.rebuild, progress=hooks.progress)
         return Produced(SvdOutcome(info, True), (DecompositionRecord(info, plan.model, plan.seed),))
 
+    def footprint(self, req: SvdRequest, ctx):
+        """One matrix decomposed at a time; the factors written to disk in float32 (t2core/plan/)."""
+        from t2core.plan import footprint as fp
+        from t2core.plan.work import Work
+
+        s = ctx.shape
+        flops = sum(12.0 * o * i * min(o, i) for o, i in s.matrices(req.targets))
+        return Work(fp.Footprint((("SVD workspace", fp.svd_workspace(s, req.targets)),),
+                                 disk=fp.factors(s, req.targets), flops=flops))
+
 
 OP = register_operation(SvdOp())

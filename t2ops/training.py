@@ -161,5 +161,11 @@ class TrainOp(OperationBase):
                         (trained_record(plan.row, plan.method, out.expert_id, out.path, loaded.family, metrics,
                                         seconds, rec["curve"]),))
 
+    def footprint(self, req: TrainRequest, ctx):
+        """REINFORCE's peak: its rollouts or one micro-batch's graph, and its validations (t2core/plan/)."""
+        from t2core.plan.work import rl_training
+
+        return rl_training(req.rl, ctx, remote=req.sampler != "hf", kl_grid=req.kl_grid)
+
 
 OP = register_operation(TrainOp())

@@ -101,5 +101,12 @@ class TransferOp(OperationBase):
         return TransferOutcome(plan.run_id, ref.id, src.id, src.header.model, src.header.task, plan.req.control,
                                ref.header.config["transfer"]["mapping"]["kind"], reused)
 
+    def footprint(self, req: TransferRequest, ctx):
+        """Vectors moved between two models' singular values: kilobytes (t2core/plan/)."""
+        from t2core.plan import footprint as fp
+        from t2core.plan.work import Work
+
+        return Work(fp.Footprint((), disk=4 * ctx.shape.ranks("mlp")))
+
 
 OP = register_operation(TransferOp())

@@ -8,12 +8,13 @@ CUDA tensor with a CPU one. PyTorch only enforces that for some ops (elementwise
 - any op whose tensor arguments lie on more than one device raises `DeviceMix` (CPU 0-dim scalars and
   CPU indices of `t[idx]` excepted, as CUDA accepts them), and so does a random op given a generator of
   another device than its tensors;
-- each host -> device copy (`.to`, `.cuda`, `copy_` from the CPU onto `meta`) is recorded (`h2d`), so a
-  test can count the copies of U and V;
+- each host -> device copy that makes a device tensor (`.to`, `.cuda`) is recorded (`h2d`), so a test can
+  count the copies of U and V; a copy into an existing device tensor (`copy_` from the CPU onto `meta`: a
+  weight put back after an expert's in-place swap) is recorded apart (`h2d_into`);
 - what cannot run on `meta` because it needs values is faked and counted: a host read (`item()`,
   `bool()`, `float()`, `int()`, `tolist()`) returns 0 / False / zeros (`reads`), except that a finiteness
   check (`bool(torch.isfinite(x).all())`) passes; and a device -> host copy returns zeros of the right shape
-  and dtype (`d2h`). The code after such a read runs with a made-up value: what it computes is not checked,
+  and dtype (`d2h`; read-only: a view with no memory behind it). The code after such a read runs with a made-up value: what it computes is not checked,
   only where its tensors live.
 """
 
@@ -42,7 +43,8 @@ def _tensors(x) -> list[torch.Tensor]:
 class OnMeta(TorchFunctionMode):
     def __init__(self) -> None:
         super().__init__()
-        self.h2d: list[tuple[int, ...]] = []  # shapes of host -> device copies, in order
+        self.h2d: list[tuple[int, ...]] = []  # shapes of host -> device copies that made a tensor, in order
+        self.h2d_into: list[tuple[int, ...]] = []  # shapes of host -> device copies into an existing tensor
         self.d2h: list[tuple[int, ...]] = []  # shapes of device -> host copies (faked: zeros)
         self.reads: Counter[str] = Counter()  # host reads of device values (faked)
 
@@ -65,14 +67,16 @@ class OnMeta(TorchFunctionMode):
                     torch._C._nn._parse_to(*args[1:], **{k: v for k, v in kwargs.items() if k != "copy"})[:2]
                 if dev is not None and dev.type == "cpu":
                     self.d2h.append(tuple(first.shape))
-                    return torch.zeros(first.shape, dtype=dtype or first.dtype)
+                    # zeros with no memory behind them (a stride-0 view): an 8B model's weights set aside on the
+                    # host by an in-place swap would otherwise take 22 GB here
+                    return torch.zeros((), dtype=dtype or first.dtype).expand(first.shape)
         if func is _T.copy_:
             dst, src = args[0], args[1]
             if src.device.type == "meta" and dst.device.type == "cpu":
                 self.d2h.append(tuple(src.shape))
                 return dst
             if src.device.type == "cpu" and dst.device.type != "cpu":
-                self.h2d.append(tuple(src.shape))
+                self.h2d_into.append(tuple(src.shape))
             return func(*args, **kwargs)
         if func in (_T.to, _T.cuda):
             out = func(*args, **kwargs)

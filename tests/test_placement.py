@@ -241,16 +241,20 @@ def test_reinforce_step(model):
     base, backward over two micro-batches, the clip and the optimizer step. The reward is the task's check
     of a fixed answer (a dummy reward); its value, the loss and the norm are faked reads (not checked)."""
     cfg = RLConfig(task="gsm8k", batch_size=2, micro_batch_size=1, kl_coef=0.1, steps=1, valid_limit=1)
-    _one_reinforce_step(model, cfg, TeacherForced(model), planned("gsm8k", MATH))
+    g = _one_reinforce_step(model, cfg, TeacherForced(model), planned("gsm8k", MATH))
+    # the rollout's W' was written into the weights in place: each original to the host and back, once
+    swapped = sorted(tuple(model.model.get_submodule(n).weight.shape) for n in resident_svd(model))
+    assert sorted(g.h2d_into) == swapped and sorted(s for s in g.d2h if s in swapped) == swapped
 
 
-def _one_reinforce_step(model, cfg, sampler, plan) -> None:
+def _one_reinforce_step(model, cfg, sampler, plan) -> OnMeta:
     """One REINFORCE step on meta; the policy must end on the weights' device, U/V copied once."""
     with OnMeta() as g:
         trainer = ReinforceTrainer(model, resident_svd(model), cfg, sampler=sampler, planned=plan)
         trainer.step(1)
     on_device(trainer.adapter.parameters())
     assert copied_once(g, model)
+    return g
 
 
 def test_choice_scoring_step(model):

@@ -71,7 +71,7 @@ def adapt(
     check_strategy(strategy)  # names first: one line naming the known ones, before any model loads
     check_sampler(sampler or prof.sampler)
     get_task(task)
-    loaded = common.load(model or prof.model, prof.seed_or_default(seed))
+    loaded = common.load(model or prof.model, prof.seed_or_default(seed), prof.factor_dtype)
     req = _adapt_request(prof, strategy, task, limit, experts, cls_expert, formulation, shots, shot_split, seed,
                          sampler, data_dir, loaded.weights_hash)
     plan = op.OP.plan(req, ident_of(loaded))  # bad references fail here, before any catalog write
@@ -118,7 +118,7 @@ def ask(
 
         raise ConfigError("the question is empty; ask something, e.g. t2 ask \"What is 12 * 7?\".")
     prof = get_profile(profile)
-    loaded = common.load(model or prof.model, prof.seed_or_default(seed))
+    loaded = common.load(model or prof.model, prof.seed_or_default(seed), prof.factor_dtype)
     req = _adapt_request(prof, strategy, "", None, experts, cls_expert, formulation, None, "train", seed, None, None,
                          loaded.weights_hash)
     a = op.ask(question, req, loaded, max_new_tokens)

@@ -29,6 +29,9 @@ def run(
     stages: str | None = typer.Option(None, help="a part of a staged flow: comma-separated patterns of stage "
                                                  "names, e.g. 'train:mbpp,eval:humaneval*' (other stages are read "
                                                  "back from the catalog or skipped)"),
+    memory_gb: float | None = typer.Option(None, help="host memory budget in GB the run must fit (default: "
+                                                      "$T2_MEMORY_GB, else this machine's memory less 15%); "
+                                                      "checked by `t2 plan` before anything starts"),
 ) -> None:
     """Run a Prefect flow in-process (an ephemeral Prefect API starts if none is configured)."""
     quiet_transformers()
@@ -68,6 +71,8 @@ def run(
         check_address(address)
     if flow == "train-expert":
         get_task(task)
+    if entry.staged and not address:  # a cluster's workers have their own memory: only a local run is checked here
+        _check_fits(prof, flow, sampler, data_dir, memory_gb, dst)
     out = entry.flow(**entry.params(prof, {"data_dir": data_dir, "seed": seed, "sampler": sampler, "dst": dst,
                                           "task": task, "runner": runner, "address": address, "workers": workers,
                                           "gpus_per_worker": gpus_per_worker, "stages": stages}))
@@ -93,6 +98,27 @@ def run(
     if peaks:
         console.print("peak memory: " + ", ".join(f"{k} {v / 1024:.2f} GB" for k, v in peaks.items())
                       + " (each stage's process, from its start; `t2 catalog ls metrics`)", highlight=False)
+
+
+def _check_fits(prof, flow: str, sampler: str | None, data_dir: str | None, memory_gb: float | None,
+                dst: str | None) -> None:
+    """Refuse, in one line and before a Prefect server starts, a profile whose plan does not fit this machine's
+    devices and memory budget (`t2 plan` lists each stage's needs)."""
+    import dataclasses
+
+    from flows.plan import fit_plan
+    from t2core.errors import ConfigError
+    from t2core.plan.devices import devices_for
+
+    if sampler is not None:
+        prof = dataclasses.replace(prof, sampler=sampler)
+    if dst:
+        prof = dataclasses.replace(prof, transfer=dataclasses.replace(prof.transfer, dst=dst))
+    plan = fit_plan(prof, devices_for(None, memory_gb=memory_gb), flow, data_dir=data_dir)
+    why = plan.misfit()
+    if why is not None:
+        raise ConfigError(f"profile {prof.name} does not fit this machine: {why}; {plan.advice()} (`t2 plan "
+                          f"--profile {prof.name}` lists every stage's needs).")
 
 
 @app.command()

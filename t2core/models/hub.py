@@ -90,14 +90,19 @@ def _hub_loader(hub_id: str):
     return load
 
 
-for _alias, _hub_id, _desc in [
-    ("llama3-8b", "meta-llama/Meta-Llama-3-8B-Instruct", "paper's main model (GPU)"),
-    ("mistral-7b", "mistralai/Mistral-7B-Instruct-v0.3", "paper's second model (GPU)"),
-    ("llama3-70b", "meta-llama/Meta-Llama-3-70B-Instruct", "paper's large model (multi-GPU)"),
+# The shape fields of each model's public config.json: `t2 plan` plans them on a machine without their weights.
+_LLAMA3_8B = {"hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32, "num_attention_heads": 32,
+              "num_key_value_heads": 8, "head_dim": 128, "vocab_size": 128256, "tie_word_embeddings": False}
+for _alias, _hub_id, _desc, _config in [
+    ("llama3-8b", "meta-llama/Meta-Llama-3-8B-Instruct", "paper's main model (GPU)", _LLAMA3_8B),
+    ("mistral-7b", "mistralai/Mistral-7B-Instruct-v0.3", "paper's second model (GPU)", {**_LLAMA3_8B, "vocab_size": 32768}),
+    ("llama3-70b", "meta-llama/Meta-Llama-3-70B-Instruct", "paper's large model (multi-GPU)",
+     {**_LLAMA3_8B, "hidden_size": 8192, "intermediate_size": 28672, "num_hidden_layers": 80,
+      "num_attention_heads": 64}),
 ]:
     register_model(
         ModelSpec(alias=_alias, loader=_hub_loader(_hub_id), description=f"{_hub_id}: {_desc}",
-                  needs_gpu=True, extra={"hub_id": _hub_id})
+                  needs_gpu=True, extra={"hub_id": _hub_id, "config": _config})
     )
 
 set_open_loader(load_hf_model)

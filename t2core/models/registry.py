@@ -31,6 +31,7 @@ class LoadedModel:
     family: FamilyTargets = LLAMA_TARGETS  # set by `load_model` from the model's config (t2core/models/families/)
     seed: int = 0  # what `load_model` was given (random-init models depend on it): a copy elsewhere reloads it
     directory: Path | None = None  # config + safetensors holding exactly these weights, if any (a server loads it)
+    factor_dtype: str = "float32"  # storage dtype of its resident SVD factors U, V (a profile's factor_dtype)
 
     @property
     def n_params(self) -> int:

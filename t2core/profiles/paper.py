@@ -39,6 +39,10 @@ _LORA = (("lr", 5e-5), ("steps", 200), ("batch_size", 256), ("micro_batch_size",
 register_profile(Profile(
     # bf16 as on the paper's GPUs, whatever the machine that plans it (auto would say float32 on an AVX2 CPU)
     name="paper", model="llama3-8b", batch_size=32, dtype="bfloat16",
+    # One 80 GB GPU, by `t2 plan --profile paper --gpus 1` (docs/gpu.md): the fp32 weights (32 GB) and fp32 U/V of
+    # the MLP (29 GB) leave too little for a REINFORCE step; U/V in bf16 (14.5 GB; the bf16 forward casts them to
+    # bf16 anyway) and gradient checkpointing (activations of one layer at a time) bring every stage under 80 GB.
+    factor_dtype="bfloat16", grad_checkpointing=True,
     # z = sigmoid(p) with the Σs rescale, as the released code: the paper's text gives Σ' = Σ ⊗ diag(z) and no
     # parameterisation, and the released code is the one its numbers came from (t2core/svf/policy.py)
     svf_param="sigmoid",
@@ -61,7 +65,9 @@ register_profile(Profile(
     #   accuracy broken by the mean log-likelihood of each candidate's generated correct answers (§3.3, A.4).
     # - CEM-light (Appendix D, Table 10): 3 shots and 10 generations.
     adapt=AdaptSettings(experts=TRAIN_TASKS, unseen=tuple(EvalSlice(t) for t in ("math", "humaneval", "arc_challenge")),
-                        cls=(("batch_size", 64), ("steps", 200), ("valid_limit", None)), formulation="generate",
+                        # micro-batches of 4: a choice step keeps its KV cache (no checkpointing), `t2 plan`
+                        cls=(("batch_size", 64), ("steps", 200), ("valid_limit", None), ("micro_batch_size", 4)),
+                        formulation="generate",
                         cls_formulation="choice", pass1_prompt="released", pass1_strip_format=True,
                         pass1_max_new_tokens=512, shots=10, light_shots=3, light_cem=(("generations", 10),),
                         tie_break="loglik"),

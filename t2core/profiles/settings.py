@@ -214,6 +214,12 @@ class Profile:
         "help": "cross-model transfer (paper §4.4)"})
     ablations: AblationSettings = field(default_factory=AblationSettings, metadata={
         "help": "Table 4's variants (the `ablations` flow)"})
+    factor_dtype: str = field(default="float32", metadata={
+        "help": "storage dtype of the resident U and V: float32, or bfloat16 (half their memory; only with dtype "
+                "bfloat16, whose forward casts them to bf16 anyway: `t2 plan` says when it is needed)"})
+    grad_checkpointing: bool = field(default=False, metadata={
+        "help": "recompute each layer's activations in the backward of REINFORCE and NTP (one layer's kept at a "
+                "time, for ~1/3 more compute; the same gradient up to rounding): `t2 plan` says when it is needed"})
     runner: str = field(default="local", metadata={"help": "where a flow's stages run: local (one after another "
                                                           "in the flow's process) or dask (t2 run --runner)"})
     seed: int = 0
@@ -223,7 +229,11 @@ class Profile:
     # re-derives them (the flows and `t2 train` call these).
     def train_overrides(self, task: str) -> dict[str, object]:
         """RLConfig settings this profile gives `task`: its dtype, then the task's slice overrides."""
-        return {"dtype": self.dtype, **next((t.rl_kwargs() for t in self.trains if t.task == task), {})}
+        return {"dtype": self.dtype, **self._memory_knobs(), **next((t.rl_kwargs() for t in self.trains if t.task == task), {})}
+
+    def _memory_knobs(self) -> dict[str, object]:
+        """The profile's memory settings every training config takes (none when off: ids and configs as before)."""
+        return {"grad_checkpointing": True} if self.grad_checkpointing else {}
 
     def svf(self, targets: str | None = None):
         """The SVFConfig of this profile's experts: its targets (or `targets`) and its z parameterisation."""
@@ -266,7 +276,7 @@ class Profile:
         """The NTPConfig of a next-token-prediction baseline (lora / ia3 / dora; svf in `given`: SVF-NTP)."""
         from t2core.training.ntp import NTPConfig
 
-        kw = {"method": baseline.method, "dtype": self.dtype, **baseline.kwargs(), **given}
+        kw = {"method": baseline.method, "dtype": self.dtype, **self._memory_knobs(), **baseline.kwargs(), **given}
         return NTPConfig(task=baseline.task, seed=self.seed_or_default(seed), **kw)
 
     def ablation_config(self, v: AblationVariant, seed: int | None = None):
@@ -281,7 +291,7 @@ class Profile:
                 return self.rl_config(ab.task, seed, method="lora", **kw)
             return self.rl_config(ab.task, seed, svf=self.svf(v.targets), **kw)
         base = next((b.overrides for b in self.baselines if b.task == ab.task and b.method == "lora"), ())
-        kw = {"dtype": self.dtype, **dict(base), **kw}
+        kw = {"dtype": self.dtype, **self._memory_knobs(), **dict(base), **kw}
         if v.method == "svf":
             kw.update(method="svf", svf_targets=v.targets)
         else:
@@ -305,7 +315,7 @@ class Profile:
         """The REINFORCE config of the classification expert (the `dispatch` task)."""
         from t2core.training.config import RLConfig
 
-        kw = {"dtype": self.dtype, **dict(self.adapt.cls)}
+        kw = {"dtype": self.dtype, **self._memory_knobs(), **dict(self.adapt.cls)}
         return RLConfig(task="dispatch", seed=self.seed_or_default(seed), svf=self.svf(), **kw)
 
     def few_shot_config(self, task: str, seed: int | None = None, **given):
@@ -349,6 +359,12 @@ class Profile:
         if self.batch_size < 1:
             raise ConfigError(f"profile {self.name}: batch_size={self.batch_size} must be >= 1.")
         check_requested_dtype(self.dtype, f"profile {self.name}: dtype")
+        from t2core.svf.placement import factor_dtype
+
+        factor_dtype(self.factor_dtype)
+        if self.factor_dtype == "bfloat16" and self.dtype != "bfloat16":
+            raise ConfigError(f"profile {self.name}: factor_dtype='bfloat16' needs dtype='bfloat16' (a float32 forward "
+                              "would compute with rounded U and V); set both, or keep factor_dtype='float32'.")
         if self.max_new_tokens is not None and self.max_new_tokens < 1:
             raise ConfigError(f"profile {self.name}: max_new_tokens={self.max_new_tokens} must be >= 1.")
 

@@ -149,8 +149,11 @@ def materialised(model: nn.Module, svd: SVD, policy: SVFPolicy, dtype: str = "fl
     """Within the block, every targeted weight holds W' = U diag(s ⊙ z) Vᵀ (no autograd).
 
     This is the expert swap of two-pass inference (paper §3.3), so its cost matters:
-    - the original weight tensors are set aside and put back untouched (a pointer swap: no
+    - on the host, the original weight tensors are set aside and put back untouched (a pointer swap: no
       clone of the base weights, and an exception midway cannot leave a half-written model);
+    - on a GPU, W' is written into the weight in place and the original is set aside on the host, then
+      copied back (the targeted weights would otherwise exist twice on the device: 22.5 GB for
+      Llama-3-8B's MLP in float32, the difference between fitting one 80 GB GPU or not, `t2 plan`);
     - `dtype="bfloat16"` builds W' with a bf16 GEMM (~3× faster on CPUs with bf16 units).
       Use it only when generation runs under bf16 autocast anyway, where every weight is
       rounded to bf16 before use: W' differs from the fp32 build only by the GEMM's rounding.
@@ -191,7 +194,7 @@ def materialised_scales(model: nn.Module, svd: SVD, weights: SVFWeights, dtype: 
 def _materialise(model: nn.Module, svd: SVD, scales: dict[str, torch.Tensor], dtype: str) -> Iterator[None]:
     check_dtype(dtype, "materialised(dtype)")
     cd = torch.bfloat16 if dtype == "bfloat16" else torch.float32  # the dtype W' is built in
-    saved: list[tuple[nn.Linear, torch.Tensor]] = []
+    saved: list[tuple[nn.Linear, torch.Tensor, bool]] = []  # (module, original, copied back in place?)
     try:
         with torch.no_grad():
             for name, m in scales.items():
@@ -203,9 +206,18 @@ def _materialise(model: nn.Module, svd: SVD, scales: dict[str, torch.Tensor], dt
                 # m: a placed policy's multiplier (already there), or a vector received from another process
                 ss = s * m.to(device=w.device, dtype=s.dtype)  # (r,) fp32
                 new = ((u.to(cd) * ss.to(cd)) @ v.to(cd).T).to(w.dtype)
-                saved.append((mod, w))
-                mod.weight.data = new
+                if w.device.type == "cpu":
+                    saved.append((mod, w, False))
+                    mod.weight.data = new
+                else:  # the original to the host, W' in its place: one copy of the matrix on the device
+                    saved.append((mod, w.to("cpu"), True))
+                    w.copy_(new)
+                    del new
         yield
     finally:
-        for mod, w in saved:
-            mod.weight.data = w
+        with torch.no_grad():
+            for mod, w, in_place in saved:
+                if in_place:
+                    mod.weight.data.copy_(w)
+                else:
+                    mod.weight.data = w

@@ -83,14 +83,16 @@ def _load(loaded, targets: str, store, dtype: str) -> SVD:
     return out
 
 
-def resident_svd(loaded, targets: str = "mlp", store=None, dtype: str = "float32") -> SVD:
-    """The decomposition of `loaded`'s `targets` on the model's devices, read once per model load.
+def resident_svd(loaded, targets: str = "mlp", store=None, dtype: str | None = None) -> SVD:
+    """The decomposition of `loaded`'s `targets` on the model's devices, read once per model load, U and V in
+    `dtype` (None: the model's `factor_dtype`, which a profile sets when the model is loaded for it).
 
     The same dict (the same tensors) is returned to every later caller with the same store, targets and
     dtype, as long as the model object lives and its weights have not moved to another device."""
     from t2core.artifacts import ArtifactStore
 
     store = store or ArtifactStore()
+    dtype = dtype or getattr(loaded, "factor_dtype", "float32")
     factor_dtype(dtype)
     per_model = _RESIDENT.setdefault(loaded.model, {})
     key = (str(store.root), loaded.weights_hash, targets, dtype)
@@ -99,6 +101,11 @@ def resident_svd(loaded, targets: str = "mlp", store=None, dtype: str = "float32
         per_model.pop(key, None)  # the model moved: its old factors go before the new ones are read
         svd = per_model[key] = _load(loaded, targets, store, dtype)
     return svd
+
+
+def release(model: nn.Module) -> None:
+    """Drop `model`'s resident factors (their storage dtype changed: the new ones are read on next use)."""
+    _RESIDENT.pop(model, None)
 
 
 def _factors_placed(svd: SVD, model: nn.Module) -> bool:

@@ -60,6 +60,10 @@ class RLConfig:
         "help": "prompts per differentiable forward (gradients accumulated; None: the whole batch). Bounds "
                 "training memory; the update is the same up to float rounding, so it is not part of the run id",
         "identity": False})
+    grad_checkpointing: bool = field(default=False, metadata={
+        "help": "recompute each layer's activations in the backward of generated answers (t2core/training/"
+                "recompute.py): a fraction of the memory for ~1/3 more compute; the same update up to rounding, so "
+                "not part of the run id. Choice tasks keep their KV cache and do not use it", "identity": False})
     dtype: str = field(default="float32", metadata={"help": "float32 or bfloat16 (autocast, fp32 z)"})
     seed: int = 0
     method: str = field(default="svf", metadata={"help": "svf (paper) or lora (LoRA-PG baseline)"})

@@ -28,6 +28,7 @@ from t2core.sampling.hf import render_prompt
 from t2core.settings import resolved_dtype
 from t2core.tasks import get_task
 from t2core.tasks.base import ChoiceSample, CodeSample, MathSample, Task
+from t2core.training.recompute import recomputed
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,9 @@ class NTPConfig:
     train_limit: int | None = None
     split: str = field(default="train", metadata={"help": "the split trained on (paper A.1's equal halves: train_eq)"})
     max_len: int = 512
+    grad_checkpointing: bool = field(default=False, metadata={
+        "help": "recompute each layer's activations in the backward (t2core/training/recompute.py): memory for "
+                "compute, the same update up to rounding, so not part of the adapter's id", "identity": False})
     dtype: str = "float32"
     seed: int = 0
     # paper Table 8: train on the few-shot prompts of an unseen task instead of a training split: the
@@ -136,7 +140,7 @@ def ntp_steps(model: torch.nn.Module, tok, task: Task, ds, cfg: NTPConfig, opt: 
         opt.zero_grad(set_to_none=True)
         step_loss = 0.0
         for (x, m, y), k in zip(parts, counts, strict=True):
-            with autocast_for(cfg.dtype, dev):
+            with autocast_for(cfg.dtype, dev), recomputed(model, cfg.grad_checkpointing):
                 loss = model(input_ids=x.to(dev), attention_mask=m.to(dev), labels=y.to(dev)).loss  # params fp32
             loss = loss * (k / total_tokens)
             loss.backward()
@@ -150,7 +154,7 @@ def ntp_steps(model: torch.nn.Module, tok, task: Task, ds, cfg: NTPConfig, opt: 
 
 def adapter_id(weights_hash: str, cfg: NTPConfig, data_files: dict[str, str]) -> str:
     d = asdict(cfg)
-    del d["micro_batch_size"]  # memory, not the result (its field says identity=False)
+    del d["micro_batch_size"], d["grad_checkpointing"]  # memory, not the result (identity=False)
     if d["shots"] is None:  # adapters trained on a training split keep the ids they had before shots existed
         del d["shots"], d["shot_split"]
     if cfg.method != "svf":  # likewise before SVF-NTP existed

@@ -37,6 +37,7 @@ from t2core.settings import step_seed
 from t2core.tasks.base import Task
 from t2core.training.config import RLConfig
 from t2core.training.policies import PolicyAdapter
+from t2core.training.recompute import recomputed
 
 
 class Trainer(Protocol):
@@ -111,7 +112,7 @@ def generation_rollout(trainer: Trainer, batch: list, step: int) -> Rollout:
         if cfg.kl_coef > 0:
             with torch.no_grad(), trainer.adapter.reference(), autocast:
                 base_logits = completion_logits(model, ids, attn, k)
-        with trainer.adapter.train_forward(), autocast:
+        with trainer.adapter.train_forward(), autocast, recomputed(model, cfg.grad_checkpointing):
             logits = completion_logits(model, ids, attn, k)
         logp = reduce_seq(token_logprobs(logits, targets), mask, cfg.seq_reduction)  # (m,)
         kl = (reduce_seq(answer_kl(logits, base_logits, cfg.kl_direction), mask, cfg.seq_reduction)

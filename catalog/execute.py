@@ -15,7 +15,7 @@ from catalog.db import Catalog
 from catalog.records import write_records
 from catalog.runs import fail_run, recorded, start_run
 from t2core.artifacts import ArtifactStore
-from t2core.memory import peak_memory
+from t2core.memory import peak_memory, release_freed
 from t2core.models.registry import LoadedModel
 from t2ops.model import ModelIdent, ident_of
 from t2ops.operation import Hooks, Operation, Plan
@@ -51,6 +51,7 @@ def execute_plan(op: Operation[Out], plan: Plan, loaded: LoadedModel, cat: Catal
     if plan.row is not None:
         start_run(cat, plan.row)
     try:
+        release_freed()  # an earlier run's freed memory back first (t2core/memory.py)
         with peak_memory() as peak:
             out = op.run(plan, loaded, deps, hooks)
     except BaseException as e:  # the row says how the run ended, then the error goes on

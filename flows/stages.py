@@ -41,7 +41,7 @@ from flows.progress import stage_hooks
 from flows.runtime import get_model
 from t2core.artifacts import ArtifactStore
 from t2core.errors import ConfigError, T2Error
-from t2core.memory import peak_memory
+from t2core.memory import peak_memory, release_freed
 from t2ops.model import ModelIdent
 from t2ops.operation import Operation, Plan
 from t2ops.records import RunMetrics
@@ -72,6 +72,7 @@ def run_stage(op: Operation, label: str, ident: ModelIdent, plan: Plan, deps: di
     """Run one planned stage where this task was placed; the catalog is never opened here."""
     loaded = get_model(ident.name, ident.seed, ident.factor_dtype)
     t0 = time.perf_counter()
+    release_freed()  # what the previous stage freed goes back first, so its peak is not counted again
     with peak_memory() as peak:
         out = op.run(plan, loaded, deps, stage_hooks(label, get_run_logger(), op.size(plan)))
     extra = (RunMetrics(plan.run_id, peak),) if plan.row is not None else ()

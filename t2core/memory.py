@@ -35,6 +35,26 @@ def _reset_hwm() -> bool:
     return True
 
 
+def release_freed() -> bool:
+    """Hand the memory freed by a finished stage back to the system (glibc's `malloc_trim`): glibc keeps
+    freed heap below its top for reuse, so without this a later, smaller stage starts from, and measures,
+    an earlier stage's footprint, and the process holds it while other processes need it. Returns whether
+    anything could be asked (False off glibc)."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    trim = getattr(libc, "malloc_trim", None)
+    if trim is None:
+        return False
+    trim(0)
+    return True
+
+
 def _cuda():
     try:
         import torch

@@ -158,11 +158,14 @@ class AdaptOp(OperationBase):
                         (EvalRecord(res, p.core.dataset.n_total),))
 
     def footprint(self, req: AdaptRequest, ctx):
-        """Pass 1 (a classification of every question, or the search's mixture) and pass 2 (the evaluation
-        with the chosen experts, per row): two evaluations of the slice at most (t2core/plan/)."""
-        from t2core.plan.work import evaluation
+        """Pass 1 (a classification of every question; none for the search's mixture) and pass 2 (the
+        evaluation with the chosen experts): the larger of the two (t2core/plan/)."""
+        from t2core.plan.work import two_pass
 
-        return evaluation(req.eval, ctx, expert=True, remote=req.sampler != "hf", passes=2)
+        kind = strategy_class(req.strategy)
+        pass1 = None if "search" in kind.needs else (
+            (req.cls_formulation or req.formulation) if req.strategy == "cls-expert" else req.formulation)
+        return two_pass(req.eval, ctx, pass1, req.pass1_max_new_tokens, remote=req.sampler != "hf")
 
 
 OP = register_operation(AdaptOp())

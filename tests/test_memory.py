@@ -26,3 +26,25 @@ def test_an_evaluation_records_its_peak_as_a_metric(t2_home, data_dir):
     assert r.returncode == 0, r.stdout + r.stderr
     rows = catalog_rows(t2_home, "SELECT name, value FROM metrics WHERE name LIKE 'peak_host_mb%'")
     assert len(rows) == 1 and rows[0][1] > 50  # an interpreter with torch is more than 50 MB
+
+
+def test_release_freed_hands_freed_heap_back():
+    """Many small freed blocks stay in glibc's heap (RSS stays up) until malloc_trim gives them back."""
+    import re
+    from pathlib import Path
+
+    from t2core.memory import release_freed
+
+    def rss_mb() -> float:
+        return int(re.search(r"VmRSS:\s+(\d+)", Path("/proc/self/status").read_text()).group(1)) / 1024
+
+    blocks = [bytearray(64 * 1024) for _ in range(8000)]  # ~500 MB in blocks below the mmap threshold
+    keep = blocks[-1]  # the heap's top stays in use, so freeing the rest cannot shrink it from the end
+    before = rss_mb()
+    del blocks
+    if not release_freed():
+        import pytest
+
+        pytest.skip("no glibc malloc_trim here")
+    assert rss_mb() < before - 300, (before, rss_mb())
+    del keep

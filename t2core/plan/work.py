@@ -88,6 +88,37 @@ def evaluation(cfg, ctx: PlanContext, expert: bool = False, remote: bool = False
     return Work(f, "mlp" if expert else None, sampler_process=remote and task.output_type != "choice")
 
 
+#: what pass 1's classification adds to a question (the released prompt's instructions and categories)
+CLASSIFY_TOKENS = 200
+N_CATEGORIES = 4  # the dispatch task's answers: code, math, reasoning, other
+
+
+def two_pass(cfg, ctx: PlanContext, pass1: str | None, pass1_new: int, remote: bool = False) -> Work:
+    """Two-pass adaptation (paper §3.3) of an evaluation slice: pass 1 classifies every question (`pass1`:
+    "choice" scores the categories as candidates, each continuing from the question's KV cache; "generate"
+    writes an answer of up to `pass1_new` tokens; None: no pass 1, the few-shot mixture), then pass 2
+    answers with the chosen experts. The stage's peak is the larger pass."""
+    from dataclasses import replace as _replace
+
+    g = cfg.generation
+    ln = _lengths(ctx, cfg.task, cfg.split, cfg.limit)
+    asked = _replace(ln, prompt_max=ln.prompt_max + CLASSIFY_TOKENS, prompt_p95=ln.prompt_max + CLASSIFY_TOKENS,
+                     candidates=N_CATEGORIES, candidate_tokens=N_CATEGORIES * 6)
+    pass2 = evaluation(cfg, ctx, expert=True, remote=remote)
+    if pass1 is None:
+        return pass2
+    if pass1 == "choice":
+        first = _choice_forward(ctx, g.batch_size, asked, g.dtype, grad=False)
+    else:
+        first = fp.Footprint(() if remote else _gen(ctx, g.batch_size, asked.prompt_max, pass1_new, g.dtype).parts)
+    f = pass2.footprint
+    top = max((first, f), key=lambda x: x.total)
+    batches = math.ceil(ln.items / g.batch_size)
+    return Work(fp.Footprint(top.parts, f.disk, f.flops + first.flops * batches, f.decode_steps
+                             + (0 if remote or pass1 == "choice" else pass1_new * batches), host=top.host),
+                pass2.factors, pass2.sampler_process)
+
+
 def rl_training(cfg, ctx: PlanContext, remote: bool = False, kl_grid: tuple[float, ...] = ()) -> Work:
     """REINFORCE (`RLConfig`, paper §3.2): rollouts (generated with W' swapped in, or drawn among a choice
     task's candidates), then one differentiable forward per micro-batch; validation every `valid_every`

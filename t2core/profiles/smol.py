@@ -21,17 +21,21 @@ _SMOL_RL = (("batch_size", 16), ("temperature", 0.7), ("reward_norm", True), ("l
             ("valid_limit", 100), ("valid_every", 10))
 # ARC in the cloze formulation (t2core/tasks/arc_cloze.py): the answer is drawn from the
 # model's own distribution over the item's options (T=1), so rewards are mixed from step 1.
-# One differentiable forward per step, no micro-batches: micro-batches of 4 prompts cut the peak
-# memory from 5.7 to 2.3 GB but cost 1.40x the time in fp32 on 2 AVX2 cores (bench/choice.py), and
-# 5.7 GB fits a laptop. The expert is the same either way (micro_batch_size is not in the run id).
+# Micro-batches of 4 prompts: `make run` must fit an 8 GB laptop with room to spare (issue 43: <= 4 GB).
+# The whole batch in one differentiable forward was the run's largest stage (`t2 plan --profile smol`: ~8.6 GB);
+# in micro-batches the draw comes from a forward without a graph and each micro-batch is recomputed with one,
+# ~1.3-1.4x this stage's time (bench/choice.py). The expert is the same either way (not in the run id).
 _SMOL_CLOZE = (("batch_size", 16), ("temperature", 1.0), ("reward_norm", True), ("lr", 5e-3),
-               ("valid_limit", 200), ("valid_every", 10), ("steps", 30))
+               ("valid_limit", 200), ("valid_every", 10), ("steps", 30), ("micro_batch_size", 4))
 # GSM8K and MBPP: 3 steps of 8 (at 135M, 5 steps never beat base on validation, 0/16 and 3/16, in fp32 and
 # the experts stayed z = 1; the signal is weak, docs/results.md)
-_SMOL_LONG = (("batch_size", 8), ("steps", 3), ("max_new_tokens", 160), ("valid_limit", 16), ("valid_every", 3))
+# micro-batches of 2 answers in the differentiable forward (~8 GB for the 8 answers at once; the rollouts'
+# generation dominates these steps, so the smaller forwards cost little)
+_SMOL_LONG = (("batch_size", 8), ("steps", 3), ("max_new_tokens", 160), ("valid_limit", 16), ("valid_every", 3),
+              ("micro_batch_size", 2))
 
 # LoRA-NTP on CPU: a few dozen AdamW steps on reference solutions (paper: r16, alpha 32, q/v).
-_SMOL_NTP = (("steps", 30), ("batch_size", 8), ("lr", 5e-4), ("max_len", 384))
+_SMOL_NTP = (("steps", 30), ("batch_size", 8), ("lr", 5e-4), ("max_len", 384), ("micro_batch_size", 4))
 
 register_profile(Profile(
     name="smol", model="smollm2-135m", batch_size=16, max_new_tokens=256,
@@ -47,8 +51,8 @@ register_profile(Profile(
     # LoRA-NTP: 30 steps of 8 on ARC-Easy cloze; 15 of 4 on GSM8K and MBPP, whose ~250-token solutions made these
     # two the most expensive stages after the ARC expert on a 2-core fp32 machine (docs/performance.md; at 20 of 4
     # their Table 1 cells equalled base's, 0/16 and 3/16)
-    baselines=(BaselineSlice("gsm8k", "lora", _SMOL_NTP + (("batch_size", 4), ("steps", 15))),
-               BaselineSlice("mbpp", "lora", _SMOL_NTP + (("batch_size", 4), ("steps", 15))),
+    baselines=(BaselineSlice("gsm8k", "lora", _SMOL_NTP + (("batch_size", 4), ("steps", 15), ("micro_batch_size", 2))),
+               BaselineSlice("mbpp", "lora", _SMOL_NTP + (("batch_size", 4), ("steps", 15), ("micro_batch_size", 2))),
                BaselineSlice("arc_easy_cloze", "lora", _SMOL_NTP)),
     # Self-adaptation on 2 cores (the budget is `make run` <= 60 min in all on a 2-core AVX2 machine in fp32,
     # issue 19): ARC-Challenge cloze on the first 200 test items (seven full evaluations and two pass-1
@@ -66,7 +70,8 @@ register_profile(Profile(
                         unseen=(EvalSlice("arc_challenge_cloze", limit=200), EvalSlice("math", limit=16),
                                 EvalSlice("humaneval", limit=16)),
                         formulation="choice",
-                        cls=_SMOL_CLOZE + (("steps", 10), ("batch_size", 8), ("valid_limit", 90)),
+                        cls=_SMOL_CLOZE + (("steps", 10), ("batch_size", 8), ("valid_limit", 90),
+                                           ("micro_batch_size", 2)),
                         shots=10, light_shots=3, cem=(("population", 16), ("generations", 10), ("patience", 3)),
                         few_shot_tasks=("arc_challenge_cloze",), loras="category"),
     # Transfer is its own flow here (`t2 run transfer --profile smol --dst qwen2.5-coder-0.5b`), outside

@@ -59,7 +59,7 @@ def full_paper(S: Stages, prof: Profile, ident: ModelIdent, seed: int, data_dir:
             req = evaluation.EvalRequest(prof.eval_config(sl, seed), expert, sampler_for(product, prof.sampler),
                                          data_dir)
             S.submit(label, evaluation.OP, ident, req)
-            if not S.concurrent:
+            if S.executes and not S.concurrent:
                 fault_injection_point("eval")  # resume tests: a kill -9 between two recorded evaluations
     if prof.adapt.unseen:
         adaptation_stages(S, prof, ident, produced, seed, data_dir, logger)

@@ -61,6 +61,7 @@ class PlanningStages:
     """`flows.stages.Stages`'s interface for the stage bodies, collecting footprints instead of running."""
 
     contexts: dict[str, PlanContext]
+    executes: bool = False  # nothing runs: no fault-injection point fires while a plan walks a body
     concurrent: bool = False
     gpu: bool = False
     only: tuple[str, ...] = ()

@@ -124,6 +124,7 @@ class Stages:
     and run once, and listed again under its second name as `Cached`."""
 
     concurrent: bool = False  # True: submit to the flow's task runner (Dask); False: run when submitted
+    executes: bool = True  # stages run (a plan's `PlanningStages` walks the same bodies and runs nothing)
     gpu: bool = False  # each stage asks its Dask worker for the resource GPU=1 (workers made per GPU)
     cat: Catalog = field(default_factory=Catalog)
     by_run: dict[str, Stage] = field(default_factory=dict)

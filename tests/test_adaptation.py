@@ -210,9 +210,9 @@ def test_adapters_of_a_training_split_keep_their_ids():
     from t2core.training.ntp import NTPConfig, adapter_id
 
     cfg = NTPConfig(task="arc_easy", method="lora")
-    # the config before shots, SVF-NTP, micro-batches and the split setting existed
+    # the config before shots, SVF-NTP, micro-batches, the split setting and checkpointing existed
     old = {k: v for k, v in asdict(cfg).items()
-           if k not in ("shots", "shot_split", "svf_targets", "micro_batch_size", "split")}
+           if k not in ("shots", "shot_split", "svf_targets", "micro_batch_size", "split", "grad_checkpointing")}
     files = {"f": "abc"}
     assert adapter_id("w", cfg, files) == sha256_bytes(canonical_json(["ntp", "w", old, ["abc"]]).encode())[:24]
     assert adapter_id("w", NTPConfig(task="arc_easy", method="lora", shots=3), files) != adapter_id("w", cfg, files)

@@ -71,3 +71,15 @@ def test_the_qwen_profile_sizes_the_evidence_and_falls_back_to_hf_without_vllm(m
     assert fell.sampler == "hf" and note.startswith("profile qwen: the vLLM environment is missing")
     assert note.endswith("Using the hf sampler instead.") and "\n" not in note
     assert get_profile("smol").with_sampler_available() == (get_profile("smol"), None)
+
+
+def test_train_dispatch_under_a_profile_is_the_flows_classification_expert():
+    """`t2 train --task dispatch --profile P` resolves the profile's adapt.cls settings, as the flow's
+    classification expert does: the same config, so the same run id (it used RLConfig's defaults before)."""
+    from t2core.profiles import get_profile, profile_names
+
+    for name in profile_names():
+        prof = get_profile(name)
+        assert prof.rl_config("dispatch") == prof.cls_config(), name
+    smol = get_profile("smol").rl_config("dispatch")
+    assert (smol.batch_size, smol.steps, smol.micro_batch_size) == (8, 10, 2)

@@ -228,8 +228,12 @@ class Profile:
     # Settings are resolved here, once, into the typed config of each operation; nothing downstream
     # re-derives them (the flows and `t2 train` call these).
     def train_overrides(self, task: str) -> dict[str, object]:
-        """RLConfig settings this profile gives `task`: its dtype, then the task's slice overrides."""
-        return {"dtype": self.dtype, **self._memory_knobs(), **next((t.rl_kwargs() for t in self.trains if t.task == task), {})}
+        """RLConfig settings this profile gives `task`: its dtype, then the task's slice overrides (for the
+        classification expert's `dispatch` task, the profile's `adapt.cls`: `t2 train --task dispatch` trains
+        the z^c the flow would)."""
+        own = dict(self.adapt.cls) if task == "dispatch" else next(
+            (t.rl_kwargs() for t in self.trains if t.task == task), {})
+        return {"dtype": self.dtype, **self._memory_knobs(), **own}
 
     def _memory_knobs(self) -> dict[str, object]:
         """The profile's memory settings every training config takes (none when off: ids and configs as before)."""
@@ -313,10 +317,7 @@ class Profile:
 
     def cls_config(self, seed: int | None = None) -> RLConfig:
         """The REINFORCE config of the classification expert (the `dispatch` task)."""
-        from t2core.training.config import RLConfig
-
-        kw = {"dtype": self.dtype, **self._memory_knobs(), **dict(self.adapt.cls)}
-        return RLConfig(task="dispatch", seed=self.seed_or_default(seed), svf=self.svf(), **kw)
+        return self.rl_config("dispatch", seed)
 
     def few_shot_config(self, task: str, seed: int | None = None, **given):
         """The few-shot search of `task`: the profile's shots, CEM settings, batch size and dtype."""

@@ -82,4 +82,4 @@ def test_train_dispatch_under_a_profile_is_the_flows_classification_expert():
         prof = get_profile(name)
         assert prof.rl_config("dispatch") == prof.cls_config(), name
     smol = get_profile("smol").rl_config("dispatch")
-    assert (smol.batch_size, smol.steps, smol.micro_batch_size) == (8, 10, 2)
+    assert (smol.batch_size, smol.steps, smol.micro_batch_size, smol.gen_batch_size) == (8, 10, 2, 4)

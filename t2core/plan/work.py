@@ -51,8 +51,10 @@ def _choice_forward(ctx: PlanContext, rows: int, ln: SliceLengths, dtype: str, g
     """Scoring every candidate of `rows` items (`candidate_logprobs_shared`): each prompt once, its KV cache
     repeated per candidate, the candidates' tokens scored; with `grad`, all of it kept for the backward."""
     s = ctx.shape
-    prompt, cand_tokens = ln.prompt_p95, max(ln.candidate_tokens, 1)
-    cache = fp.kv_cache(s, rows * max(ln.candidates, 1), prompt, dtype)
+    # a training batch is drawn at random (a long prompt of it: the 95th percentile); an evaluation meets its
+    # slice's longest prompt in some batch. The prompts' cache, then one copy of it per candidate.
+    prompt, cand_tokens = (ln.prompt_p95 if grad else ln.prompt_max), max(ln.candidate_tokens, 1)
+    cache = fp.kv_cache(s, rows * (max(ln.candidates, 1) + 1), prompt, dtype)
     if grad:
         # no checkpointing: the candidates continue from the prompts' KV cache, which checkpointing turns off
         f = fp.grad_forward(s, rows, prompt + cand_tokens, cand_tokens, dtype, spec, kl=kl, mode=mode)

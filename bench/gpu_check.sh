@@ -58,7 +58,7 @@ for device in ("cuda", "cpu"):
 # 5. the paper profile's memory knobs on a GPU: the checkpointed recomputation and the in-place W' swap, which
 # the meta-device tests cannot run (tests/test_placement.py), and the plan's count beside the measured peak
 from dataclasses import replace
-from flows.runtime import set_factor_dtype
+from t2core.svf.placement import set_factor_dtype
 from t2core.plan.shape import model_shape
 from t2core.plan.work import PlanContext, rl_training
 from t2core.plan import footprint as fp

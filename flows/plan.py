@@ -63,8 +63,6 @@ class PlanningStages:
     contexts: dict[str, PlanContext]
     executes: bool = False  # nothing runs: no fault-injection point fires while a plan walks a body
     concurrent: bool = False
-    gpu: bool = False
-    only: tuple[str, ...] = ()
     listed: list[tuple[str, PlannedStage, bool]] = field(default_factory=list)
     blocked: list[tuple[str, str]] = field(default_factory=list)
     by_key: dict[tuple, PlannedStage] = field(default_factory=dict)
@@ -116,7 +114,6 @@ class StageNeeds:
 class FlowPlan:
     profile: str
     devices: Devices
-    knobs: tuple[str, ...]  # the knobs this plan was computed with, beyond the profile's (empty: the profile's own)
     stages: tuple[StageNeeds, ...]
     hint: str = ""  # what to change when it does not fit (fit_plan)
 
@@ -214,7 +211,7 @@ def plan_flow(profile, devices: Devices, flow: str = "full-paper", seed: int | N
         secs = devices.seconds(stage.work.footprint, fp.weights(ctx_m.shape))
         rows.append(StageNeeds(label, device if devices.gpu else 0, host, sampler, stage.work.footprint.disk, secs,
                                res.parts + mine.parts))
-    return FlowPlan(profile.name, devices, (), tuple(rows))
+    return FlowPlan(profile.name, devices, tuple(rows))
 
 
 #: the profile settings the plan may suggest turning, in order, each on top of the ones before: U and V stored

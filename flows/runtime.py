@@ -8,6 +8,7 @@ import threading
 from t2core import threads
 from t2core.models import LoadedModel, load_model
 from t2core.precision import announce
+from t2core.svf.placement import set_factor_dtype
 
 _MODELS: dict[tuple[str, int], LoadedModel] = {}
 _LOCK = threading.Lock()
@@ -25,13 +26,3 @@ def get_model(name: str, seed: int = 0, factor_dtype: str = "float32") -> Loaded
         loaded = _MODELS[key]
         set_factor_dtype(loaded, factor_dtype)
         return loaded
-
-
-def set_factor_dtype(loaded: LoadedModel, dtype: str) -> None:
-    """U and V of `loaded` in `dtype` from now on (the resident ones of another dtype are dropped)."""
-    from t2core.svf.placement import factor_dtype, release
-
-    factor_dtype(dtype)
-    if loaded.factor_dtype != dtype:
-        release(loaded.model)
-        loaded.factor_dtype = dtype

@@ -97,11 +97,12 @@ def load(model: str, seed: int, factor_dtype: str = "float32"):
     `factor_dtype`: how its SVD factors are held (a profile's factor_dtype)."""
     from t2core.models import load_model
     from t2core.precision import announce
+    from t2core.svf.placement import set_factor_dtype
 
     announce()  # what dtype "auto" chose here, and why (once; nothing when no setting said "auto")
     with err_console.status(f"loading {model} (its first use downloads and converts it)"):
         loaded = load_model(model, seed=seed)
-    loaded.factor_dtype = factor_dtype
+    set_factor_dtype(loaded, factor_dtype)
     return loaded
 
 

@@ -52,7 +52,6 @@ def plan(
                   f"{_gb(sum(s.disk for s in p.stages))} GB, about {_time(total)} in all", highlight=False)
     why = p.misfit()
     if why is None:
-        console.print("fits" + (f" (with {', '.join(p.knobs)}: set them in the profile)" if p.knobs else ""),
-                      highlight=False)
+        console.print("fits", highlight=False)
     else:
         console.print(f"does not fit: {why}; {p.advice()}", highlight=False)

@@ -113,8 +113,6 @@ def devices_for(gpus: int | None = None, gpu_gb: float = 80.0, memory_gb: float 
         gpus = here
         if gpus:
             gpu_gb = torch.cuda.get_device_properties(0).total_memory / GB
-    if gpus < 0:
-        raise ConfigError(f"--gpus {gpus} must be >= 0 (0: plan for the CPU).")
     if not gpu_gb > 0:
         raise ConfigError(f"--gpu-gb {gpu_gb} must be > 0.")
     if gpus > here and memory_gb is None and not os.environ.get("T2_MEMORY_GB"):

@@ -21,7 +21,7 @@ The counts follow what PyTorch keeps alive, and `bench/memory.py` checks them ag
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 
 from t2core.plan.shape import DTYPE_BYTES, ModelShape
 
@@ -44,29 +44,16 @@ class Footprint:
     disk: int = 0
     flops: float = 0.0
     decode_steps: int = 0  # forward steps of one token per row (each reads every weight: memory-bound on a GPU)
-    notes: tuple[str, ...] = field(default=())
     host: int = 0  # bytes held on the host beside a GPU run's device parts (originals set aside by a swap)
 
     @property
     def total(self) -> int:
         return sum(b for _, b in self.parts)
 
-    def part(self, name: str) -> int:
-        return sum(b for n, b in self.parts if n == name)
-
     def plus(self, other: Footprint) -> Footprint:
         """Both at once (their parts side by side)."""
         return Footprint(self.parts + other.parts, self.disk + other.disk, self.flops + other.flops,
-                         self.decode_steps + other.decode_steps, self.notes + other.notes, self.host + other.host)
-
-
-def peak_of(*phases: Footprint, resident: Footprint) -> Footprint:
-    """The peak of a stage whose phases run one after another, each on top of what stays resident: the
-    largest phase's parts, with every phase's disk and work."""
-    top = max(phases, key=lambda f: f.total)
-    return Footprint(resident.parts + top.parts, sum(p.disk for p in phases) + resident.disk,
-                     sum(p.flops for p in phases), sum(p.decode_steps for p in phases),
-                     tuple(n for p in phases for n in p.notes), max(p.host for p in phases))
+                         self.decode_steps + other.decode_steps, self.host + other.host)
 
 
 def compute_bytes(dtype: str) -> int:
@@ -187,5 +174,4 @@ def grad_forward(shape: ModelShape, sequences: int, length: int, scored: int, dt
 
 def with_slack(f: Footprint) -> Footprint:
     """`f` plus the allocator's slack on its transient parts."""
-    return Footprint(f.parts + (("allocator slack", int(SLACK * f.total)),), f.disk, f.flops, f.decode_steps, f.notes,
-                     f.host)
+    return replace(f, parts=f.parts + (("allocator slack", int(SLACK * f.total)),))

@@ -10,7 +10,7 @@ process. Lengths come from the data (t2core/plan/lengths.py).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from t2core.plan import footprint as fp
 from t2core.plan.lengths import SliceLengths, slice_lengths
@@ -78,7 +78,7 @@ def evaluation(cfg, ctx: PlanContext, expert: bool = False, remote: bool = False
     batches = math.ceil(ln.items / g.batch_size)
     if task.output_type == "choice":
         f = _choice_forward(ctx, g.batch_size, ln, dtype, grad=False)
-        f = fp.Footprint(f.parts, flops=f.flops * batches * passes)
+        f = replace(f, flops=f.flops * batches * passes)
     elif remote:
         f = fp.Footprint((), flops=0.0)
     else:
@@ -100,11 +100,9 @@ def two_pass(cfg, ctx: PlanContext, pass1: str | None, pass1_new: int, remote: b
     "choice" scores the categories as candidates, each continuing from the question's KV cache; "generate"
     writes an answer of up to `pass1_new` tokens; None: no pass 1, the few-shot mixture), then pass 2
     answers with the chosen experts. The stage's peak is the larger pass."""
-    from dataclasses import replace as _replace
-
     g = cfg.generation
     ln = _lengths(ctx, cfg.task, cfg.split, cfg.limit)
-    asked = _replace(ln, prompt_max=ln.prompt_max + CLASSIFY_TOKENS, prompt_p95=ln.prompt_max + CLASSIFY_TOKENS,
+    asked = replace(ln, prompt_max=ln.prompt_max + CLASSIFY_TOKENS, prompt_p95=ln.prompt_max + CLASSIFY_TOKENS,
                      candidates=N_CATEGORIES, candidate_tokens=N_CATEGORIES * 6)
     pass2 = evaluation(cfg, ctx, expert=True, remote=remote)
     if pass1 is None:
@@ -204,6 +202,6 @@ def few_shot(cfg, ctx: PlanContext, n_experts: int, remote: bool = False) -> Wor
     factored = rows * (ln.prompt_max + (cfg.max_new_tokens or 0)) * s.ranks("mlp") * fp.compute_bytes(dtype) // s.layers
     bank = n_experts * s.ranks("mlp") * 4
     f = ev.footprint
-    f = fp.Footprint(f.parts + (("per-row mixture (bank, factored)", factored + bank),), f.disk,
-                     f.flops * 1.4, f.decode_steps)  # the factored MLP costs ~1.4x its FLOPs (t2core/svf/bank.py)
+    f = replace(f, parts=f.parts + (("per-row mixture (bank, factored)", factored + bank),),
+                flops=f.flops * 1.4)  # the factored MLP costs ~1.4x its FLOPs (t2core/svf/bank.py)
     return Work(f, "mlp", ev.sampler_process)

@@ -103,9 +103,13 @@ def resident_svd(loaded, targets: str = "mlp", store=None, dtype: str | None = N
     return svd
 
 
-def release(model: nn.Module) -> None:
-    """Drop `model`'s resident factors (their storage dtype changed: the new ones are read on next use)."""
-    _RESIDENT.pop(model, None)
+def set_factor_dtype(loaded, dtype: str) -> None:
+    """U and V of `loaded` held in `dtype` from now on (a profile's `factor_dtype`); resident factors of another
+    dtype are dropped, the new ones read on next use."""
+    factor_dtype(dtype)
+    if loaded.factor_dtype != dtype:
+        _RESIDENT.pop(loaded.model, None)
+        loaded.factor_dtype = dtype
 
 
 def _factors_placed(svd: SVD, model: nn.Module) -> bool:

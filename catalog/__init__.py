@@ -4,5 +4,6 @@ A thin adapter around t2core results; t2core never imports this package.
 """
 
 from catalog.db import Catalog, CatalogBusyError, default_path
+from catalog.storage import CatalogStorageError
 
-__all__ = ["Catalog", "CatalogBusyError", "default_path"]
+__all__ = ["Catalog", "CatalogBusyError", "CatalogStorageError", "default_path"]

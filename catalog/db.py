@@ -21,6 +21,7 @@ from typing import TypeVar
 import duckdb
 
 from catalog.migrate import migrate
+from catalog.storage import holder, storage_error, unwritable
 from t2core.errors import T2Error
 from t2core.paths import t2_home
 
@@ -53,11 +54,22 @@ class Catalog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
 
     @contextlib.contextmanager
-    def _connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        con = duckdb.connect(str(self.path))
+    def _connect(self, write: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
+        try:
+            con = duckdb.connect(str(self.path))
+        except duckdb.Error as e:
+            if write or not unwritable(e) or not self.path.exists():
+                raise
+            # a catalog on read-only storage (a snapshot of results): read it as it is, with no schema update
+            con = duckdb.connect(str(self.path), read_only=True)
+            try:
+                yield con
+            finally:
+                con.close()
+            return
         try:
             con.execute(_SCHEMA)  # idempotent; cheap next to a model step
-            migrate(con)  # data migrations, once per catalog (a no-op read afterwards)
+            migrate(con, self.path)  # data migrations, once per catalog (a no-op read afterwards)
             yield con
         finally:
             con.close()
@@ -67,7 +79,7 @@ class Catalog:
         delay = 0.02
         while True:
             try:
-                with self._connect() as con:
+                with self._connect(write) as con:
                     if not write:
                         return fn(con)
                     con.execute("BEGIN TRANSACTION")
@@ -81,11 +93,11 @@ class Catalog:
                         raise
             except duckdb.Error as e:
                 if not _retryable(e):
-                    raise
+                    raise (storage_error(self.path, e) or e) from e
                 if time.monotonic() > deadline:
                     raise CatalogBusyError(
-                        f"catalog {self.path} stayed locked for {self.timeout_s:.0f}s ({e}); another process "
-                        "holds it open: wait for it to finish, or set T2_CATALOG to another file."
+                        f"catalog {self.path} stayed locked for {self.timeout_s:.0f}s: {holder(e)} holds it open; "
+                        "wait for it to finish, or set T2_CATALOG to another file."
                     ) from e
                 time.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 2, 1.0)

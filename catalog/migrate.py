@@ -14,11 +14,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from catalog.storage import CatalogStorageError
 
-def migrate(con) -> None:
+
+def migrate(con, path: Path | str = "the catalog") -> None:
     """Apply pending data migrations inside the caller's connection (after schema.sql), each in its
-    own transaction and recorded in `schema_version`."""
+    own transaction and recorded in `schema_version`. A catalog a newer t2 migrated further is refused:
+    this code would write rows that version does not expect."""
     done = {v for (v,) in con.execute("SELECT version FROM schema_version").fetchall()}
+    newest = max(v for v, _ in MIGRATIONS)
+    if done and max(done) > newest:
+        raise CatalogStorageError(f"catalog {path} has schema version {max(done)}, newer than this t2's {newest}; "
+                                  "upgrade t2 (git pull; pip install -e .), or set T2_CATALOG to another file.")
     for version, step in MIGRATIONS:
         if version in done:
             continue

@@ -170,6 +170,7 @@ def transfer_stages(S: Stages, prof: Profile, dst_ident: ModelIdent, sources: di
                 stage = S.submit(f"transfer:{task}:{control}", transfer.OP, dst_ident,
                                  transfer.TransferRequest(sources[task], control, tr.seed))
                 moved.append((task, control, expert_id(S, stage)))
+    _say_equal_controls(moved, logger)
     for sl, unseen in [(sl, False) for sl in tr.evals] + [(sl, True) for sl in tr.unseen]:
         ev = prof.eval_config(sl, seed)
         S.submit(f"eval:{dst}:{sl.task}", evaluation.OP, dst_ident,
@@ -198,4 +199,17 @@ def transfer_stages(S: Stages, prof: Profile, dst_ident: ModelIdent, sources: di
             S.submit(f"adapt:{dst}:few-shot:{sl.task}", adaptation.OP, dst_ident,
                      adaptation.AdaptRequest(prof.eval_config(sl, seed), "few-shot", experts, few_shot=few,
                                              sampler=prof.sampler, data_dir=data_dir, **prof.pass1_kwargs()))
-    logger.info("transfer to %s: %d experts moved", dst, len(moved))
+    logger.info("transfer to %s: %d experts moved (%d distinct)", dst, len(moved), len({e for *_, e in moved}))
+
+
+def _say_equal_controls(moved: list[tuple[str, str, str]], logger) -> None:
+    """A control whose expert is another's (a source expert at z = 1 everywhere stays z = 1 when shuffled or
+    resampled) has the same evaluation as it: said, so a table row that repeats another is not a surprise."""
+    first: dict[str, tuple[str, str]] = {}
+    for task, control, eid in moved:
+        if eid in first:
+            t0, c0 = first[eid]
+            logger.info("transfer:%s:%s is the same expert as transfer:%s:%s (%s): its evaluations are that one's",
+                        task, control, t0, c0, eid)
+        else:
+            first[eid] = (task, control)

@@ -26,7 +26,7 @@ from catalog import Catalog
 from catalog.experts import source_experts
 from flows import paper
 from flows.runners import check_runner, dask_task_runner
-from flows.stages import Stages, check_stage_patterns, load_model_step, summary
+from flows.stages import Stages, check_patterns_match, check_stage_patterns, load_model_step, summary
 from t2core.errors import ConfigError
 from t2core.experts import ExpertRef
 from t2core.paths import resolve_data_dir
@@ -146,9 +146,27 @@ def stage_patterns(stages: str | None) -> tuple[str, ...]:
     return check_stage_patterns(patterns)
 
 
+def check_stages(body: str, params: dict[str, Any], stages: str | None) -> tuple[str, ...]:
+    """`--stages` of a run of `body` with `params`: the patterns, each matching a stage this run would list
+    (the plan's walk of the same stage bodies names them without loading a model); checked by the CLI before a
+    Prefect server starts and again by the flow itself (a deployment run)."""
+    only = stage_patterns(stages)
+    if only:
+        from flows.plan import stage_names
+
+        prof = get_profile(params["profile"])
+        if params.get("sampler"):
+            prof = dataclasses.replace(prof, sampler=params["sampler"])
+        if params.get("dst"):
+            prof = dataclasses.replace(prof, transfer=dataclasses.replace(prof.transfer, dst=params["dst"]))
+        check_patterns_match(only, stage_names(prof, body, params.get("seed"), _data_dir(params.get("data_dir"))),
+                             body)
+    return only
+
+
 def _run(body: str, params: dict[str, Any], runner: str | None, address: str | None, workers: int | None,
          gpus_per_worker: int | None = None, stages: str | None = None) -> dict[str, Any]:
-    only = stage_patterns(stages)
+    only = check_stages(body, params, stages)
     runner = check_runner(runner or _profile(params["profile"], params.get("sampler")).runner)
     if runner == "dask":
         task_runner = dask_task_runner(address, workers, gpus_per_worker)

@@ -186,14 +186,25 @@ def walk(S: PlanningStages, profile, flow: str, seed: int, data_dir: str | None)
         raise ConfigError(f"flow {flow!r} has no plan; plan one of full-paper, ablations, transfer.")
 
 
+def _walked(profile, gpu: bool, flow: str, seed: int | None, data_dir: str | None) -> PlanningStages:
+    seed = profile.seed_or_default(seed)
+    ctx = PlanContext(model_shape(profile.model, seed), data_dir, profile.factor_dtype, profile.grad_checkpointing, gpu)
+    S = PlanningStages({profile.model: ctx})
+    walk(S, profile, flow, seed, data_dir)
+    return S
+
+
+def stage_names(profile, flow: str, seed: int | None = None, data_dir: str | None = None) -> tuple[str, ...]:
+    """The names a run of `flow` gives its stages, in its order: from the same walk of the stage bodies as the
+    plan, so `--stages` patterns are checked against them before anything starts (flows/pipelines.py)."""
+    S = _walked(profile, False, flow, seed, data_dir)
+    return tuple(dict.fromkeys([label for label, _, _ in S.listed] + [label for label, _ in S.blocked]))
+
+
 def plan_flow(profile, devices: Devices, flow: str = "full-paper", seed: int | None = None,
               data_dir: str | None = None) -> FlowPlan:
     """Every stage of `flow` under `profile`, with its peak memory on `devices`."""
-    seed = profile.seed_or_default(seed)
-    shape = model_shape(profile.model, seed)
-    ctx = PlanContext(shape, data_dir, profile.factor_dtype, profile.grad_checkpointing, devices.gpu)
-    S = PlanningStages({profile.model: ctx})
-    walk(S, profile, flow, seed, data_dir)
+    S = _walked(profile, devices.gpu, flow, seed, data_dir)
     rows: list[StageNeeds] = []
     resident: dict[str, set[str]] = {}
     for label, stage, first in S.listed:

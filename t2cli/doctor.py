@@ -32,8 +32,7 @@ def rows() -> list[tuple[str, str]]:
             f"bf16 autocast {choice.ratio:.2f}x fp32's time{' (cached)' if choice.cached else ''}"),
            ("threads", f"{threads.current()} torch threads of {threads.budget()} "
                        f"({'T2_THREADS' if os.environ.get(threads.ENV) else 'cores'}); "
-                       f"cores {len(threads.cores())}; a vLLM server would get "
-                       f"{threads.split(threads.budget(), 2)[-1]}")]
+                       f"cores {len(threads.cores())}; a vLLM server gets {_vllm_threads()}")]
     if torch.cuda.is_available():
         names = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
         out.append(("gpu", ", ".join(names)))
@@ -62,6 +61,17 @@ def _sandbox() -> str:
     h, why = cgroups.hierarchy()
     cg = f"memory + pids cgroups ({h.version})" if h else f"no cgroups: {why}"
     return iso.mode + (f" (NOT isolated: {iso.reason})" if not iso.isolated else "") + f"; {cg}"
+
+
+def _vllm_threads() -> str:
+    """What `threads.claim` gives the vLLM server under its settings (t2core/sampling/vllm.py), in words."""
+    from t2core import threads
+    from t2core.serving.vllm_env import ServerSettings
+
+    if ServerSettings().threads == "turns":
+        return (f"all {threads.budget()} in turns (it runs while its caller waits; the caller keeps its "
+                f"{threads.budget()})")
+    return f"{threads.split(threads.budget(), 2)[-1]} (an equal split with its caller)"
 
 
 def _vllm() -> str:

@@ -94,8 +94,20 @@ def _on_signal(signum, frame) -> None:
     with _LOCK:
         _SIGNALLED = _SIGNALLED or signum  # before the exception, so `_at_exit` sees it however it unwinds
     if signum == signal.SIGINT:
-        raise KeyboardInterrupt
-    raise SystemExit(128 + signum)
+        raise KeyboardInterrupt("stopped by SIGINT (Ctrl-C)")
+    raise Stopped(signum)
+
+
+class Stopped(SystemExit):
+    """SIGTERM (or another watched signal) as an exit with status 128 + signum, whose text names the signal:
+    the run it interrupts is recorded `failed` with that reason (`t2 catalog ls runs` shows it)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(128 + signum)
+        self.signum = signum
+
+    def __str__(self) -> str:
+        return f"stopped by {signal.Signals(self.signum).name}"
 
 
 def reap(grace_s: float = GRACE_S) -> list[int]:

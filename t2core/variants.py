@@ -104,13 +104,35 @@ def describe_ref(weights_hash: str, ref: str | None, store: ArtifactStore | None
     return describe_variant(weights_hash, expert=ref, store=store)
 
 
-def _adapter_ref(weights_hash: str, adapter: str, store: ArtifactStore) -> VariantRef:
+def check_ref(ref: str | None, store: ArtifactStore | None = None) -> None:
+    """A reference found and verified before any model loads (a command checks what it was given first);
+    `describe_ref` then also checks that it belongs to the loaded model's weights."""
+    if not ref:
+        return
+    store = store or ArtifactStore()
+    if ref.partition(":")[0] in adapter_products():
+        _stored_adapter(ref, store)
+    else:
+        from t2core.experts import ExpertRef
+
+        ExpertRef.resolve(ref, store)
+
+
+def _stored_adapter(adapter: str, store: ArtifactStore) -> tuple[str, str]:
+    """(the method given, the adapter id) of `<method>:<id>` or `<id>`, the adapter verified in the store."""
     from t2core.adapters import KIND
 
     given_method, _, aid = adapter.rpartition(":")  # "lora:<id>" (the catalog's variant) or "<id>"
     if Path(aid).name != aid or not aid:
         raise ConfigError(f"adapter {adapter!r} must be an adapter id (from `t2 catalog ls experts`), not a path.")
     store.verify(KIND, aid)  # clear error when missing or corrupted
+    return given_method, aid
+
+
+def _adapter_ref(weights_hash: str, adapter: str, store: ArtifactStore) -> VariantRef:
+    from t2core.adapters import KIND
+
+    given_method, aid = _stored_adapter(adapter, store)
     meta = store.manifest(KIND, aid).meta
     if meta.get("weights_hash") not in (None, weights_hash):
         raise ConfigError(f"adapter {aid!r} was trained on weights {meta['weights_hash'][:12]}, not on this model "

@@ -60,14 +60,16 @@ def test_unknown_task_and_profile():
 
 def test_bad_names_are_refused_before_a_model_or_a_flow_starts(monkeypatch):
     """One line naming the known values, exit 2, and nothing loaded or started first."""
-    import flows.pipelines
+    import dataclasses
+
     import t2cli.common
+    from flows.listing import FLOWS
 
     def must_not_run(*a, **k):
         raise AssertionError("started before the names were checked")
 
     monkeypatch.setattr(t2cli.common, "load", must_not_run)
-    monkeypatch.setattr(flows.pipelines, "full_paper_flow", must_not_run)
+    monkeypatch.setitem(FLOWS._items, "full-paper", dataclasses.replace(FLOWS.get("full-paper"), flow=must_not_run))
     _one_line_error(t2_inproc("adapt", "--strategy", "bogus", "--task", "arc_challenge_cloze"),
                     "unknown adaptation strategy 'bogus'; known: cls-expert, few-shot, prompt")
     _one_line_error(t2_inproc("adapt", "--strategy", "prompt", "--task", "arc_challenge_cloze", "--sampler", "nope"),

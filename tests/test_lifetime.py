@@ -11,7 +11,7 @@ import time
 import psutil
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, catalog_rows
 
 
 def _alive(p: psutil.Process) -> bool:
@@ -53,6 +53,9 @@ def test_a_signal_mid_flow_leaves_no_process_behind(t2_home, data_dir, tmp_path,
         survivors = [p for p in seen.values() if _alive(p)]
         in_session = [p for p in psutil.process_iter() if _sid(p) == proc.pid and _alive(p)]
         assert not survivors and not in_session, [(p.pid, _cmdline(p)) for p in survivors + in_session]
+        unfinished = catalog_rows(t2_home, "SELECT status, error FROM runs WHERE status <> 'completed'")
+        name = signal.Signals(sig).name  # a run the signal cut short is failed, and says by what (issue 36)
+        assert all(st == "failed" and f"stopped by {name}" in (err or "") for st, err in unfinished), unfinished
     finally:
         try:
             os.killpg(proc.pid, signal.SIGKILL)

@@ -96,5 +96,25 @@ def test_compare_pairs_two_runs_item_by_item(t2_home):
     out = " ".join(r.stdout.split())
     assert "A aaaa01 (mbpp svf:abc): 0.600 B bbbb01 (mbpp base): 0.400 on 20 shared items" in out
     assert "only A right 4, only B right 0; exact McNemar p = 0.125" in out
+    assert "note:" not in out  # the same slice of the same model: nothing to say
     r = t2_inproc("compare", "aaaa", "bbbb01")
     assert r.returncode == 2 and "run 'aaaa': 2 completed evaluations have an id that starts so" in r.stderr
+    _eval(cat, "cccc01", "arc_easy", "base", 20, 5)
+    _eval(cat, "dddd01", "arc_easy_cloze", "base", 20, 9)  # the same questions in the other formulation
+    r = t2_inproc("compare", "cccc01", "dddd01")
+    out = " ".join(r.stdout.split())
+    assert r.returncode == 0 and "of different slices (arc_easy/test and arc_easy_cloze/test)" in out, out
+
+
+def test_a_table_on_screen_leaves_out_rows_and_columns_with_no_result():
+    """Issue 36: a model with no runs (the twin in Table 2) is not six empty rows; a norm column no row has is
+    not shown; the legend travels with the table."""
+    from catalog.reports.common import Table
+
+    t = Table("T", ["model", "method", "a acc", "a norm", "n"],
+              [["m", "base", 0.5, None, "3"], ["m", "lora", None, None, "–"], ["twin", "base", None, None, None]],
+              notes=["n: items"])
+    shown = t.trimmed()
+    assert shown.columns == ["model", "method", "a acc", "n"] and shown.rows == [["m", "base", 0.5, "3"]]
+    assert shown.notes == ["n: items"] and "_n: items_" in shown.to_markdown()
+    assert t.to_csv().count("\n") == 4  # csv keeps every row, for programs

@@ -141,3 +141,14 @@ def test_transfer_end_to_end_across_shapes_and_onto_a_twin(tmp_path, t2_home, da
 
     same = t2_inproc("transfer", "--src", "tiny-random", "--dst", "tiny-random", "--experts", str(path))
     assert same.returncode == 2 and "already an expert of tiny-random" in same.stderr
+
+
+def test_a_control_that_gives_the_same_expert_says_so(tmp_path, t2_home, data_dir):
+    """Issue 36: an expert at z = 1 everywhere stays z = 1 when shuffled or resampled, so its controls are the
+    ordered transfer itself; the listing says so instead of counting three experts moved."""
+    path, _ = _random_expert_file(tmp_path, "tiny-random", scale=0.0)
+    out = t2_inproc("transfer", "--src", "tiny-random", "--dst", "tiny-random-twin", "--experts", str(path),
+                    "--control", "ordered,shuffled,random")
+    assert out.returncode == 0, out.stderr
+    text = " ".join(out.stdout.split())
+    assert "3 transferred experts (1 distinct)" in text and text.count("same as ordered") == 2, text

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from catalog.db import Catalog
@@ -30,12 +30,26 @@ class Table:
     title: str
     columns: list[str]
     rows: list[list]
+    notes: list[str] = field(default_factory=list)  # legends printed under the table (what `n` counts, ...)
+    keys: int = 2  # the leading columns that name a row (model, method); the rest hold its results
+
+    def trimmed(self) -> Table:
+        """The table as shown: a row with no result (a model or method the catalog has nothing for) and a
+        result column empty in every row left are left out."""
+        def empty(v) -> bool:
+            return v is None or v in ("", "–")
+
+        rows = [r for r in self.rows if not all(empty(v) for v in r[self.keys:])]
+        keep = [j for j in range(len(self.columns)) if j < self.keys or not all(empty(r[j]) for r in rows)]
+        return Table(self.title, [self.columns[j] for j in keep], [[r[j] for j in keep] for r in rows], self.notes,
+                     self.keys)
 
     def to_markdown(self) -> str:
         fmt = [fmt_cell(v) for v in self.columns]
         out = ["| " + " | ".join(fmt) + " |", "|" + "---|" * len(fmt)]
         out += ["| " + " | ".join(fmt_cell(v) for v in r) + " |" for r in self.rows]
-        return f"**{self.title}**\n\n" + "\n".join(out) + "\n"
+        legend = "".join(f"\n_{n}_\n" for n in self.notes)
+        return f"**{self.title}**\n\n" + "\n".join(out) + "\n" + legend
 
     def to_csv(self) -> str:
         buf = io.StringIO()

@@ -54,7 +54,9 @@ def table1(cat: Catalog, model: str | None = None, split: str = "test") -> Table
             ns = "/".join(str(cells[t][1]) if t in cells else "–" for t in tasks)
             out.append([mdl, me, *accs, *norms, ns])
     return Table("Table 1: fine-tuning on the training tasks (test split; norm = score / base; "
-                 "lora = LoRA-NTP, lora-pg = LoRA trained by the REINFORCE loop)", cols, out)
+                 "lora = LoRA-NTP, lora-pg = LoRA trained by the REINFORCE loop)", cols, out,
+                 notes=[f"n: the test items each accuracy is over, per task in column order ({', '.join(tasks)}); "
+                        "– : not evaluated. norm is left out where base scored 0 or was not evaluated."])
 
 
 register_report("table", 1, table1)

@@ -19,16 +19,29 @@ def _adapt_request(prof, strategy: str, task: str, limit: int | None, experts: s
     needs = strategy_class(strategy).needs
     ev = prof.eval_config(EvalSlice(task, limit=limit), seed) if task else prof.eval_config(
         EvalSlice("arc_challenge_cloze", limit=1), seed)
-    names = tuple(e.strip() for e in experts.split(",") if e.strip()) if experts else tuple(
-        op.stored_expert_for(weights_hash, t, prof.targets) for t in prof.adapt.experts)
-    cls = cls_expert or (op.stored_expert_for(weights_hash, "dispatch", prof.targets) if "cls-expert" in needs
-                         else None)
     few = None
     if "search" in needs:
         given = {"split": shot_split, **({"shots": shots} if shots else {})}
         few = prof.few_shot_config(task, seed, **given)
+    names = tuple(e.strip() for e in experts.split(",") if e.strip()) if experts else tuple(
+        op.stored_expert_for(weights_hash, t, prof.targets) for t in prof.adapt.experts)
+    cls = cls_expert or (op.stored_expert_for(weights_hash, "dispatch", prof.targets) if "cls-expert" in needs
+                         else None)
     return op.AdaptRequest(ev, strategy, names, cls_expert=cls, few_shot=few, sampler=sampler or prof.sampler,
                            data_dir=data_dir, **prof.pass1_kwargs(formulation))
+
+
+def _check_options(experts: str | None, cls_expert: str | None, formulation: str | None) -> None:
+    """What the command line names, checked before the model loads (minutes at 8B): the formulation, and each
+    expert id found and verified."""
+    from t2core.adapt.prompt import FORMULATIONS
+    from t2core.errors import ConfigError
+    from t2core.experts import ExpertRef
+
+    if formulation is not None and formulation not in FORMULATIONS:
+        raise ConfigError(f"--formulation {formulation!r} must be one of {', '.join(FORMULATIONS)}.")
+    for ref in [e.strip() for e in (experts or "").split(",") if e.strip()] + ([cls_expert] if cls_expert else []):
+        ExpertRef.resolve(ref)
 
 
 @app.command()
@@ -55,7 +68,7 @@ def adapt(
     quiet_transformers()
     from catalog import Catalog
     from catalog.execute import execute
-    from t2core.adapt import check_strategy
+    from t2core.adapt import check_strategy, strategy_class
     from t2core.profiles import get_profile
     from t2core.sampling import check_sampler
     from t2core.tasks import get_task
@@ -71,6 +84,9 @@ def adapt(
     check_strategy(strategy)  # names first: one line naming the known ones, before any model loads
     check_sampler(sampler or prof.sampler)
     get_task(task)
+    _check_options(experts, cls_expert, formulation)
+    if "search" in strategy_class(strategy).needs:  # the shots' split and count, checked before the model loads
+        prof.few_shot_config(task, seed, split=shot_split, **({"shots": shots} if shots else {}))
     loaded = common.load(model or prof.model, prof.seed_or_default(seed), prof.factor_dtype)
     req = _adapt_request(prof, strategy, task, limit, experts, cls_expert, formulation, shots, shot_split, seed,
                          sampler, data_dir, loaded.weights_hash)
@@ -118,6 +134,7 @@ def ask(
 
         raise ConfigError("the question is empty; ask something, e.g. t2 ask \"What is 12 * 7?\".")
     prof = get_profile(profile)
+    _check_options(experts, cls_expert, formulation)
     loaded = common.load(model or prof.model, prof.seed_or_default(seed), prof.factor_dtype)
     req = _adapt_request(prof, strategy, "", None, experts, cls_expert, formulation, None, "train", seed, None, None,
                          loaded.weights_hash)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import typer
 
+from t2cli import views
 from t2cli.common import app, catalog_app, console, handle_errors, rich_table
 
 _TABLES = {
@@ -41,20 +42,49 @@ def catalog_ls(
     if table is None:
         counts = [(t, cat.query(f"SELECT count(*) FROM {t}")[1][0][0]) for t in _TABLES]
         console.print(rich_table(f"catalog {cat.path}", ["table", "rows"], counts))
-        cols, rows = cat.query(
-            "SELECT r.model, coalesce(r.variant, 'base') AS variant, r.task, r.split, m.value AS accuracy, (SELECT value FROM metrics n WHERE n.run_id=r.run_id "
-            "AND n.name='n') AS n, r.status, r.run_id FROM runs r LEFT JOIN metrics m ON m.run_id=r.run_id AND "
-            "m.name='accuracy' WHERE r.kind='eval' ORDER BY r.model, r.task LIMIT ?", [limit])
-        console.print(rich_table("evaluations", cols, rows))
+        _, rows = cat.query(
+            "SELECT r.model, r.kind, r.method, r.strategy, r.expert_ids, r.variant, r.task, r.split, m.value, "
+            "(SELECT value FROM metrics n WHERE n.run_id=r.run_id AND n.name='n'), r.status, r.error, r.run_id "
+            "FROM runs r LEFT JOIN metrics m ON m.run_id=r.run_id AND m.name='accuracy' WHERE r.kind='eval' "
+            "ORDER BY r.model, r.task LIMIT ?", [limit])
+        short = views.short_ids([r[-1] for r in rows] + [e for r in rows for e in (r[4] or [])])
+        shown = [(r[0], views.produced_by(*r[1:6], short), r[6], r[7], r[8], r[9], views.status_text(r[10], r[11]),
+                  short[r[12]]) for r in rows]
+        title, cols, shown = views.one_model(["model", "produced by", "task", "split", "accuracy", "n", "status",
+                                              "run"], shown, "evaluations{of}")
+        console.print(rich_table(title, cols, shown, whole=("run",), compact=True))
         return
     if table not in _TABLES:
         raise UnknownNameError("catalog table", table, list(_TABLES))
-    cols, rows = cat.query(_TABLES[table], [limit])
+    if table == "runs":
+        _, rows = cat.query(
+            "SELECT run_id, kind, method, strategy, expert_ids, variant, model, task, split, "
+            "json_extract_string(config_json, '$.sampler'), status, error, round(seconds, 1), "
+            "strftime(finished_at, '%m-%d %H:%M') FROM runs ORDER BY started_at DESC LIMIT ?", [limit])
+        short = views.short_ids([r[0] for r in rows] + [e for r in rows for e in (r[4] or [])])
+        shown = [(short[r[0]], r[1], views.produced_by(*r[1:6], short), r[6],
+                  f"{r[7]}/{r[8]}" if r[7] and r[8] else r[7] or "", r[9] or "", views.status_text(r[10], r[11]),
+                  r[12], r[13]) for r in rows]
+        cols = ["run", "kind", "produced by", "model", "task/split", "sampler", "status", "s", "finished"]
+        title, cols, shown = views.one_model(cols, shown, "runs{of}, newest first (`t2 compare` and `--expert` take "
+                                             "these id prefixes)")
+        console.print(rich_table(title, cols, shown, whole=("run", "kind", "produced by", "model", "task/split",
+                                                            "status"), compact=True))
+        return
     if table == "experts":  # what each row points to, checked now: a corrupted or missing file is said
         from t2core.experts import file_status
 
-        cols, rows = [*cols, "file"], [(*r, file_status(r[2], r[-1])) for r in rows]
-    console.print(rich_table(table, cols, rows, whole=("file",)))
+        _, rows = cat.query("SELECT expert_id, task, method, origin, targets, metrics_json, run_id, path FROM experts "
+                            "ORDER BY created_at LIMIT ?", [limit])
+        short = views.short_ids([r[0] for r in rows] + [r[6] for r in rows if r[6]])
+        shown = [(short[r[0]], r[1], r[3] or r[2], r[4], views.expert_summary(r[3], r[5]), short.get(r[6], ""),
+                  file_status(r[2], r[7])) for r in rows]
+        console.print(rich_table("experts (`t2 inspect expert <id>` looks inside one)",
+                                 ["expert", "task", "made by", "targets", "how it came out", "run", "file"], shown,
+                                 whole=("expert", "task", "made by", "file"), compact=True))
+        return
+    cols, rows = cat.query(_TABLES[table], [limit])
+    console.print(rich_table(table, cols, rows))
 
 
 @app.command()
@@ -79,6 +109,12 @@ def compare(
     n, both, only_a, only_b, _ = paired_counts(cat, ra, rb)
     if not n:
         raise ConfigError(f"runs {ra[:12]} and {rb[:12]} share no item; compare evaluations of the same task.")
+    slices = {r: (m, f"{t}/{sp}") for r, m, t, sp in cat.query(
+        "SELECT run_id, model, task, split FROM runs WHERE run_id IN (?, ?)", [ra, rb])[1]}
+    for j, what in ((0, "models"), (1, "slices")):  # paired by question id all the same: said, not silent
+        if slices[ra][j] != slices[rb][j]:
+            console.print(f"note: the two runs are of different {what} ({slices[ra][j]} and {slices[rb][j]}); "
+                          "their items are paired by question id", highlight=False)
     console.print(f"A {ra[:12]} ({what_a}): {(both + only_a) / n:.3f}   B {rb[:12]} ({what_b}): {(both + only_b) / n:.3f}"
                   f"   on {n} shared items; only A right {only_a}, only B right {only_b}; exact McNemar "
                   f"p = {mcnemar_p(only_a, only_b):.3g}", highlight=False)
@@ -117,9 +153,13 @@ def report(
         console.print(f"wrote {rep.render(cat, out or f'figure{rep.number}.png', model, **opts)}")
         return
     t = rep.render(cat, model, **opts)
+    if fmt == "csv":  # every row and column, for a program to read
+        print(t.to_csv(), end="")
+        return
+    t = t.trimmed()  # on screen: no all-empty rows or columns
     if fmt == "md":
         print(t.to_markdown(), end="")
-    elif fmt == "csv":
-        print(t.to_csv(), end="")
     else:
         console.print(rich_table(t.title, t.columns, [tuple(r) for r in t.rows]))
+        for note in t.notes:
+            console.print(note, style="dim", highlight=False)

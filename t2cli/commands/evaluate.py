@@ -37,7 +37,9 @@ def eval_cmd(
     from catalog.execute import execute
     from t2core.errors import ConfigError
     from t2core.evaluate import EvalConfig
+    from t2core.paths import resolve_data_dir
     from t2core.sampling import GenerationConfig
+    from t2core.variants import check_ref
     from t2ops import evaluation as op
     from t2ops.model import ident_of
     from t2ops.operation import Hooks
@@ -50,6 +52,8 @@ def eval_cmd(
     req = op.EvalRequest(EvalConfig(task=task, split=split, limit=limit, generation=gen, scoring=scoring),
                          expert or adapter, sampler,
                          data_dir)
+    check_ref(expert or adapter)  # found and verified before the model loads
+    resolve_data_dir(data_dir)  # a missing data directory too
     loaded = common.load(model, seed)
     plan = op.OP.plan(req, ident_of(loaded, model))  # bad references fail here, before any catalog write
     cat = Catalog()

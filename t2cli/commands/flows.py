@@ -51,10 +51,6 @@ def run(
     if not entry.staged and (runner, address, workers, gpus_per_worker, stages) != (None,) * 5:
         raise ConfigError(f"--runner, --address, --workers, --gpus-per-worker and --stages apply to the staged flows "
                           f"(full-paper, transfer, ablations), not to {flow}; drop them.")
-    if stages is not None:
-        from flows.pipelines import stage_patterns
-
-        stage_patterns(stages)  # checked before a Prefect server starts
     if gpus_per_worker is not None and (gpus_per_worker < 1 or address or (runner or prof.runner) != "dask"):
         raise ConfigError(f"--gpus-per-worker {gpus_per_worker}: give a count >= 1, with --runner dask and no "
                           "--address (a cluster of your own sets its workers' GPUs itself).")
@@ -73,6 +69,11 @@ def run(
         get_task(task)
     if entry.staged and not address:  # a cluster's workers have their own memory: only a local run is checked here
         _check_fits(prof, flow, sampler, data_dir, memory_gb, dst)
+    if stages is not None:  # each pattern must name a stage of this run: checked before a Prefect server starts
+        from flows.pipelines import check_stages
+
+        check_stages(flow, {"profile": profile, "data_dir": data_dir, "seed": seed, "sampler": sampler, "dst": dst},
+                     stages)
     out = entry.flow(**entry.params(prof, {"data_dir": data_dir, "seed": seed, "sampler": sampler, "dst": dst,
                                           "task": task, "runner": runner, "address": address, "workers": workers,
                                           "gpus_per_worker": gpus_per_worker, "stages": stages}))

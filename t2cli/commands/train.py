@@ -38,6 +38,7 @@ def train(
 
     from catalog import Catalog
     from catalog.execute import execute
+    from t2core.paths import resolve_data_dir
     from t2core.profiles import get_profile
     from t2ops import training as op
     from t2ops.operation import Hooks
@@ -57,6 +58,7 @@ def train(
 
     grid = parse_kl_grid(kl_grid) if kl_grid else () if kl_coef is not None else prof.kl_grid(task)
     req = op.TrainRequest(cfg, sampler or prof.sampler, data_dir, kl_grid=grid)
+    resolve_data_dir(data_dir)  # a missing data directory: one line before the model loads
     loaded = common.load(model or prof.model, cfg.seed, prof.factor_dtype)
 
     def log(p) -> None:
@@ -101,12 +103,14 @@ def baseline(
     quiet_transformers()
     from catalog import Catalog
     from catalog.execute import execute
+    from t2core.paths import resolve_data_dir
     from t2core.training.ntp import NTPConfig
     from t2ops import baseline as op
     from t2ops.operation import Hooks
 
     cfg = NTPConfig(task=task, method=method, steps=steps, batch_size=batch_size, lr=lr, train_limit=train_limit,
                     dtype=dtype, seed=seed, shots=shots, shot_split=shot_split, svf_targets=svf_targets)
+    resolve_data_dir(data_dir)  # a missing data directory: one line before the model loads
     loaded = common.load(model, seed)
     out = execute(op.OP, op.BaselineRequest(cfg, data_dir), loaded, Catalog(), hooks=Hooks(
         on_log=lambda s, loss: console.print(f"step {s:4d}  loss {loss:.4f}") if s % 5 == 0 else None))

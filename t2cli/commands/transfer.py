@@ -28,10 +28,12 @@ def transfer(
     from catalog.experts import source_experts
     from t2core.errors import ConfigError
     from t2core.experts import ExpertRef
+    from t2core.models import check_model_name
     from t2core.transfer import CONTROLS
     from t2ops import transfer as op
     from t2ops.model import ident_of
 
+    check_model_name(dst)  # names first, before the catalog or a model is read
     controls = [c.strip() for c in control.split(",") if c.strip()]
     for c in controls:
         CONTROLS.get(c)
@@ -52,7 +54,13 @@ def transfer(
     for p in plans:
         out = execute(op.OP, None, loaded, cat, plan=p)
         rows.append((out.task, out.source, out.control, out.mapping, out.expert_id, "reused" if out.reused else "new"))
-    console.print(rich_table(f"{src} -> {dst}: {len(rows)} transferred experts",
-                         ["task", "source expert", "control", "mapping", "destination expert", ""], rows))
+    seen: dict[str, str] = {}
+    for i, r in enumerate(rows):  # a control that gives the same expert as another (z = 1 stays 1) says so
+        note = f"same as {seen[r[4]]}" if r[4] in seen else ""
+        seen.setdefault(r[4], r[2] if all(x[0] == r[0] for x in rows) else f"{r[0]}/{r[2]}")
+        rows[i] = (*r, note)
+    console.print(rich_table(f"{src} -> {dst}: {len(rows)} transferred experts ({len(seen)} distinct)",
+                             ["task", "source expert", "control", "mapping", "destination expert", "", "note"], rows,
+                             whole=("control", "note"), compact=True))
     console.print(f"evaluate with `t2 eval --model {dst} --task <task> --expert <destination expert>`; "
                   "`t2 report --table 9` compares them")

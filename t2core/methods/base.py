@@ -52,6 +52,11 @@ def peft_module():
         from t2core.errors import T2Error
 
         raise T2Error("the LoRA/IA3/DoRA baselines need `peft`: pip install 't2[baselines]'.") from e
+    import warnings
+
+    # peft asks every model it wraps for `is_gradient_checkpointing`, which transformers 5 deprecates with a
+    # FutureWarning: a dozen identical lines per run that say nothing about t2's work (issue 36)
+    warnings.filterwarnings("ignore", message=r"`is_gradient_checkpointing` is deprecated", category=FutureWarning)
     return peft
 
 

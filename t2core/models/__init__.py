@@ -4,6 +4,7 @@ imported (`import_submodules`), so a new family is one file with one `register_m
 from t2core.models.registry import (
     LoadedModel,
     ModelSpec,
+    check_model_name,
     get_model_spec,
     load_model,
     model_aliases,
@@ -15,6 +16,6 @@ from t2core.registry import import_submodules
 import_submodules(__name__, __path__)  # each module registers what it defines
 
 __all__ = [
-    "TARGET_SPECS", "FamilyTargets", "LoadedModel", "ModelSpec", "find_targets", "get_model_spec",
+    "TARGET_SPECS", "FamilyTargets", "LoadedModel", "ModelSpec", "check_model_name", "find_targets", "get_model_spec",
     "load_model", "model_aliases", "register_model",
 ]

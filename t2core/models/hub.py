@@ -51,6 +51,8 @@ def load_hf_model(name: str, alias: str | None = None, **_: object) -> LoadedMod
     """Load `name` (hub id or local dir) in fp32 with `transformers` AutoModelForCausalLM."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    if not Path(name).expanduser().is_dir() and _snapshot_dir(name) is None:
+        _check_hub_reachable(name)  # not cached: fail in one line now, not after a minute of retries (issue 36)
     try:
         tok = AutoTokenizer.from_pretrained(name)
         model = AutoModelForCausalLM.from_pretrained(name, dtype=torch.float32, device_map=_device_map())
@@ -72,6 +74,27 @@ def load_hf_model(name: str, alias: str | None = None, **_: object) -> LoadedMod
         source=str(name),
         directory=directory if directory and any(p.suffix == ".safetensors" for p in _weight_files(directory)) else None,
     )
+
+
+def _check_hub_reachable(name: str, timeout_s: float = 3.0) -> None:
+    """A hub id that is not in the local cache needs the hub: offline (HF_HUB_OFFLINE=1, or no connection to
+    its host within `timeout_s`) is one clear error at once; online, the download's own errors say the rest."""
+    import socket
+    from urllib.parse import urlparse
+
+    endpoint = os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
+    fix = ("pass a registered alias (`t2 models`), a local directory with config.json and weights, or run once "
+           "where the hub is reachable to fill the cache")
+    if os.environ.get("HF_HUB_OFFLINE") == "1":
+        raise ModelError(f"model {name!r} is not in the local Hugging Face cache and HF_HUB_OFFLINE=1 is set; {fix}.")
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return  # through a proxy a direct connection says nothing: the download's own errors will
+    url = urlparse(endpoint)
+    try:
+        socket.create_connection((url.hostname or "huggingface.co", url.port or 443), timeout=timeout_s).close()
+    except OSError as e:
+        raise ModelError(f"model {name!r} is not in the local Hugging Face cache and the hub ({endpoint}) cannot be "
+                         f"reached ({e.strerror or e}); {fix}.") from None
 
 
 def _snapshot_dir(name: str) -> Path | None:

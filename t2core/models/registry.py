@@ -84,6 +84,14 @@ def _on_gpu() -> bool:
     return torch.cuda.is_available() and os.environ.get("T2_DEVICE", "auto") != "cpu"
 
 
+def check_model_name(name: str) -> str:
+    """`name` is a registered alias, a local directory or has the form of a hub id (checked without loading:
+    before a command does other work); otherwise one line listing the aliases."""
+    if name not in _REGISTRY and not (_OPEN_LOADER and (Path(name).expanduser().is_dir() or _looks_like_hub_id(name))):
+        _REGISTRY.get(name)  # raises UnknownNameError
+    return name
+
+
 def load_model(name: str, *, seed: int = 0) -> LoadedModel:
     """Load a registered alias, a local model directory, or a Hugging Face hub id (fp32, eval mode, frozen)."""
     if name not in _REGISTRY and _OPEN_LOADER and (Path(name).expanduser().is_dir() or _looks_like_hub_id(name)):

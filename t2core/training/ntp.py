@@ -68,6 +68,11 @@ class NTPConfig:
         get_task(self.task).check_split(self.split)
         if self.shots is not None and self.shots < 1:
             raise ConfigError(f"shots={self.shots} must be >= 1 (or None: the training split).")
+        if self.shots is not None:
+            from t2core.adapt.fewshot import SHOT_SPLITS
+
+            if self.shot_split not in SHOT_SPLITS:
+                raise ConfigError(f"few-shot split {self.shot_split!r}: the shots come from train or valid, never test.")
         method_of("ntp", self.method)  # lora, ia3, dora or svf (SVF-NTP): one line naming them otherwise
         if self.micro_batch_size is not None and self.micro_batch_size < 1:
             raise ConfigError(f"micro_batch_size={self.micro_batch_size} must be >= 1 or None.")

@@ -165,7 +165,8 @@ def test_ask_answers_one_question_and_shows_both_passes(trained, monkeypatch):
                       "--experts", f"{ids['gsm8k']},{ids['arc_easy_cloze']}", "--max-new-tokens", "4")
         assert r.returncode == 0, r.stderr
         head = r.stdout.splitlines()[0]
-        assert head.startswith("category ") and "-> expert " in head and "pass 1 " in head and "pass 2 " in head
+        assert head.startswith("category ") and ("-> expert svf:" in head or "-> base weights" in head)
+        assert "pass 1 " in head and "pass 2 " in head
     few = t2_inproc("ask", "What is 12 * 7?", "--strategy", "few-shot", "--profile", "tiny",
                     "--experts", f"{ids['gsm8k']},{ids['arc_easy_cloze']}")
     assert few.returncode == 2 and "adapts to a task, not to one question" in few.stderr

@@ -122,6 +122,6 @@ def ask(
     req = _adapt_request(prof, strategy, "", None, experts, cls_expert, formulation, None, "train", seed, None, None,
                          loaded.weights_hash)
     a = op.ask(question, req, loaded, max_new_tokens)
-    console.print(f"category [bold]{a.category}[/] -> expert {a.expert}  (pass 1 {a.pass1_seconds:.2f}s, "
+    console.print(f"category [bold]{a.category}[/] -> {a.applied}  (pass 1 {a.pass1_seconds:.2f}s, "
                   f"pass 2 {a.pass2_seconds:.2f}s)")
     console.print(a.text, highlight=False, markup=False)

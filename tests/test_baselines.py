@@ -6,7 +6,7 @@ import torch
 from t2core.adapters import with_adapter
 from t2core.errors import ConfigError
 from t2core.tasks import get_task, load_split
-from t2core.training.ntp import NTPConfig, reference_completion, train_ntp
+from t2core.training.ntp import NTPConfig, train_ntp
 
 # tiny-random: hidden 64, 2 layers, 4 heads of 16, 2 kv heads (k/v out = 32), intermediate 128.
 # LoRA r16 on q (64->64) and v (64->32): 16*(64+64) + 16*(64+32) = 3584 per layer.
@@ -42,7 +42,7 @@ def test_reference_completions_score_correct(data_dir):
     for task in ("gsm8k", "arc_easy", "mbpp"):
         t = get_task(task)
         for s in load_split(task, "train", data_dir, limit=6).samples:  # mbpp/601 is unjudgeable (docs/sandbox.md)
-            assert t.score(s, reference_completion(t, s)).correct == (not t.unjudgeable(s)), (task, s.id)
+            assert t.score(s, t.reference_completion(s)).correct == (not t.unjudgeable(s)), (task, s.id)
 
 
 def test_config_errors():

@@ -148,3 +148,31 @@ def test_a_decision_says_what_it_applies():
     assert Decision("other").applies == "base weights"
     assert Decision("math", ("svf:a",)).applies == "expert svf:a"
     assert Decision("math", ("svf:a", "svf:b"), (0.25, 0.75)).applies == "mixture 0.25×svf:a + 0.75×svf:b"
+
+
+def test_the_reference_completion_is_the_task_s_own_not_a_branch_on_its_name():
+    """NTP trained on `solution + "The answer is: N"` only for a task *named* gsm8k: the same task under
+    another name (a fidelity variant) trained without the line its prompt asks for, and a math task with
+    no worked solutions trained on empty targets."""
+    from t2core.errors import DataError
+    from t2core.tasks.base import MathSample, Task
+    from t2core.tasks.gsm8k import GSM8K
+
+    class GSM8KVariant(GSM8K):
+        name = "test_gsm8k_variant"
+
+    s = MathSample("x/1", "What is 2 + 3?", "5", "2 + 3 = 5")
+    assert GSM8KVariant().reference_completion(s) == "2 + 3 = 5\nThe answer is: 5"
+
+    class Bare(Task):
+        name, family, category, version, splits, answer_kind = "test_bare_math", "math", "math", "1", ("test",), "number"
+
+        def load(self, split, data_dir):
+            raise NotImplementedError
+
+        def messages(self, sample):
+            return [{"role": "user", "content": sample.question}]
+
+    assert Bare().reference_completion(MathSample("b/1", "What is 2 + 3?", "5")) == "5"
+    with pytest.raises(DataError, match="task 'test_bare_math' has no reference completion for sample 'b/2'"):
+        Bare().reference_completion(MathSample("b/2", "?", ""))

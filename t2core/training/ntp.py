@@ -27,7 +27,7 @@ from t2core.registry import Registry
 from t2core.sampling.hf import render_prompt
 from t2core.settings import resolved_dtype
 from t2core.tasks import get_task
-from t2core.tasks.base import ChoiceSample, CodeSample, MathSample, Task
+from t2core.tasks.base import Task
 from t2core.training.recompute import recomputed
 
 
@@ -90,28 +90,13 @@ def lora_identity(cfg: NTPConfig) -> dict:
     return {k: v for k, v in asdict(cfg).items() if k in ("method", "rank", "alpha", "dropout", "target_modules")}
 
 
-def reference_completion(task: Task, sample) -> str:
-    """The answer text a perfect model would produce under the task's prompt."""
-    if task.output_type == "choice":  # the correct candidate continuation (cloze ARC: "Answer: <text>")
-        return task.candidates(sample)[task.gold_candidate(sample)]
-    if isinstance(sample, ChoiceSample):
-        return sample.answer
-    if isinstance(sample, CodeSample):
-        return f"```python\n{sample.solution.strip()}\n```"
-    if isinstance(sample, MathSample):
-        if task.name == "gsm8k":
-            return f"{sample.solution}\nThe answer is: {sample.answer}"
-        return sample.solution
-    raise TypeError(f"no reference completion for {type(sample).__name__}")
-
-
 def ntp_batch(tok, task: Task, samples: list, max_len: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(input ids, attention mask, labels), each (B, T): chat prompt + reference answer + EOS, labels
     -100 on the prompt and the padding, so the loss is the answer tokens' cross-entropy only."""
     ids, labels = [], []
     for s in samples:
         p = tok(render_prompt(tok, task.messages(s)), add_special_tokens=False)["input_ids"]
-        a = tok(reference_completion(task, s), add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+        a = tok(task.reference_completion(s), add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
         ids.append((p + a)[:max_len])
         labels.append(([-100] * len(p) + a)[:max_len])
     width = max(len(x) for x in ids)

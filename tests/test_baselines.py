@@ -99,3 +99,13 @@ def test_a_peft_method_builds_its_own_config_and_an_unknown_one_fails(tiny):
         peft_config(SimpleNamespace(method="loha"), tiny.family)
     with pytest.raises(ConfigError, match="not a PEFT adapter"):
         peft_config(SimpleNamespace(method="svf"), tiny.family)
+
+
+def test_a_task_version_bump_retrains_its_adapters(tiny, data_dir, monkeypatch):
+    """Issue 40: the adapter id left the task's version out, so a bumped task reused the stale adapter."""
+    cfg = NTPConfig(task="arc_easy", method="lora", steps=1, batch_size=1, train_limit=2)
+    first = train_ntp(tiny, cfg, data_dir)
+    assert train_ntp(tiny, cfg, data_dir).reused
+    monkeypatch.setattr(type(get_task("arc_easy")), "version", first.adapter_id)  # any other version
+    bumped = train_ntp(tiny, cfg, data_dir)
+    assert not bumped.reused and bumped.adapter_id != first.adapter_id

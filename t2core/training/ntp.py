@@ -18,6 +18,7 @@ import torch
 
 from t2core.artifacts import ArtifactStore
 from t2core.errors import ConfigError, DataError
+from t2core.hashing import canonical_json, sha256_bytes
 from t2core.ids import content_id
 from t2core.methods import method_of
 from t2core.models.registry import LoadedModel
@@ -137,16 +138,28 @@ def ntp_steps(model: torch.nn.Module, tok, task: Task, ds, cfg: NTPConfig, opt: 
     return losses
 
 
-def adapter_id(weights_hash: str, cfg: NTPConfig, data_files: dict[str, str]) -> str:
+def training_text_sha256(task: Task, ds) -> str:
+    """The sha256 of what next-token prediction trains on: each sample's prompt (the task's messages) and
+    its reference completion, in order. A change of prompt or of reference text (a fidelity fix) is
+    another adapter, even where the data files and the task's version are the same."""
+    return sha256_bytes(canonical_json([[task.messages(s), task.reference_completion(s)] for s in ds.samples]).encode())
+
+
+def adapter_id(weights_hash: str, cfg: NTPConfig, data_files: dict[str, str], task_version: str,
+               text_sha256: str) -> str:
+    """The content id of an NTP result: the weights, the config's identity fields, the data files, the
+    task's version and the training text (`training_text_sha256`). Ids made before the last two were part
+    of it (t2 before issue 40) name adapters that are not reused: `t2 baseline` trains them again."""
     d = asdict(cfg)
     del d["micro_batch_size"], d["grad_checkpointing"]  # memory, not the result (identity=False)
-    if d["shots"] is None:  # adapters trained on a training split keep the ids they had before shots existed
+    if d["shots"] is None:  # optional settings are left out at their defaults: one payload shape per setting
         del d["shots"], d["shot_split"]
-    if cfg.method != "svf":  # likewise before SVF-NTP existed
+    if cfg.method != "svf":
         del d["svf_targets"]
-    if d["split"] == "train":  # ... and before the split was a setting
+    if d["split"] == "train":
         del d["split"]
-    return content_id(["ntp", weights_hash, d, sorted(data_files.values())])
+    return content_id(["ntp", weights_hash, d, sorted(data_files.values()),
+                       {"task_version": task_version, "text": text_sha256}])
 
 
 @dataclass
@@ -173,11 +186,16 @@ def plan_ntp(weights_hash: str, cfg: NTPConfig, data_dir: str | Path | None = No
 
         ds = pick_shots(FewShotConfig(task=cfg.task, shots=cfg.shots, split=cfg.shot_split,
                                       cem=CEMConfig(seed=cfg.seed)), data_dir)
-        return ds, adapter_id(weights_hash, cfg, ds.files)
+        return ds, _id_of(weights_hash, cfg, ds)
     ds = get_task(cfg.task).load(cfg.split, resolve_data_dir(data_dir)).limit(cfg.train_limit)
     if not ds.samples:
         raise DataError(f"task {cfg.task!r} has no training samples; nothing to fine-tune on.")
-    return ds, adapter_id(weights_hash, cfg, ds.files)
+    return ds, _id_of(weights_hash, cfg, ds)
+
+
+def _id_of(weights_hash: str, cfg: NTPConfig, ds) -> str:
+    task = get_task(cfg.task)
+    return adapter_id(weights_hash, cfg, ds.files, task.version, training_text_sha256(task, ds))
 
 
 _TRAINERS: Registry[Callable[..., NTPResult]] = Registry("NTP method")

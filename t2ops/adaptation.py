@@ -182,8 +182,8 @@ def stored_expert_for(weights_hash: str, task: str, targets: str = "mlp", store:
     for eid, f in stored:
         h = read_header(f)
         if (h.base_weights_hash == weights_hash and h.task == task and h.svf.get("targets", "mlp") == targets
-                and expert_origin(h) == "svf-pg"):
-            hits.append(eid)
+                and expert_origin(h) == "svf-pg" and eid not in hits):  # one expert per content id: a store
+            hits.append(eid)  # written before it kept one file per id may hold the same expert twice
     if len(hits) != 1:
         how = f"`t2 train --task {task}`" if task != "dispatch" else "`t2 train --task dispatch` (the cls-expert)"
         raise ConfigError(f"{len(hits)} stored experts for {task!r} on this model"

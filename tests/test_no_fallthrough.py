@@ -176,3 +176,26 @@ def test_the_reference_completion_is_the_task_s_own_not_a_branch_on_its_name():
     assert Bare().reference_completion(MathSample("b/1", "What is 2 + 3?", "5")) == "5"
     with pytest.raises(DataError, match="task 'test_bare_math' has no reference completion for sample 'b/2'"):
         Bare().reference_completion(MathSample("b/2", "?", ""))
+
+
+def test_the_same_expert_stored_by_two_runs_is_one_expert(tiny, t2_home):
+    """Two runs that end at the same z (e.g. z = 1: no step beat the base model) made one content id stored
+    twice, and `t2 adapt` refused to pick the default expert ("2 stored experts for ... (svf:c445…, svf:c445…)")."""
+    from t2core.artifacts import ArtifactStore
+    from t2core.experts import FILE, KIND, expert_file, stored_experts, store_expert
+    from t2core.svf import save_expert
+    from t2ops.adaptation import stored_expert_for
+
+    _, _, (ref,) = _stored_experts(tiny, t2_home, 1)
+    policy = ref.load()
+    store = ArtifactStore()
+    header = ref.header.__class__(**{**asdict(ref.header), "origin": "svf-pg"})
+    first = store_expert(store, "run-a", policy, header, meta={"task": "gsm8k"})
+    second = store_expert(store, "run-b", policy, header, meta={"task": "gsm8k"})
+    assert first.id == second.id and first.path == second.path == expert_file(store, "run-b")
+    assert sorted(p.name for p in (store.root / KIND).glob(f"*/{FILE}")) == [FILE]  # one file
+    assert stored_expert_for(tiny.weights_hash, "gsm8k", store=store) == first.id
+    # a store written before (the same expert in two folders) still gives one default expert
+    store.write(KIND, "run-c", lambda tmp: (save_expert(tmp / FILE, policy, header), None)[1])
+    assert len(stored_experts(store)) == 2
+    assert stored_expert_for(tiny.weights_hash, "gsm8k", store=store) == first.id

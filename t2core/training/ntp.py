@@ -198,16 +198,24 @@ def _id_of(weights_hash: str, cfg: NTPConfig, ds) -> str:
     return adapter_id(weights_hash, cfg, ds.files, task.version, training_text_sha256(task, ds))
 
 
-_TRAINERS: Registry[Callable[..., NTPResult]] = Registry("NTP method")
+_TRAINERS: Registry[Callable[..., NTPResult]] = Registry("NTP trainer")
+PEFT = "peft"  # the trainer of every method whose file gives a PEFT adapter config (`Method.peft`)
 
 
-def register_ntp_trainer(method: str, train: Callable[..., NTPResult]) -> None:
-    """`train(loaded, cfg, ds, aid, store, on_log)` trains (or reuses, by `aid`) one method's result."""
-    _TRAINERS.register(method, train)
+def register_ntp_trainer(key: str, train: Callable[..., NTPResult]) -> None:
+    """`train(loaded, cfg, ds, aid, store, on_log)` trains (or reuses, by `aid`) one method's result. `key`:
+    PEFT for the trainer of every PEFT method (`peft_ntp.py`), else a method's selector (`svf_ntp.py`)."""
+    _TRAINERS.register(key, train)
+
+
+def trainer_key(method: str) -> str:
+    """Which trainer trains `method`: a PEFT method (its file gives `peft=`) the PEFT one, so that a new
+    PEFT method is one file; another the one registered under its selector."""
+    return PEFT if method_of("ntp", method).peft is not None else method
 
 
 def train_ntp(loaded: LoadedModel, cfg: NTPConfig, data_dir: str | Path | None = None,
               store: ArtifactStore | None = None, on_log: Callable[[int, float], None] | None = None) -> NTPResult:
     """Train `cfg.method` by next-token prediction on its data (or reuse the stored result)."""
     ds, aid = plan_ntp(loaded.weights_hash, cfg, data_dir)
-    return _TRAINERS.get(cfg.method)(loaded, cfg, ds, aid, store or ArtifactStore(), on_log)
+    return _TRAINERS.get(trainer_key(cfg.method))(loaded, cfg, ds, aid, store or ArtifactStore(), on_log)

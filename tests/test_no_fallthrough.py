@@ -182,7 +182,7 @@ def test_the_same_expert_stored_by_two_runs_is_one_expert(tiny, t2_home):
     """Two runs that end at the same z (e.g. z = 1: no step beat the base model) made one content id stored
     twice, and `t2 adapt` refused to pick the default expert ("2 stored experts for ... (svf:c445…, svf:c445…)")."""
     from t2core.artifacts import ArtifactStore
-    from t2core.experts import FILE, KIND, expert_file, stored_experts, store_expert
+    from t2core.experts import FILE, KIND, expert_file, store_expert, stored_experts
     from t2core.svf import save_expert
     from t2ops.adaptation import stored_expert_for
 
@@ -199,3 +199,12 @@ def test_the_same_expert_stored_by_two_runs_is_one_expert(tiny, t2_home):
     store.write(KIND, "run-c", lambda tmp: (save_expert(tmp / FILE, policy, header), None)[1])
     assert len(stored_experts(store)) == 2
     assert stored_expert_for(tiny.weights_hash, "gsm8k", store=store) == first.id
+
+
+def test_a_task_with_no_data_directory_and_no_hub_source_is_one_clear_line():
+    """It was an IndexError (the hub list's first entry named in the location)."""
+    from t2core.errors import DataError
+    from t2core.tasks.data import load_samples
+
+    with pytest.raises(DataError, match=r"no local data directory was found for toy/x.jsonl .* no hub source"):
+        load_samples(None, "toy/x.jsonl", lambda rec, where: rec, hub=[])

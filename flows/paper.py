@@ -15,6 +15,7 @@ from typing import Any
 
 from catalog.experts import source_experts
 from flows.stages import Stage, Stages
+from t2core.adapt import strategy_class
 from t2core.errors import ConfigError
 from t2core.faults import fault_injection_point
 from t2core.methods import sampler_for
@@ -75,10 +76,14 @@ def full_paper(S: Stages, prof: Profile, ident: ModelIdent, seed: int, data_dir:
 def adaptation_stages(S: Stages, prof: Profile, ident: ModelIdent, produced: Produced, seed: int,
                       data_dir: str | None, logger) -> None:
     """Table 2's runs: dispatcher training, CEM per unseen task, base / LoRAs / the LoRA picked on the shots,
-    and the three strategies; Table 10's light search (fewer shots) and its evaluation where the profile
-    asks for one."""
+    and each strategy of the profile's `adapt.strategies` (the paper's three by default); Table 10's light
+    search (fewer shots) and its evaluation where the profile asks for one. What a strategy needs
+    (`Strategy.needs`: z^c, a search) is what the flow makes for it; no strategy is named here."""
+    kinds = {name: strategy_class(name) for name in prof.adapt.strategies}
+    wants_cls = any("cls-expert" in k.needs for k in kinds.values())
+    wants_search = any("search" in k.needs for k in kinds.values())
     cls_stage = S.submit("train:dispatch", training.OP, ident,
-                         training.TrainRequest(prof.cls_config(seed), prof.sampler, data_dir))
+                         training.TrainRequest(prof.cls_config(seed), prof.sampler, data_dir)) if wants_cls else None
     by_task = {t: stage for t, product, stage in produced if product == "svf"}  # Profile checks they are trained
 
     def experts() -> tuple[str, ...]:  # asked for where needed: a part of the flow may have skipped them
@@ -96,21 +101,21 @@ def adaptation_stages(S: Stages, prof: Profile, ident: ModelIdent, produced: Pro
                 expert = expert_id(S, trained) if trained else None
                 S.submit(f"eval:{sl.task}:{product}", evaluation.OP, ident,
                          evaluation.EvalRequest(ev, expert, sampler_for(product, prof.sampler), data_dir))
-        strategies: list[tuple[str, Any, str]] = [("prompt", None, "prompt"), ("cls-expert", None, "cls-expert")]
         task = get_task(sl.task)
-        if prof.adapt.searches(sl.task):  # shots never come from test
+        searches: list[tuple[Any, str]] = []  # (few-shot config, label suffix): the full search and the light one
+        if wants_search and prof.adapt.searches(sl.task):  # shots never come from test
             split = "train" if "train" in task.splits else "valid"
             few = prof.few_shot_config(sl.task, seed, split=split)
             with S.guard(f"few-shot:{sl.task}"):
                 S.submit(f"few-shot:{sl.task}", fewshot.OP, ident,
                          fewshot.FewShotRequest(few, experts(), prof.sampler, data_dir))
-            strategies.append(("few-shot", few, "few-shot"))
+            searches.append((few, ""))
             if prof.adapt.light_shots:  # Table 10: the same search on fewer prompts (and generations)
                 light = prof.light_few_shot_config(sl.task, seed, split=split)
                 with S.guard(f"few-shot-light:{sl.task}"):
                     S.submit(f"few-shot-light:{sl.task}", fewshot.OP, ident,
                              fewshot.FewShotRequest(light, experts(), prof.sampler, data_dir))
-                strategies.append(("few-shot", light, "few-shot-light"))
+                searches.append((light, "-light"))
             if loras:  # Table 2's LoRA chosen without test data: the best on the same shots
                 with S.guard(f"lora-pick:{sl.task}"):
                     chosen = S.submit(f"lora-pick:{sl.task}", pick.OP, ident,
@@ -120,12 +125,16 @@ def adaptation_stages(S: Stages, prof: Profile, ident: ModelIdent, produced: Pro
                         product = picked.partition(":")[0]
                         S.submit(f"eval:{sl.task}:{product}:picked", evaluation.OP, ident,
                                  evaluation.EvalRequest(ev, picked, sampler_for(product, prof.sampler), data_dir))
-        else:
+        elif wants_search:
             logger.info("few-shot %s: not searched (no train or valid split: shots never come from test; or "
                         "left out by the profile's adapt.few_shot_tasks)", sl.task)
-        for strategy, few, label in strategies:
+        runs: list[tuple[str, Any, str]] = []  # (strategy, its search's config or None, stage label)
+        for name, kind in kinds.items():
+            runs += [(name, few, name + suffix) for few, suffix in searches] if "search" in kind.needs else \
+                [(name, None, name)]
+        for strategy, few, label in runs:
             with S.guard(f"adapt:{label}:{sl.task}"):
-                cls = expert_id(S, cls_stage) if strategy == "cls-expert" else None
+                cls = expert_id(S, cls_stage) if "cls-expert" in kinds[strategy].needs else None
                 req = adaptation.AdaptRequest(ev, strategy, experts(), cls_expert=cls, few_shot=few,
                                               sampler=prof.sampler, data_dir=data_dir, **prof.pass1_kwargs())
                 S.submit(f"adapt:{label}:{sl.task}", adaptation.OP, ident, req)

@@ -6,10 +6,12 @@ from __future__ import annotations
 import errno
 import functools
 import os
+from collections.abc import Callable, Iterable
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperCommand
 
 from t2core.errors import T2Error
 
@@ -173,3 +175,87 @@ def scoring_help() -> str:
     from t2core.scoring import scheme_description, scheme_names
 
     return "; ".join(f"{n} ({scheme_description(n)})" for n in scheme_names())
+
+
+
+def strategies() -> list[str]:
+    from t2core.adapt import strategy_names
+
+    return strategy_names()
+
+
+def question_strategies() -> list[str]:
+    """The strategies that decide question by question (`t2 ask` takes them)."""
+    from t2core.adapt import strategy_class, strategy_names
+
+    return [n for n in strategy_names() if strategy_class(n).per_question]
+
+
+def samplers() -> list[str]:
+    from t2core.sampling import sampler_names
+
+    return sampler_names()
+
+
+def profiles() -> list[str]:
+    from t2core.profiles import profile_names
+
+    return profile_names()
+
+
+def methods(objective: str) -> Callable[[], list[str]]:
+    """The `method` values a config of `objective` takes (pg: `t2 train`, ntp: `t2 baseline`), each with
+    the method's table label."""
+
+    def names() -> list[str]:
+        from t2core.methods import method_of, selectors
+
+        return [f"{sel} ({method_of(objective, sel).label or method_of(objective, sel).name})"
+                for sel in selectors(objective)]
+
+    return names
+
+
+def reports(kind: str) -> Callable[[], list[str]]:
+    def names() -> list[str]:
+        from catalog.reports import report_keys
+
+        return report_keys(kind)
+
+    return names
+
+
+#: The registries a help text can list: `{strategies}` in an option's help is replaced by the registered
+#: strategies when the help is shown (`ListedCommand`), so help texts never list names by hand.
+LISTS: dict[str, Callable[[], Iterable[str]]] = {
+    "strategies": strategies, "question_strategies": question_strategies, "samplers": samplers,
+    "profiles": profiles, "pg_methods": methods("pg"), "ntp_methods": methods("ntp"),
+    "tables": reports("table"), "figures": reports("figure")}
+
+
+def with_lists(text: str) -> str:
+    """`text` with each `{list}` of LISTS replaced by that registry's names, read now."""
+    for key, names in LISTS.items():
+        if "{" + key + "}" in text:
+            text = text.replace("{" + key + "}", ", ".join(names()))
+    return text
+
+
+class ListedCommand(TyperCommand):
+    """A command whose options' help texts name the registries' entries when the help is shown, not when the
+    CLI starts: a task, strategy, method, sampler, profile or report registered by its own file (or by a
+    test) after the CLI loaded is listed too, and a command that shows no help imports no registry."""
+
+    def format_help(self, ctx, formatter) -> None:
+        for p in self.params:
+            if isinstance(getattr(p, "help", None), str) and "{" in p.help:
+                p.help = with_lists(p.help)
+        super().format_help(ctx, formatter)
+
+
+def list_registries_in_help(*apps: typer.Typer) -> None:
+    """Every command of `apps` renders its help with `ListedCommand` (t2cli/main.py calls it once)."""
+    for a in apps:
+        for info in a.registered_commands:
+            if info.cls in (None, TyperCommand):  # a command with a class of its own keeps it
+                info.cls = ListedCommand

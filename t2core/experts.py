@@ -4,7 +4,9 @@ Training them is `t2core/training/experts.py`. Experts live at
 `T2_HOME/artifacts/experts/<run id>/expert.safetensors` (stored under the
 training run id: base weights, RL config, task version, data hashes, so a rerun finds them),
 written atomically with a verified manifest. Users see one id per expert, derived from its
-content (`expert_id`, `ExpertRef`); the folder is only where it lies.
+content (`expert_id`, `ExpertRef`); the folder is only where it lies. The store holds one file per
+content id (`store_expert`): a run whose expert is one the store already has (two runs that both
+end at z = 1) gets a manifest pointing to that file, not a second copy (`expert_file` follows it).
 """
 
 from __future__ import annotations
@@ -16,11 +18,11 @@ from t2core.artifacts import ArtifactStore
 from t2core.errors import ArtifactError
 from t2core.hashing import tensors_hash
 from t2core.ids import content_id
-from t2core.svf import ExpertHeader, SVFPolicy, load_expert, read_header
+from t2core.svf import ExpertHeader, SVFPolicy, load_expert, read_header, save_expert
 
 KIND = "experts"
 FILE = "expert.safetensors"
-
+SAME_AS = "same_as"  # manifest key of a run whose expert another run's folder already holds
 
 
 def expert_id(header: ExpertHeader, vectors_sha256: str) -> str:
@@ -149,3 +151,28 @@ def file_status(method: str, path: str | Path, store: ArtifactStore | None = Non
     except ArtifactError:
         return "corrupted"
     return "ok"
+
+
+def expert_file(store: ArtifactStore, key: str) -> Path:
+    """The expert file stored under `key` (a run id), following the manifest of a run whose expert is
+    held in another run's folder (`store_expert`)."""
+    target = store.manifest(KIND, key).meta.get(SAME_AS)
+    path = store.path(KIND, target or key) / FILE
+    if target and not path.is_file():
+        raise ArtifactError(f"expert of run {key} is the one stored under {target}, which is missing; delete "
+                            f"{store.path(KIND, key)} and rerun to rebuild it.")
+    return path
+
+
+def store_expert(store: ArtifactStore, key: str, policy: SVFPolicy, header: ExpertHeader,
+                 meta: dict | None = None) -> ExpertRef:
+    """Store an SVF expert under `key` (the run id that made it) and return it verified. One file per
+    content id: when the store already holds this expert (same id, under another run's key), the second
+    write is only a manifest naming that key, so the store and every listing of it show one expert."""
+    eid = expert_id(header, tensors_hash(policy.raw_state()))
+    held = next((f for i, f in stored_experts(store) if i == eid and f.parent.name != key), None)
+    if held is not None:
+        store.write(KIND, key, lambda tmp: None, meta={**(meta or {}), SAME_AS: held.parent.name})
+    else:
+        store.write(KIND, key, lambda tmp: (save_expert(tmp / FILE, policy, header), None)[1], meta=meta)
+    return ExpertRef.resolve(str(expert_file(store, key)), store)

@@ -15,7 +15,7 @@ from t2core.adapt.fewshot import FewShotConfig
 from t2core.adapt.pass1 import check_prompt
 from t2core.adapt.prompt import FORMULATIONS
 from t2core.adapt.search import SearchResult
-from t2core.adapt.twopass import two_pass
+from t2core.adapt.twopass import applied, decision_variants, two_pass
 from t2core.artifacts import ArtifactStore
 from t2core.errors import ConfigError
 from t2core.evaluate import EvalConfig
@@ -110,8 +110,7 @@ class AdaptOp(OperationBase):
         kind = strategy_class(req.strategy)
         sp = FEW_SHOT.plan(req.search(), ident) if "search" in kind.needs else None
         cls_ref = describe_ref(weights_hash, req.cls_expert) if "cls-expert" in kind.needs else None
-        if kind.per_question:
-            ExpertSet.from_refs(experts)  # one expert per category, each with a category: checked before anything runs
+        ExpertSet.of(kind, experts)  # what the strategy needs (one expert per category...): checked before anything runs
         spec = kind.spec_of(req.inputs(cls_name=cls_ref.name if cls_ref else "", search_id=sp.run_id if sp else ""))
         ref = VariantRef("svf", tuple(e.id for e in experts), dispatch=spec)
         p = core.plan_eval(weights_hash, req.eval, req.data_dir, ref.name, run_backend(req.sampler))
@@ -142,17 +141,8 @@ class AdaptOp(OperationBase):
         if strategy.spec != p.ref.dispatch:  # the plan named the run after the strategy it builds here
             raise RuntimeError(f"strategy spec {strategy.spec!r} differs from the planned {p.ref.dispatch!r}")
         paths = {e.id: str(e.path) for e in (*p.experts, *((found.expert,) if found else ()))}
-        variants = {((i,), ()): resolve_variant(loaded, VariantRef("svf", (i,), paths=(path,)), dtype=dtype)
-                    for i, path in paths.items()}  # each expert verified before the run starts; mixtures when asked
-
-        def variant_of(ids: tuple[str, ...], alphas: tuple[float, ...]):
-            """A decision's weights, resolved once per distinct decision: one expert or a mixture."""
-            if (ids, alphas) not in variants:
-                variants[ids, alphas] = resolve_variant(
-                    loaded, VariantRef("svf", ids, alphas, paths=tuple(paths[i] for i in ids)), dtype=dtype)
-            return variants[ids, alphas]
-
-        expert_set = ExpertSet.from_refs(p.experts) if strategy.per_question else ExpertSet(())
+        variant_of = decision_variants(loaded, paths, dtype)  # each expert verified before the run starts
+        expert_set = ExpertSet.of(strategy, p.experts)  # what the strategy declares it needs
         res = two_pass(loaded, p.core, p.ref, strategy, expert_set, variant_of, smp, hooks.progress)
         return Produced(AdaptOutcome(p.run_id, res.accuracy, len(res.samples), False, res.metrics, res, found),
                         (EvalRecord(res, p.core.dataset.n_total),))
@@ -164,7 +154,7 @@ class AdaptOp(OperationBase):
 
         kind = strategy_class(req.strategy)
         pass1 = None if "search" in kind.needs else (
-            (req.cls_formulation or req.formulation) if req.strategy == "cls-expert" else req.formulation)
+            (req.cls_formulation or req.formulation) if "cls-expert" in kind.needs else req.formulation)
         return two_pass(req.eval, ctx, pass1, req.pass1_max_new_tokens, remote=req.sampler != "hf")
 
 
@@ -192,8 +182,8 @@ def stored_expert_for(weights_hash: str, task: str, targets: str = "mlp", store:
     for eid, f in stored:
         h = read_header(f)
         if (h.base_weights_hash == weights_hash and h.task == task and h.svf.get("targets", "mlp") == targets
-                and expert_origin(h) == "svf-pg"):
-            hits.append(eid)
+                and expert_origin(h) == "svf-pg" and eid not in hits):  # one expert per content id: a store
+            hits.append(eid)  # written before it kept one file per id may hold the same expert twice
     if len(hits) != 1:
         how = f"`t2 train --task {task}`" if task != "dispatch" else "`t2 train --task dispatch` (the cls-expert)"
         raise ConfigError(f"{len(hits)} stored experts for {task!r} on this model"
@@ -215,35 +205,33 @@ def check_ask_strategy(strategy: str) -> str:
 class Answer:
     text: str
     category: str
-    expert: str  # the expert pass 2 used ("base" for none)
+    applied: str  # what pass 2 answered with (`Decision.applies`): base weights, one expert or a mixture
     pass1_seconds: float
     pass2_seconds: float
 
 
 def ask(question: str, req: AdaptRequest, loaded: LoadedModel, max_new_tokens: int = 256) -> Answer:
-    """Answer one question the two-pass way (prompt or cls-expert strategy); nothing is recorded."""
+    """Answer one question the two-pass way (a strategy that decides per question); nothing is recorded.
+    The decision is applied as two-pass evaluation applies it (`twopass.applied`): base, one expert or a mixture."""
     import time
     from dataclasses import replace
 
-    from t2core.variants import BASE
-
     check_ask_strategy(req.strategy)
+    kind = strategy_class(req.strategy)
     experts = tuple(ExpertRef.resolve(e) for e in req.experts)
     for e in experts:
         e.check_model(loaded.weights_hash)
-    cls_ref = describe_ref(loaded.weights_hash, req.cls_expert) if "cls-expert" in strategy_class(req.strategy).needs \
-        else None
+    expert_set = ExpertSet.of(kind, experts)
+    cls_ref = describe_ref(loaded.weights_hash, req.cls_expert) if "cls-expert" in kind.needs else None
     gen = replace(req.eval.generation, max_new_tokens=max_new_tokens)
     smp = make_sampler(req.sampler, loaded=loaded)
     strategy = _strategy(req, cls_ref, loaded, None, 1, gen.dtype)
+    variant_of = decision_variants(loaded, {e.id: str(e.path) for e in experts}, gen.dtype)
     t0 = time.perf_counter()
-    (decision,) = strategy.decide(smp, [question], ExpertSet.from_refs(experts))
+    (decision,) = strategy.decide(smp, [question], expert_set)
     t1 = time.perf_counter()
-    ref = next((e for e in experts if (e.id,) == decision.expert_ids), None)
-    variant = BASE if ref is None else resolve_variant(loaded, VariantRef("svf", (ref.id,), paths=(str(ref.path),)),
-                                                       dtype=gen.dtype)
-    ctx, kw = variant.using(smp)
+    ctx, kw = applied(decision, variant_of).using(smp)
     with ctx:
         (out,) = smp.generate([[{"role": "user", "content": question}]], gen, **kw)
     t2 = time.perf_counter()
-    return Answer(out.text, decision.category, ref.id if ref else "base", t1 - t0, t2 - t1)
+    return Answer(out.text, decision.category, decision.applies, t1 - t0, t2 - t1)

@@ -12,10 +12,9 @@ from dataclasses import dataclass
 
 from t2core.artifacts import ArtifactStore
 from t2core.errors import ConfigError
-from t2core.experts import FILE, KIND, ExpertRef
+from t2core.experts import KIND, ExpertRef, expert_file, store_expert
 from t2core.ids import content_id
 from t2core.models.registry import LoadedModel
-from t2core.svf import save_expert
 from t2core.transfer import CONTROLS, Destination, plan_mapping, transfer_expert
 from t2ops.model import ModelIdent
 from t2ops.operation import Hooks, OperationBase, Produced, Recorded, register_operation
@@ -81,7 +80,7 @@ class TransferOp(OperationBase):
         return TransferPlan(run_id, row, ((KIND, run_id),), req, src, dst)
 
     def done(self, plan: TransferPlan, recorded: Recorded) -> TransferOutcome:
-        return self._outcome(plan, ExpertRef.resolve(str(ArtifactStore().path(KIND, plan.run_id) / FILE)), True)
+        return self._outcome(plan, ExpertRef.resolve(str(expert_file(ArtifactStore(), plan.run_id))), True)
 
     def run(self, plan: TransferPlan, loaded: LoadedModel | None, deps: dict, hooks: Hooks
             ) -> Produced[TransferOutcome]:
@@ -89,10 +88,9 @@ class TransferOp(OperationBase):
         store = ArtifactStore()
         if not store.exists(KIND, plan.run_id):
             policy, header = transfer_expert(plan.src, plan.dst, plan.req.control, plan.req.seed)
-            store.write(KIND, plan.run_id, lambda tmp: (save_expert(tmp / FILE, policy, header),
-                                                        {"task": header.task})[1],
-                        meta={"weights_hash": plan.dst.weights_hash})
-        ref = ExpertRef.resolve(str(store.path(KIND, plan.run_id) / FILE), store)
+            store_expert(store, plan.run_id, policy, header,
+                         meta={"weights_hash": plan.dst.weights_hash, "task": header.task})
+        ref = ExpertRef.resolve(str(expert_file(store, plan.run_id)), store)
         return Produced(self._outcome(plan, ref, False), (TransferRecord(plan.row, ref),))
 
     @staticmethod

@@ -165,7 +165,8 @@ def test_ask_answers_one_question_and_shows_both_passes(trained, monkeypatch):
                       "--experts", f"{ids['gsm8k']},{ids['arc_easy_cloze']}", "--max-new-tokens", "4")
         assert r.returncode == 0, r.stderr
         head = r.stdout.splitlines()[0]
-        assert head.startswith("category ") and "-> expert " in head and "pass 1 " in head and "pass 2 " in head
+        assert head.startswith("category ") and ("-> expert svf:" in head or "-> base weights" in head)
+        assert "pass 1 " in head and "pass 2 " in head
     few = t2_inproc("ask", "What is 12 * 7?", "--strategy", "few-shot", "--profile", "tiny",
                     "--experts", f"{ids['gsm8k']},{ids['arc_easy_cloze']}")
     assert few.returncode == 2 and "adapts to a task, not to one question" in few.stderr
@@ -203,18 +204,27 @@ def test_ia3_on_the_same_shots_sits_beside_few_shot_in_table_8(tiny, trained, da
     assert [s.id for s in shots.samples] in searched
 
 
-def test_adapters_of_a_training_split_keep_their_ids():
+def test_an_adapter_id_covers_the_task_version_and_the_training_text(data_dir, monkeypatch):
+    """Issue 40: a task version bump, or a changed reference text, is another adapter (it was reused)."""
     from dataclasses import asdict
 
     from t2core.hashing import canonical_json, sha256_bytes
-    from t2core.training.ntp import NTPConfig, adapter_id
+    from t2core.training.ntp import NTPConfig, adapter_id, plan_ntp
 
-    cfg = NTPConfig(task="arc_easy", method="lora")
-    # the config before shots, SVF-NTP, micro-batches, the split setting and checkpointing existed
-    old = {k: v for k, v in asdict(cfg).items()
-           if k not in ("shots", "shot_split", "svf_targets", "micro_batch_size", "split", "grad_checkpointing")}
+    cfg = NTPConfig(task="arc_easy", method="lora", train_limit=4)
+    d = {k: v for k, v in asdict(cfg).items()
+         if k not in ("shots", "shot_split", "svf_targets", "micro_batch_size", "split", "grad_checkpointing")}
     files = {"f": "abc"}
-    assert adapter_id("w", cfg, files) == sha256_bytes(canonical_json(["ntp", "w", old, ["abc"]]).encode())[:24]
-    assert adapter_id("w", NTPConfig(task="arc_easy", method="lora", shots=3), files) != adapter_id("w", cfg, files)
-    svf = [adapter_id("w", NTPConfig(task="arc_easy", method="svf", svf_targets=t), files) for t in ("mlp", "attn")]
+    want = sha256_bytes(canonical_json(["ntp", "w", d, ["abc"], {"task_version": "2", "text": "t"}]).encode())[:24]
+    assert adapter_id("w", cfg, files, "2", "t") == want
+    assert adapter_id("w", NTPConfig(task="arc_easy", method="lora", shots=3), files, "2", "t") != want
+    svf = [adapter_id("w", NTPConfig(task="arc_easy", method="svf", svf_targets=t), files, "2", "t") for t in ("mlp", "attn")]
     assert len(set(svf)) == 2  # SVF-NTP's targets are part of what it is
+
+    task = get_task("arc_easy")
+    _, aid = plan_ntp("w", cfg, data_dir)
+    monkeypatch.setattr(type(task), "version", "99")
+    _, bumped = plan_ntp("w", cfg, data_dir)
+    monkeypatch.setattr(type(task), "reference_completion", lambda self, s: f"The answer is {s.answer}.")
+    _, reworded = plan_ntp("w", cfg, data_dir)
+    assert len({aid, bumped, reworded}) == 3

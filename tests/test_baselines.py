@@ -6,7 +6,7 @@ import torch
 from t2core.adapters import with_adapter
 from t2core.errors import ConfigError
 from t2core.tasks import get_task, load_split
-from t2core.training.ntp import NTPConfig, reference_completion, train_ntp
+from t2core.training.ntp import NTPConfig, train_ntp
 
 # tiny-random: hidden 64, 2 layers, 4 heads of 16, 2 kv heads (k/v out = 32), intermediate 128.
 # LoRA r16 on q (64->64) and v (64->32): 16*(64+64) + 16*(64+32) = 3584 per layer.
@@ -42,12 +42,13 @@ def test_reference_completions_score_correct(data_dir):
     for task in ("gsm8k", "arc_easy", "mbpp"):
         t = get_task(task)
         for s in load_split(task, "train", data_dir, limit=6).samples:  # mbpp/601 is unjudgeable (docs/sandbox.md)
-            assert t.score(s, reference_completion(t, s)).correct == (not t.unjudgeable(s)), (task, s.id)
+            assert t.score(s, t.reference_completion(s)).correct == (not t.unjudgeable(s)), (task, s.id)
 
 
 def test_config_errors():
-    with pytest.raises(ConfigError, match="method='qlora' is not one trained by NTP; use one of dora, ia3, lora, svf"):
+    with pytest.raises(ConfigError, match="method='qlora' is not one trained by NTP; use one of ") as e:
         NTPConfig(task="arc_easy", method="qlora")
+    assert {"dora", "ia3", "lora", "svf"} <= set(str(e.value).split("use one of ")[1].rstrip(".").split(", "))
     with pytest.raises(ConfigError, match="rank=0"):
         NTPConfig(task="arc_easy", rank=0)
 
@@ -99,3 +100,13 @@ def test_a_peft_method_builds_its_own_config_and_an_unknown_one_fails(tiny):
         peft_config(SimpleNamespace(method="loha"), tiny.family)
     with pytest.raises(ConfigError, match="not a PEFT adapter"):
         peft_config(SimpleNamespace(method="svf"), tiny.family)
+
+
+def test_a_task_version_bump_retrains_its_adapters(tiny, data_dir, monkeypatch):
+    """Issue 40: the adapter id left the task's version out, so a bumped task reused the stale adapter."""
+    cfg = NTPConfig(task="arc_easy", method="lora", steps=1, batch_size=1, train_limit=2)
+    first = train_ntp(tiny, cfg, data_dir)
+    assert train_ntp(tiny, cfg, data_dir).reused
+    monkeypatch.setattr(type(get_task("arc_easy")), "version", first.adapter_id)  # any other version
+    bumped = train_ntp(tiny, cfg, data_dir)
+    assert not bumped.reused and bumped.adapter_id != first.adapter_id

@@ -13,7 +13,7 @@ from t2core.training.ntp import NTPConfig, adapter_id, train_ntp
 def test_micro_batches_give_the_same_losses_and_the_same_adapter_id(tiny, data_dir, t2_home):
     kw = dict(task="arc_easy", method="lora", steps=2, batch_size=4, lr=1e-2, train_limit=8, seed=3)
     whole, parts = NTPConfig(**kw), NTPConfig(**kw, micro_batch_size=3)  # 3 + 1: unequal parts
-    assert adapter_id("h", whole, {"f": "0"}) == adapter_id("h", parts, {"f": "0"})
+    assert adapter_id("h", whole, {"f": "0"}, "1", "t") == adapter_id("h", parts, {"f": "0"}, "1", "t")
     a = train_ntp(tiny, whole, data_dir)
     shutil.rmtree(t2_home)  # train again, not reuse
     b = train_ntp(tiny, parts, data_dir)

@@ -84,6 +84,29 @@ def test_a_report_is_one_function_and_one_register_call(t2_home):
     assert missing.returncode == 2 and {"1", "2", "10", "99"} <= set(listed)  # (other tests may add theirs)
 
 
+def test_a_report_is_found_by_its_name_and_listed_in_the_help(t2_home, monkeypatch):
+    """Issue 40: a user's own report is `t2 report --table NAME`, not only a number; the help lists the
+    registered reports when it is shown (a report registered after the CLI loaded too)."""
+    from catalog.reports import register_report
+    from catalog.reports.common import Table
+    from t2core.errors import ConfigError
+    from tests.conftest import t2_inproc
+
+    register_report("table", "runs-by-status", lambda cat, model=None: Table(
+        "runs by status", ["status", "runs"], [list(r) for r in cat.query(
+            "SELECT status, count(*) FROM runs GROUP BY status ORDER BY status")[1]]))
+    _eval(Catalog(), "c1", "arc_easy", "base", 4, 1)
+    out = t2_inproc("report", "--table", "runs-by-status", "--format", "csv")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["status,runs", "completed,1"]
+    assert t2_inproc("report", "--table", "2").returncode == 2  # the numbers still work (no runs: one line)
+    monkeypatch.setenv("COLUMNS", "250")  # the help on one line per option
+    shown = t2_inproc("report", "--help").stdout
+    assert "1, 2, 3, 4, 5, 8, 9, 10" in shown and "runs-by-status" in shown
+    with pytest.raises(ConfigError, match="must be a number or a name"):
+        register_report("table", "runs by status", lambda cat, model=None: None)
+
+
 def test_compare_pairs_two_runs_item_by_item(t2_home):
     from tests.conftest import t2_inproc
 

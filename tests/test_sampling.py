@@ -198,8 +198,9 @@ def test_training_through_the_proc_sampler_matches_local_training(tiny, proc_sam
 def test_unknown_sampler_is_a_clear_error(tiny):
     from t2core.errors import UnknownNameError
 
-    with pytest.raises(UnknownNameError, match=r"unknown sampler 'sglang'; known: dummy, hf, proc, vllm"):
+    with pytest.raises(UnknownNameError, match=r"unknown sampler 'sglang'; known: ") as e:
         make_sampler("sglang", loaded=tiny)
+    assert {"dummy", "hf", "proc", "vllm"} <= set(e.value.known)  # the built-ins (a test may register more)
 
 
 def test_a_missing_vllm_environment_is_one_clear_error(tiny, monkeypatch, tmp_path, t2_home):

@@ -166,8 +166,6 @@ def test_hub_fallback_reads_hub_layout(monkeypatch):
 
 def test_arc_cloze_candidates_score_and_reference(data_dir):
     """The cloze task: one candidate per option, only the keyed one scores; LoRA-NTP trains on it."""
-    from t2core.training.ntp import reference_completion
-
     t = get_task("arc_easy_cloze")
     assert t.output_type == "choice" and t.benchmark == "arc_easy"
     ds = load_split("arc_easy_cloze", "train", data_dir)
@@ -177,7 +175,7 @@ def test_arc_cloze_candidates_score_and_reference(data_dir):
         assert len(cands) == len(s.choices) and t.messages(s)[0]["content"] == f"Question: {s.question}"
         verdicts = [t.score(s, c).correct for c in cands]
         assert verdicts.count(True) == 1 and verdicts.index(True) == t.gold_candidate(s)
-        assert reference_completion(t, s) == cands[t.gold_candidate(s)] == f"Answer: {s.answer_text}"
+        assert t.reference_completion(s) == cands[t.gold_candidate(s)] == f"Answer: {s.answer_text}"
     junk = t.score(ds.samples[0], "B")
     assert junk.parsed is None and not junk.correct and "none of the candidates" in junk.detail
     with pytest.raises(TypeError, match="generates its answers"):

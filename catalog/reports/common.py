@@ -68,7 +68,30 @@ def fmt_cell(v) -> str:
 UNSEEN = ("math", "humaneval", "arc_challenge")  # the paper's unseen tasks
 
 
-STRATEGY_ROWS = ("prompt", "cls-expert", "few-shot")
+def strategy_rows(present=()) -> list[str]:
+    """The adaptation strategies a table shows as rows: the paper's three (§3.3, the profiles' default
+    `adapt.strategies`), then every other strategy with runs in the catalog (`present`), by name. A
+    strategy registered by its own file reaches Tables 2, 3, 5 and Figure 6 once it has runs."""
+    from t2core.profiles import PAPER_STRATEGIES
+
+    return [*PAPER_STRATEGIES, *sorted({s for s in present if s and s not in PAPER_STRATEGIES})]
+
+
+def classifies(strategy: str) -> bool:
+    """Whether a strategy's pass 1 classifies question by question (`Strategy.per_question`): Table 3 times
+    that pass and Figure 6 shows its confusion matrix. A strategy with runs but no longer registered is
+    shown (its runs are data)."""
+    from t2core.adapt import strategy_class, strategy_names
+
+    return strategy not in strategy_names() or strategy_class(strategy).per_question
+
+
+def searched(strategy: str) -> bool:
+    """Whether a strategy answers with a few-shot search's mixture (`needs` "search"): which search a run
+    used then decides the table it belongs to (the full one: Table 2; fewer shots: Tables 8 and 10)."""
+    from t2core.adapt import strategy_class, strategy_names
+
+    return strategy in strategy_names() and "search" in strategy_class(strategy).needs
 
 
 def latest_evals(cat: Catalog, tasks: list[str], model: str | None, split: str = "test") -> list[tuple]:

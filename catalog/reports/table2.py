@@ -1,11 +1,20 @@
-"""Table 2 (paper §4.2): base, LoRA and the three adaptation strategies on the unseen tasks."""
+"""Table 2 (paper §4.2): base, LoRA and the adaptation strategies (the paper's three, and any other with
+runs) on the unseen tasks."""
 
 from __future__ import annotations
 
 import json
 
 from catalog.db import Catalog
-from catalog.reports.common import STRATEGY_ROWS, UNSEEN, Table, benchmark_tasks, latest_evals, paired_test
+from catalog.reports.common import (
+    UNSEEN,
+    Table,
+    benchmark_tasks,
+    latest_evals,
+    paired_test,
+    searched,
+    strategy_rows,
+)
 from catalog.reports.registry import register_report
 from catalog.reports.searches import full_searches, search_id_of, search_runs
 from t2core.tasks import get_task
@@ -38,8 +47,9 @@ def table2(cat: Catalog, model: str | None = None, shots: int | None = None) -> 
     variant_of = {rid: v for rid, v, _ in variants}
     config_of = {rid: c for rid, _, c in variants}
     full = {s["run_id"] for s in full_searches(search_runs(cat, model), shots).values()}  # not cross-model
+    strategies = {r[3] for r in rows if r[3]}
     for mdl, task, method, strategy, rid, acc, n in rows:  # later runs (and larger n) win
-        if strategy == "few-shot" and search_id_of(config_of[rid]) not in full:
+        if strategy and searched(strategy) and search_id_of(config_of[rid]) not in full:
             continue  # a search with fewer shots than the task's full one (Tables 8 and 10), or cross-model
         if not strategy and method in ("lora", "lora-pg"):
             seen = lora_cells.setdefault((mdl, task), {})
@@ -73,7 +83,8 @@ def table2(cat: Catalog, model: str | None = None, shots: int | None = None) -> 
     for mdl in models:
         if not any(k[0] == mdl and k[1] != "base" for k in cell):
             continue  # only base evaluations on these tasks (e.g. a transfer destination: Table 5)
-        for row in ("base", "lora (best on test)", "lora (same category)", "lora (few-shot pick)", *STRATEGY_ROWS):
+        for row in ("base", "lora (best on test)", "lora (same category)", "lora (few-shot pick)",
+                    *strategy_rows(k[1] for k in cell if k[0] == mdl and k[1] in strategies)):
             vals = []
             for t in present:
                 c = cell.get((mdl, row, t))

@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from catalog.db import Catalog
-from catalog.reports.common import Table, base_for, base_index, cell_text, latest_evals, transfer_runs
+from catalog.reports.common import (
+    Table,
+    base_for,
+    base_index,
+    cell_text,
+    latest_evals,
+    searched,
+    transfer_runs,
+)
 from catalog.reports.searches import few_shot_evals, full_searches, search_id_of, search_runs
 from t2core.tasks import get_task
 
@@ -48,7 +56,7 @@ def transfer_table(cat: Catalog, model: str | None, tasks: list[str], cells: dic
         elif "own expert" in own_rows and method == "svf" and not strategy and own_task.get(v) == task \
                 and v not in transferred:
             mine[(mdl, "own expert", task)] = (rid, acc, int(n))
-        elif strategy in own_rows and (strategy != "few-shot" or search_of.get(rid) in full):
+        elif strategy in own_rows and (not searched(strategy) or search_of.get(rid) in full):
             if (mdl, "cross-model few-shot", task) in cells and cells[(mdl, "cross-model few-shot", task)][0] == rid:
                 continue
             mine[(mdl, strategy, task)] = (rid, acc, int(n))

@@ -47,9 +47,10 @@ def _check_options(experts: str | None, cls_expert: str | None, formulation: str
 @app.command()
 @handle_errors
 def adapt(
-    strategy: str = typer.Option(..., help="prompt, cls-expert or few-shot (paper §3.3)"),
+    strategy: str = typer.Option(..., help="{strategies} (paper §3.3)"),
     task: str = typer.Option(..., help="the (unseen) task to evaluate two-pass, e.g. arc_challenge_cloze, math"),
-    profile: str = typer.Option("smol", help="profile whose settings are the defaults (model, batch, dtype, CEM)"),
+    profile: str = typer.Option("smol", help="profile whose settings are the defaults (model, batch, dtype, "
+                                             "CEM): {profiles}"),
     model: str | None = typer.Option(None, help="model alias, HF id or local directory (default: the profile's)"),
     limit: int | None = typer.Option(None, help="first N test samples (default: the whole split)"),
     experts: str | None = typer.Option(None, help="comma-separated expert ids (one per category; default: the "
@@ -59,7 +60,7 @@ def adapt(
     formulation: str | None = typer.Option(None, help="pass 1 of prompt / cls-expert: generate (paper) or choice"),
     shots: int | None = typer.Option(None, help="few-shot: number of shots (default: the profile's)"),
     shot_split: str = typer.Option("train", help="few-shot: where the shots come from (train or valid, never test)"),
-    sampler: str | None = typer.Option(None, help="hf, proc or vllm (default: the profile's)"),
+    sampler: str | None = typer.Option(None, help="{samplers} (default: the profile's)"),
     data_dir: str | None = typer.Option(None, help="dataset directory"),
     seed: int | None = typer.Option(None, help="random seed (default: the profile's)"),
     force: bool = typer.Option(False, help="redo the evaluation even if it is in the catalog"),
@@ -114,7 +115,7 @@ def adapt(
 @handle_errors
 def ask(
     question: str = typer.Argument(..., help="the question"),
-    strategy: str = typer.Option("prompt", help="prompt or cls-expert"),
+    strategy: str = typer.Option("prompt", help="one that decides per question: {question_strategies}"),
     profile: str = typer.Option("smol", help="profile whose settings are the defaults"),
     model: str | None = typer.Option(None, help="model (default: the profile's)"),
     experts: str | None = typer.Option(None, help="comma-separated expert ids (default: the stored ones)"),
@@ -139,6 +140,6 @@ def ask(
     req = _adapt_request(prof, strategy, "", None, experts, cls_expert, formulation, None, "train", seed, None, None,
                          loaded.weights_hash)
     a = op.ask(question, req, loaded, max_new_tokens)
-    console.print(f"category [bold]{a.category}[/] -> expert {a.expert}  (pass 1 {a.pass1_seconds:.2f}s, "
+    console.print(f"category [bold]{a.category}[/] -> {a.applied}  (pass 1 {a.pass1_seconds:.2f}s, "
                   f"pass 2 {a.pass2_seconds:.2f}s)")
     console.print(a.text, highlight=False, markup=False)

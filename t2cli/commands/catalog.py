@@ -123,8 +123,8 @@ def compare(
 @app.command()
 @handle_errors
 def report(
-    table: int | None = typer.Option(None, help="paper table number (1, 2, 3, 4, 5, 8, 9, 10)"),
-    figure: int | None = typer.Option(None, help="paper figure number (4, 6, 7, 9)"),
+    table: str | None = typer.Option(None, help="paper table number, or a report's name ({tables})"),
+    figure: str | None = typer.Option(None, help="paper figure number, or a report's name ({figures})"),
     model: str | None = typer.Option(None, help="only this model"),
     profile: str = typer.Option("smol", help="whose settings say which few-shot search is Table 2's and Figure "
                                              "7's (its adapt.shots; the most shots where none has that many)"),
@@ -133,7 +133,7 @@ def report(
 ) -> None:
     """Render a paper table or figure from the catalog."""
     from catalog import Catalog
-    from catalog.reports import find_report, report_numbers
+    from catalog.reports import find_report, report_keys
     from t2core.errors import ConfigError
     from t2core.profiles import get_profile
 
@@ -144,13 +144,12 @@ def report(
     rep = find_report("table", table) or find_report("figure", figure)
     if rep is None:
         raise ConfigError(f"nothing to report for --table {table} / --figure {figure}; available: --table "
-                          f"{', '.join(map(str, report_numbers('table')))}, --figure "
-                          f"{', '.join(map(str, report_numbers('figure')))}.")
+                          f"{', '.join(report_keys('table'))}, --figure {', '.join(report_keys('figure'))}.")
     # the full few-shot search: the profile's number of shots
     opts = {"shots": get_profile(profile).adapt.shots} if rep.takes_shots else {}
     cat = Catalog()
     if rep.kind == "figure":
-        console.print(f"wrote {rep.render(cat, out or f'figure{rep.number}.png', model, **opts)}")
+        console.print(f"wrote {rep.render(cat, out or f'figure{rep.key}.png', model, **opts)}")
         return
     t = rep.render(cat, model, **opts)
     if fmt == "csv":  # every row and column, for a program to read

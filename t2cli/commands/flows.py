@@ -13,10 +13,10 @@ def run(
     flow: str = typer.Argument(..., help="full-paper, train-expert, transfer, ablations or svd (flows/listing.py)"),
     task: str = typer.Option("arc_easy", help="train-expert: the training task"),
     dst: str | None = typer.Option(None, help="transfer: destination model (default: the profile's transfer.dst)"),
-    profile: str = typer.Option("smol", help="profile: tiny, smol, qwen, paper (see `t2 profiles`)"),
+    profile: str = typer.Option("smol", help="profile: {profiles} (see `t2 profiles`)"),
     data_dir: str | None = typer.Option(None, help="dataset directory"),
     seed: int | None = typer.Option(None, help="seed (default: the profile's)"),
-    sampler: str | None = typer.Option(None, help="sampler of evaluations and SVF rollouts: hf, proc or vllm "
+    sampler: str | None = typer.Option(None, help="sampler of evaluations and SVF rollouts: {samplers} "
                                                   "(default: the profile's)"),
     runner: str | None = typer.Option(None, help="where the stages run: local (one after another) or dask "
                                                  "(concurrently on Dask workers); default: the profile's"),

@@ -18,7 +18,7 @@ def _time(s: float) -> str:
 @app.command()
 @handle_errors
 def plan(
-    profile: str = typer.Option("smol", help="profile: tiny, smol, qwen, paper (see `t2 profiles`)"),
+    profile: str = typer.Option("smol", help="profile: {profiles} (see `t2 profiles`)"),
     flow: str = typer.Option("full-paper", help="full-paper, ablations or transfer"),
     gpus: int | None = typer.Option(None, help="GPUs to plan for (0: the CPU; default: those this machine has)"),
     gpu_gb: float = typer.Option(80.0, help="memory of each GPU in GB (default 80: an H100)"),

@@ -25,7 +25,7 @@ def train(
                                                            "same update, same expert id)"),
     targets: str | None = typer.Option(None, help="SVF targets: mlp, attn, both"),
     param: str | None = typer.Option(None, help="SVF parameterisation: direct (t2) or sigmoid with the Σs rescale (released code)"),
-    method: str = typer.Option("svf", help="svf (paper) or lora (LoRA-PG: the same REINFORCE loop on LoRA r16 q/v)"),
+    method: str = typer.Option("svf", help="trained by REINFORCE: {pg_methods}; svf is the paper's"),
     sampler: str | None = typer.Option(None, help="rollout sampler: hf (in-process), proc (its own copy of the "
                                                   "model in another process) or vllm (a vLLM server), the last two "
                                                   "fed the SVF vectors of each step; default: the profile's"),
@@ -85,8 +85,8 @@ def train(
 def baseline(
     model: str = typer.Option("smollm2-135m", help="model alias, HF id or local directory"),
     task: str = typer.Option(..., help="training task"),
-    method: str = typer.Option("lora", help="lora (paper: r16, alpha 32, dropout 0.05, q/v), ia3, dora or svf "
-                                            "(SVF-NTP: the singular values trained by next-token prediction)"),
+    method: str = typer.Option("lora", help="trained by next-token prediction: {ntp_methods}; lora is the "
+                                            "paper's baseline (r16, alpha 32, dropout 0.05, q/v)"),
     svf_targets: str = typer.Option("mlp", help="svf: mlp, attn or both"),
     steps: int = typer.Option(50, help="optimizer steps"),
     batch_size: int = typer.Option(8, help="sequences per step"),

@@ -12,7 +12,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
-from t2core.errors import ConfigError
+from t2core.errors import ConfigError, UnknownNameError
 from t2core.registry import Registry
 from t2core.tasks import get_task
 from t2core.variants import check_mixture
@@ -37,17 +37,42 @@ class Decision:
         """The `samples.decision` column: the category, and the expert it picked."""
         return self.category if not self.expert_ids else f"{self.category}->{','.join(self.expert_ids)}"
 
+    @property
+    def applies(self) -> str:
+        """What pass 2 answers with, in words: "base weights", "expert svf:…", or "mixture 0.3×svf:… + 0.7×svf:…"."""
+        if not self.expert_ids:
+            return "base weights"
+        if not self.alphas:
+            return f"expert {self.expert_ids[0]}"
+        return "mixture " + " + ".join(f"{a:.3g}×{e}" for e, a in zip(self.expert_ids, self.alphas, strict=True))
+
+
+#: What a strategy is handed (`Strategy.experts`): "by-category" is one expert per dispatch category, each
+#: serving its training task's category (prompt, cls-expert); "set" is the experts as given, whatever
+#: their tasks, for a strategy that picks among or mixes them itself (few-shot's ingredients).
+EXPERT_VIEWS = ("by-category", "set")
+
 
 @dataclass(frozen=True)
 class ExpertSet:
     """The experts available to dispatch, keyed by the category each one serves."""
 
-    by_category: tuple[tuple[str, str], ...]  # (category, expert id), sorted
+    by_category: tuple[tuple[str, str], ...] = ()  # (category, expert id), sorted ("by-category" only)
+    ids: tuple[str, ...] = ()  # every expert given to the run, sorted
+
+    @classmethod
+    def of(cls, strategy: type[Strategy] | Strategy, refs) -> ExpertSet:
+        """The experts `strategy` declares it needs (`Strategy.experts`), from the run's `ExpertRef`s: a
+        strategy is never handed an empty set in place of the experts it was given."""
+        if strategy.experts == "by-category":
+            return cls.from_refs(refs)
+        return cls((), tuple(sorted(r.id for r in refs)))
 
     @classmethod
     def from_refs(cls, refs) -> ExpertSet:
         """From `ExpertRef`s: each serves its training task's category; two experts for one category
         are ambiguous and refused."""
+        refs = list(refs)
         seen: dict[str, str] = {}
         for ref in refs:
             cat = get_task(ref.header.task).category
@@ -57,7 +82,7 @@ class ExpertSet:
             if cat in seen:
                 raise ConfigError(f"experts {seen[cat]} and {ref.id} both serve {cat!r}; give one expert per category.")
             seen[cat] = ref.id
-        return cls(tuple(sorted(seen.items())))
+        return cls(tuple(sorted(seen.items())), tuple(sorted(r.id for r in refs)))
 
     def decide(self, category: str, raw: str = "") -> Decision:
         """The decision for a question classified as `category` (no expert for it: base weights)."""
@@ -85,11 +110,13 @@ class StrategyInputs:
 
 class Strategy(ABC):
     """Pass 1 of two-pass inference. A strategy says what it needs, so that no caller branches on its
-    name: `per_question` (it classifies question by question, with one expert per category) or one
-    decision for the whole task; `needs`: "cls-expert" (z^c) and/or "search" (a few-shot search)."""
+    name: `per_question` (it decides question by question, so `t2 ask` can use it) or one decision for the
+    whole task; `experts`: how the run's experts reach `decide` (EXPERT_VIEWS: one per category, or the set
+    as given); `needs`: "cls-expert" (z^c) and/or "search" (a few-shot search)."""
 
     name: str
     per_question: bool = True
+    experts: str = "by-category"
     needs: tuple[str, ...] = ()
 
     @classmethod
@@ -122,6 +149,9 @@ _STRATEGIES: Registry[type[Strategy]] = Registry("adaptation strategy")
 
 
 def register_strategy(cls: type[Strategy]) -> type[Strategy]:
+    if cls.experts not in EXPERT_VIEWS:  # refused where it is declared, not when a run hands it experts
+        raise UnknownNameError("expert view", cls.experts, list(EXPERT_VIEWS),
+                               hint=f"(strategy {cls.name!r}'s `experts`)")
     _STRATEGIES.register(cls.name, cls)
     return cls
 

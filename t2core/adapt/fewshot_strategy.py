@@ -15,6 +15,7 @@ from t2core.adapt.dispatch import Decision, ExpertSet, Strategy, StrategyInputs,
 class FewShotDispatch(Strategy):
     name = "few-shot"
     per_question = False  # one decision for the whole task: the mixture the search found
+    experts = "set"  # the search's ingredients, whatever their tasks (the mixture is what it applies)
     needs = ("search",)
 
     def __init__(self, search_id: str, expert_id: str) -> None:

@@ -25,12 +25,12 @@ from t2core.adapt.cem import CEMState
 from t2core.adapt.fewshot import FewShotConfig, ShotScorer, few_shot_run_id, pick_shots
 from t2core.artifacts import ArtifactStore
 from t2core.errors import ConfigError
-from t2core.experts import FILE, KIND, ExpertRef
+from t2core.experts import KIND, ExpertRef, expert_file, store_expert
 from t2core.faults import fault_injection_point
 from t2core.models.registry import LoadedModel
 from t2core.paths import t2_home
 from t2core.sampling.base import Sampler
-from t2core.svf import ExpertHeader, save_expert, svf_weights
+from t2core.svf import ExpertHeader, svf_weights
 from t2core.svf.bank import ExpertBank
 from t2core.svf.mixture import mixture_policy
 from t2core.svf.placement import place_bank, place_policy, resident_svd
@@ -128,12 +128,8 @@ def search(loaded: LoadedModel, cfg: FewShotConfig, planned: SearchPlan, sampler
                  "refit_accuracy": refit[0], "refit_loglik": refit[1], "generations": float(state.generation)},
         origin="few-shot-mixture")
 
-    def write(tmp: Path) -> dict:
-        save_expert(tmp / FILE, mixed, header)
-        return {"task": cfg.task, "mixture": True}
-
-    store.write(KIND, planned.run_id, write, meta={"weights_hash": loaded.weights_hash})
-    ref = ExpertRef.resolve(str(store.path(KIND, planned.run_id) / FILE), store)
+    ref = store_expert(store, planned.run_id, mixed, header,
+                       meta={"weights_hash": loaded.weights_hash, "task": cfg.task, "mixture": True})
     return SearchResult(planned.run_id, ref, state, alpha, tuple(e.id for e in planned.experts),
                         tuple(s.id for s in planned.shots.samples), seconds, False)
 
@@ -141,7 +137,7 @@ def search(loaded: LoadedModel, cfg: FewShotConfig, planned: SearchPlan, sampler
 def stored_search(planned: SearchPlan, store: ArtifactStore | None = None) -> SearchResult:
     """The finished search `planned`, from its stored mixture (verified): nothing is scored."""
     store = store or ArtifactStore()
-    ref = ExpertRef.resolve(str(store.path(KIND, planned.run_id) / FILE), store)
+    ref = ExpertRef.resolve(str(expert_file(store, planned.run_id)), store)
     mix = ref.header.config["mixture"]
     hist = tuple(mix["history"])
     best = hist[-1]["best"] if hist else [0.0, 0.0]

@@ -19,16 +19,44 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from t2core.adapt.dispatch import ExpertSet, Strategy
+from t2core.adapt.dispatch import Decision, ExpertSet, Strategy
+from t2core.errors import ConfigError
 from t2core.evaluate import EvalPlan, EvalResult, eval_record_config, sample_rows
 from t2core.evaluate import answer as answer_with
 from t2core.models.registry import LoadedModel
 from t2core.sampling.base import Sampler
-from t2core.variants import BASE, Variant, VariantRef
+from t2core.variants import BASE, Variant, VariantRef, resolve_variant
 
 #: The variant of a decision's experts and mixing weights, resolved against the loaded model
 #: (verified, lazily applied): one expert (no weights) or the mixture Σ_k α_k z_k.
 VariantOf = Callable[[tuple[str, ...], tuple[float, ...]], Variant]
+
+
+def decision_variants(loaded: LoadedModel, paths: dict[str, str], dtype: str) -> VariantOf:
+    """A `VariantOf` over the experts at `paths` (id -> file), each resolved once per distinct decision:
+    one expert, or a mixture of them. Every expert is verified here, before pass 1 runs; a decision naming
+    an expert that was not given is one error line."""
+    variants: dict = {}
+
+    def variant_of(ids: tuple[str, ...], alphas: tuple[float, ...]) -> Variant:
+        missing = [i for i in ids if i not in paths]
+        if missing:
+            raise ConfigError(f"a decision names {', '.join(missing)}, which is not among the experts given "
+                              f"({', '.join(sorted(paths)) or 'none'}).")
+        if (ids, alphas) not in variants:
+            variants[ids, alphas] = resolve_variant(loaded, VariantRef("svf", ids, alphas,
+                                                                       paths=tuple(paths[i] for i in ids)), dtype=dtype)
+        return variants[ids, alphas]
+
+    for i in sorted(paths):
+        variant_of((i,), ())
+    return variant_of
+
+
+def applied(decision: Decision, variant_of: VariantOf) -> Variant:
+    """The weights pass 2 answers `decision` with, whole (paper §3.3): the base weights, one expert, or the
+    mixture z' = Σ_k α_k z_k. Two-pass evaluation and `ask` both apply decisions through it."""
+    return BASE if not decision.expert_ids else variant_of(decision.expert_ids, decision.alphas)
 
 
 def answer(task, samples: list, sampler: Sampler, gen, variant: Variant, progress=None) -> list:
@@ -56,8 +84,8 @@ def two_pass(loaded: LoadedModel, planned: EvalPlan, ref: VariantRef, strategy: 
         groups.setdefault((d.expert_ids, d.alphas), []).append(i)
     completions: list = [None] * len(ds.samples)
     t1 = time.perf_counter()
-    for (ids, alphas), idx in sorted(groups.items()):
-        variant = BASE if not ids else variant_of(ids, alphas)
+    for _, idx in sorted(groups.items()):
+        variant = applied(decisions[idx[0]], variant_of)
         outs = answer(task, [ds.samples[i] for i in idx], sampler, gen, variant, progress)
         for i, o in zip(idx, outs, strict=True):
             completions[i] = o

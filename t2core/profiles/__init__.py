@@ -9,6 +9,7 @@ Adding a profile is one module that calls `register_profile(Profile(...))`: ever
 
 from t2core.profiles.settings import (
     ABLATION_LORA_MODULES,
+    PAPER_STRATEGIES,
     PAPER_TASKS,
     TRAIN_TASKS,
     AblationSettings,
@@ -27,4 +28,4 @@ from t2core.registry import import_submodules
 
 import_submodules(__name__, __path__)  # each module registers its profile
 
-__all__ = ["ABLATION_LORA_MODULES", "AblationSettings", "AblationVariant", "AdaptSettings", "BaselineSlice", "EvalSlice", "PAPER_TASKS", "Profile", "TRAIN_TASKS", "TrainSlice", "TransferSettings", "get_profile", "profile_names", "register_profile"]
+__all__ = ["ABLATION_LORA_MODULES", "AblationSettings", "AblationVariant", "AdaptSettings", "BaselineSlice", "EvalSlice", "PAPER_STRATEGIES", "PAPER_TASKS", "Profile", "TRAIN_TASKS", "TrainSlice", "TransferSettings", "get_profile", "profile_names", "register_profile"]

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 #: The paper's benchmarks: three training tasks, then the three unseen ones (paper §4).
 PAPER_TASKS = ("gsm8k", "mbpp", "arc_easy", "math", "humaneval", "arc_challenge")
 TRAIN_TASKS = ("gsm8k", "mbpp", "arc_easy")  # one expert per training task (paper §4.1)
+PAPER_STRATEGIES = ("prompt", "cls-expert", "few-shot")  # the paper's three adaptation strategies (§3.3)
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,8 @@ class AdaptSettings:
 
     experts: tuple[str, ...] = field(default=(), metadata={"help": "training tasks whose experts adapt (one per "
                                                                      "category)"})
+    strategies: tuple[str, ...] = field(default=PAPER_STRATEGIES, metadata={
+        "help": "the registered strategies the full-paper flow runs on each unseen slice (paper: its three)"})
     unseen: tuple[EvalSlice, ...] = field(default=(), metadata={"help": "slices evaluated with each strategy"})
     formulation: str = field(default="generate", metadata={"help": "pass 1 of prompt (and of cls-expert without "
                                                                     "cls_formulation): generate or choice"})
@@ -61,10 +64,15 @@ class AdaptSettings:
                 "category (the LoRA of the training task with the unseen task's category: chosen without test data)"})
 
     def __post_init__(self) -> None:
+        from t2core.adapt import check_strategy
         from t2core.adapt.cem import CEMConfig
         from t2core.adapt.prompt import FORMULATIONS
         from t2core.training.config import RLConfig
 
+        for name in self.strategies:
+            check_strategy(name)  # one line naming the registered ones
+        if len(set(self.strategies)) != len(self.strategies):
+            raise ConfigError(f"adapt strategies {list(self.strategies)} name one strategy twice.")
         _check_keys("adapt cls-expert", self.cls, RLConfig)
         from t2core.adapt.fewshot import TIE_BREAKS
         from t2core.adapt.pass1 import check_prompt

@@ -11,8 +11,10 @@ from t2core.sampling.base import (
     check_sampler,
     make_sampler,
     register_sampler,
+    sampler_names,
 )
 
 import_submodules(__name__, __path__)  # each module registers what it defines
 
-__all__ = ["Completion", "GenerationConfig", "RowExperts", "SVFWeights", "Sampler", "check_sampler", "make_sampler", "register_sampler"]
+__all__ = ["Completion", "GenerationConfig", "RowExperts", "SVFWeights", "Sampler", "check_sampler", "make_sampler", "register_sampler",
+           "sampler_names"]

@@ -202,6 +202,10 @@ def register_sampler(name: str, factory: Callable[..., Sampler]) -> None:
     _SAMPLERS.register(name, factory)
 
 
+def sampler_names() -> list[str]:
+    return _SAMPLERS.names()
+
+
 def make_sampler(name: str, **kwargs) -> Sampler:
     return _SAMPLERS.get(name)(**kwargs)
 

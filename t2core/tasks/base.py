@@ -148,6 +148,27 @@ class Task(ABC):
         """Index of the correct candidate (output_type "choice")."""
         raise TypeError(f"task {self.name!r} has no candidate answers.")
 
+    def reference_completion(self, sample: Sample) -> str:
+        """The answer a perfect model writes under this task's prompt: what next-token prediction trains on
+        (LoRA-NTP, paper §4.1; SVF-NTP, Table 4). By default the correct candidate of a choice task, the
+        option's label of a lettered one, a code block of the reference solution, or the worked solution
+        of a math problem (its answer where it has none). A task whose prompt asks for a closing line
+        (GSM8K's 'The answer is: <number>') says so by overriding this; nothing branches on its name."""
+        if self.output_type == "choice":  # the correct candidate continuation (cloze ARC: "Answer: <text>")
+            return self.candidates(sample)[self.gold_candidate(sample)]
+        if isinstance(sample, ChoiceSample):
+            return sample.answer
+        if isinstance(sample, CodeSample):
+            text = f"```python\n{sample.solution.strip()}\n```" if sample.solution.strip() else ""
+        elif isinstance(sample, MathSample):
+            text = sample.solution or sample.answer
+        else:
+            text = ""
+        if not text.strip():
+            raise DataError(f"task {self.name!r} has no reference completion for sample {getattr(sample, 'id', '?')!r} "
+                            f"({type(sample).__name__}); give it a solution or override reference_completion().")
+        return text
+
     def reference(self, sample: Sample) -> str:
         """The gold answer as stored in the per-sample results."""
         return str(getattr(sample, "answer", "") or getattr(sample, "solution", ""))

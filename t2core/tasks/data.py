@@ -124,6 +124,9 @@ def load_samples(
     `hub` lists the (dataset id, config, split) parts whose rows together hold the same records.
     """
     if data_dir is None:
+        if not hub:
+            raise DataError(f"no local data directory was found for {rel} (set T2_DATA_DIR to a folder laid out "
+                            "like shared/datasets, or pass --data-dir) and it has no hub source to fall back to.")
         rows: list[dict[str, Any]] = []
         files: dict[str, str] = {}
         for hub_id, config, split in hub:

@@ -58,5 +58,9 @@ class GSM8K(Task):
     def messages(self, sample: MathSample) -> list[dict[str, str]]:
         return [{"role": "user", "content": PROMPT.format(question=sample.question)}]
 
+    def reference_completion(self, sample: MathSample) -> str:
+        """The worked solution and the closing line the prompt asks for."""
+        return f"{sample.solution}\nThe answer is: {sample.answer}"
+
 
 register_task(GSM8K())

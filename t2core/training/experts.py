@@ -14,12 +14,12 @@ from pathlib import Path
 from t2core.adapters import KIND as ADAPTERS
 from t2core.adapters import peft_module, with_adapter
 from t2core.artifacts import ArtifactStore
-from t2core.experts import FILE, KIND, ExpertRef
+from t2core.experts import KIND, ExpertRef, expert_file, store_expert
 from t2core.methods import method_of
 from t2core.models.registry import LoadedModel
 from t2core.paths import t2_home
 from t2core.sampling.base import run_backend
-from t2core.svf import ExpertHeader, save_expert
+from t2core.svf import ExpertHeader
 from t2core.svf.placement import resident_svd
 from t2core.training.config import RLConfig
 from t2core.training.ntp import lora_pg_settings
@@ -66,7 +66,7 @@ def train_expert(loaded: LoadedModel, cfg: RLConfig, data_dir: str | Path | None
     if method_of("pg", cfg.method).product != "svf":
         return _train_peft_pg(loaded, planned, cfg, data_dir, store, sampler, on_log)
     if store.exists(KIND, run_id):  # reuse: no trainer, no SVD load
-        ref = ExpertRef.resolve(str(store.path(KIND, run_id) / FILE), store)
+        ref = ExpertRef.resolve(str(expert_file(store, run_id)), store)
         return TrainedExpert(ref.id, ref.path, None, 0.0, _stored_record(store, KIND, run_id, ref.header.metrics))
     svd = resident_svd(loaded, cfg.svf.targets, store=store)  # on the model's devices, once per model load
     trainer = _trainer(loaded, svd, cfg, data_dir, sampler, on_log, planned)
@@ -79,13 +79,9 @@ def train_expert(loaded: LoadedModel, cfg: RLConfig, data_dir: str | Path | None
         metrics={"base_valid": res.base_valid, "best_valid": res.best_valid, "best_step": res.best_step},
         origin="svf-pg")
 
-    def write(tmp: Path) -> dict:
-        save_expert(tmp / FILE, res.policy, header)
-        return {"task": cfg.task}
-
     record = training_record(res, seconds)
-    store.write(KIND, trainer.run_id, write, meta={"weights_hash": loaded.weights_hash, "record": record})
-    ref = ExpertRef.resolve(str(store.path(KIND, trainer.run_id) / FILE), store)
+    ref = store_expert(store, trainer.run_id, res.policy, header,
+                       meta={"weights_hash": loaded.weights_hash, "record": record, "task": cfg.task})
     return TrainedExpert(ref.id, ref.path, res, seconds, record)
 
 

@@ -18,6 +18,7 @@ import torch
 
 from t2core.artifacts import ArtifactStore
 from t2core.errors import ConfigError, DataError
+from t2core.hashing import canonical_json, sha256_bytes
 from t2core.ids import content_id
 from t2core.methods import method_of
 from t2core.models.registry import LoadedModel
@@ -27,7 +28,7 @@ from t2core.registry import Registry
 from t2core.sampling.hf import render_prompt
 from t2core.settings import resolved_dtype
 from t2core.tasks import get_task
-from t2core.tasks.base import ChoiceSample, CodeSample, MathSample, Task
+from t2core.tasks.base import Task
 from t2core.training.recompute import recomputed
 
 
@@ -95,28 +96,13 @@ def lora_identity(cfg: NTPConfig) -> dict:
     return {k: v for k, v in asdict(cfg).items() if k in ("method", "rank", "alpha", "dropout", "target_modules")}
 
 
-def reference_completion(task: Task, sample) -> str:
-    """The answer text a perfect model would produce under the task's prompt."""
-    if task.output_type == "choice":  # the correct candidate continuation (cloze ARC: "Answer: <text>")
-        return task.candidates(sample)[task.gold_candidate(sample)]
-    if isinstance(sample, ChoiceSample):
-        return sample.answer
-    if isinstance(sample, CodeSample):
-        return f"```python\n{sample.solution.strip()}\n```"
-    if isinstance(sample, MathSample):
-        if task.name == "gsm8k":
-            return f"{sample.solution}\nThe answer is: {sample.answer}"
-        return sample.solution
-    raise TypeError(f"no reference completion for {type(sample).__name__}")
-
-
 def ntp_batch(tok, task: Task, samples: list, max_len: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(input ids, attention mask, labels), each (B, T): chat prompt + reference answer + EOS, labels
     -100 on the prompt and the padding, so the loss is the answer tokens' cross-entropy only."""
     ids, labels = [], []
     for s in samples:
         p = tok(render_prompt(tok, task.messages(s)), add_special_tokens=False)["input_ids"]
-        a = tok(reference_completion(task, s), add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+        a = tok(task.reference_completion(s), add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
         ids.append((p + a)[:max_len])
         labels.append(([-100] * len(p) + a)[:max_len])
     width = max(len(x) for x in ids)
@@ -157,16 +143,28 @@ def ntp_steps(model: torch.nn.Module, tok, task: Task, ds, cfg: NTPConfig, opt: 
     return losses
 
 
-def adapter_id(weights_hash: str, cfg: NTPConfig, data_files: dict[str, str]) -> str:
+def training_text_sha256(task: Task, ds) -> str:
+    """The sha256 of what next-token prediction trains on: each sample's prompt (the task's messages) and
+    its reference completion, in order. A change of prompt or of reference text (a fidelity fix) is
+    another adapter, even where the data files and the task's version are the same."""
+    return sha256_bytes(canonical_json([[task.messages(s), task.reference_completion(s)] for s in ds.samples]).encode())
+
+
+def adapter_id(weights_hash: str, cfg: NTPConfig, data_files: dict[str, str], task_version: str,
+               text_sha256: str) -> str:
+    """The content id of an NTP result: the weights, the config's identity fields, the data files, the
+    task's version and the training text (`training_text_sha256`). Ids made before the last two were part
+    of it (t2 before issue 40) name adapters that are not reused: `t2 baseline` trains them again."""
     d = asdict(cfg)
     del d["micro_batch_size"], d["grad_checkpointing"]  # memory, not the result (identity=False)
-    if d["shots"] is None:  # adapters trained on a training split keep the ids they had before shots existed
+    if d["shots"] is None:  # optional settings are left out at their defaults: one payload shape per setting
         del d["shots"], d["shot_split"]
-    if cfg.method != "svf":  # likewise before SVF-NTP existed
+    if cfg.method != "svf":
         del d["svf_targets"]
-    if d["split"] == "train":  # ... and before the split was a setting
+    if d["split"] == "train":
         del d["split"]
-    return content_id(["ntp", weights_hash, d, sorted(data_files.values())])
+    return content_id(["ntp", weights_hash, d, sorted(data_files.values()),
+                       {"task_version": task_version, "text": text_sha256}])
 
 
 @dataclass
@@ -193,23 +191,36 @@ def plan_ntp(weights_hash: str, cfg: NTPConfig, data_dir: str | Path | None = No
 
         ds = pick_shots(FewShotConfig(task=cfg.task, shots=cfg.shots, split=cfg.shot_split,
                                       cem=CEMConfig(seed=cfg.seed)), data_dir)
-        return ds, adapter_id(weights_hash, cfg, ds.files)
+        return ds, _id_of(weights_hash, cfg, ds)
     ds = get_task(cfg.task).load(cfg.split, resolve_data_dir(data_dir)).limit(cfg.train_limit)
     if not ds.samples:
         raise DataError(f"task {cfg.task!r} has no training samples; nothing to fine-tune on.")
-    return ds, adapter_id(weights_hash, cfg, ds.files)
+    return ds, _id_of(weights_hash, cfg, ds)
 
 
-_TRAINERS: Registry[Callable[..., NTPResult]] = Registry("NTP method")
+def _id_of(weights_hash: str, cfg: NTPConfig, ds) -> str:
+    task = get_task(cfg.task)
+    return adapter_id(weights_hash, cfg, ds.files, task.version, training_text_sha256(task, ds))
 
 
-def register_ntp_trainer(method: str, train: Callable[..., NTPResult]) -> None:
-    """`train(loaded, cfg, ds, aid, store, on_log)` trains (or reuses, by `aid`) one method's result."""
-    _TRAINERS.register(method, train)
+_TRAINERS: Registry[Callable[..., NTPResult]] = Registry("NTP trainer")
+PEFT = "peft"  # the trainer of every method whose file gives a PEFT adapter config (`Method.peft`)
+
+
+def register_ntp_trainer(key: str, train: Callable[..., NTPResult]) -> None:
+    """`train(loaded, cfg, ds, aid, store, on_log)` trains (or reuses, by `aid`) one method's result. `key`:
+    PEFT for the trainer of every PEFT method (`peft_ntp.py`), else a method's selector (`svf_ntp.py`)."""
+    _TRAINERS.register(key, train)
+
+
+def trainer_key(method: str) -> str:
+    """Which trainer trains `method`: a PEFT method (its file gives `peft=`) the PEFT one, so that a new
+    PEFT method is one file; another the one registered under its selector."""
+    return PEFT if method_of("ntp", method).peft is not None else method
 
 
 def train_ntp(loaded: LoadedModel, cfg: NTPConfig, data_dir: str | Path | None = None,
               store: ArtifactStore | None = None, on_log: Callable[[int, float], None] | None = None) -> NTPResult:
     """Train `cfg.method` by next-token prediction on its data (or reuse the stored result)."""
     ds, aid = plan_ntp(loaded.weights_hash, cfg, data_dir)
-    return _TRAINERS.get(cfg.method)(loaded, cfg, ds, aid, store or ArtifactStore(), on_log)
+    return _TRAINERS.get(trainer_key(cfg.method))(loaded, cfg, ds, aid, store or ArtifactStore(), on_log)

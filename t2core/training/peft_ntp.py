@@ -16,10 +16,11 @@ import torch
 
 from t2core.adapters import KIND, with_adapter
 from t2core.artifacts import ArtifactStore
+from t2core.methods import method_of
 from t2core.models.registry import LoadedModel
 from t2core.tasks import get_task
 from t2core.tasks.base import Dataset
-from t2core.training.ntp import NTPConfig, NTPResult, ntp_steps, register_ntp_trainer
+from t2core.training.ntp import PEFT, NTPConfig, NTPResult, ntp_steps, register_ntp_trainer
 
 
 def train_peft_ntp(loaded: LoadedModel, cfg: NTPConfig, ds: Dataset, aid: str, store: ArtifactStore,
@@ -44,11 +45,10 @@ def train_peft_ntp(loaded: LoadedModel, cfg: NTPConfig, ds: Dataset, aid: str, s
 
         def write(tmp: Path) -> dict:
             pm.save_pretrained(str(tmp))
-            return {"method": cfg.method, "task": cfg.task, "n_trainable": n_trainable}
+            return {"method": method_of("ntp", cfg.method).product, "task": cfg.task, "n_trainable": n_trainable}
 
         store.write(KIND, aid, write, meta={"weights_hash": loaded.weights_hash, "config": asdict(cfg)})
     return NTPResult(aid, store.path(KIND, aid), losses, n_trainable, time.perf_counter() - t0, ds.files)
 
 
-for _method in ("lora", "ia3", "dora"):
-    register_ntp_trainer(_method, train_peft_ntp)
+register_ntp_trainer(PEFT, train_peft_ntp)  # every method whose file gives `peft=` (lora, ia3, dora, ...)

@@ -12,15 +12,14 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import asdict
-from pathlib import Path
 
 import torch
 
 from t2core.artifacts import ArtifactStore
-from t2core.experts import FILE, KIND, ExpertRef
+from t2core.experts import KIND, ExpertRef, expert_file, store_expert
 from t2core.models.registry import LoadedModel
 from t2core.svf.apply import attached
-from t2core.svf.expert import ExpertHeader, save_expert
+from t2core.svf.expert import ExpertHeader
 from t2core.svf.placement import place_policy, resident_svd
 from t2core.svf.policy import SVFConfig, SVFPolicy
 from t2core.tasks import get_task
@@ -32,7 +31,7 @@ def train_svf_ntp(loaded: LoadedModel, cfg: NTPConfig, ds: Dataset, aid: str, st
                   on_log: Callable[[int, float], None] | None = None) -> NTPResult:
     """Train (or reuse, by content key `aid`) an SVF expert by next-token prediction."""
     if store.exists(KIND, aid):  # content-addressed: same weights, config and data -> same expert
-        ref = ExpertRef.resolve(str(store.path(KIND, aid) / FILE), store)
+        ref = ExpertRef.resolve(str(expert_file(store, aid)), store)
         return NTPResult(aid, ref.path, [], sum(ref.header.ranks.values()), 0.0, ds.files, True, ref.id)
     task = get_task(cfg.task)
     svf_cfg = SVFConfig(targets=cfg.svf_targets)
@@ -50,12 +49,9 @@ def train_svf_ntp(loaded: LoadedModel, cfg: NTPConfig, ds: Dataset, aid: str, st
                           metrics={"first_loss": losses[0], "final_loss": losses[-1]} if losses else {},
                           origin="svf-ntp")
 
-    def write(tmp: Path) -> dict:
-        save_expert(tmp / FILE, policy.cpu(), header)
-        return {"method": "svf", "task": cfg.task, "n_trainable": policy.n_params}
-
-    store.write(KIND, aid, write, meta={"weights_hash": loaded.weights_hash, "config": asdict(cfg)})
-    ref = ExpertRef.resolve(str(store.path(KIND, aid) / FILE), store)
+    ref = store_expert(store, aid, policy.cpu(), header, meta={
+        "weights_hash": loaded.weights_hash, "config": asdict(cfg), "method": "svf", "task": cfg.task,
+        "n_trainable": policy.n_params})
     return NTPResult(aid, ref.path, losses, policy.n_params, seconds, ds.files, False, ref.id)
 
 

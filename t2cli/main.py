@@ -16,7 +16,7 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 from t2cli.common import app, catalog_app, inspect_app, list_registries_in_help  # noqa: E402 - after the setting above
 
-COMMAND_GROUPS = ("info", "svd", "evaluate", "train", "adapt", "transfer", "inspect", "catalog", "flows", "plan")
+COMMAND_GROUPS = ("info", "svd", "evaluate", "train", "adapt", "transfer", "inspect", "catalog", "flows", "plan", "api")
 for _group in COMMAND_GROUPS:
     importlib.import_module(f"t2cli.commands.{_group}")  # registers its commands on `app`
 list_registries_in_help(app, catalog_app, inspect_app)  # help texts read the registries when shown

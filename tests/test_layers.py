@@ -12,7 +12,7 @@ import ast
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-PACKAGES = ("t2core", "t2ops", "catalog", "flows", "t2cli")
+PACKAGES = ("t2core", "t2ops", "catalog", "flows", "t2api", "t2cli")
 
 # Bottom to top. A module may import its own layer and the ones below, never one above. The operations
 # return records; the catalog (its executor the only writer) sits above them with the flows and the CLI.
@@ -27,7 +27,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
      ("t2core.training", "t2core.evaluate", "t2core.adapt", "t2core.transfer", "t2core.inspect_expert", "t2core.plan")),
     ("profiles", ("t2core.profiles",)),
     ("operations", ("t2ops",)),
-    ("catalog, flows and CLI", ("catalog", "flows", "t2cli")),
+    ("catalog, flows, the HTTP server and CLI", ("catalog", "flows", "t2api", "t2cli")),
 )
 
 

@@ -87,7 +87,9 @@ class HFSampler(Sampler):
 
     @torch.no_grad()
     def generate(self, conversations, cfg: GenerationConfig, progress: Callable[[int], None] | None = None,
-                 svf=None, rows: RowExperts | None = None):
+                 svf=None, rows: RowExperts | None = None, stream=None):
+        """`stream(i, text)`, where given, receives conversation i's answer as it is generated
+        (t2core/sampling/stream.py); the returned completions are the same."""
         self.check_svf(svf)
         self.check_rows(rows, len(conversations))
         if cfg.max_new_tokens is None:
@@ -113,6 +115,10 @@ class HFSampler(Sampler):
                     kwargs.update(do_sample=True, temperature=cfg.temperature, top_p=cfg.top_p)
                 else:
                     kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+                if stream is not None:
+                    from t2core.sampling.stream import RowStreamer
+
+                    kwargs["streamer"] = RowStreamer(tok, idx, stream)
                 with self._rows(rows, idx), self._autocast(cfg, device):
                     out = model.generate(**batch, **kwargs)  # (B, prompt_len + new)
                 new = out[:, batch["input_ids"].shape[1] :]

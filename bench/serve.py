@@ -1,0 +1,98 @@
+"""`t2 api` throughput: the same chats answered by `base` (no pass 1, base weights) and by `t2-auto` (pass 1,
+then the chosen expert), through the HTTP server and the OpenAI client, on one machine in one run.
+
+    T2_HOME=<home with the profile's experts> python bench/serve.py --profile smol --requests 16 --concurrency 4
+
+Prints requests/s and generated tokens/s of each, their ratio (t2-auto / base: the cost of adapting), and
+pass 1's share of a t2-auto request's server time (from the x-t2-pass1-ms / x-t2-pass2-ms headers). The
+questions are the first test items of GSM8K, MBPP and ARC-Easy, in turn. The hf backend only (issue 37's
+vLLM backend is not built yet).
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import statistics
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+
+def _questions(n: int, data_dir: str | None) -> list[str]:
+    from t2core.paths import resolve_data_dir
+    from t2core.tasks import get_task
+
+    d = resolve_data_dir(data_dir)
+    per = [get_task(t).load("test", d).samples[: n] for t in ("gsm8k", "mbpp", "arc_easy")]
+    tasks = [get_task(t) for t in ("gsm8k", "mbpp", "arc_easy")]
+    out = []
+    for i in range(n):
+        task, samples = tasks[i % 3], per[i % 3]
+        out.append(task.messages(samples[i // 3])[-1]["content"])
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--profile", default="smol")
+    ap.add_argument("--requests", type=int, default=16)
+    ap.add_argument("--concurrency", type=int, default=4)
+    ap.add_argument("--max-tokens", type=int, default=64)
+    ap.add_argument("--data-dir", default=None)
+    args = ap.parse_args()
+
+    import openai
+    import uvicorn
+
+    from t2api.server import ApiSettings, create_app
+    from t2cli.commands.adapt import _adapt_request
+    from t2core.experts import ExpertRef
+    from t2core.models import load_model
+    from t2core.profiles import get_profile
+    from t2ops.respond import Responder
+
+    prof = get_profile(args.profile)
+    loaded = load_model(prof.model, seed=prof.seed_or_default(None))
+    req = _adapt_request(prof, "prompt", "", None, None, None, None, None, "train", None, "hf", None,
+                         loaded.weights_hash)
+    responder = Responder(req, loaded, {ExpertRef.resolve(e).header.task: e for e in req.experts})
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(responder, ApiSettings(max_batch=args.concurrency)),
+                                           host="127.0.0.1", port=port, log_level="warning"))
+    threading.Thread(target=server.run, daemon=True).start()
+    while not server.started:
+        time.sleep(0.05)
+    client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="unused", max_retries=0, timeout=3600)
+    questions = _questions(args.requests, args.data_dir)
+
+    def run(model: str) -> dict:
+        def one(q: str):
+            raw = client.chat.completions.with_raw_response.create(
+                model=model, messages=[{"role": "user", "content": q}], max_tokens=args.max_tokens)
+            r = raw.parse()
+            return (r.usage.completion_tokens, float(raw.headers["x-t2-pass1-ms"]),
+                    float(raw.headers["x-t2-pass2-ms"]))
+
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(args.concurrency) as pool:
+            out = list(pool.map(one, questions))
+        wall = time.perf_counter() - t0
+        p1, p2 = [o[1] for o in out], [o[2] for o in out]
+        return {"rps": len(out) / wall, "tps": sum(o[0] for o in out) / wall, "wall": wall,
+                "pass1": statistics.mean(p1) / max(statistics.mean(p1) + statistics.mean(p2), 1e-9)}
+
+    run("base")  # warm-up: the first generation pays for lazy initialisation
+    base, auto = run("base"), run("t2-auto")
+    print(f"{prof.model}, {args.requests} requests, {args.concurrency} at once, max_tokens {args.max_tokens}, hf")
+    print(f"{'':10s} {'req/s':>8s} {'tok/s':>8s} {'wall s':>8s} {'pass 1 share':>13s}")
+    for name, m in (("base", base), ("t2-auto", auto)):
+        print(f"{name:10s} {m['rps']:8.3f} {m['tps']:8.1f} {m['wall']:8.1f} {m['pass1']:13.1%}")
+    print(f"t2-auto / base: requests/s {auto['rps'] / base['rps']:.2f}, tokens/s {auto['tps'] / base['tps']:.2f}")
+    server.should_exit = True
+
+
+if __name__ == "__main__":
+    main()

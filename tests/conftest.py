@@ -153,3 +153,19 @@ def pytest_collection_modifyitems(config, items):
         for item in items:
             if "vllm" in item.keywords:
                 item.add_marker(skip)
+
+
+def stored_expert_files(tiny, home, k: int, task: str = "gsm8k", seed: int = 21, scale: float = 0.3):
+    """k random SVF experts of the tiny model saved as files (ExpertRef resolves them by path)."""
+    from dataclasses import asdict
+
+    from t2core.experts import ExpertRef
+    from t2core.svf import ExpertHeader, SVFConfig, save_expert
+
+    svd, policies, bank = random_experts(tiny, k, scale=scale, seed=seed)
+    refs = []
+    for i, p in enumerate(policies):
+        header = ExpertHeader(base_weights_hash=tiny.weights_hash, model=tiny.alias, task=task,
+                              svf=asdict(SVFConfig()), ranks={n: int(s.shape[0]) for n, (_, s, _) in svd.items()})
+        refs.append(ExpertRef.resolve(str(save_expert(home / f"expert{seed}-{i}.safetensors", p, header))))
+    return svd, bank, refs

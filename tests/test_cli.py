@@ -161,7 +161,7 @@ def test_a_corrupted_expert_is_refused_where_used_and_shown_where_listed(t2_home
     assert t2_inproc("train", "--model", "tiny-random", "--task", "arc_easy", "--profile", "tiny",
                      "--steps", "1").returncode == 0
     ((expert_id, path),) = catalog_rows(t2_home, "SELECT expert_id, path FROM experts")
-    assert "| ok" in " ".join(t2_inproc("catalog", "ls", "experts").stdout.split()).replace("│", "|")
+    assert "ok" in t2_inproc("catalog", "ls", "experts").stdout.split()  # the file column
     f = Path(path)
     data = bytearray(f.read_bytes())
     data[-5] ^= 0xFF  # a vector byte: the header still reads, the file's hash does not match

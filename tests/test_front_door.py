@@ -81,7 +81,7 @@ CASES: dict[str, tuple[tuple[str, ...], object, tuple[str, ...], bool]] = {
     "unknown-transfer-dst": (("transfer", "--src", "tiny-random", "--dst", "llama9"), None,
                              ("unknown model alias 'llama9'",), True),
     "unknown-catalog-table": (("catalog", "ls", "nope"), None, ("unknown catalog table 'nope'", "runs"), True),
-    "unknown-report": (("report", "--table", "99"), None, ("--table 99", "available"), True),
+    "unknown-report": (("report", "--table", "9999"), None, ("--table 9999", "available"), True),
     "unknown-figure": (("report", "--figure", "99"), None, ("--figure 99", "available"), True),
     "report-nothing": (("report",), None, ("nothing to report",), True),
     "report-format": (("report", "--table", "1", "--format", "xls"), None, ("--format 'xls'",), True),

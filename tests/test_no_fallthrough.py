@@ -12,21 +12,7 @@ from t2core.evaluate import EvalConfig
 from t2core.sampling import GenerationConfig
 from t2core.sampling.base import register_sampler
 from t2core.sampling.dummy import DummySampler
-
-
-def _stored_experts(tiny, home, k: int, task: str = "gsm8k", seed: int = 21, scale: float = 0.3):
-    """k random SVF experts of the tiny model saved as files (ExpertRef resolves them by path)."""
-    from t2core.experts import ExpertRef
-    from t2core.svf import ExpertHeader, SVFConfig, save_expert
-    from tests.conftest import random_experts
-
-    svd, policies, bank = random_experts(tiny, k, scale=scale, seed=seed)
-    refs = []
-    for i, p in enumerate(policies):
-        header = ExpertHeader(base_weights_hash=tiny.weights_hash, model=tiny.alias, task=task,
-                              svf=asdict(SVFConfig()), ranks={n: int(s.shape[0]) for n, (_, s, _) in svd.items()})
-        refs.append(ExpertRef.resolve(str(save_expert(home / f"expert{seed}-{i}.safetensors", p, header))))
-    return svd, bank, refs
+from tests.conftest import stored_expert_files as _stored_experts
 
 
 class _Fixed(Strategy):

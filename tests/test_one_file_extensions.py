@@ -130,7 +130,7 @@ def test_a_strategy_sampler_method_and_profile_from_one_file_reach_the_help_the_
         tiny, t2_home, tmp_path, data_dir, monkeypatch):
     import re
 
-    from tests.test_no_fallthrough import _stored_experts
+    from tests.conftest import stored_expert_files as _stored_experts
 
     monkeypatch.setenv("COLUMNS", "250")  # one line per option in the help
     helps = {cmd: " ".join(t2_inproc(cmd, "--help").stdout.split()) for cmd in ("adapt", "ask", "eval", "baseline",

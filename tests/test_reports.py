@@ -72,7 +72,7 @@ def test_a_report_is_one_function_and_one_register_call(t2_home):
 
     def runs_by_kind(cat, model=None):
         _, rows = cat.query("SELECT kind, count(*) FROM runs GROUP BY kind ORDER BY kind")
-        return Table("Table 99: runs by kind", ["kind", "runs"], [list(r) for r in rows])
+        return Table("Table 99: runs by kind", ["kind", "runs"], [list(r) for r in rows])  # one naming column
 
     register_report("table", 99, runs_by_kind)
     _eval(Catalog(), "b1", "arc_easy", "base", 4, 1)
@@ -136,7 +136,7 @@ def test_a_table_on_screen_leaves_out_rows_and_columns_with_no_result():
 
     t = Table("T", ["model", "method", "a acc", "a norm", "n"],
               [["m", "base", 0.5, None, "3"], ["m", "lora", None, None, "–"], ["twin", "base", None, None, None]],
-              notes=["n: items"])
+              notes=["n: items"], keys=2)
     shown = t.trimmed()
     assert shown.columns == ["model", "method", "a acc", "n"] and shown.rows == [["m", "base", 0.5, "3"]]
     assert shown.notes == ["n: items"] and "_n: items_" in shown.to_markdown()

@@ -31,7 +31,7 @@ class Table:
     columns: list[str]
     rows: list[list]
     notes: list[str] = field(default_factory=list)  # legends printed under the table (what `n` counts, ...)
-    keys: int = 2  # the leading columns that name a row (model, method); the rest hold its results
+    keys: int = 1  # the leading columns that name a row (e.g. model and method: 2); the rest hold its results
 
     def trimmed(self) -> Table:
         """The table as shown: a row with no result (a model or method the catalog has nothing for) and a

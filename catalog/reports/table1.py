@@ -56,7 +56,7 @@ def table1(cat: Catalog, model: str | None = None, split: str = "test") -> Table
     return Table("Table 1: fine-tuning on the training tasks (test split; norm = score / base; "
                  "lora = LoRA-NTP, lora-pg = LoRA trained by the REINFORCE loop)", cols, out,
                  notes=[f"n: the test items each accuracy is over, per task in column order ({', '.join(tasks)}); "
-                        "– : not evaluated. norm is left out where base scored 0 or was not evaluated."])
+                        "– : not evaluated. norm is left out where base scored 0 or was not evaluated."], keys=2)
 
 
 register_report("table", 1, table1)

@@ -48,7 +48,7 @@ def table10(cat: Catalog, model: str | None = None, shots: int | None = None) ->
     return Table("Table 10: few-shot adaptation with fewer prompts (light) beside the full search (test split; "
                  "p: exact McNemar on the same questions)",
                  ["model", "task", "row", "shots", "generations", "search s", "accuracy", "n", "p vs base",
-                  "p vs full"], out)
+                  "p vs full"], out, keys=3)
 
 
 register_report("table", 10, table10, takes_shots=True)

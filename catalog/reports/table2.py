@@ -96,7 +96,7 @@ def table2(cat: Catalog, model: str | None = None, shots: int | None = None) -> 
                 vals.append(f"{c[1]:.3f} (n={c[2]}" + (f", p={pair[1]:.3g})" if pair else ")"))
             out.append([mdl, row, *vals])
     return Table("Table 2: self-adaptation on unseen tasks (test split; p: exact McNemar against base on the "
-                 "same questions; LoRA best on test: the paper's pick, on test data; same category and few-shot pick: chosen without test data)", cols, out)
+                 "same questions; LoRA best on test: the paper's pick, on test data; same category and few-shot pick: chosen without test data)", cols, out, keys=2)
 
 
 register_report("table", 2, table2, takes_shots=True)

@@ -79,7 +79,7 @@ def table4(cat: Catalog, model: str | None = None) -> Table:
     return Table("Table 4: ablations: parameterisation (SVF, LoRA), objective (PG: REINFORCE; NTP: next-token "
                  "prediction) and targets, one step budget per training task (test split; p: exact McNemar "
                  "against base)", ["model", "trained on", "variant", "steps", "#params",
-                                   *(f"{t} acc (n, p vs base)" for t in tasks)], out)
+                                   *(f"{t} acc (n, p vs base)" for t in tasks)], out, keys=3)
 
 
 register_report("table", 4, table4)

@@ -74,4 +74,4 @@ def transfer_table(cat: Catalog, model: str | None, tasks: list[str], cells: dic
         for label, c_of in rows.items():  # each cell against base on the same slice
             out.append([mdl, label, *(cell_text(cat, c_of[t], base_for(bases, mdl, t, c_of[t][2] if c_of[t] else None))
                                       for t in present)])
-    return Table(title, ["model", "row"] + [f"{t} acc (n, p vs base)" for t in present], out)
+    return Table(title, ["model", "row"] + [f"{t} acc (n, p vs base)" for t in present], out, keys=2)

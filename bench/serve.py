@@ -46,15 +46,15 @@ def main() -> None:
     import uvicorn
 
     from t2api.server import ApiSettings, create_app
-    from t2cli.commands.adapt import _adapt_request
     from t2core.experts import ExpertRef
     from t2core.models import load_model
     from t2core.profiles import get_profile
+    from t2ops.adaptation import adapt_request
     from t2ops.respond import Responder
 
     prof = get_profile(args.profile)
     loaded = load_model(prof.model, seed=prof.seed_or_default(None))
-    req = _adapt_request(prof, "prompt", "", None, None, None, None, None, "train", None, "hf", None,
+    req = adapt_request(prof, "prompt", "", None, None, None, None, None, "train", None, "hf", None,
                          loaded.weights_hash)
     responder = Responder(req, loaded, {ExpertRef.resolve(e).header.task: e for e in req.experts})
     with socket.socket() as s:

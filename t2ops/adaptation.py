@@ -192,6 +192,31 @@ def stored_expert_for(weights_hash: str, task: str, targets: str = "mlp", store:
     return hits[0]
 
 
+def adapt_request(prof, strategy: str, task: str, limit: int | None = None, experts: str | None = None,
+                  cls_expert: str | None = None, formulation: str | None = None, shots: int | None = None,
+                  shot_split: str = "train", seed: int | None = None, sampler: str | None = None,
+                  data_dir: str | None = None, weights_hash: str = "") -> AdaptRequest:
+    """One AdaptRequest from a profile and what was given (`experts` comma-separated; by default the stored
+    experts of the profile's training tasks and, for cls-expert, its classification expert). `t2 adapt`,
+    `t2 ask` and `t2 api` build their requests here. `task` "" (one question, a chat): the evaluation
+    settings of a one-item ARC-Challenge slice, which only lend their generation settings."""
+    from t2core.profiles import EvalSlice
+
+    needs = strategy_class(strategy).needs
+    ev = prof.eval_config(EvalSlice(task, limit=limit), seed) if task else prof.eval_config(
+        EvalSlice("arc_challenge_cloze", limit=1), seed)
+    few = None
+    if "search" in needs:
+        given = {"split": shot_split, **({"shots": shots} if shots else {})}
+        few = prof.few_shot_config(task, seed, **given)
+    names = tuple(e.strip() for e in experts.split(",") if e.strip()) if experts else tuple(
+        stored_expert_for(weights_hash, t, prof.targets) for t in prof.adapt.experts)
+    cls = cls_expert or (stored_expert_for(weights_hash, "dispatch", prof.targets) if "cls-expert" in needs
+                         else None)
+    return AdaptRequest(ev, strategy, names, cls_expert=cls, few_shot=few, sampler=sampler or prof.sampler,
+                        data_dir=data_dir, **prof.pass1_kwargs(formulation))
+
+
 def check_ask_strategy(strategy: str) -> str:
     """One question needs a strategy that decides question by question (prompt, cls-expert)."""
     if not strategy_class(strategy).per_question:

@@ -46,13 +46,13 @@ def served(t2_home, tiny, data_dir):
     import uvicorn
 
     from t2api.server import ApiSettings, create_app
-    from t2cli.commands.adapt import _adapt_request
     from t2core.profiles import get_profile
+    from t2ops.adaptation import adapt_request
     from t2ops.respond import Responder
 
     experts = _store_experts(tiny)
     prof = get_profile("tiny")
-    req = _adapt_request(prof, "prompt", "", None, None, None, None, None, "train", None, "hf", None,
+    req = adapt_request(prof, "prompt", "", None, None, None, None, None, "train", None, "hf", None,
                          tiny.weights_hash)
     responder = Responder(req, tiny, {t: experts[t] for t in TASKS})
     port = _free_port()

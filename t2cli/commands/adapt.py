@@ -8,29 +8,6 @@ from t2cli import common
 from t2cli.common import app, console, handle_errors, quiet_transformers
 
 
-def _adapt_request(prof, strategy: str, task: str, limit: int | None, experts: str | None, cls_expert: str | None,
-                   formulation: str | None, shots: int | None, shot_split: str, seed: int | None, sampler: str | None,
-                   data_dir: str | None, weights_hash: str):
-    """One AdaptRequest from the options and the profile (experts default to the stored ones)."""
-    from t2core.adapt import strategy_class
-    from t2core.profiles import EvalSlice
-    from t2ops import adaptation as op
-
-    needs = strategy_class(strategy).needs
-    ev = prof.eval_config(EvalSlice(task, limit=limit), seed) if task else prof.eval_config(
-        EvalSlice("arc_challenge_cloze", limit=1), seed)
-    few = None
-    if "search" in needs:
-        given = {"split": shot_split, **({"shots": shots} if shots else {})}
-        few = prof.few_shot_config(task, seed, **given)
-    names = tuple(e.strip() for e in experts.split(",") if e.strip()) if experts else tuple(
-        op.stored_expert_for(weights_hash, t, prof.targets) for t in prof.adapt.experts)
-    cls = cls_expert or (op.stored_expert_for(weights_hash, "dispatch", prof.targets) if "cls-expert" in needs
-                         else None)
-    return op.AdaptRequest(ev, strategy, names, cls_expert=cls, few_shot=few, sampler=sampler or prof.sampler,
-                           data_dir=data_dir, **prof.pass1_kwargs(formulation))
-
-
 def _check_options(experts: str | None, cls_expert: str | None, formulation: str | None) -> None:
     """What the command line names, checked before the model loads (minutes at 8B): the formulation, and each
     expert id found and verified."""
@@ -89,7 +66,7 @@ def adapt(
     if "search" in strategy_class(strategy).needs:  # the shots' split and count, checked before the model loads
         prof.few_shot_config(task, seed, split=shot_split, **({"shots": shots} if shots else {}))
     loaded = common.load(model or prof.model, prof.seed_or_default(seed), prof.factor_dtype)
-    req = _adapt_request(prof, strategy, task, limit, experts, cls_expert, formulation, shots, shot_split, seed,
+    req = op.adapt_request(prof, strategy, task, limit, experts, cls_expert, formulation, shots, shot_split, seed,
                          sampler, data_dir, loaded.weights_hash)
     plan = op.OP.plan(req, ident_of(loaded))  # bad references fail here, before any catalog write
 
@@ -137,7 +114,7 @@ def ask(
     prof = get_profile(profile)
     _check_options(experts, cls_expert, formulation)
     loaded = common.load(model or prof.model, prof.seed_or_default(seed), prof.factor_dtype)
-    req = _adapt_request(prof, strategy, "", None, experts, cls_expert, formulation, None, "train", seed, None, None,
+    req = op.adapt_request(prof, strategy, "", None, experts, cls_expert, formulation, None, "train", seed, None, None,
                          loaded.weights_hash)
     a = op.ask(question, req, loaded, max_new_tokens)
     console.print(f"category [bold]{a.category}[/] -> {a.applied}  (pass 1 {a.pass1_seconds:.2f}s, "

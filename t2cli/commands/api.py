@@ -39,11 +39,11 @@ def api(
     settings = ApiSettings(max_queue, max_batch, batch_window_ms / 1000, timeout_s)
     if not 0 < port < 65536:
         raise ConfigError(f"--port {port} must be in 1..65535.")
-    from t2cli.commands.adapt import _adapt_request, _check_options
+    from t2cli.commands.adapt import _check_options
 
     _check_options(experts, cls_expert, None)
     loaded = common.load(prof.model, prof.seed_or_default(seed), prof.factor_dtype)
-    req = _adapt_request(prof, strategy, "", None, experts, cls_expert, None, None, "train", seed, "hf", None,
+    req = op.adapt_request(prof, strategy, "", None, experts, cls_expert, None, None, "train", seed, "hf", None,
                          loaded.weights_hash)
     from t2core.experts import ExpertRef
 

@@ -207,3 +207,44 @@ def test_export_needs_the_decomposition_and_an_empty_directory(tiny, tmp_path, t
                                             r"tiny-random --targets mlp`"):
         to_peft(ref, tmp_path / "none", rank=4)
     assert not (tmp_path / "none").exists()
+
+
+_VLLM_READS = """
+import sys, torch
+from vllm.config.lora import LoRAConfig
+from vllm.lora.lora_model import LoRAModel
+from vllm.lora.peft_helper import PEFTHelper
+path, name, rank, dump = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+helper = PEFTHelper.from_local_dir(path, max_position_embeddings=None)
+helper.validate_legal(LoRAConfig(max_lora_rank=rank))  # raises on anything vLLM does not serve
+model = LoRAModel.from_local_checkpoint(path, {"gate_proj", "up_proj", "down_proj"}, helper, lora_model_id=1,
+                                        device="cpu", dtype=torch.float32)
+w = model.get_lora(name)
+a, b = w.lora_a, w.lora_b
+delta = b @ a if a.shape[0] == rank else (a @ b).T  # PEFT's layout (r x in, out x r), or both transposed
+torch.save({"n": len(model.loras), "rank": w.rank, "scaling": w.scaling, "delta": delta * w.scaling}, dump)
+"""
+
+
+@pytest.mark.vllm
+def test_vllm_reads_the_adapter_with_its_own_loader(tiny, tmp_path, t2_home):
+    """vLLM's own PEFT reader (the one its OpenAI server uses for --lora-modules) accepts the export and
+    reads B A = ΔW_r for a module (vLLM's `max_lora_rank` must be at least the adapter's rank)."""
+    import subprocess
+
+    from t2core.serving.vllm_env import ServerSettings
+    from t2core.svd import ensure_svd, load_svd
+
+    ref, policy = _stored_expert(tiny, seed=6)
+    out = to_peft(ref, tmp_path / "r8", rank=8)
+    name = "model.layers.0.mlp.gate_proj"
+    res = subprocess.run([str(ServerSettings().interpreter()), "-c", _VLLM_READS, str(out.path), name, "8",
+                          str(tmp_path / "read.pt")], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    got = torch.load(tmp_path / "read.pt")
+    assert (got["n"], got["rank"], got["scaling"]) == (6, 8, 1.0)
+    svd = load_svd(ensure_svd(tiny, "mlp"))
+    u, s, v = svd[name]
+    d = s * (policy.z(name).detach() - 1)
+    idx = torch.argsort(d.abs(), descending=True)[:8]
+    assert torch.allclose(got["delta"], u[:, idx] @ torch.diag(d[idx]) @ v[:, idx].T, atol=1e-6)

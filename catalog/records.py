@@ -139,6 +139,16 @@ def _training(con, t: r.TrainingRecord) -> None:
             t.origin)
 
 
+@_writes(r.ImportRecord)
+def _import(con, i: r.ImportRecord) -> None:
+    """The import run; the experts row only where the catalog has none for this expert: a row written by
+    the run that trained it here keeps that run as the expert's origin."""
+    upsert_run(con, i.row, "completed")
+    _metrics(con, i.row.run_id, i.metrics)
+    if not con.execute("SELECT count(*) FROM experts WHERE expert_id = ?", [i.expert_id]).fetchall()[0][0]:
+        _expert(con, i.row, i.expert_id, "svf", i.targets, i.path, i.metrics, i.origin)
+
+
 @_writes(r.SearchRecord)
 def _search(con, s: r.SearchRecord) -> None:
     res = s.res

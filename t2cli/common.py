@@ -35,6 +35,13 @@ inspect_app = typer.Typer(no_args_is_help=True, help="Look inside artifacts (SVF
 app.add_typer(inspect_app, name="inspect")
 
 
+experts_app = typer.Typer(no_args_is_help=True, help="Move SVF experts between T2_HOMEs, or out as LoRA adapters "
+                                                       "(docs/experts.md).")
+
+
+app.add_typer(experts_app, name="experts")
+
+
 console = Console()
 
 

@@ -14,12 +14,13 @@ import sys
 # machine: issue 36); a user's own value wins. Set before Prefect reads its settings.
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
-from t2cli.common import app, catalog_app, inspect_app, list_registries_in_help  # noqa: E402 - after the setting above
+from t2cli.common import app, catalog_app, experts_app, inspect_app, list_registries_in_help  # noqa: E402 - after the setting above
 
-COMMAND_GROUPS = ("info", "svd", "evaluate", "train", "adapt", "transfer", "inspect", "catalog", "flows", "plan", "api")
+COMMAND_GROUPS = ("info", "svd", "evaluate", "train", "adapt", "transfer", "inspect", "experts", "catalog", "flows", "plan",
+                  "api")
 for _group in COMMAND_GROUPS:
     importlib.import_module(f"t2cli.commands.{_group}")  # registers its commands on `app`
-list_registries_in_help(app, catalog_app, inspect_app)  # help texts read the registries when shown
+list_registries_in_help(app, catalog_app, inspect_app, experts_app)  # help texts read the registries when shown
 
 
 def main() -> None:

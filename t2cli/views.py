@@ -35,9 +35,9 @@ def produced_by(kind: str, method: str | None, strategy: str | None, expert_ids:
         return f"{strategy} ({len(ids)} expert{'s' if len(ids) != 1 else ''})"
     if kind != "train" and (method in (None, "base") or not ids):
         return "base" if method in (None, "base") else (variant or method)
-    if ids:  # a training run names what it made; any other run, what it applied
+    if ids:  # a training run names what it made, an import what it brought; any other run, what it applied
         shown = ", ".join(i if ":" in i else f"{method}:{i}" for i in ids[:2]) + (" ..." if len(ids) > 2 else "")
-        return f"made {shown}" if kind == "train" else shown
+        return {"train": f"made {shown}", "import": f"imported {shown}"}.get(kind, shown)
     return method or variant or ""
 
 

@@ -104,6 +104,19 @@ class TrainingRecord:
 
 
 @dataclass(frozen=True)
+class ImportRecord:
+    """An imported expert package (t2ops/expert_import.py): the `import` run and, unless the catalog already
+    lists the expert (it was trained or imported here before), its `experts` row, linked to this run."""
+
+    row: RunRow
+    expert_id: str
+    path: str
+    targets: str
+    origin: str
+    metrics: dict
+
+
+@dataclass(frozen=True)
 class SearchRecord:
     """A finished few-shot search (paper §3.3; `res`: `t2core.adapt.search.SearchResult`): the run (its
     config gains α and where the search stopped), its fitness metrics, its per-generation curve, and the

@@ -22,7 +22,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
                 "t2core.memory")),
     ("models, tasks, scoring, svd, svf, sampling and what applies them",
      ("t2core.models", "t2core.tasks", "t2core.scoring", "t2core.svd", "t2core.svf", "t2core.sampling", "t2core.sandbox", "t2core.methods",
-      "t2core.serving", "t2core.logprobs", "t2core.adapters", "t2core.experts", "t2core.variants")),
+      "t2core.serving", "t2core.logprobs", "t2core.adapters", "t2core.experts", "t2core.export", "t2core.variants")),
     ("training, evaluation, adaptation, transfer, and the plan of what they need",
      ("t2core.training", "t2core.evaluate", "t2core.adapt", "t2core.transfer", "t2core.inspect_expert", "t2core.plan")),
     ("profiles", ("t2core.profiles",)),

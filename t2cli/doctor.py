@@ -59,7 +59,9 @@ def _sandbox() -> str:
     except T2Error as e:
         return f"unavailable: {str(e).split('. Fix:')[0]}"
     h, why = cgroups.hierarchy()
-    cg = f"memory + pids cgroups ({h.version})" if h else f"no cgroups: {why}"
+    cg = (f"memory + pids cgroups ({h.version}), memory reclaimed before each is removed" if h else
+          f"no cgroups: {why} (what a sandbox leaves in kernel memory, such as the dentries of its failed "
+          "lookups, is not reclaimed)")
     return iso.mode + (f" (NOT isolated: {iso.reason})" if not iso.isolated else "") + f"; {cg}"
 
 

@@ -6,7 +6,9 @@ verdict from a third pipe that only the judge holds. It never blocks without a d
 everything is read through one selector loop bounded by the wall-clock limit, output beyond
 `output_kb` per process is read and discarded, and at the end both sandboxes are killed (their
 PID namespaces take every descendant with them), reaped with a timeout, and every descriptor is
-closed, whatever happened.
+closed, whatever happened. Then what the sandbox left on the host is given back: its memory
+cgroup's memory is reclaimed before the cgroup is removed, and the unix-socket cycles it left are
+collected (`leftovers`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from t2core.safe_text import printable
+from t2core.sandbox import leftovers
 from t2core.sandbox.isolate import Isolation, SandboxLimits, isolation, sandbox_cgroup
 from t2core.sandbox.wire import MAX_FRAME, WireError, decode, encode
 
@@ -132,7 +135,8 @@ class _Proc:
         if self.info_r >= 0:
             os.close(self.info_r)
             self.info_r = -1
-        if self.cgroup is not None:  # reaped: removed now, or by a later judgement once its teardown ends
+        leftovers.collect_unix_socket_cycles()
+        if self.cgroup is not None:  # reaped: reclaimed and removed now, or by a later judgement once its teardown ends
             self.note = self.cgroup.events()
             self.cgroup.remove()
             self.cgroup = None

@@ -210,6 +210,21 @@ libc = ctypes.CDLL(None, use_errno=True)
 ok = libc.unshare(0x10000000) == 0
 def add(a, b): return a + b if ok else 0
 """,
+    "ptrace of the sandbox's first process": """
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+stopped = libc.ptrace(16, 1, 0, 0) == 0  # PTRACE_ATTACH bubblewrap's reaper: the caller waits on it
+def add(a, b): return a + b if stopped else 0
+""",
+    "vsock to the hypervisor": """
+import socket
+try:
+    socket.socket(40, socket.SOCK_STREAM).close()  # AF_VSOCK: not covered by an empty network namespace
+    made = True
+except OSError:
+    made = False
+def add(a, b): return a + b if made else 0
+""",
     "closes its channel": """
 import os
 for fd in range(3, 64):

@@ -202,3 +202,109 @@ def test_collect_unix_socket_cycles_frees_a_cycle_made_here():
     while shmem() - before > (32 << 20) and time.monotonic() < until:
         time.sleep(0.05)
     assert shmem() - before <= (32 << 20), (held >> 20, (shmem() - before) >> 20)
+
+
+# --------------------------------------------------------------------------- the system-call filter
+
+# each refused call with arguments that do no harm when the call goes through (no filter): PTRACE_SEIZE
+# does not stop its tracee, the rest name nothing or fail on a bad argument after the kernel's checks
+ARGS = {"ptrace": (0x4206, 1, 0, 0), "process_vm_readv": ("pid", 0, 0, 0, 0, 0),
+        "process_vm_writev": ("pid", 0, 0, 0, 0, 0), "io_uring_setup": (1, 0), "io_uring_enter": (-1, 0, 0, 0, 0, 0),
+        "io_uring_register": (-1, 0, 0, 0), "keyctl": (0, -2, 0), "add_key": (0, 0, 0, 0, 0),
+        "request_key": (0, 0, 0, 0), "bpf": (0, 0, 0), "userfaultfd": (0o2000001,), "perf_event_open": (0, 0, -1, -1, 0),
+        "mount": (0, 0, 0, 0, 0), "umount2": (0, 0), "pivot_root": (0, 0), "move_mount": (-1, 0, -1, 0, 0),
+        "fsopen": (0, 0), "fsconfig": (-1, 0, 0, 0, 0), "fsmount": (-1, 0, 0), "fspick": (-1, 0, 0),
+        "open_tree": (-1, 0, 0), "open_tree_attr": (-1, 0, 0, 0, 0), "mount_setattr": (-1, 0, 0, 0, 0),
+        "personality": (0xffffffff,)}
+SOCKETS = {"AF_INET": 1, "AF_INET6": 1, "AF_NETLINK": 3, "AF_PACKET": 3, "AF_VSOCK": 1, "AF_UNIX": 1}
+PROBE = r'''
+import ctypes, os, socket
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+def call(nr, *args):
+    ctypes.set_errno(0)
+    args = [os.getpid() if a == "pid" else a for a in args]
+    return 0 if libc.syscall(ctypes.c_long(nr), *[ctypes.c_long(a) for a in args]) >= 0 else ctypes.get_errno()
+out = {name: call(nr, *ARGS[name]) for name, nr in NR.items()}
+for family, kind in SOCKETS.items():
+    try:
+        socket.socket(getattr(socket, family, 40), kind).close()  # AF_VSOCK is 40
+        out["socket " + family] = 0
+    except OSError as e:
+        out["socket " + family] = e.errno
+for family in ("AF_INET", "AF_UNIX"):
+    try:
+        for s in socket.socketpair(getattr(socket, family)):
+            s.close()
+        out["socketpair " + family] = 0
+    except OSError as e:
+        out["socketpair " + family] = e.errno
+out["seccomp mode"] = libc.prctl(21, 0, 0, 0, 0)  # PR_GET_SECCOMP: 2 under a filter
+def add(a, b):
+    return out
+'''
+
+
+def _probe(iso) -> dict:
+    """What each refused system call (and each socket family) gives inside a sandbox of `iso`."""
+    import pyseccomp
+
+    from t2core.sandbox import syscalls
+
+    arch = pyseccomp.system_arch()
+    nr = {name: syscalls._number(pyseccomp, arch, name) for name in syscalls.REFUSED}
+    prog = f"NR = {nr!r}\nARGS = {ARGS!r}\nSOCKETS = {SOCKETS!r}\n" + PROBE
+    got: dict = {}
+    for part in range(0, 40, 8):  # a failed assert's detail holds 500 characters: read it in parts
+        res = run_tests(prog, TestSpec(f"assert False, sorted(add(0, 0).items())[{part}:{part + 8}]"),
+                        SandboxLimits(timeout_s=10, cpu_s=5), iso=iso)
+        assert res.detail.startswith("AssertionError: ["), res
+        got.update(dict(eval(res.detail.removeprefix("AssertionError: "))))  # noqa: S307 - our own probe's repr
+    return got
+
+
+def test_the_filter_refuses_each_call_inside_and_only_the_filter_does():
+    import errno
+
+    from t2core.sandbox import Isolation, syscalls
+
+    mode = isolation().mode
+    got = _probe(Isolation(mode))
+    want = {name: errno.EPERM for name in syscalls.REFUSED}
+    want |= {f"socket {f}": errno.EAFNOSUPPORT for f in SOCKETS if f != "AF_UNIX"}
+    want |= {"socket AF_UNIX": 0, "socketpair AF_INET": errno.EAFNOSUPPORT, "socketpair AF_UNIX": 0, "seccomp mode": 2}
+    assert got == want
+    # the same probe without the filter: the calls reach the kernel, and these go through (ptrace of
+    # bubblewrap's first process, an inet, a netlink socket, ...): nothing else in the sandbox stops them
+    bare = _probe(Isolation(mode, syscall_filter=False))
+    assert bare["seccomp mode"] == 0
+    went_through = {k for k, v in bare.items() if v == 0}
+    assert {"ptrace", "process_vm_readv", "personality", "socket AF_INET", "socket AF_NETLINK"} <= went_through, bare
+    assert bare.keys() == got.keys()
+
+
+UNAFFECTED = """
+import asyncio, os, socket, threading
+a, b = socket.socketpair()  # AF_UNIX: allowed
+a.send(b"x")
+assert b.recv(1) == b"x"
+a.close(); b.close()
+async def twice(x):
+    await asyncio.sleep(0)
+    return 2 * x
+assert asyncio.run(twice(2)) == 4  # an event loop: epoll and a socketpair of its own
+box = []
+t = threading.Thread(target=box.append, args=(1,)); t.start(); t.join()
+pid = os.fork()
+if pid == 0:
+    os._exit(7)
+assert os.WEXITSTATUS(os.waitpid(pid, 0)[1]) == 7 and box == [1]
+def add(a, b): return a + b
+"""
+
+
+def test_a_correct_program_and_the_judge_run_under_the_filter_unaffected():
+    # the judge's own tests check that it runs under the filter too
+    spec = TestSpec("import ctypes\nassert ctypes.CDLL(None).prctl(21, 0, 0, 0, 0) == 2\nassert add(1, 2) == 3")
+    assert run_tests(UNAFFECTED, spec).passed
+    assert run_tests(GOOD, spec).passed

@@ -15,7 +15,10 @@ Each sandboxed process gets:
 - a read-only view of /usr and the Python installation only (no /home, /root, /work, datasets,
   catalog, /proc), a fresh writable work dir and a private /tmp and /dev/shm (tmpfs, size-capped);
 - rlimits set by `prlimit(1)` before Python starts: address space, CPU seconds, file size,
-  open files, processes, no core dumps; soft = hard, and nothing in the sandbox can raise them.
+  open files, processes, no core dumps; soft = hard, and nothing in the sandbox can raise them;
+- a seccomp filter that refuses the system calls a scored program never needs and that reach past
+  the namespaces (ptrace, sockets other than AF_UNIX, keyrings, bpf, the mount family, ...:
+  `t2core.sandbox.syscalls`), installed by bubblewrap (`--seccomp`) just before the program starts.
 
 Root needs two layers, because bubblewrap run as root maps the sandbox user to root on the host
 and the interpreter usually lives under /root (mode 0700), which no other uid can resolve: an
@@ -24,7 +27,7 @@ traversable, drops to the dedicated uid with `setpriv(1)`, and the inner, unpriv
 bubblewrap builds the sandbox from that view.
 
 Where none of this works (no bubblewrap, user namespaces disabled, a container without the
-privileges), running generated code is refused (`SandboxUnavailable`) unless the user opts in to
+privileges, no libseccomp to compile the filter), running generated code is refused (`SandboxUnavailable`) unless the user opts in to
 unsandboxed execution with `--unsafe-exec` or `T2_UNSAFE_EXEC=1`: then only the rlimits, a
 process group and the two-process judge remain (docs/sandbox.md).
 """
@@ -40,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from t2core.errors import T2Error
-from t2core.sandbox import cgroups
+from t2core.sandbox import cgroups, syscalls
 
 INSIDE = Path(__file__).with_name("inside.py")
 SANDBOX_DIR = "/t2sandbox"  # where inside.py's folder is seen in the sandbox
@@ -138,29 +141,40 @@ class Isolation:
 
     mode: str  # "bwrap-root" | "bwrap-user" | "unsafe"
     reason: str = ""  # why bubblewrap is not used (unsafe mode)
+    syscall_filter: bool = True  # bubblewrap modes: the seccomp filter (False only to measure what it does)
+
+    @property
+    def filtered(self) -> bool:
+        """Whether its sandboxes run under the seccomp filter (`command`'s `seccomp_fd` is then required)."""
+        return self.isolated and self.syscall_filter
 
     @property
     def isolated(self) -> bool:
         return self.mode != "unsafe"
 
     def command(self, argv: list[str], limits: SandboxLimits, info_fd: int | None = None,
-                binds: tuple[tuple[str, str], ...] = ()) -> list[str]:
+                binds: tuple[tuple[str, str], ...] = (), seccomp_fd: int | None = None) -> list[str]:
         """The command that runs `argv` (an interpreter call) isolated with `limits`.
 
         `info_fd`: the outermost bubblewrap writes its child's pid there; killing that process
         (the first of the sandbox's PID namespace) takes every process of the sandbox with it,
         and bubblewrap exits only once they are all gone.
         `binds`: further read-only (host path, sandbox path) pairs, e.g. the venv's packages for a
-        trusted judging tool that evaluates model text (t2core.sandbox.tool)."""
+        trusted judging tool that evaluates model text (t2core.sandbox.tool).
+        `seccomp_fd`: a pipe holding the compiled filter (`syscalls.pipe()`), read by the innermost
+        bubblewrap (the outer layer and `setpriv` pass it on); required when `filtered`."""
         inner_cmd = _prlimit(limits) + argv
         if self.mode == "unsafe":
             return inner_cmd
+        if self.filtered and seccomp_fd is None:
+            raise ValueError("a filtered sandbox needs the seccomp filter's pipe (syscalls.pipe())")
         info = ["--info-fd", str(info_fd)] if info_fd is not None else []
+        seccomp = ["--seccomp", str(seccomp_fd)] if self.filtered else []
         mb = str(limits.tmpfs_mb * 1024 * 1024)
         here = str(INSIDE.parent)
         extra = [a for src, dest in binds for a in _ro_bind(src, dest)]
         inner = ["bwrap", "--unshare-all", "--unshare-user", "--disable-userns", "--uid", str(NS_UID),
-                 "--gid", str(NS_UID), "--die-with-parent", "--new-session",
+                 "--gid", str(NS_UID), "--die-with-parent", "--new-session", *seccomp,
                  *_system_binds(here if self.mode == "bwrap-user" else SANDBOX_DIR),
                  # /dev read-only (bubblewrap's --dev is an uncapped tmpfs; the remount is not recursive, so
                  # /dev/shm, mounted on it first, stays a writable tmpfs of tmpfs_mb)
@@ -185,14 +199,20 @@ class Isolation:
 
 
 def _probe(mode: str) -> str:
-    """'' if a trivial program runs isolated in `mode`, else why not."""
+    """'' if a trivial program runs isolated in `mode`, under the seccomp filter, else why not."""
     iso = Isolation(mode)
-    cmd = iso.command([interpreter(), "-I", "-S", "-c", f"import os; assert os.getuid() == {NS_UID}"],
-                      SandboxLimits())
     try:
-        res = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
+        fd = syscalls.pipe()
+    except OSError as e:
+        return str(e)
+    try:
+        cmd = iso.command([interpreter(), "-I", "-S", "-c", f"import os; assert os.getuid() == {NS_UID}"],
+                          SandboxLimits(), seccomp_fd=fd)
+        res = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=30, pass_fds=(fd,))
     except (OSError, subprocess.SubprocessError) as e:
         return str(e)
+    finally:
+        os.close(fd)
     if res.returncode != 0:
         return (res.stderr.decode(errors="replace").strip().splitlines() or [f"exit {res.returncode}"])[-1][:200]
     return ""
@@ -239,7 +259,7 @@ def isolation() -> Isolation:
                                      "rlimits; install util-linux.")
         return Isolation("unsafe", why)
     raise SandboxUnavailable(
-        f"cannot isolate generated code here: {why}. Fix: install bubblewrap (apt-get install bubblewrap; "
-        "`make setup` does it as root) and allow user namespaces (sysctl kernel.unprivileged_userns_clone=1 "
+        f"cannot isolate generated code here: {why}. Fix: install bubblewrap and libseccomp (apt-get install "
+        "bubblewrap libseccomp2; `make setup` does it as root) and allow user namespaces (sysctl kernel.unprivileged_userns_clone=1 "
         "or user.max_user_namespaces > 0); or accept the risk of running model-written code unsandboxed with "
         f"--unsafe-exec or {UNSAFE_ENV}=1.")

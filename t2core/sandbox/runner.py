@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from t2core.safe_text import printable
-from t2core.sandbox import leftovers
+from t2core.sandbox import leftovers, syscalls
 from t2core.sandbox.isolate import Isolation, SandboxLimits, isolation, sandbox_cgroup
 from t2core.sandbox.wire import MAX_FRAME, WireError, decode, encode
 
@@ -68,13 +68,17 @@ class _Proc:
         self.cgroup = sandbox_cgroup(limits)  # OSError: the judgement is an "error", nothing started
         self.note = ""  # what the cgroups refused it, read once it is reaped
         self.info_r, info_w = _pipe() if iso.isolated else (-1, -1)
-        cmd = iso.command(argv, limits, info_w if iso.isolated else None, binds)
-
-        def start(cmd: list[str]) -> subprocess.Popen:
-            return subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                    pass_fds=pass_fds + ((info_w,) if iso.isolated else ()),
-                                    start_new_session=True, env={"PATH": "/usr/bin:/bin"})
+        ours = [info_w] if iso.isolated else []  # closed once bubblewrap has them
         try:
+            if iso.filtered:
+                ours.append(syscalls.pipe())
+            cmd = iso.command(argv, limits, info_w if iso.isolated else None, binds,
+                              ours[1] if iso.filtered else None)
+
+            def start(cmd: list[str]) -> subprocess.Popen:
+                return subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                        pass_fds=pass_fds + tuple(ours), start_new_session=True,
+                                        env={"PATH": "/usr/bin:/bin"})
             self.popen = start(cmd) if self.cgroup is None else self.cgroup.launch(cmd, start)
         except OSError:
             if iso.isolated:
@@ -83,8 +87,8 @@ class _Proc:
                 self.cgroup.remove()
             raise
         finally:
-            if iso.isolated:
-                os.close(info_w)
+            for fd in ours:
+                os.close(fd)
         self.stdin_data = memoryview(stdin_data)
         self.out = bytearray()
         self.info = bytearray()

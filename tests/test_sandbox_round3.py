@@ -10,6 +10,7 @@ host's Slab + Shmem and the caller's memory cgroup are back within 64 MB of befo
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -18,6 +19,7 @@ import time
 import pytest
 
 from t2core.sandbox import SandboxLimits, TestSpec, cgroups, isolation, leftovers, run_tests
+from t2core.sandbox.isolate import interpreter
 from tests.hostile_programs import LEFTOVERS
 
 SPEC = TestSpec("assert add(1, 2) == 3")
@@ -308,3 +310,78 @@ def test_a_correct_program_and_the_judge_run_under_the_filter_unaffected():
     spec = TestSpec("import ctypes\nassert ctypes.CDLL(None).prctl(21, 0, 0, 0, 0) == 2\nassert add(1, 2) == 3")
     assert run_tests(UNAFFECTED, spec).passed
     assert run_tests(GOOD, spec).passed
+
+
+# --------------------------------------------------------------------------- rlimits: every one hard = soft
+
+LIMITS_PROBE = """
+import resource, time
+time.sleep(float(WAIT))  # long enough for the caller to read /proc/<pid>/limits from the host
+limits = [resource.getrlimit(r) for r in range(16)]  # all of Linux's RLIM_NLIMITS; /proc is not mounted here
+raised = []
+for r, (soft, hard) in enumerate(limits):
+    if hard != resource.RLIM_INFINITY:
+        try:
+            resource.setrlimit(r, (hard + 1, hard + 1))
+            raised.append(r)
+        except (ValueError, OSError):
+            pass
+def add(a, b):
+    return limits, raised
+"""
+
+
+def _limits_of(pid: int) -> dict[str, tuple[str, str]]:
+    """{limit: (soft, hard)} from /proc/<pid>/limits."""
+    import re
+
+    rows = {}
+    for line in open(f"/proc/{pid}/limits").read().splitlines()[1:]:
+        m = re.match(r"(Max .+?)\s{2,}(\S+)\s+(\S+)", line)
+        if m:
+            rows[m.group(1)] = (m.group(2), m.group(3))
+    return rows
+
+
+def _candidate_pid(timeout_s: float) -> int | None:
+    """The pid of this process's sandboxed candidate interpreter, found by its memory cgroup."""
+    mine = f"/{cgroups.PARENT}/{os.getpid()}-"
+    until = time.monotonic() + timeout_s
+    while time.monotonic() < until:
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                cmd = open(f"/proc/{pid}/cmdline", "rb").read()
+                groups = open(f"/proc/{pid}/cgroup").read()
+            except OSError:
+                continue
+            if b"inside.py\0candidate" in cmd and mine in groups and cmd.startswith(interpreter().encode()):
+                return int(pid)
+        time.sleep(0.05)
+    return None
+
+
+def test_every_rlimit_is_hard_equal_soft_inside():
+    """All sixteen rlimits, read inside with getrlimit and from the host in /proc/<pid>/limits (the
+    sandbox has no /proc): each soft = hard, so none can be raised; RLIMIT_STACK's hard limit was
+    unlimited before."""
+    import resource
+    import threading
+
+    _needs_cgroups()  # finds the candidate by its cgroup
+    out: list = []
+    lim = SandboxLimits(timeout_s=15, cpu_s=5, stack_mb=8)
+    t = threading.Thread(target=lambda: out.append(run_tests(
+        LIMITS_PROBE.replace("WAIT", "3"), TestSpec("limits, raised = add(0, 0)\nassert False, (limits, raised)"),
+        lim)))
+    t.start()
+    try:
+        pid = _candidate_pid(10)
+        assert pid is not None, "the candidate's interpreter was not found"
+        rows = _limits_of(pid)
+    finally:
+        t.join()
+    assert len(rows) == 16 and all(soft == hard for soft, hard in rows.values()), rows
+    assert rows["Max stack size"] == ("8388608", "8388608"), rows
+    limits, raised = eval(out[0].detail.removeprefix("AssertionError: "))  # noqa: S307 - our own probe's repr
+    assert len(limits) == 16 and all(soft == hard for soft, hard in limits) and raised == [], (limits, raised)
+    assert limits[resource.RLIMIT_STACK] == (8 << 20, 8 << 20) and limits[resource.RLIMIT_AS] == (1 << 30, 1 << 30)

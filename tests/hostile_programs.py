@@ -210,11 +210,80 @@ libc = ctypes.CDLL(None, use_errno=True)
 ok = libc.unshare(0x10000000) == 0
 def add(a, b): return a + b if ok else 0
 """,
+    "ptrace of the sandbox's first process": """
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+stopped = libc.ptrace(16, 1, 0, 0) == 0  # PTRACE_ATTACH bubblewrap's reaper: the caller waits on it
+def add(a, b): return a + b if stopped else 0
+""",
+    "vsock to the hypervisor": """
+import socket
+try:
+    socket.socket(40, socket.SOCK_STREAM).close()  # AF_VSOCK: not covered by an empty network namespace
+    made = True
+except OSError:
+    made = False
+def add(a, b): return a + b if made else 0
+""",
     "closes its channel": """
 import os
 for fd in range(3, 64):
     try: os.close(fd)
     except OSError: pass
+def add(a, b): return a + b
+""",
+}
+
+# What a judgement could leave on the host after its sandbox is gone (issue 41; tests/test_sandbox_round3.py):
+# each holds 100-150 MB of kernel memory or shmem, more than the 64 MB the tests allow, and each is a
+# correct program, so that the pass path is the one under test. {n} scales the dentry program.
+LEFTOVERS = {
+    "dentries of failed lookups through the host's binds": """
+import os
+tag = os.urandom(6).hex()  # names no earlier judgement looked up
+for i in range({n}):
+    try: os.stat(f"/usr/lib/{tag}{i}" + "x" * 230)  # a long name: the dentry's name is a separate allocation
+    except OSError: pass
+def add(a, b): return a + b
+""",
+    "unix-socket cycle holding memfds and tmpfs files": """
+import array, os, socket
+held = []
+for i in range(8):  # 8 memfds of 15 MB (RLIMIT_FSIZE is 16 MB)
+    fd = os.memfd_create("m")
+    for k in range(15): os.pwrite(fd, b"x" * (1 << 20), k << 20)
+    held.append(fd)
+for path in ("/tmp/held", "/dev/shm/held"):  # a tmpfs outlives its unmount while a file of it is open
+    fd = os.open(path, os.O_CREAT | os.O_RDWR)
+    for k in range(15): os.pwrite(fd, b"y" * (1 << 20), k << 20)
+    held.append(fd)
+a, b = socket.socketpair()  # both ends and every file sent over one of them: reachable from no process
+b.sendmsg([b"z"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [a.fileno(), b.fileno(), *held]))])
+a.close(); b.close()
+for fd in held: os.close(fd)
+def add(a, b): return a + b
+""",
+    "tmpfs mounts filled": """
+import os
+for d in ("/work", "/tmp", "/dev/shm"):
+    for i in range(64):
+        try:
+            with open(f"{d}/f{i}", "wb") as f: f.write(b"x" * (1 << 20))
+        except OSError: break
+def add(a, b): return a + b
+""",
+    "memfds kept to the end": """
+import os
+held = []
+for i in range(10):
+    fd = os.memfd_create("m")
+    for k in range(15): os.pwrite(fd, b"x" * (1 << 20), k << 20)
+    held.append(fd)
+def add(a, b): return a + b
+""",
+    "inodes: empty files in a tmpfs": """
+for i in range(120000):
+    open(f"/tmp/{i}", "w").close()
 def add(a, b): return a + b
 """,
 }

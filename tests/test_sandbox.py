@@ -346,6 +346,9 @@ def test_unprivileged_callers_get_the_user_namespace_sandbox(tmp_path):
         for rel in ("t2core/__init__.py", "t2core/errors.py", "t2core/safe_text.py", *(f"t2core/sandbox/{p.name}"
                                                                  for p in (repo / "t2core/sandbox").glob("*.py"))):
             shutil.copy(repo / rel, root / rel)
+        import pyseccomp  # the filter's compiler: one pure-Python file over the system's libseccomp
+
+        shutil.copy(pyseccomp.__file__, root / "pyseccomp.py")
         for p in [root, *root.rglob("*")]:
             p.chmod(0o755 if p.is_dir() else 0o644)
         script = (

@@ -12,7 +12,9 @@ cgroup counts the processes of one sandbox.
 Each process of a judgement (judge and candidate apart: the candidate cannot spend the judge's
 memory) gets one cgroup of each, made by the caller under the cgroup the caller runs in, and
 entered before bubblewrap's first instruction, so that everything the sandbox starts is inside;
-it is removed once the sandbox is reaped. How it is entered (`Cgroup.launch`): on v1, where a
+it is removed once the sandbox is reaped, its memory reclaimed first where it holds more than a
+correct program leaves (`leftovers.before_removal`): removing a memory cgroup frees nothing, the
+charges it still holds move up to the caller's cgroup. How it is entered (`Cgroup.launch`): on v1, where a
 cgroup holds threads, the calling thread writes "0" (itself) into both, forks bubblewrap (which
 inherits them) and steps back: moving only the writing thread skips the kernel's global
 threadgroup lock, whose write side waits for an RCU grace period (5-20 ms on a VM). On v2, where a
@@ -40,6 +42,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
+
+from t2core.sandbox import leftovers
 
 T = TypeVar("T")
 
@@ -127,15 +131,19 @@ def _prepare(h: Hierarchy) -> str:
 
 
 def _prune(h: Hierarchy) -> None:
-    """Remove the empty cgroups of earlier t2 processes that ended without removing theirs (kill -9)."""
+    """Remove the empty cgroups of earlier t2 processes that ended without removing theirs (kill -9),
+    their memory reclaimed first."""
     for d in {h.memory, h.pids}:
         for child in d.iterdir():
             pid = child.name.split("-")[0]
             if child.is_dir() and pid.isdigit() and not Path(f"/proc/{pid}").exists():
+                if d == h.memory:
+                    leftovers.before_removal(child, h.version)
                 try:
                     child.rmdir()
                 except OSError:
                     pass
+    leftovers.after_removal(h.memory, h.version)
 
 
 @functools.lru_cache(maxsize=1)
@@ -186,7 +194,7 @@ class Cgroup:
             return cg
         except OSError:
             for d in reversed(made):
-                _rmdir(d, (0,))
+                _rmdir(d, (0,), "")
             raise
 
     @property
@@ -239,9 +247,13 @@ class Cgroup:
 
     def remove(self) -> None:
         """rmdir both now if the kernel is done with them, else later (`_retry_pending`): the
-        judgement never waits for a process's teardown."""
+        judgement never waits for a process's teardown. Each try reclaims the memory cgroup first
+        where it holds more than a correct program leaves, and what removed cgroups left in the
+        parent folder is reclaimed once it adds up (`leftovers`)."""
+        mem = self.dirs[0]
         for d in dict.fromkeys(self.dirs):
-            _rmdir(d, (0,))
+            _rmdir(d, (0,), self.h.version if d == mem else "")
+        leftovers.after_removal(self.h.memory, self.h.version)
 
 
 def _write_if_there(path: Path, value: str) -> None:
@@ -261,15 +273,20 @@ def _count(path: Path, key: str) -> int:
 
 
 _thread_join_broken = threading.Event()  # a thread could not step back out once: use `wrap` from then on
-_pending: list[Path] = []  # cgroups whose last process was still being torn down: retried by the next `make`
+# cgroups whose last process was still being torn down, with their memory cgroup version ("" for a v1 pids
+# cgroup): reclaimed and removed by the next `make`
+_pending: list[tuple[Path, str]] = []
 _pending_lock = threading.Lock()  # run_many judges in threads
 
 
-def _rmdir(d: Path, delays: tuple[float, ...]) -> bool:
+def _rmdir(d: Path, delays: tuple[float, ...], memory: str) -> bool:
     """rmdir a cgroup, retrying after each delay while the kernel tears its last process down (a
-    process that filled a tmpfs with 400,000 inodes takes ~2 s to go); one still busy is retried later."""
+    process that filled a tmpfs with 400,000 inodes takes ~2 s to go); one still busy is retried later.
+    `memory`: the version of a memory cgroup, whose memory is reclaimed before each try ("" for none)."""
     for delay in delays:
         time.sleep(delay)
+        if memory:
+            leftovers.before_removal(d, memory)
         try:
             d.rmdir()
             return True
@@ -278,8 +295,8 @@ def _rmdir(d: Path, delays: tuple[float, ...]) -> bool:
         except OSError:
             continue
     with _pending_lock:
-        if d not in _pending:
-            _pending.append(d)
+        if (d, memory) not in _pending:
+            _pending.append((d, memory))
     return False
 
 
@@ -287,8 +304,10 @@ def _retry_pending(delays: tuple[float, ...] = (0,)) -> None:
     with _pending_lock:
         todo = _pending[:]
         _pending.clear()
-    for d in todo:
-        _rmdir(d, delays)
+    for d, memory in todo:
+        _rmdir(d, delays, memory)
+    for parent, memory in {(d.parent, memory) for d, memory in todo if memory}:
+        leftovers.after_removal(parent, memory)
 
 
 atexit.register(lambda: _retry_pending((0, 0.01, 0.05, 0.1, 0.2, 0.4, 0.8, 1.5)))  # the last ones, waiting

@@ -15,7 +15,11 @@ Each sandboxed process gets:
 - a read-only view of /usr and the Python installation only (no /home, /root, /work, datasets,
   catalog, /proc), a fresh writable work dir and a private /tmp and /dev/shm (tmpfs, size-capped);
 - rlimits set by `prlimit(1)` before Python starts: address space, CPU seconds, file size,
-  open files, processes, no core dumps; soft = hard, and nothing in the sandbox can raise them.
+  open files, processes, stack, no core dumps, and every other rlimit at the caller's soft value:
+  all sixteen soft = hard, so nothing in the sandbox can raise any of them;
+- a seccomp filter that refuses the system calls a scored program never needs and that reach past
+  the namespaces (ptrace, sockets other than AF_UNIX, keyrings, bpf, the mount family, ...:
+  `t2core.sandbox.syscalls`), installed by bubblewrap (`--seccomp`) just before the program starts.
 
 Root needs two layers, because bubblewrap run as root maps the sandbox user to root on the host
 and the interpreter usually lives under /root (mode 0700), which no other uid can resolve: an
@@ -24,7 +28,7 @@ traversable, drops to the dedicated uid with `setpriv(1)`, and the inner, unpriv
 bubblewrap builds the sandbox from that view.
 
 Where none of this works (no bubblewrap, user namespaces disabled, a container without the
-privileges), running generated code is refused (`SandboxUnavailable`) unless the user opts in to
+privileges, no libseccomp to compile the filter), running generated code is refused (`SandboxUnavailable`) unless the user opts in to
 unsandboxed execution with `--unsafe-exec` or `T2_UNSAFE_EXEC=1`: then only the rlimits, a
 process group and the two-process judge remain (docs/sandbox.md).
 """
@@ -33,6 +37,7 @@ from __future__ import annotations
 
 import functools
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -40,7 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from t2core.errors import T2Error
-from t2core.sandbox import cgroups
+from t2core.sandbox import cgroups, syscalls
 
 INSIDE = Path(__file__).with_name("inside.py")
 SANDBOX_DIR = "/t2sandbox"  # where inside.py's folder is seen in the sandbox
@@ -64,6 +69,7 @@ class SandboxLimits:
     tmpfs_mb: int = 32  # size of the work dir, /tmp and /dev/shm each
     nproc: int = 8  # processes (the sandbox's init counts)
     nofile: int = 64  # open files
+    stack_mb: int = 8  # the main thread's stack (and a new thread's default), soft = hard like every rlimit
     output_kb: int = 1024  # stdout+stderr kept per process; the rest is read and discarded
     # a memory cgroup of memory_mb (RAM, tmpfs, memfd and kernel memory together) and a pids cgroup of
     # nproc per process, where the machine has them (t2core.sandbox.cgroups); False: rlimits only
@@ -71,8 +77,9 @@ class SandboxLimits:
 
     def __post_init__(self) -> None:
         if (self.timeout_s <= 0 or self.memory_mb < 64 or self.cpu_s <= 0 or self.file_mb <= 0
-                or self.tmpfs_mb <= 0 or self.nproc < 2 or self.nofile < 16 or self.output_kb <= 0):
-            raise ValueError(f"invalid sandbox limits {self}: timeout/cpu/file/tmpfs/output must be > 0, "
+                or self.tmpfs_mb <= 0 or self.nproc < 2 or self.nofile < 16 or self.output_kb <= 0
+                or self.stack_mb <= 0):
+            raise ValueError(f"invalid sandbox limits {self}: timeout/cpu/file/tmpfs/output/stack must be > 0, "
                              "memory >= 64 MB, nproc >= 2, nofile >= 16")
 
 
@@ -126,10 +133,33 @@ def _system_binds(inside_dir: str) -> tuple[str, ...]:
     return (*args, "--ro-bind", inside_dir, SANDBOX_DIR)
 
 
+# the rlimits SandboxLimits does not set, by prlimit(1)'s option: each at the caller's soft value
+# (Python's resource module has no RLIMIT_LOCKS: 10 in Linux's generic numbering, x86-64's and arm64's)
+INHERITED = {"data": resource.RLIMIT_DATA, "locks": getattr(resource, "RLIMIT_LOCKS", 10),
+             "memlock": resource.RLIMIT_MEMLOCK, "msgqueue": resource.RLIMIT_MSGQUEUE, "nice": resource.RLIMIT_NICE,
+             "rss": resource.RLIMIT_RSS, "rtprio": resource.RLIMIT_RTPRIO, "rttime": resource.RLIMIT_RTTIME,
+             "sigpending": resource.RLIMIT_SIGPENDING}
+
+
+@functools.lru_cache(maxsize=1)
+def _inherited() -> tuple[str, ...]:
+    """prlimit options that set each rlimit of `INHERITED` to the caller's soft value, hard = soft:
+    a limit left with its hard value above the soft one can be raised from inside (RLIMIT_STACK's
+    hard limit was unlimited until issue 41)."""
+    out = []
+    for opt, res in INHERITED.items():
+        soft = resource.getrlimit(res)[0]
+        value = "unlimited" if soft == resource.RLIM_INFINITY else str(soft)
+        out.append(f"--{opt}={value}:{value}")
+    return tuple(out)
+
+
 def _prlimit(limits: SandboxLimits) -> list[str]:
+    """prlimit(1) setting all sixteen rlimits, each soft = hard (one value sets both)."""
     mb = 1024 * 1024
     return ["prlimit", f"--as={limits.memory_mb * mb}", f"--cpu={limits.cpu_s}", f"--fsize={limits.file_mb * mb}",
-            f"--nofile={limits.nofile}", f"--nproc={limits.nproc}", "--core=0", "--"]
+            f"--nofile={limits.nofile}", f"--nproc={limits.nproc}", "--core=0", f"--stack={limits.stack_mb * mb}",
+            *_inherited(), "--"]
 
 
 @dataclass(frozen=True)
@@ -138,29 +168,40 @@ class Isolation:
 
     mode: str  # "bwrap-root" | "bwrap-user" | "unsafe"
     reason: str = ""  # why bubblewrap is not used (unsafe mode)
+    syscall_filter: bool = True  # bubblewrap modes: the seccomp filter (False only to measure what it does)
+
+    @property
+    def filtered(self) -> bool:
+        """Whether its sandboxes run under the seccomp filter (`command`'s `seccomp_fd` is then required)."""
+        return self.isolated and self.syscall_filter
 
     @property
     def isolated(self) -> bool:
         return self.mode != "unsafe"
 
     def command(self, argv: list[str], limits: SandboxLimits, info_fd: int | None = None,
-                binds: tuple[tuple[str, str], ...] = ()) -> list[str]:
+                binds: tuple[tuple[str, str], ...] = (), seccomp_fd: int | None = None) -> list[str]:
         """The command that runs `argv` (an interpreter call) isolated with `limits`.
 
         `info_fd`: the outermost bubblewrap writes its child's pid there; killing that process
         (the first of the sandbox's PID namespace) takes every process of the sandbox with it,
         and bubblewrap exits only once they are all gone.
         `binds`: further read-only (host path, sandbox path) pairs, e.g. the venv's packages for a
-        trusted judging tool that evaluates model text (t2core.sandbox.tool)."""
+        trusted judging tool that evaluates model text (t2core.sandbox.tool).
+        `seccomp_fd`: a pipe holding the compiled filter (`syscalls.pipe()`), read by the innermost
+        bubblewrap (the outer layer and `setpriv` pass it on); required when `filtered`."""
         inner_cmd = _prlimit(limits) + argv
         if self.mode == "unsafe":
             return inner_cmd
+        if self.filtered and seccomp_fd is None:
+            raise ValueError("a filtered sandbox needs the seccomp filter's pipe (syscalls.pipe())")
         info = ["--info-fd", str(info_fd)] if info_fd is not None else []
+        seccomp = ["--seccomp", str(seccomp_fd)] if self.filtered else []
         mb = str(limits.tmpfs_mb * 1024 * 1024)
         here = str(INSIDE.parent)
         extra = [a for src, dest in binds for a in _ro_bind(src, dest)]
         inner = ["bwrap", "--unshare-all", "--unshare-user", "--disable-userns", "--uid", str(NS_UID),
-                 "--gid", str(NS_UID), "--die-with-parent", "--new-session",
+                 "--gid", str(NS_UID), "--die-with-parent", "--new-session", *seccomp,
                  *_system_binds(here if self.mode == "bwrap-user" else SANDBOX_DIR),
                  # /dev read-only (bubblewrap's --dev is an uncapped tmpfs; the remount is not recursive, so
                  # /dev/shm, mounted on it first, stays a writable tmpfs of tmpfs_mb)
@@ -185,14 +226,20 @@ class Isolation:
 
 
 def _probe(mode: str) -> str:
-    """'' if a trivial program runs isolated in `mode`, else why not."""
+    """'' if a trivial program runs isolated in `mode`, under the seccomp filter, else why not."""
     iso = Isolation(mode)
-    cmd = iso.command([interpreter(), "-I", "-S", "-c", f"import os; assert os.getuid() == {NS_UID}"],
-                      SandboxLimits())
     try:
-        res = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
+        fd = syscalls.pipe()
+    except OSError as e:
+        return str(e)
+    try:
+        cmd = iso.command([interpreter(), "-I", "-S", "-c", f"import os; assert os.getuid() == {NS_UID}"],
+                          SandboxLimits(), seccomp_fd=fd)
+        res = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=30, pass_fds=(fd,))
     except (OSError, subprocess.SubprocessError) as e:
         return str(e)
+    finally:
+        os.close(fd)
     if res.returncode != 0:
         return (res.stderr.decode(errors="replace").strip().splitlines() or [f"exit {res.returncode}"])[-1][:200]
     return ""
@@ -239,7 +286,7 @@ def isolation() -> Isolation:
                                      "rlimits; install util-linux.")
         return Isolation("unsafe", why)
     raise SandboxUnavailable(
-        f"cannot isolate generated code here: {why}. Fix: install bubblewrap (apt-get install bubblewrap; "
-        "`make setup` does it as root) and allow user namespaces (sysctl kernel.unprivileged_userns_clone=1 "
+        f"cannot isolate generated code here: {why}. Fix: install bubblewrap and libseccomp (apt-get install "
+        "bubblewrap libseccomp2; `make setup` does it as root) and allow user namespaces (sysctl kernel.unprivileged_userns_clone=1 "
         "or user.max_user_namespaces > 0); or accept the risk of running model-written code unsandboxed with "
         f"--unsafe-exec or {UNSAFE_ENV}=1.")

@@ -6,7 +6,9 @@ verdict from a third pipe that only the judge holds. It never blocks without a d
 everything is read through one selector loop bounded by the wall-clock limit, output beyond
 `output_kb` per process is read and discarded, and at the end both sandboxes are killed (their
 PID namespaces take every descendant with them), reaped with a timeout, and every descriptor is
-closed, whatever happened.
+closed, whatever happened. Then what the sandbox left on the host is given back: its memory
+cgroup's memory is reclaimed before the cgroup is removed, and the unix-socket cycles it left are
+collected (`leftovers`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from t2core.safe_text import printable
+from t2core.sandbox import leftovers, syscalls
 from t2core.sandbox.isolate import Isolation, SandboxLimits, isolation, sandbox_cgroup
 from t2core.sandbox.wire import MAX_FRAME, WireError, decode, encode
 
@@ -65,13 +68,17 @@ class _Proc:
         self.cgroup = sandbox_cgroup(limits)  # OSError: the judgement is an "error", nothing started
         self.note = ""  # what the cgroups refused it, read once it is reaped
         self.info_r, info_w = _pipe() if iso.isolated else (-1, -1)
-        cmd = iso.command(argv, limits, info_w if iso.isolated else None, binds)
-
-        def start(cmd: list[str]) -> subprocess.Popen:
-            return subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                    pass_fds=pass_fds + ((info_w,) if iso.isolated else ()),
-                                    start_new_session=True, env={"PATH": "/usr/bin:/bin"})
+        ours = [info_w] if iso.isolated else []  # closed once bubblewrap has them
         try:
+            if iso.filtered:
+                ours.append(syscalls.pipe())
+            cmd = iso.command(argv, limits, info_w if iso.isolated else None, binds,
+                              ours[1] if iso.filtered else None)
+
+            def start(cmd: list[str]) -> subprocess.Popen:
+                return subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                        pass_fds=pass_fds + tuple(ours), start_new_session=True,
+                                        env={"PATH": "/usr/bin:/bin"})
             self.popen = start(cmd) if self.cgroup is None else self.cgroup.launch(cmd, start)
         except OSError:
             if iso.isolated:
@@ -80,8 +87,8 @@ class _Proc:
                 self.cgroup.remove()
             raise
         finally:
-            if iso.isolated:
-                os.close(info_w)
+            for fd in ours:
+                os.close(fd)
         self.stdin_data = memoryview(stdin_data)
         self.out = bytearray()
         self.info = bytearray()
@@ -132,7 +139,8 @@ class _Proc:
         if self.info_r >= 0:
             os.close(self.info_r)
             self.info_r = -1
-        if self.cgroup is not None:  # reaped: removed now, or by a later judgement once its teardown ends
+        leftovers.collect_unix_socket_cycles()
+        if self.cgroup is not None:  # reaped: reclaimed and removed now, or by a later judgement once its teardown ends
             self.note = self.cgroup.events()
             self.cgroup.remove()
             self.cgroup = None

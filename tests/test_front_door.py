@@ -234,7 +234,7 @@ needs_namespace = pytest.mark.skipif(not _namespace_ok(), reason="no unshare -rm
 def _t2_in_namespace(mount: str, home: Path, *argv: str, after: str = "") -> subprocess.CompletedProcess:
     """`t2 argv` with `home` as T2_HOME, after `mount` ran in a mount namespace of its own (as root there);
     `after` runs there too, once t2 has exited (its output follows t2's on stdout)."""
-    t2 = " ".join(f"'{a}'" for a in [str(Path(sys.executable).parent / "t2"), *argv])
+    t2 = " ".join(f"'{a}'" for a in [sys.executable, "-m", "t2cli.main", *argv])  # this checkout's code (cwd)
     script = f"{mount} && {{ {t2}; rc=$?; {after or 'true'}; exit $rc; }}"
     env = {**os.environ, "T2_HOME": str(home)}
     return subprocess.run(["unshare", "-rm", "sh", "-c", script], capture_output=True, text=True, env=env,

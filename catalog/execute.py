@@ -56,7 +56,22 @@ def execute_plan(op: Operation[Out], plan: Plan, loaded: LoadedModel, cat: Catal
             out = op.run(plan, loaded, deps, hooks)
     except BaseException as e:  # the row says how the run ended, then the error goes on
         if plan.row is not None:
-            fail_run(cat, plan.run_id, f"{type(e).__name__}: {e}")
+            fail_run(cat, plan.run_id, failure_reason(e))
         raise
     write_records(cat, (*out.records, *([RunMetrics(plan.run_id, peak)] if plan.row is not None else [])))
     return out.outcome
+
+
+def failure_reason(e: BaseException) -> str:
+    """What a failed run's row says. A signal is named whichever handler turned it into an exception: t2's
+    own (t2cli/lifetime.py) or, inside a Prefect flow run, Prefect's TerminationSignal, whose text is empty
+    but which carries the signal number."""
+    sig = getattr(e, "signum", None) or getattr(e, "signal", None)
+    if isinstance(sig, int):
+        import signal
+
+        try:
+            return f"{type(e).__name__}: stopped by {signal.Signals(sig).name}"
+        except ValueError:
+            pass
+    return f"{type(e).__name__}: {e}"

@@ -175,3 +175,18 @@ def test_migration_gives_old_svf_experts_their_content_id(tmp_path, tiny):
         (new, "svf", [new])]
     # experts whose files are gone keep the id they were listed under
     assert cat.query("SELECT count(*) FROM experts WHERE expert_id = 'mbpp-a87260827d11a34b'")[1] == [(1,)]
+
+
+def test_a_run_stopped_by_a_signal_says_which_whoever_raised_it():
+    """Issue 36: inside a Prefect flow run SIGTERM arrives as Prefect's TerminationSignal, whose text is empty:
+    the row named no reason ("TerminationSignal: ")."""
+    import signal
+
+    from prefect.exceptions import TerminationSignal
+
+    from catalog.execute import failure_reason
+    from t2cli.lifetime import Stopped
+
+    assert failure_reason(TerminationSignal(signal.SIGTERM)) == "TerminationSignal: stopped by SIGTERM"
+    assert failure_reason(Stopped(signal.SIGTERM)) == "Stopped: stopped by SIGTERM"
+    assert failure_reason(ValueError("bad")) == "ValueError: bad"

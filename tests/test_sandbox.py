@@ -134,7 +134,15 @@ SANDBOX_MARK = "sandbox/inside.py"  # every sandboxed interpreter, and what it f
 
 
 def _sandbox_processes(marker: str) -> list[str]:
-    """Processes that a sandbox started and that are still alive (by uid in root mode, by argv)."""
+    """Processes that a sandbox of this test process started and that are still alive: by argv (the
+    program's own mark), and, where sandboxes have cgroups, by membership in this process's sandbox
+    cgroups, which no sandboxed process can leave (without them: by the sandbox's uid in root mode and
+    by argv). Not by uid or argv alone where there are cgroups: other t2 processes on the machine (a
+    training run scoring MBPP) run sandboxes of their own at the same time."""
+    from t2core.sandbox import cgroups
+
+    h, _ = cgroups.hierarchy()
+    mine = f"/{cgroups.PARENT}/{os.getpid()}-"
     found = []
     for pid in os.listdir("/proc"):
         if not pid.isdigit() or int(pid) == os.getpid():
@@ -142,9 +150,14 @@ def _sandbox_processes(marker: str) -> list[str]:
         try:
             cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
             uid = int(Path(f"/proc/{pid}/status").read_text().split("\nUid:")[1].split()[1])
+            groups = Path(f"/proc/{pid}/cgroup").read_text()
         except (OSError, IndexError, ValueError):
             continue
-        if SANDBOX_MARK in cmd or marker in cmd or (os.geteuid() == 0 and uid == DEFAULT_HOST_UID):
+        if not cmd:  # a kernel thread, or a process already exiting
+            continue
+        ours = (mine in groups if h is not None
+                else SANDBOX_MARK in cmd or (os.geteuid() == 0 and uid == DEFAULT_HOST_UID))
+        if ours or marker in cmd:
             found.append(f"{pid} uid={uid}: {cmd[:120]}")
     return found
 

@@ -385,3 +385,21 @@ def test_every_rlimit_is_hard_equal_soft_inside():
     limits, raised = eval(out[0].detail.removeprefix("AssertionError: "))  # noqa: S307 - our own probe's repr
     assert len(limits) == 16 and all(soft == hard for soft, hard in limits) and raised == [], (limits, raised)
     assert limits[resource.RLIMIT_STACK] == (8 << 20, 8 << 20) and limits[resource.RLIMIT_AS] == (1 << 30, 1 << 30)
+
+
+def test_without_libseccomp_sandboxes_are_refused_in_one_line_with_the_fix(monkeypatch):
+    """No filter, no sandbox: as without bubblewrap, judging is refused (one line: the reason, the fix,
+    the opt-in), not run unfiltered."""
+    from t2core.sandbox import SandboxUnavailable, isolate, syscalls
+
+    monkeypatch.setitem(sys.modules, "pyseccomp", None)  # `import pyseccomp` raises ImportError
+    data, why = syscalls.program.__wrapped__()
+    assert data == b"" and why.startswith("no seccomp filter: the Python package pyseccomp is missing"), why
+    monkeypatch.setattr(syscalls, "program", lambda: (data, why))
+    monkeypatch.setattr(isolate, "_detect", isolate._detect.__wrapped__)  # probe again, not the cached answer
+    monkeypatch.delenv("T2_UNSAFE_EXEC", raising=False)
+    with pytest.raises(SandboxUnavailable) as e:
+        isolation()
+    line = str(e.value)
+    assert "\n" not in line and "pyseccomp is missing" in line, line
+    assert "apt-get install bubblewrap libseccomp2" in line and "--unsafe-exec" in line, line

@@ -19,7 +19,7 @@ cgroup holds threads, the calling thread writes "0" (itself) into both, forks bu
 inherits them) and steps back: moving only the writing thread skips the kernel's global
 threadgroup lock, whose write side waits for an RCU grace period (5-20 ms on a VM). On v2, where a
 memory cgroup holds whole processes only, a `sh` writes its pid into it and execs bubblewrap, and
-pays that wait (bench/sandbox.py's "cgroups via sh" row: 1.41x a judgement; docs/sandbox.md).
+pays that wait (`bench/sandbox.py --against`'s "cgroups via sh" row: 1.41x a judgement; docs/sandbox.md).
 The kernel enforces the limits: an allocation past `memory_mb` makes the kernel kill the process
 (OOM in that cgroup only), a fork past `nproc` fails.
 

@@ -28,6 +28,7 @@ removed sandboxes left there passes `BUDGET` (`after_removal`).
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 from pathlib import Path
 
@@ -70,8 +71,9 @@ def after_removal(parent: Path, version: str) -> None:
     left more than `BUDGET` there: its usage less that of the cgroups it still has, live or not yet
     removed (this process's or another t2 process's sharing the folder). On v1 this reclaims the live
     ones too, which costs them little: without swap only their page cache and unused dentries go."""
-    with contextlib.suppress(OSError):
-        left = usage(parent, version) - sum(usage(c, version) for c in parent.iterdir() if c.is_dir())
+    with contextlib.suppress(OSError), os.scandir(parent) as entries:  # scandir: no stat of each file
+        left = usage(parent, version) - sum(usage(Path(e.path), version) for e in entries
+                                            if e.is_dir(follow_symlinks=False))
         if left > BUDGET:
             reclaim(parent, version, left)
 

@@ -11,7 +11,8 @@ end at z = 1) gets a manifest pointing to that file, not a second copy (`expert_
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from t2core.artifacts import ArtifactStore
@@ -23,6 +24,8 @@ from t2core.svf import ExpertHeader, SVFPolicy, load_expert, read_header, save_e
 KIND = "experts"
 FILE = "expert.safetensors"
 SAME_AS = "same_as"  # manifest key of a run whose expert another run's folder already holds
+OWN = "own_header"  # manifest key: that run's own record (config, metrics, data, origin) of the shared expert
+_OWN_FIELDS = ("model", "data_files", "config", "metrics", "origin")
 
 
 def expert_id(header: ExpertHeader, vectors_sha256: str) -> str:
@@ -168,11 +171,32 @@ def store_expert(store: ArtifactStore, key: str, policy: SVFPolicy, header: Expe
                  meta: dict | None = None) -> ExpertRef:
     """Store an SVF expert under `key` (the run id that made it) and return it verified. One file per
     content id: when the store already holds this expert (same id, under another run's key), the second
-    write is only a manifest naming that key, so the store and every listing of it show one expert."""
-    eid = expert_id(header, tensors_hash(policy.raw_state()))
+    write is only a manifest naming that key, so the store and every listing of it show one expert. That
+    manifest keeps what only this run knows (its config, metrics, data files): two runs that end at the same
+    vectors (two few-shot searches that pick the same α, two trainings that end at z = 1) still record
+    their own numbers (`run_expert`)."""
+    return store_expert_file(store, key, expert_id(header, tensors_hash(policy.raw_state())), header,
+                             lambda f: save_expert(f, policy, header), meta)
+
+
+def store_expert_file(store: ArtifactStore, key: str, eid: str, header: ExpertHeader,
+                      write: Callable[[Path], object], meta: dict | None = None) -> ExpertRef:
+    """`store_expert` for any writer of the file (`write(path)`: a new expert, a copy from a package):
+    the file written under `key`, or a manifest naming the run that holds expert `eid` already."""
     held = next((f for i, f in stored_experts(store) if i == eid and f.parent.name != key), None)
     if held is not None:
-        store.write(KIND, key, lambda tmp: None, meta={**(meta or {}), SAME_AS: held.parent.name})
+        own = {f: getattr(header, f) for f in _OWN_FIELDS}
+        store.write(KIND, key, lambda tmp: None, meta={**(meta or {}), SAME_AS: held.parent.name, OWN: own})
     else:
-        store.write(KIND, key, lambda tmp: (save_expert(tmp / FILE, policy, header), None)[1], meta=meta)
-    return ExpertRef.resolve(str(expert_file(store, key)), store)
+        store.write(KIND, key, lambda tmp: (write(tmp / FILE), None)[1], meta=meta)
+    return run_expert(store, key)
+
+
+def run_expert(store: ArtifactStore, key: str) -> ExpertRef:
+    """The expert run `key` stored, verified, with that run's own header: the file's where the run wrote it,
+    else the file another run wrote with this run's config, metrics and data files (`store_expert`). The
+    id is the same either way (it names the vectors, not the run)."""
+    ref = ExpertRef.resolve(str(expert_file(store, key)), store)
+    own = store.manifest(KIND, key).meta.get(OWN)
+    return ref if own is None else replace(ref, header=replace(ref.header, **{f: own[f] for f in _OWN_FIELDS
+                                                                              if f in own}))

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from t2core.artifacts import ArtifactStore
-from t2core.experts import KIND, ExpertRef, expert_file
+from t2core.experts import KIND, ExpertRef, run_expert
 from t2core.export.package import Package, install, read_package, store_key
 from t2core.ids import content_id
 from t2core.models.registry import LoadedModel
@@ -67,7 +67,7 @@ class ImportOp(OperationBase):
         return ImportPlan(run_id, row, ((KIND, store_key(pkg)),), pkg)
 
     def done(self, plan: ImportPlan, recorded: Recorded) -> ImportOutcome:
-        ref = ExpertRef.resolve(str(expert_file(ArtifactStore(), store_key(plan.pkg))))
+        ref = run_expert(ArtifactStore(), store_key(plan.pkg))
         return self._outcome(plan, ref, True)
 
     def run(self, plan: ImportPlan, loaded: LoadedModel | None, deps: dict, hooks: Hooks) -> Produced[ImportOutcome]:

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from t2core.artifacts import ArtifactStore
-from t2core.experts import ExpertRef, expert_file
+from t2core.experts import run_expert
 from t2core.faults import fault_injection_point
 from t2core.methods import Method, method_of
 from t2core.models.registry import LoadedModel
@@ -136,7 +136,7 @@ class TrainOp(OperationBase):
         run_id = plan.members[plan.req.kl_grid.index(metrics["kl_chosen"])][1][2]
         store = ArtifactStore()
         if plan.method.product == "svf":
-            ref = ExpertRef.resolve(str(expert_file(store, run_id)), store)
+            ref = run_expert(store, run_id)
             return ref.id, str(ref.path)
         return f"{plan.method.product}:{run_id}", str(store.path(plan.method.store, run_id))
 

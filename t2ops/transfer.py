@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from t2core.artifacts import ArtifactStore
 from t2core.errors import ConfigError
-from t2core.experts import KIND, ExpertRef, expert_file, store_expert
+from t2core.experts import KIND, ExpertRef, run_expert, store_expert
 from t2core.ids import content_id
 from t2core.models.registry import LoadedModel
 from t2core.transfer import CONTROLS, Destination, plan_mapping, transfer_expert
@@ -80,7 +80,7 @@ class TransferOp(OperationBase):
         return TransferPlan(run_id, row, ((KIND, run_id),), req, src, dst)
 
     def done(self, plan: TransferPlan, recorded: Recorded) -> TransferOutcome:
-        return self._outcome(plan, ExpertRef.resolve(str(expert_file(ArtifactStore(), plan.run_id))), True)
+        return self._outcome(plan, run_expert(ArtifactStore(), plan.run_id), True)
 
     def run(self, plan: TransferPlan, loaded: LoadedModel | None, deps: dict, hooks: Hooks
             ) -> Produced[TransferOutcome]:
@@ -90,7 +90,7 @@ class TransferOp(OperationBase):
             policy, header = transfer_expert(plan.src, plan.dst, plan.req.control, plan.req.seed)
             store_expert(store, plan.run_id, policy, header,
                          meta={"weights_hash": plan.dst.weights_hash, "task": header.task})
-        ref = ExpertRef.resolve(str(expert_file(store, plan.run_id)), store)
+        ref = run_expert(store, plan.run_id)
         return Produced(self._outcome(plan, ref, False), (TransferRecord(plan.row, ref),))
 
     @staticmethod

@@ -167,8 +167,10 @@ def test_the_reference_completion_is_the_task_s_own_not_a_branch_on_its_name():
 def test_the_same_expert_stored_by_two_runs_is_one_expert(tiny, t2_home):
     """Two runs that end at the same z (e.g. z = 1: no step beat the base model) made one content id stored
     twice, and `t2 adapt` refused to pick the default expert ("2 stored experts for ... (svf:c445…, svf:c445…)")."""
+    from dataclasses import replace
+
     from t2core.artifacts import ArtifactStore
-    from t2core.experts import FILE, KIND, expert_file, store_expert, stored_experts
+    from t2core.experts import FILE, KIND, expert_file, run_expert, store_expert, stored_experts
     from t2core.svf import save_expert
     from t2ops.adaptation import stored_expert_for
 
@@ -177,8 +179,15 @@ def test_the_same_expert_stored_by_two_runs_is_one_expert(tiny, t2_home):
     store = ArtifactStore()
     header = ref.header.__class__(**{**asdict(ref.header), "origin": "svf-pg"})
     first = store_expert(store, "run-a", policy, header, meta={"task": "gsm8k"})
-    second = store_expert(store, "run-b", policy, header, meta={"task": "gsm8k"})
+    # the second run found the same vectors with its own settings and scores (two few-shot searches on
+    # different shots that pick the same α): its record is its own, not the first run's (a Dask run and a
+    # local run recorded different fitnesses for the same search, by which search stored first)
+    own = replace(header, config={**header.config, "shots": 2}, metrics={"fitness_accuracy": 0.25})
+    second = store_expert(store, "run-b", policy, own, meta={"task": "gsm8k"})
     assert first.id == second.id and first.path == second.path == expert_file(store, "run-b")
+    assert second.header.metrics == {"fitness_accuracy": 0.25} and second.header.config["shots"] == 2
+    assert run_expert(store, "run-b").header == second.header and run_expert(store, "run-a").header == first.header
+    assert first.header.metrics == header.metrics != second.header.metrics
     assert sorted(p.name for p in (store.root / KIND).glob(f"*/{FILE}")) == [FILE]  # one file
     assert stored_expert_for(tiny.weights_hash, "gsm8k", store=store) == first.id
     # a store written before (the same expert in two folders) still gives one default expert

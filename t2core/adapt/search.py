@@ -25,7 +25,7 @@ from t2core.adapt.cem import CEMState
 from t2core.adapt.fewshot import FewShotConfig, ShotScorer, few_shot_run_id, pick_shots
 from t2core.artifacts import ArtifactStore
 from t2core.errors import ConfigError
-from t2core.experts import KIND, ExpertRef, expert_file, store_expert
+from t2core.experts import KIND, ExpertRef, run_expert, store_expert
 from t2core.faults import fault_injection_point
 from t2core.models.registry import LoadedModel
 from t2core.paths import t2_home
@@ -137,7 +137,7 @@ def search(loaded: LoadedModel, cfg: FewShotConfig, planned: SearchPlan, sampler
 def stored_search(planned: SearchPlan, store: ArtifactStore | None = None) -> SearchResult:
     """The finished search `planned`, from its stored mixture (verified): nothing is scored."""
     store = store or ArtifactStore()
-    ref = ExpertRef.resolve(str(expert_file(store, planned.run_id)), store)
+    ref = run_expert(store, planned.run_id)
     mix = ref.header.config["mixture"]
     hist = tuple(mix["history"])
     best = hist[-1]["best"] if hist else [0.0, 0.0]

@@ -27,7 +27,7 @@ from typing import Any
 from t2core import __version__
 from t2core.artifacts import ArtifactStore, atomic_dir
 from t2core.errors import ArtifactError
-from t2core.experts import FILE, KIND, SAME_AS, ExpertRef, expert_file, stored_experts
+from t2core.experts import FILE, KIND, ExpertRef, run_expert, store_expert_file
 from t2core.hashing import sha256_file
 from t2core.svf import ExpertHeader, expert_origin
 
@@ -175,13 +175,11 @@ def install(pkg: Package, store: ArtifactStore | None = None) -> ExpertRef:
     key = store_key(pkg)
     meta = {"task": pkg.header.task, "weights_hash": pkg.weights_hash,
             "imported": {"expert_id": pkg.expert_id, "record": pkg.manifest.get("record", {})}}
-    if not store.exists(KIND, key):
-        held = next((f for i, f in stored_experts(store) if i == pkg.expert_id and f.parent.name != key), None)
-        if held is not None:
-            store.write(KIND, key, lambda tmp: None, meta={**meta, SAME_AS: held.parent.name})
-        else:
-            store.write(KIND, key, lambda tmp: (shutil.copyfile(pkg.ref.path, tmp / FILE), None)[1], meta=meta)
-    ref = ExpertRef.resolve(str(expert_file(store, key)), store)
+    if store.exists(KIND, key):
+        ref = run_expert(store, key)
+    else:
+        ref = store_expert_file(store, key, pkg.expert_id, pkg.header, lambda f: shutil.copyfile(pkg.ref.path, f),
+                                meta)
     if ref.id != pkg.expert_id:
         raise ArtifactError(f"the store's {KIND}/{key} holds {ref.id}, not {pkg.expert_id}; delete "
                             f"{store.path(KIND, key)} and import again.")

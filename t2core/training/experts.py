@@ -14,7 +14,7 @@ from pathlib import Path
 from t2core.adapters import KIND as ADAPTERS
 from t2core.adapters import peft_module, with_adapter
 from t2core.artifacts import ArtifactStore
-from t2core.experts import KIND, ExpertRef, expert_file, store_expert
+from t2core.experts import KIND, run_expert, store_expert
 from t2core.methods import method_of
 from t2core.models.registry import LoadedModel
 from t2core.paths import t2_home
@@ -66,7 +66,7 @@ def train_expert(loaded: LoadedModel, cfg: RLConfig, data_dir: str | Path | None
     if method_of("pg", cfg.method).product != "svf":
         return _train_peft_pg(loaded, planned, cfg, data_dir, store, sampler, on_log)
     if store.exists(KIND, run_id):  # reuse: no trainer, no SVD load
-        ref = ExpertRef.resolve(str(expert_file(store, run_id)), store)
+        ref = run_expert(store, run_id)
         return TrainedExpert(ref.id, ref.path, None, 0.0, _stored_record(store, KIND, run_id, ref.header.metrics))
     svd = resident_svd(loaded, cfg.svf.targets, store=store)  # on the model's devices, once per model load
     trainer = _trainer(loaded, svd, cfg, data_dir, sampler, on_log, planned)

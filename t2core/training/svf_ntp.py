@@ -16,7 +16,7 @@ from dataclasses import asdict
 import torch
 
 from t2core.artifacts import ArtifactStore
-from t2core.experts import KIND, ExpertRef, expert_file, store_expert
+from t2core.experts import KIND, run_expert, store_expert
 from t2core.models.registry import LoadedModel
 from t2core.svf.apply import attached
 from t2core.svf.expert import ExpertHeader
@@ -31,7 +31,7 @@ def train_svf_ntp(loaded: LoadedModel, cfg: NTPConfig, ds: Dataset, aid: str, st
                   on_log: Callable[[int, float], None] | None = None) -> NTPResult:
     """Train (or reuse, by content key `aid`) an SVF expert by next-token prediction."""
     if store.exists(KIND, aid):  # content-addressed: same weights, config and data -> same expert
-        ref = ExpertRef.resolve(str(expert_file(store, aid)), store)
+        ref = run_expert(store, aid)
         return NTPResult(aid, ref.path, [], sum(ref.header.ranks.values()), 0.0, ds.files, True, ref.id)
     task = get_task(cfg.task)
     svf_cfg = SVFConfig(targets=cfg.svf_targets)

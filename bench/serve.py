@@ -5,8 +5,10 @@ then the chosen expert), through the HTTP server and the OpenAI client, on one m
 
 Prints requests/s and generated tokens/s of each, their ratio (t2-auto / base: the cost of adapting), and
 pass 1's share of a t2-auto request's server time (from the x-t2-pass1-ms / x-t2-pass2-ms headers). The
-questions are the first test items of GSM8K, MBPP and ARC-Easy, in turn. The hf backend only (issue 37's
-vLLM backend is not built yet).
+questions are the first test items of GSM8K, MBPP and ARC-Easy, in turn. `--sampler` picks what generates:
+`hf` (in the server's process, the expert materialised per group), `vllm-lora` (a vLLM server, each expert a
+LoRA adapter in the same batch as base requests) or `vllm` (a vLLM server, weights swapped per group); `base`
+through the same sampler is the reference, so the ratio is the cost of adapting on that engine.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=4)
     ap.add_argument("--max-tokens", type=int, default=64)
     ap.add_argument("--data-dir", default=None)
+    ap.add_argument("--sampler", default="hf", help="hf, vllm-lora or vllm")
     args = ap.parse_args()
 
     import openai
@@ -54,7 +57,7 @@ def main() -> None:
 
     prof = get_profile(args.profile)
     loaded = load_model(prof.model, seed=prof.seed_or_default(None))
-    req = adapt_request(prof, "prompt", "", None, None, None, None, None, "train", None, "hf", None,
+    req = adapt_request(prof, "prompt", "", None, None, None, None, None, "train", None, args.sampler, None,
                          loaded.weights_hash)
     responder = Responder(req, loaded, {ExpertRef.resolve(e).header.task: e for e in req.experts})
     with socket.socket() as s:
@@ -86,7 +89,8 @@ def main() -> None:
 
     run("base")  # warm-up: the first generation pays for lazy initialisation
     base, auto = run("base"), run("t2-auto")
-    print(f"{prof.model}, {args.requests} requests, {args.concurrency} at once, max_tokens {args.max_tokens}, hf")
+    print(f"{prof.model}, {args.requests} requests, {args.concurrency} at once, max_tokens {args.max_tokens}, "
+          f"{args.sampler} sampler")
     print(f"{'':10s} {'req/s':>8s} {'tok/s':>8s} {'wall s':>8s} {'pass 1 share':>13s}")
     for name, m in (("base", base), ("t2-auto", auto)):
         print(f"{name:10s} {m['rps']:8.3f} {m['tps']:8.1f} {m['wall']:8.1f} {m['pass1']:13.1%}")

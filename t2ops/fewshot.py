@@ -14,7 +14,7 @@ from t2core.adapt.search import SearchPlan, SearchResult, plan_search, search, s
 from t2core.artifacts import ArtifactStore
 from t2core.experts import KIND, ExpertRef
 from t2core.models.registry import LoadedModel
-from t2core.sampling import check_sampler, make_sampler
+from t2core.sampling import check_exact_sampler, make_sampler
 from t2core.sampling.base import run_backend
 from t2core.tasks import get_task
 from t2core.variants import VariantRef
@@ -31,7 +31,7 @@ class FewShotRequest:
     data_dir: str | None = None
 
     def __post_init__(self) -> None:
-        check_sampler(self.sampler)
+        check_exact_sampler(self.sampler, "a few-shot search")
 
 
 @dataclass(frozen=True)

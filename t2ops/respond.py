@@ -10,9 +10,12 @@ with the same weights. Nothing is recorded in the catalog.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+
+import torch
 
 from t2core.adapt import ExpertSet, strategy_class
 from t2core.adapt.dispatch import Decision
@@ -20,7 +23,8 @@ from t2core.adapt.twopass import applied, decision_variants
 from t2core.errors import ConfigError
 from t2core.experts import ExpertRef
 from t2core.models.registry import LoadedModel
-from t2core.sampling import GenerationConfig, make_sampler
+from t2core.sampling import GenerationConfig, RowExperts, SVFWeights, make_sampler
+from t2core.svf.bank import ExpertBank, one_hot
 from t2core.variants import describe_ref
 from t2ops.adaptation import AdaptRequest, _strategy, check_ask_strategy
 
@@ -93,27 +97,49 @@ class Responder:
         for i, r in enumerate(requests):
             if r.model != AUTO:
                 decisions[i] = Decision("asked", () if r.model == BASE else (self.names[r.model],))
+        # one generation per group of requests with the same settings and, unless the sampler answers different
+        # experts in one call at the cost of one (vLLM's per-request adapters), the same weights
         groups: dict[tuple, list[int]] = {}
         for i, r in enumerate(requests):
             d = decisions[i]
-            groups.setdefault((d.expert_ids, d.alphas, r.max_tokens, r.temperature, r.top_p), []).append(i)
+            weights = () if self.sampler.mixes_rows else (d.expert_ids, d.alphas)
+            groups.setdefault((*weights, r.max_tokens, r.temperature, r.top_p), []).append(i)
         replies: dict[int, Reply] = {}
         gen0 = self.req.eval.generation
-        for (_, _, max_tokens, temperature, top_p), idx in groups.items():
-            d = decisions[idx[0]]
+        for key, idx in groups.items():
+            max_tokens, temperature, top_p = key[-3:]
             gen = replace(gen0, max_new_tokens=max_tokens, temperature=temperature, top_p=top_p,
                           batch_size=max(len(idx), 1))
             t1 = time.perf_counter()
-            outs = self._generate([requests[i] for i in idx], d, gen, stream, idx)
+            outs = self._generate([requests[i] for i in idx], [decisions[i] for i in idx], gen, stream, idx)
             pass2 = (time.perf_counter() - t1) / len(idx)
             for i, out in zip(idx, outs, strict=True):
+                d = decisions[i]
                 replies[i] = Reply(out.text, self._name(requests[i].model, d), d.applies, out.n_prompt_tokens,
                                    out.n_new_tokens, "length" if out.n_new_tokens >= max_tokens else "stop",
                                    pass1 if i in auto else 0.0, pass2)
         return [replies[i] for i in range(len(requests))]
 
-    def _generate(self, reqs: list[Request], decision: Decision, gen: GenerationConfig, stream, idx: list[int]):
-        ctx, kw = applied(decision, self.variant_of).using(self.sampler)
+    def _rows(self, decisions: list[Decision]) -> RowExperts:
+        """Each request's weights as a row of one call (`Sampler.mixes_rows`): a bank of the distinct
+        decisions' vectors (the base weights as all-ones multipliers), one-hot per request."""
+        firsts = {(d.expert_ids, d.alphas): d for d in reversed(decisions)}
+        keys = list(dict.fromkeys((d.expert_ids, d.alphas) for d in decisions))
+        vecs = [applied(firsts[k], self.variant_of).apply_with(self.sampler).get("svf") for k in keys]
+        # every matrix any of them changes (experts of other target specs: the others leave it as it is, m = 1)
+        shapes = {n: m for v in vecs if v is not None for n, m in v.scale.items()}
+        whole = [SVFWeights(self.loaded.weights_hash, {n: v.scale[n] if v is not None and n in v.scale
+                                                       else torch.ones_like(m) for n, m in shapes.items()})
+                 for v in vecs]
+        bank = ExpertBank.of(whole)
+        return RowExperts(bank, one_hot([keys.index((d.expert_ids, d.alphas)) for d in decisions], bank.k))
+
+    def _generate(self, reqs: list[Request], decisions: list[Decision], gen: GenerationConfig, stream,
+                  idx: list[int]):
+        if len({(d.expert_ids, d.alphas) for d in decisions}) > 1:  # only where the sampler mixes rows
+            ctx, kw = contextlib.nullcontext(), {"rows": self._rows(decisions)}
+        else:
+            ctx, kw = applied(decisions[0], self.variant_of).using(self.sampler)
         chats = [[dict(m) for m in r.messages] for r in reqs]
         incremental = stream is not None and self.sampler.name == "hf"
         if incremental:

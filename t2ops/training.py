@@ -14,7 +14,7 @@ from t2core.experts import run_expert
 from t2core.faults import fault_injection_point
 from t2core.methods import Method, method_of
 from t2core.models.registry import LoadedModel
-from t2core.sampling import check_sampler, make_sampler
+from t2core.sampling import check_exact_sampler, make_sampler
 from t2core.sampling.base import run_backend
 from t2core.tasks import get_task
 from t2core.training.config import RLConfig
@@ -36,7 +36,7 @@ class TrainRequest:
     kl_grid: tuple[float, ...] = ()  # λ chosen on validation among these (rl.kl_coef unused); (): rl.kl_coef
 
     def __post_init__(self) -> None:
-        check_sampler(self.sampler)
+        check_exact_sampler(self.sampler, "training")
         object.__setattr__(self, "kl_grid", check_kl_grid(self.kl_grid))
 
     def members(self) -> list[RLConfig]:

@@ -335,3 +335,19 @@ def test_the_vllm_version_is_read_from_its_own_environment(tmp_path):
     bare.chmod(0o755)
     with pytest.raises(ConfigError, match="has no vllm installed"):
         vllm_version(bare)
+
+
+def test_an_approximate_sampler_is_refused_for_training_and_the_few_shot_search_in_one_line():
+    """`vllm-lora` answers with truncated adapters: serving and evaluation only (its runs have ids of their
+    own); rollouts from it would be off the policy whose gradient is taken, and a search would rank
+    approximations."""
+    from t2core.errors import ConfigError
+    from t2core.sampling import check_exact_sampler
+    from t2ops.fewshot import FewShotRequest
+    from t2ops.training import TrainRequest
+
+    assert check_exact_sampler("hf", "training") == "hf"
+    for build, what in ((lambda: TrainRequest(None, sampler="vllm-lora"), "training"),
+                        (lambda: FewShotRequest(None, (), sampler="vllm-lora"), "a few-shot search")):
+        with pytest.raises(ConfigError, match=f"{what} needs the experts themselves: use one of .*hf"):
+            build()

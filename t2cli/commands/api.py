@@ -25,17 +25,23 @@ def api(
     batch_window_ms: float = typer.Option(20.0, help="how long to wait for more requests to batch"),
     timeout_s: float = typer.Option(600.0, help="a request not answered by then gets 504"),
     seed: int | None = typer.Option(None, help="random seed (default: the profile's)"),
+    sampler: str = typer.Option("hf", help="what generates: hf (in this process, exact experts), vllm (a vLLM "
+                                           "server, an expert's weights swapped in per group of requests) or "
+                                           "vllm-lora (a vLLM server, each expert a LoRA adapter per request; "
+                                           "docs/serving.md)"),
 ) -> None:
     """Serve the profile's model at /v1/chat/completions: model `t2-auto` (two passes), an expert, or `base`."""
     quiet_transformers()
     from t2api.server import ApiSettings, create_app
     from t2core.errors import ConfigError
     from t2core.profiles import get_profile
+    from t2core.sampling import check_sampler
     from t2ops import adaptation as op
     from t2ops.respond import Responder
 
     prof = get_profile(profile)
     op.check_ask_strategy(strategy)
+    check_sampler(sampler)
     settings = ApiSettings(max_queue, max_batch, batch_window_ms / 1000, timeout_s)
     if not 0 < port < 65536:
         raise ConfigError(f"--port {port} must be in 1..65535.")
@@ -43,7 +49,7 @@ def api(
 
     _check_options(experts, cls_expert, None)
     loaded = common.load(prof.model, prof.seed_or_default(seed), prof.factor_dtype)
-    req = op.adapt_request(prof, strategy, "", None, experts, cls_expert, None, None, "train", seed, "hf", None,
+    req = op.adapt_request(prof, strategy, "", None, experts, cls_expert, None, None, "train", seed, sampler, None,
                          loaded.weights_hash)
     from t2core.experts import ExpertRef
 
@@ -52,5 +58,5 @@ def api(
     import uvicorn
 
     console.print(f"t2 api: {prof.model} on http://{host}:{port}/v1 (models: {', '.join(responder.models())}); "
-                  f"t2-auto picks by {strategy}", highlight=False)
+                  f"t2-auto picks by {strategy}; {sampler} sampler", highlight=False)
     uvicorn.run(create_app(responder, settings), host=host, port=port, log_level="warning")

@@ -360,9 +360,9 @@ class Profile:
                      if t not in {tr.task for tr in self.trains}]
         if untrained:
             raise ConfigError(f"profile {self.name}: adapt/transfer experts {untrained} are not among its trained tasks.")
-        from t2core.sampling import check_sampler
+        from t2core.sampling.base import check_exact_sampler
 
-        check_sampler(self.sampler)
+        check_exact_sampler(self.sampler, f"profile {self.name} (it trains experts with its sampler)")
         if self.runner not in ("local", "dask"):
             raise ConfigError(f"profile {self.name}: runner={self.runner!r} must be local or dask.")
         if self.batch_size < 1:

@@ -8,6 +8,7 @@ from t2core.sampling.base import (
     RowExperts,
     Sampler,
     SVFWeights,
+    check_exact_sampler,
     check_sampler,
     make_sampler,
     register_sampler,
@@ -16,5 +17,5 @@ from t2core.sampling.base import (
 
 import_submodules(__name__, __path__)  # each module registers what it defines
 
-__all__ = ["Completion", "GenerationConfig", "RowExperts", "SVFWeights", "Sampler", "check_sampler", "make_sampler", "register_sampler",
+__all__ = ["Completion", "GenerationConfig", "RowExperts", "SVFWeights", "Sampler", "check_exact_sampler", "check_sampler", "make_sampler", "register_sampler",
            "sampler_names"]

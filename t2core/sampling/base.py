@@ -106,6 +106,13 @@ class Sampler(ABC):
     backend: str | None = None  # the engine whose numbers it gives, part of run ids (`run_backend`); None: its name
     receives_svf: bool = False  # True: pass the expert as `svf=SVFWeights(...)`, do not materialise locally
     takes_rows: bool = False  # True: `rows=RowExperts(...)` gives each conversation its own experts
+    # True: conversations with different experts cost one call, as if they shared one (vLLM's per-request LoRA
+    # adapters), so a caller answering many requests passes them together as rows instead of grouping them
+    mixes_rows: bool = False
+    # False: answers with an approximation of each expert (vllm-lora's truncated adapters): fine to serve or
+    # evaluate under its own run ids, wrong for training (rollouts off the policy whose gradient is taken) and
+    # for the few-shot search (its fitness would rank approximations)
+    exact: bool = True
 
     @classmethod
     def backend_version(cls) -> str:
@@ -232,4 +239,16 @@ def backend_tag(backend: str) -> list:
 def check_sampler(name: str) -> str:
     """`name` if a sampler is registered under it (settings check it when built, before anything loads)."""
     _SAMPLERS.get(name)  # UnknownNameError: one line naming the known samplers
+    return name
+
+
+def check_exact_sampler(sampler: str | Sampler, what: str) -> str:
+    """`check_sampler`, and refuse a sampler that answers with approximate experts (`Sampler.exact`) for
+    `what` (training, a few-shot search), which needs the experts themselves."""
+    kind = type(sampler) if isinstance(sampler, Sampler) else _SAMPLERS.get(check_sampler(sampler))
+    name = sampler.name if isinstance(sampler, Sampler) else sampler
+    if not getattr(kind, "exact", True):
+        exact = ", ".join(n for n in sampler_names() if getattr(_SAMPLERS.get(n), "exact", True))
+        raise ConfigError(f"sampler {name!r} answers with approximations of the experts (truncated LoRA adapters); "
+                          f"{what} needs the experts themselves: use one of {exact}.")
     return name

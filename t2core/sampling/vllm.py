@@ -122,7 +122,9 @@ class VLLMServer:
             self.info = self.call("start", timeout=settings.start_timeout_s, model_dir=str(served_dir(loaded)),
                                   dtype=dtype, seed=loaded.seed, max_model_len=limit,
                                   enforce_eager=settings.enforce_eager,
-                                  gpu_memory_utilization=settings.gpu_memory_utilization)
+                                  gpu_memory_utilization=settings.gpu_memory_utilization,
+                                  lora_rank=settings.lora_rank, max_loras=settings.max_loras,
+                                  lora_targets=list(settings.lora_targets))
         except BaseException:
             self.close()
             raise
@@ -276,20 +278,27 @@ class VLLMSampler(Sampler):
         tok, srv = self.loaded.tokenizer, self.server(cfg.dtype)
         prompts = [tok(render_prompt(tok, m), add_special_tokens=False)["input_ids"] for m in conversations]
         results: list[Completion | None] = [None] * len(prompts)
-        for expert, idx in _groups(svf, rows, len(prompts)):
-            with srv.lock:
-                self._generate_group(srv, expert, idx, prompts, cfg, results, progress)
+        for eid, idx, loras in self._routes(srv, svf, rows, len(prompts)):
+            self._generate_group(srv, eid, idx, loras, prompts, cfg, results, progress)
         return results  # type: ignore[return-value]
 
-    def _generate_group(self, srv: VLLMServer, expert: SVFWeights | None, idx: list[int], prompts: list[list[int]],
-                        cfg: GenerationConfig, results: list, progress) -> None:
+    def _routes(self, srv: VLLMServer, svf: SVFWeights | None, rows: RowExperts | None, n: int):
+        """(the expert the server must hold, conversations, {conversation: LoRA adapter} or None) for each
+        group the server answers at once, each under the server's lock: here one group per distinct expert,
+        whose weights are swapped in first (module docstring)."""
+        for expert, idx in _groups(svf, rows, n):
+            with srv.lock:
+                yield srv.activate(expert), idx, None
+
+    def _generate_group(self, srv: VLLMServer, eid: str, idx: list[int], loras: dict | None,
+                        prompts: list[list[int]], cfg: GenerationConfig, results: list, progress) -> None:
         tok = self.loaded.tokenizer
-        eid = srv.activate(expert)
         for start in range(0, len(idx), cfg.batch_size):  # at most batch_size sequences in flight, as hf
             part = idx[start : start + cfg.batch_size]
             out = srv.call("generate", prompts=[prompts[i] for i in part], max_tokens=cfg.max_new_tokens,
                            temperature=cfg.temperature, top_p=cfg.top_p, seed=cfg.seed,
-                           stop_ids=[tok.eos_token_id], seeds=part, expect=eid)
+                           stop_ids=[tok.eos_token_id], seeds=part, expect=eid,
+                           loras=None if loras is None else [loras[i] for i in part])
             for i, ids in zip(part, out["ids"], strict=True):
                 results[i] = Completion(tok.decode(ids, skip_special_tokens=True), len(prompts[i]), len(ids),
                                         prompts[i], ids)
@@ -304,23 +313,23 @@ class VLLMSampler(Sampler):
         srv = self.server(cfg.dtype)
         prompts, cands = encode_choices(self.loaded.tokenizer, conversations, candidates)
         logprobs: list[torch.Tensor | None] = [None] * len(prompts)
-        for expert, idx in _groups(svf, rows, len(prompts)):
-            with srv.lock:
-                self._score_group(srv, expert, idx, prompts, cands, cfg, logprobs, progress)
+        for eid, idx, loras in self._routes(srv, svf, rows, len(prompts)):
+            self._score_group(srv, eid, idx, loras, prompts, cands, cfg, logprobs, progress)
         return picked_candidates(candidates, prompts, cands, logprobs, cfg)  # type: ignore[arg-type]
 
-    def _score_group(self, srv: VLLMServer, expert: SVFWeights | None, idx: list[int], prompts: list[list[int]],
+    def _score_group(self, srv: VLLMServer, eid: str, idx: list[int], loras: dict | None, prompts: list[list[int]],
                      cands: list[list[list[int]]], cfg: GenerationConfig, logprobs: list, progress) -> None:
-        eid = srv.activate(expert)
         for start in range(0, len(idx), cfg.batch_size):
             part = idx[start : start + cfg.batch_size]
             seqs = [prompts[i] + c for i in part for c in cands[i]]
             starts = [len(prompts[i]) for i in part for _ in cands[i]]
-            out = srv.call("score", seqs=seqs, starts=starts, expect=eid)
+            out = srv.call("score", seqs=seqs, starts=starts, expect=eid,
+                           loras=None if loras is None else [loras[i] for i in part for _ in cands[i]])
             sums = torch.tensor(out["sums"], dtype=torch.float32)
             for i, lp in zip(part, group_log_softmax(sums, [len(cands[i]) for i in part]), strict=True):
                 logprobs[i] = lp
             if progress:
                 progress(len(part))
+
 
 register_sampler("vllm", VLLMSampler)

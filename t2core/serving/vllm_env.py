@@ -22,7 +22,8 @@ DEFAULT_PYTHON = _REPO_ROOT / ".venv-vllm" / "bin" / "python"
 
 @dataclass(frozen=True)
 class ServerSettings:
-    """How a vLLM server is started (one per base model and dtype; these never change its outputs)."""
+    """How a vLLM server is started (one per base model, dtype and settings). None of these changes its outputs
+    but `lora_rank`, which only the `vllm-lora` sampler sets (its runs have ids of their own)."""
 
     python: str = ""  # "" = $T2_VLLM_PYTHON, else .venv-vllm/bin/python of this checkout
     kv_cache_gib: int = 2  # CPU only (VLLM_CPU_KVCACHE_SPACE): SmolLM2 fp32 needs 46 KB per cached token
@@ -34,6 +35,13 @@ class ServerSettings:
     # since the two compute in turns (the caller waits on every call); "split" halves the cores between them,
     # for a caller that computes while the server does
     threads: str = "turns"
+    # LoRA adapters served per request (the `vllm-lora` sampler): the largest adapter rank the server takes
+    # (0: none, the server swaps SVF weights instead) and how many different adapters one batch may hold
+    lora_rank: int = 0
+    max_loras: int = 4
+    # the layers adapters may change (leaf names, e.g. gate_proj); never the output head: vLLM's LoRA wrapper of
+    # the logits fails on prompt log-probs (vllm-project/vllm#29955), which choice scoring reads
+    lora_targets: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.threads not in ("turns", "split"):
@@ -42,6 +50,8 @@ class ServerSettings:
             raise ConfigError(f"kv_cache_gib={self.kv_cache_gib} must be >= 1.")
         if not 0 < self.gpu_memory_utilization <= 1:
             raise ConfigError(f"gpu_memory_utilization={self.gpu_memory_utilization} must be in (0, 1].")
+        if self.lora_rank < 0 or self.max_loras < 1:
+            raise ConfigError(f"lora_rank={self.lora_rank} must be >= 0 and max_loras={self.max_loras} >= 1.")
         if self.max_model_len < 16:
             raise ConfigError(f"max_model_len={self.max_model_len} must be >= 16.")
 

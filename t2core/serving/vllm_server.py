@@ -49,7 +49,8 @@ def _watch_parent(ppid: int) -> None:
 
 class Server:
     def __init__(self, model_dir: str, dtype: str, seed: int, max_model_len: int, enforce_eager: bool,
-                 gpu_memory_utilization: float) -> None:
+                 gpu_memory_utilization: float, lora_rank: int = 0, max_loras: int = 4,
+                 lora_targets: list[str] | None = None) -> None:
         from vllm import LLM
 
         logging.getLogger("vllm.model_executor.model_loader.reload").setLevel(logging.ERROR)  # partial reloads warn
@@ -58,7 +59,12 @@ class Server:
                        skip_tokenizer_init=True,  # the client tokenises and decodes with its own tokenizer
                        generation_config="vllm",  # no sampling defaults from the model directory
                        max_model_len=max_model_len, enable_prefix_caching=True,
-                       gpu_memory_utilization=gpu_memory_utilization)
+                       gpu_memory_utilization=gpu_memory_utilization,
+                       # LoRA adapters per request (the `vllm-lora` sampler): vLLM's multi-adapter kernels
+                       **({"enable_lora": True, "max_lora_rank": lora_rank, "max_loras": max_loras,
+                           "max_cpu_loras": max_loras, "lora_target_modules": lora_targets or None}
+                          if lora_rank else {}))
+        self.lora_ids: dict[str, int] = {}  # adapter name -> vLLM's integer id for it (1, 2, ...)
         self.start_seconds = time.perf_counter() - t0
         self.model_dir = model_dir
         self.low = torch.bfloat16 if dtype == "bfloat16" else None
@@ -157,29 +163,55 @@ class Server:
             raise ValueError(f"request for expert {expect} while {self.active} is loaded")
 
     # -- requests ----------------------------------------------------------------------------------
+    def _loras(self, loras: list | None, n: int) -> list | None:
+        """vLLM's LoRARequest for each prompt from the client's [name, adapter directory] (None: the base
+        weights); a name keeps the integer id it got first, so vLLM reuses the adapter it loaded."""
+        if loras is None:
+            return None
+        if len(loras) != n:
+            raise ValueError(f"{len(loras)} adapters for {n} prompts")
+        from vllm.lora.request import LoRARequest
+
+        out = []
+        for item in loras:
+            if item is None:
+                out.append(None)
+                continue
+            name, path = item
+            if name not in self.lora_ids:  # loaded now, so a bad adapter fails this call before any generation
+                req = LoRARequest(name, len(self.lora_ids) + 1, path)
+                self.llm.llm_engine.add_lora(req)
+                self.lora_ids[name] = req.lora_int_id
+            out.append(LoRARequest(name, self.lora_ids[name], path))
+        return out
+
     def generate(self, prompts: list[list[int]], max_tokens: int, temperature: float, top_p: float, seed: int,
-                 stop_ids: list[int], seeds: list[int], expect: str) -> dict:
+                 stop_ids: list[int], seeds: list[int], expect: str, loras: list | None = None) -> dict:
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
         self._check(expect)
+        lora = self._loras(loras, len(prompts))
         params = [SamplingParams(max_tokens=max_tokens, temperature=temperature, top_p=top_p,
                                  seed=None if temperature == 0 else seed * 1_000_003 + i,
                                  stop_token_ids=stop_ids, ignore_eos=True, detokenize=False)
                   for i in seeds]
         t0 = time.perf_counter()
-        outs = self.llm.generate([TokensPrompt(prompt_token_ids=p) for p in prompts], params, use_tqdm=False)
+        outs = self.llm.generate([TokensPrompt(prompt_token_ids=p) for p in prompts], params, use_tqdm=False,
+                                 **({"lora_request": lora} if lora is not None else {}))
         return {"ids": [list(o.outputs[0].token_ids) for o in outs], "seconds": time.perf_counter() - t0,
                 "active": self.active}
 
-    def score(self, seqs: list[list[int]], starts: list[int], expect: str) -> dict:
+    def score(self, seqs: list[list[int]], starts: list[int], expect: str, loras: list | None = None) -> dict:
         """Σ_t log π(seq_t | seq_<t) over t >= start, per sequence (prompt log-probs, nothing generated)."""
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
         self._check(expect)
+        lora = self._loras(loras, len(seqs))
         params = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0, detokenize=False)
-        outs = self.llm.generate([TokensPrompt(prompt_token_ids=s) for s in seqs], params, use_tqdm=False)
+        outs = self.llm.generate([TokensPrompt(prompt_token_ids=s) for s in seqs], params, use_tqdm=False,
+                                 **({"lora_request": lora} if lora is not None else {}))
         sums = []
         for s, start, o in zip(seqs, starts, outs, strict=True):
             lps = o.prompt_logprobs  # position t: {token id: Logprob} of seq[t] (None at t = 0)

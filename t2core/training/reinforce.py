@@ -30,7 +30,7 @@ from t2core.methods import method_of
 from t2core.models.registry import LoadedModel
 from t2core.paths import resolve_data_dir
 from t2core.sampling import Sampler, make_sampler
-from t2core.sampling.base import backend_tag, run_backend
+from t2core.sampling.base import backend_tag, check_exact_sampler, run_backend
 from t2core.settings import step_rng
 from t2core.svf.apply import SVD
 from t2core.svf.policy import SVFPolicy
@@ -103,6 +103,7 @@ class ReinforceTrainer:
         self.data_dir = data_dir
         # `planned`: plan_training's result when the caller already has it (the data is loaded once)
         self.sampler = sampler or make_sampler("hf", loaded=loaded)
+        check_exact_sampler(self.sampler, "training")
         self.train, self.data_files, self.run_id = planned or plan_training(loaded.weights_hash, cfg, data_dir,
                                                                             run_backend(self.sampler))
         if self.sampler.receives_svf and not method_of("pg", cfg.method).takes_vectors:

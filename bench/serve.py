@@ -3,7 +3,8 @@ then the chosen expert), through the HTTP server and the OpenAI client, on one m
 
     T2_HOME=<home with the profile's experts> python bench/serve.py --profile smol --requests 16 --concurrency 4
 
-Prints requests/s and generated tokens/s of each, their ratio (t2-auto / base: the cost of adapting), and
+Prints requests/s and generated tokens/s of `base`, of `experts` (each request names one of the served experts,
+in turn: pass 2 alone, with different experts in one batch) and of `t2-auto`, their ratios to base, and
 pass 1's share of a t2-auto request's server time (from the x-t2-pass1-ms / x-t2-pass2-ms headers). The
 questions are the first test items of GSM8K, MBPP and ARC-Easy, in turn. `--sampler` picks what generates:
 `hf` (in the server's process, the expert materialised per group), `vllm-lora` (a vLLM server, each expert a
@@ -71,29 +72,35 @@ def main() -> None:
     client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="unused", max_retries=0, timeout=3600)
     questions = _questions(args.requests, args.data_dir)
 
+    experts = [n for n in responder.names if not n.startswith("svf:")]  # by task name, in turn
+
     def run(model: str) -> dict:
-        def one(q: str):
+        def one(iq: tuple[int, str]):
+            i, q = iq
+            asked = experts[i % len(experts)] if model == "experts" else model
             raw = client.chat.completions.with_raw_response.create(
-                model=model, messages=[{"role": "user", "content": q}], max_tokens=args.max_tokens)
+                model=asked, messages=[{"role": "user", "content": q}], max_tokens=args.max_tokens)
             r = raw.parse()
             return (r.usage.completion_tokens, float(raw.headers["x-t2-pass1-ms"]),
                     float(raw.headers["x-t2-pass2-ms"]))
 
         t0 = time.perf_counter()
         with ThreadPoolExecutor(args.concurrency) as pool:
-            out = list(pool.map(one, questions))
+            out = list(pool.map(one, enumerate(questions)))
         wall = time.perf_counter() - t0
         p1, p2 = [o[1] for o in out], [o[2] for o in out]
         return {"rps": len(out) / wall, "tps": sum(o[0] for o in out) / wall, "wall": wall,
                 "pass1": statistics.mean(p1) / max(statistics.mean(p1) + statistics.mean(p2), 1e-9)}
 
     run("base")  # warm-up: the first generation pays for lazy initialisation
-    base, auto = run("base"), run("t2-auto")
+    base, mixed, auto = run("base"), run("experts"), run("t2-auto")
     print(f"{prof.model}, {args.requests} requests, {args.concurrency} at once, max_tokens {args.max_tokens}, "
           f"{args.sampler} sampler")
     print(f"{'':10s} {'req/s':>8s} {'tok/s':>8s} {'wall s':>8s} {'pass 1 share':>13s}")
-    for name, m in (("base", base), ("t2-auto", auto)):
+    for name, m in (("base", base), ("experts", mixed), ("t2-auto", auto)):
         print(f"{name:10s} {m['rps']:8.3f} {m['tps']:8.1f} {m['wall']:8.1f} {m['pass1']:13.1%}")
+    print(f"experts / base (each request names an expert, {len(experts)} in turn: the cost of the experts alone): "
+          f"requests/s {mixed['rps'] / base['rps']:.2f}, tokens/s {mixed['tps'] / base['tps']:.2f}")
     print(f"t2-auto / base: requests/s {auto['rps'] / base['rps']:.2f}, tokens/s {auto['tps'] / base['tps']:.2f}")
     server.should_exit = True
 

@@ -68,6 +68,10 @@ class Responder:
         self.expert_set = ExpertSet.of(kind, tuple(experts[e] for e in req.experts))
         cls_ref = describe_ref(loaded.weights_hash, req.cls_expert) if "cls-expert" in kind.needs else None
         self.sampler = make_sampler(req.sampler, loaded=loaded)
+        # pass 1 in this process: a choice among a few categories reuses the question's cache across them on hf,
+        # where a vLLM server recomputes the log-probabilities of every prompt position (5x slower on smol,
+        # docs/serving.md); the answer (pass 2) is the engine's
+        self.pass1_sampler = make_sampler("hf", loaded=loaded) if self.sampler.receives_svf else self.sampler
         self.strategy = _strategy(req, cls_ref, loaded, None, 1, req.eval.generation.dtype)
         self.variant_of = decision_variants(loaded, {e.id: str(e.path) for e in experts.values()},
                                             req.eval.generation.dtype)
@@ -90,7 +94,7 @@ class Responder:
             self.check(r.model)
         auto = [i for i, r in enumerate(requests) if r.model == AUTO]
         t0 = time.perf_counter()
-        decided = self.strategy.decide(self.sampler, [_question(requests[i]) for i in auto], self.expert_set) \
+        decided = self.strategy.decide(self.pass1_sampler, [_question(requests[i]) for i in auto], self.expert_set) \
             if auto else []
         pass1 = (time.perf_counter() - t0) / max(len(requests), 1)
         decisions: dict[int, Decision] = dict(zip(auto, decided, strict=True))

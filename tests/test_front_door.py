@@ -64,6 +64,9 @@ CASES: dict[str, tuple[tuple[str, ...], object, tuple[str, ...], bool]] = {
     "unknown-profile": (("run", "full-paper", "--profile", "huge"), None, ("unknown profile 'huge'",), True),
     "unknown-flow": (("run", "full-papr", *TINY), None, ("unknown flow 'full-papr'",), True),
     "unknown-sampler": ((*EVAL, "--sampler", "nope"), None, ("unknown sampler 'nope'", "hf"), True),
+    "approximate-sampler-training": ((*TRAIN, "--sampler", "vllm-lora"), None,
+                                     ("sampler 'vllm-lora' answers with approximations", "training needs the "
+                                      "experts themselves", "hf"), True),
     "unknown-scoring": ((*EVAL, "--scoring", "nope"), None, ("unknown scoring scheme 'nope'", "released"), True),
     "unknown-dtype": ((*EVAL, "--dtype", "nope"), None, ("dtype='nope'", "float32"), True),
     "unknown-strategy": (("adapt", "--strategy", "bogus", "--task", "arc_challenge_cloze"), None,

@@ -156,3 +156,29 @@ def test_no_module_imports_from_a_layer_above_its_own():
 def test_the_layer_check_catches_an_upward_import():
     assert layer_of("t2core.models.hub") == 1 and layer_of("t2core") == 0 and layer_of("t2cli.main") == len(LAYERS) - 1
     assert layer_of("t2core.training.reinforce") > layer_of("t2core.sampling.base")
+
+
+def test_every_module_imports_first_without_a_cycle_at_run_time():
+    """Each project module imported first, into an interpreter that holds none of the project's modules: an
+    import cycle the graph above cannot see (a package that imports its submodules by name,
+    `import_submodules`) fails here. A Dask worker that imported `t2core.svf` first died on one: svf ->
+    sampling -> (every sampler module) vllm_lora -> export -> experts -> svf, half initialised."""
+    import subprocess
+    import sys
+
+    script = (
+        f"import importlib, sys\nPACKAGES = {PACKAGES!r}\n"
+        "names = sys.argv[1:]\n"
+        "bad = []\n"
+        "for n in names:\n"
+        "    for k in [k for k in sys.modules if k.split('.')[0] in PACKAGES]:\n"
+        "        del sys.modules[k]\n"
+        "    try:\n"
+        "        importlib.import_module(n)\n"
+        "    except Exception as e:\n"
+        "        bad.append(f'{n}: {type(e).__name__}: {e}')\n"
+        "print('\\n'.join(bad))\n")
+    names = sorted(modules())
+    r = subprocess.run([sys.executable, "-c", script, *names], capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.strip() == "", r.stdout

@@ -28,7 +28,6 @@ from dataclasses import replace
 
 from torch import nn
 
-from t2core.export.lowrank import smallest_rank, spectra
 from t2core.hashing import tensors_hash
 from t2core.ids import content_id
 from t2core.models.registry import LoadedModel
@@ -109,6 +108,8 @@ class VLLMLoraSampler(VLLMSampler):
         return [key, str(dest)]
 
     def _write(self, scale: dict, dest) -> None:
+        # imported here: t2core.export reads stored experts (t2core.svf), which imports this package
+        from t2core.export.lowrank import smallest_rank, spectra
         from t2core.export.package import FORMAT, PEFT_LORA
         from t2core.export.peft_lora import write_adapter
 

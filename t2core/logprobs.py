@@ -36,9 +36,28 @@ def completion_logits(model: torch.nn.Module, ids: torch.Tensor, attn: torch.Ten
     return out.logits[:, :-1].float()
 
 
+#: Without autograd, `token_logprobs` normalises this many vocabulary rows at a time (x 49k for SmolLM2: ~25 MB
+#: in fp32), so the log-softmax over the whole (B, k, V) block never exists next to the logits (issue 43).
+LOGPROB_CHUNK_ROWS = 128
+
+
 def token_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """log π(target_t | prefix): (B, k) from logits (B, k, V) and targets (B, k)."""
-    return torch.gather(F.log_softmax(logits, dim=-1), 2, targets.unsqueeze(-1)).squeeze(-1)
+    """log π(target_t | prefix): (B, k) from logits (B, k, V) and targets (B, k), in fp32.
+
+    With autograd (training) the log-softmax of the whole block is kept for the backward anyway. Without it
+    (evaluation, choice scoring), the rows are normalised `LOGPROB_CHUNK_ROWS` at a time and only the
+    targets' entries kept: the same values (each row's log-softmax on its own), without a second (B, k, V)
+    block beside the logits (for 16 ARC items' ~64 candidates of up to ~30 tokens, ~0.4 GB in fp32); fp32
+    copies of bf16 logits are made chunk by chunk too."""
+    if torch.is_grad_enabled() and logits.requires_grad:
+        return torch.gather(F.log_softmax(logits.float(), dim=-1), 2, targets.unsqueeze(-1)).squeeze(-1)
+    b, k, v = logits.shape
+    flat, tflat = logits.reshape(b * k, v), targets.reshape(b * k, 1)
+    out = torch.empty(b * k, dtype=torch.float32, device=logits.device)
+    for lo in range(0, b * k, LOGPROB_CHUNK_ROWS):
+        hi = lo + LOGPROB_CHUNK_ROWS
+        out[lo:hi] = F.log_softmax(flat[lo:hi].float(), dim=-1).gather(1, tflat[lo:hi]).squeeze(1)
+    return out.reshape(b, k)
 
 
 def kl_per_token(logits: torch.Tensor, base_logits: torch.Tensor) -> torch.Tensor:
@@ -143,6 +162,7 @@ def candidate_logprobs_shared(model: torch.nn.Module, prompts: list[list[int]], 
         pre = torch.tensor([prompts[0][:shared]], dtype=torch.long, device=dev)  # (1, L)
         out0 = model(input_ids=pre, use_cache=True, logits_to_keep=1)
         cache = _cache_of(out0)
+        del out0  # the cache alone is kept (freed with it below)
         cache.batch_repeat_interleave(b)
     rest = [p[shared:] for p in prompts]
     width = max(len(p) for p in rest)
@@ -180,7 +200,10 @@ def candidate_logprobs_shared(model: torch.nn.Module, prompts: list[list[int]], 
         with (cand_ctx or contextlib.nullcontext)():
             out2 = model(input_ids=cids[:, :-1], attention_mask=amask, position_ids=cpos, use_cache=True,
                          **{_cache_kwarg(model): cache})
-        more = token_logprobs(out2.logits.float(), cids[:, 1:]) * cmask[:, 1:]  # (N, K - 1)
+        logits2 = out2.logits
+        del out2, out, cache, kw  # the caches (a row per candidate) go before the log-probs are taken
+        more = token_logprobs(logits2, cids[:, 1:]) * cmask[:, 1:]  # (N, K - 1); no fp32 copy of the whole block
+        del logits2
         lp = torch.cat([lp, more], dim=1)
     return group_log_softmax(lp.sum(1), sizes)
 

@@ -71,6 +71,28 @@ def test_completion_logprobs_match_full_forward(tiny):
             assert torch.allclose(lp[row, 3 - len(c):], ref, atol=1e-4)
 
 
+def test_token_logprobs_without_grad_are_the_whole_block_s_in_chunks(monkeypatch):
+    """Without autograd the log-softmax is taken a few rows at a time (issue 43: no second (B, k, V) block
+    beside the logits): the same values, bit for bit, as the whole block's, from fp32 or bf16 logits; with
+    autograd, the whole block's, differentiable."""
+    import t2core.logprobs as lpmod
+
+    torch.manual_seed(0)
+    logits, targets = torch.randn(3, 5, 97) * 4, torch.randint(0, 97, (3, 5))
+    whole = torch.gather(torch.log_softmax(logits, -1), 2, targets.unsqueeze(-1)).squeeze(-1)
+    monkeypatch.setattr(lpmod, "LOGPROB_CHUNK_ROWS", 4)  # 15 rows: 3 full chunks and a partial one
+    with torch.no_grad():
+        assert torch.equal(lpmod.token_logprobs(logits, targets), whole)
+        half = logits.bfloat16()
+        ref = torch.gather(torch.log_softmax(half.float(), -1), 2, targets.unsqueeze(-1)).squeeze(-1)
+        assert torch.equal(lpmod.token_logprobs(half, targets), ref)
+    x = logits.clone().requires_grad_(True)
+    got = lpmod.token_logprobs(x, targets)
+    assert torch.equal(got.detach(), whole) and got.requires_grad
+    got.sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+
+
 class _Crash(Exception):
     pass
 

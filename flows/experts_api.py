@@ -32,7 +32,7 @@ from t2core.export import export_expert, read_package
 from t2core.export.peft_lora import DEFAULT_TOL, check_rank
 from t2core.profiles import Profile
 
-FORMATS = {"svf": "svf", "peft": "peft-lora"}  # the folder under `out` -> the package kind it holds
+KINDS = {"svf": "svf", "peft": "peft-lora"}  # the folder under `out` -> the package kind it holds
 
 
 def check_out(out: str | None) -> Path:
@@ -73,7 +73,7 @@ def export_one(ref: ExpertRef, dest: Path, fmt: str, rank: str | int = "auto") -
             raise ArtifactError(f"{dest} holds something other than an export of {ref.id} ({e}); give another --out "
                                 "or delete that folder.") from None
         lora = pkg.manifest.get("lora", {})
-        same = (pkg.expert_id == ref.id and pkg.manifest["kind"] == FORMATS[fmt]
+        same = (pkg.expert_id == ref.id and pkg.manifest["kind"] == KINDS[fmt]
                 and (fmt == "svf" or (str(lora.get("asked")) == str(rank) and lora.get("tol") in (None, DEFAULT_TOL))))
         if not same:
             raise ArtifactError(f"{dest} holds an export of {pkg.expert_id} ({pkg.manifest['kind']}), not of {ref.id} "

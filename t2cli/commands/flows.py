@@ -33,7 +33,7 @@ def run(
     memory_gb: float | None = typer.Option(None, help="host memory budget in GB the run must fit (default: "
                                                       "$T2_MEMORY_GB, else this machine's memory less 15%); "
                                                       "checked by `t2 plan` before anything starts"),
-    out: str | None = typer.Option(None, help="experts-api: the folder the experts are exported into"),
+    out_dir: str | None = typer.Option(None, "--out", help="experts-api: the folder the experts are exported into"),
     host: str | None = typer.Option(None, help="experts-api: the address `t2 api`'s server listens on "
                                                "(default 127.0.0.1)"),
     port: int | None = typer.Option(None, help="experts-api: the server's port (default 8000)"),
@@ -77,7 +77,7 @@ def run(
         raise ConfigError(f"--workers {workers}: give a count >= 1, and only for a LocalCluster (without --address).")
     if address:
         check_address(address)
-    flow_only = {"out": out, "host": host, "port": port, "strategy": strategy, "serve": serve, "peft_rank": peft_rank}
+    flow_only = {"out": out_dir, "host": host, "port": port, "strategy": strategy, "serve": serve, "peft_rank": peft_rank}
     for name, value in flow_only.items():
         if value is not None and name not in entry.options:
             takers = [n for n in flow_names() if name in get_flow(n).options]

@@ -107,3 +107,87 @@ def test_a_second_run_reads_everything_back_serves_the_experts_and_stops_on_sigt
             break
         assert time.monotonic() < deadline, "processes of the stopped run are still there"
         time.sleep(0.5)
+
+
+def test_a_taken_port_is_one_line_before_anything_runs():
+    """A port something else listens on is refused when the run is checked, not after an hour of training."""
+    from t2api.launch import check_address
+    from t2core.errors import ConfigError
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        with pytest.raises(ConfigError, match=rf"cannot listen on 127.0.0.1:{port} .*pick another --port"):
+            check_address("127.0.0.1", port)
+        check_address("127.0.0.1", port, bind=False)  # --no-serve: the port is not needed
+
+
+@pytest.mark.slow
+def test_the_served_deployment_serves_until_its_run_is_cancelled(exported, tmp_path):
+    """`t2 serve` against a real `prefect server start`, then `prefect deployment run experts-api/experts-api
+    --param profile=tiny --param out=...`: the endpoint answers, and `prefect flow-run cancel` stops it (the run
+    ends Cancelled)."""
+    import re
+
+    home, _, env = exported
+    api, port, out = _free_port(), _free_port(), tmp_path / "out"
+    env = {**{k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}, **env,
+           "PREFECT_API_URL": f"http://127.0.0.1:{api}/api", "PREFECT_UI_ENABLED": "false"}
+    prefect = [sys.executable, "-m", "prefect"]
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    server = subprocess.Popen([*prefect, "server", "start", "--host", "127.0.0.1", "--port", str(api)], env=env,
+                              stdout=open(logs / "server.log", "w"), stderr=subprocess.STDOUT, start_new_session=True)
+    served = None
+    try:
+        deadline = time.monotonic() + 120
+        while subprocess.run([*prefect, "work-pool", "ls"], env=env, capture_output=True).returncode != 0:
+            assert time.monotonic() < deadline and server.poll() is None, (logs / "server.log").read_text()[-3000:]
+            time.sleep(1)
+        served = subprocess.Popen([sys.executable, "-m", "t2cli.main", "serve", "--profile", "tiny"], env=env,
+                                  cwd=REPO, stdout=open(logs / "serve.log", "w"), stderr=subprocess.STDOUT,
+                                  start_new_session=True)
+        deadline = time.monotonic() + 120
+        while subprocess.run([*prefect, "deployment", "inspect", "experts-api/experts-api"], env=env,
+                             capture_output=True).returncode != 0:
+            assert time.monotonic() < deadline and served.poll() is None, (logs / "serve.log").read_text()[-3000:]
+            time.sleep(1)
+        run = subprocess.run([*prefect, "deployment", "run", "experts-api/experts-api", "--param", "profile=tiny",
+                              "--param", f"out={out}", "--param", f"port={port}"], env=env, capture_output=True,
+                             text=True, timeout=120)
+        assert run.returncode == 0, run.stdout + run.stderr
+        flow_run = re.search(r"UUID: ([0-9a-f-]{36})", run.stdout).group(1)
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="unused", max_retries=0)
+        deadline = time.monotonic() + 300
+        while True:
+            assert time.monotonic() < deadline, (logs / "serve.log").read_text()[-3000:]
+            try:
+                r = client.chat.completions.create(model="gsm8k", max_tokens=4,
+                                                   messages=[{"role": "user", "content": "12 * 7?"}])
+                break
+            except openai.APIConnectionError:
+                time.sleep(1)
+        assert r.model == "gsm8k" and (out / "svf" / "gsm8k" / "t2-package.json").is_file()
+        cancel = subprocess.run([*prefect, "flow-run", "cancel", flow_run], env=env, capture_output=True, text=True)
+        assert cancel.returncode == 0, cancel.stdout + cancel.stderr
+        deadline = time.monotonic() + 60
+        while True:  # the run's process is stopped: nothing listens on its port
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) != 0:
+                    break
+            assert time.monotonic() < deadline, (logs / "serve.log").read_text()[-3000:]
+            time.sleep(1)
+        deadline = time.monotonic() + 60
+        while True:
+            state = subprocess.run([*prefect, "flow-run", "inspect", flow_run], env=env, capture_output=True,
+                                   text=True).stdout
+            if "state_name='Cancelled'" in state:
+                break
+            assert time.monotonic() < deadline, state[-2000:]
+            time.sleep(1)
+    finally:
+        for p in (served, server):
+            if p is not None:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()

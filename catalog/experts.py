@@ -1,4 +1,5 @@
-"""What the catalog knows of a model's experts, for the flows and commands that pick them (transfer)."""
+"""What the catalog knows of a model's experts, for the flows and commands that pick them (transfer) and the
+packages that carry them out (export)."""
 
 from __future__ import annotations
 
@@ -30,3 +31,37 @@ def source_experts(cat: Catalog, model: str, tasks: tuple[str, ...] | None = Non
         raise ConfigError(f"{model} has {len(set(ids))} experts for {t} ({', '.join(sorted(set(ids)))}); name the ones "
                           "to transfer with --experts.")
     return [ids[0] for _, ids in sorted(by_task.items())]
+
+
+def expert_record(ref, cat: Catalog | None = None) -> dict:
+    """What this T2_HOME knows of the expert `ref` (an ExpertRef) beyond its header, for its package's manifest:
+    the store's record of the run that wrote it and the catalog's rows (expert, run, model), where they exist.
+    `t2 experts export` and the experts-api flow both write it."""
+    import json
+
+    from t2core.artifacts import ArtifactStore
+    from t2core.experts import KIND, SAME_AS
+
+    out: dict = {}
+    store = ArtifactStore()
+    if ref.path.resolve().parent.parent == (store.root / KIND).resolve():
+        meta = store.manifest(KIND, ref.path.parent.name).meta
+        out["store"] = {k: v for k, v in meta.items() if k != SAME_AS}
+    cat = cat or Catalog()
+    _, rows = cat.query("SELECT run_id, method, origin, targets, metrics_json FROM experts WHERE expert_id = ?",
+                        [ref.id])
+    if rows:
+        run_id, method, origin, targets, metrics = rows[0]
+        cat_rec: dict = {"expert": {"run_id": run_id, "method": method, "origin": origin, "targets": targets,
+                                    "metrics": json.loads(metrics or "{}")}}
+        _, runs = cat.query("SELECT kind, model, config_json, git_sha, seconds FROM runs WHERE run_id = ?", [run_id])
+        if runs:
+            kind, model, config, sha, seconds = runs[0]
+            cat_rec["run"] = {"kind": kind, "model": model, "config": json.loads(config or "{}"), "git_sha": sha,
+                              "seconds": seconds}
+        out["catalog"] = cat_rec
+    _, models = cat.query("SELECT alias, source, n_params FROM models WHERE weights_hash = ?",
+                          [ref.header.base_weights_hash])
+    if models:
+        out.setdefault("catalog", {})["model"] = dict(zip(("alias", "source", "n_params"), models[0], strict=True))
+    return out

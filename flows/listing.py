@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from flows.pipelines import ablations_flow, full_paper_flow, svd_flow, train_expert_flow, transfer_flow
+from flows import pipelines as P
 from t2core.profiles import Profile
 from t2core.registry import Registry
 
@@ -22,6 +22,8 @@ class FlowEntry:
     staged: bool  # its result lists stages (`steps`): `t2 run` prints them as a table
     params: Callable[[Profile, dict], dict]  # (profile, the CLI's options) -> the flow's parameters
     defaults: Callable[[Profile], dict]  # a deployment's default parameters for a profile
+    options: tuple[str, ...] = ()  # `t2 run` options only this flow takes (refused for the others)
+    check: Callable[[dict], object] | None = None  # its parameters checked before a Prefect server starts
 
 
 def _common(prof: Profile, o: dict) -> dict:
@@ -34,17 +36,33 @@ def _staged(prof: Profile, o: dict) -> dict:
             "gpus_per_worker": o.get("gpus_per_worker"), "stages": o.get("stages")}
 
 
+def _experts_api(prof: Profile, o: dict) -> dict:
+    return {"profile": prof.name, "data_dir": o.get("data_dir"), "seed": o.get("seed"), "out": o.get("out"),
+            "host": o.get("host") or "127.0.0.1", "port": 8000 if o.get("port") is None else o["port"],
+            "strategy": o.get("strategy") or "prompt", "sampler": o.get("sampler") or "hf",
+            "serve": o.get("serve") is not False, "peft_rank": o.get("peft_rank")}
+
+
+def _check_experts_api(p: dict) -> None:
+    from flows.experts_api import check_params
+
+    check_params(p["profile"], p["out"], p["host"], p["port"], p["strategy"], p["sampler"], p["peft_rank"],
+                 p["serve"])
+
+
 FLOWS: Registry[FlowEntry] = Registry("flow")
 for _entry in (
-    FlowEntry("full-paper", full_paper_flow, True, _staged, lambda p: {"profile": p.name}),
-    FlowEntry("transfer", transfer_flow, True, lambda p, o: {**_staged(p, o), "dst": o.get("dst")},
+    FlowEntry("full-paper", P.full_paper_flow, True, _staged, lambda p: {"profile": p.name}),
+    FlowEntry("transfer", P.transfer_flow, True, lambda p, o: {**_staged(p, o), "dst": o.get("dst")},
               lambda p: {"profile": p.name}),
-    FlowEntry("ablations", ablations_flow, True, _staged, lambda p: {"profile": p.name}),
-    FlowEntry("train-expert", train_expert_flow, False, lambda p, o: {**_common(p, o), "task": o["task"]},
+    FlowEntry("ablations", P.ablations_flow, True, _staged, lambda p: {"profile": p.name}),
+    FlowEntry("train-expert", P.train_expert_flow, False, lambda p, o: {**_common(p, o), "task": o["task"]},
               lambda p: {"profile": p.name}),
-    FlowEntry("svd", svd_flow, False,
+    FlowEntry("svd", P.svd_flow, False,
               lambda p, o: {"model": p.model, "targets": p.targets, "seed": p.seed_or_default(o.get("seed"))},
               lambda p: {"model": p.model, "targets": p.targets}),
+    FlowEntry("experts-api", P.experts_api_flow, False, _experts_api, lambda p: {"profile": p.name},
+              ("out", "host", "port", "strategy", "serve", "peft_rank"), _check_experts_api),
 ):
     FLOWS.register(_entry.name, _entry)
 

@@ -36,11 +36,7 @@ def full_paper(S: Stages, prof: Profile, ident: ModelIdent, seed: int, data_dir:
     """SVD -> experts and baselines -> base and Table 1 evaluations -> adaptation, ablations, transfer."""
     with S.guard("svd"):
         S.outcome(S.submit("svd", svd.OP, ident, svd.SvdRequest(prof.targets)))
-    produced: Produced = []
-    for tr in prof.trains:
-        req = training.TrainRequest(prof.rl_config(tr.task, seed), prof.sampler, data_dir,
-                                    kl_grid=prof.kl_grid(tr.task))
-        produced.append((tr.task, "svf", S.submit(f"train:{tr.task}", training.OP, ident, req)))
+    produced: Produced = [(task, "svf", stage) for task, stage in expert_stages(S, prof, ident, seed, data_dir)]
     for bl in prof.baselines:
         if bl.entry.objective == "pg":  # LoRA-PG: the same REINFORCE loop as the SVF expert, on LoRA
             req = training.TrainRequest(prof.rl_config(bl.task, seed, **bl.kwargs(), method=bl.entry.selector),
@@ -73,6 +69,24 @@ def full_paper(S: Stages, prof: Profile, ident: ModelIdent, seed: int, data_dir:
                             logger)
 
 
+def expert_stages(S: Stages, prof: Profile, ident: ModelIdent, seed: int, data_dir: str | None
+                  ) -> list[tuple[str, Stage]]:
+    """One SVF expert per training task of the profile (paper §4.1), by REINFORCE: (task, its stage). The
+    full-paper flow and the experts-api flow submit the same requests, so either reads back the other's."""
+    out = []
+    for tr in prof.trains:
+        req = training.TrainRequest(prof.rl_config(tr.task, seed), prof.sampler, data_dir,
+                                    kl_grid=prof.kl_grid(tr.task))
+        out.append((tr.task, S.submit(f"train:{tr.task}", training.OP, ident, req)))
+    return out
+
+
+def dispatch_stage(S: Stages, prof: Profile, ident: ModelIdent, seed: int, data_dir: str | None) -> Stage:
+    """The classification expert z^c (paper §3.3, the cls-expert strategy's pass 1), trained on the dispatch task."""
+    return S.submit("train:dispatch", training.OP, ident,
+                    training.TrainRequest(prof.cls_config(seed), prof.sampler, data_dir))
+
+
 def adaptation_stages(S: Stages, prof: Profile, ident: ModelIdent, produced: Produced, seed: int,
                       data_dir: str | None, logger) -> None:
     """Table 2's runs: dispatcher training, CEM per unseen task, base / LoRAs / the LoRA picked on the shots,
@@ -82,8 +96,7 @@ def adaptation_stages(S: Stages, prof: Profile, ident: ModelIdent, produced: Pro
     kinds = {name: strategy_class(name) for name in prof.adapt.strategies}
     wants_cls = any("cls-expert" in k.needs for k in kinds.values())
     wants_search = any("search" in k.needs for k in kinds.values())
-    cls_stage = S.submit("train:dispatch", training.OP, ident,
-                         training.TrainRequest(prof.cls_config(seed), prof.sampler, data_dir)) if wants_cls else None
+    cls_stage = dispatch_stage(S, prof, ident, seed, data_dir) if wants_cls else None
     by_task = {t: stage for t, product, stage in produced if product == "svf"}  # Profile checks they are trained
 
     def experts() -> tuple[str, ...]:  # asked for where needed: a part of the flow may have skipped them

@@ -1,4 +1,4 @@
-"""Prefect flows: `svd`, `train-expert`, `full-paper`, `transfer` and `ablations`.
+"""Prefect flows: `svd`, `train-expert`, `full-paper`, `transfer`, `ablations` and `experts-api`.
 
 `full-paper` chains: load model -> SVD (cached artifact) -> train one SVF expert per training task
 (paper §4.1) -> train the profile's PEFT baselines (LoRA-NTP, LoRA-PG, ...) -> base-model evaluation of
@@ -12,6 +12,9 @@ Every stage is planned from content and reused when the catalog has it, so rerun
 redoes only what is missing. `runner` says where the stages run (flows/runners.py): `local` (the
 default: one after another in the flow's process) or `dask` (a nested flow run whose task runner is
 prefect-dask's, on a LocalCluster of `workers` processes or the cluster at `address`).
+
+`experts-api` trains the profile's experts through the same stages, exports them into a folder and serves
+them with `t2 api`'s server (flows/experts_api.py).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from prefect import flow, get_run_logger
 
 from catalog import Catalog
 from catalog.experts import source_experts
-from flows import paper
+from flows import experts_api, paper
 from flows.runners import check_runner, dask_task_runner
 from flows.stages import Stages, check_patterns_match, check_stage_patterns, load_model_step, summary
 from t2core.errors import ConfigError
@@ -210,3 +213,18 @@ def ablations_flow(profile: str = "smol", data_dir: str | None = None, seed: int
     full-paper: a variant the profile already trained (same config) is reused, not retrained."""
     params = {"profile": profile, "data_dir": data_dir, "seed": seed, "sampler": sampler}
     return _run("ablations", params, runner, address, workers, gpus_per_worker, stages)
+
+
+@flow(name="experts-api", log_prints=True)
+def experts_api_flow(profile: str = "smol", out: str | None = None, host: str = "127.0.0.1", port: int = 8000,
+                     strategy: str = "prompt", sampler: str = "hf", serve: bool = True, peft_rank: str | int | None = None,
+                     data_dir: str | None = None, seed: int | None = None) -> dict[str, Any]:
+    """The profile's SVF experts (and its classification expert for `strategy` cls-expert) trained or read back
+    from the catalog, exported as packages into `out` (and as PEFT LoRA adapters with `peft_rank`: auto or a
+    number), then served by `t2 api`'s server on `host:port` until the run is stopped (`serve` False: return
+    after the export). `sampler` is what the server generates with; the experts train with the profile's own
+    sampler, so they are the full-paper flow's."""
+    sampler = sampler or "hf"
+    _, folder = experts_api.check_params(profile, out, host, port, strategy, sampler, peft_rank, serve)
+    return experts_api.experts_api(_profile(profile, None), folder, host, port, strategy, sampler, peft_rank, serve,
+                                   _data_dir(data_dir), seed)

@@ -232,12 +232,18 @@ def reports(kind: str) -> Callable[[], list[str]]:
     return names
 
 
+def flows() -> list[str]:
+    from flows.listing import flow_names
+
+    return flow_names()
+
+
 #: The registries a help text can list: `{strategies}` in an option's help is replaced by the registered
 #: strategies when the help is shown (`ListedCommand`), so help texts never list names by hand.
 LISTS: dict[str, Callable[[], Iterable[str]]] = {
     "strategies": strategies, "question_strategies": question_strategies, "samplers": samplers,
     "profiles": profiles, "pg_methods": methods("pg"), "ntp_methods": methods("ntp"),
-    "tables": reports("table"), "figures": reports("figure")}
+    "tables": reports("table"), "figures": reports("figure"), "flows": flows}
 
 
 def with_lists(text: str) -> str:

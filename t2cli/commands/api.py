@@ -1,5 +1,6 @@
 """`t2 api`: serve the profile's model as an OpenAI-compatible endpoint that adapts to each request
-(t2api/server.py; docs/serving.md)."""
+(t2api/server.py; docs/serving.md). The options become a `t2api.launch.ServeRequest`; `serve` does the rest, as
+for the experts-api flow."""
 
 from __future__ import annotations
 
@@ -32,31 +33,10 @@ def api(
 ) -> None:
     """Serve the profile's model at /v1/chat/completions: model `t2-auto` (two passes), an expert, or `base`."""
     quiet_transformers()
-    from t2api.server import ApiSettings, create_app
-    from t2core.errors import ConfigError
-    from t2core.profiles import get_profile
-    from t2core.sampling import check_sampler
-    from t2ops import adaptation as op
-    from t2ops.respond import Responder
+    from t2api.launch import ServeRequest, serve
+    from t2api.server import ApiSettings
 
-    prof = get_profile(profile)
-    op.check_ask_strategy(strategy)
-    check_sampler(sampler)
     settings = ApiSettings(max_queue, max_batch, batch_window_ms / 1000, timeout_s)
-    if not 0 < port < 65536:
-        raise ConfigError(f"--port {port} must be in 1..65535.")
-    from t2cli.commands.adapt import _check_options
-
-    _check_options(experts, cls_expert, None)
-    loaded = common.load(prof.model, prof.seed_or_default(seed), prof.factor_dtype)
-    req = op.adapt_request(prof, strategy, "", None, experts, cls_expert, None, None, "train", seed, sampler, None,
-                         loaded.weights_hash)
-    from t2core.experts import ExpertRef
-
-    names = {ExpertRef.resolve(e).header.task: e for e in req.experts}
-    responder = Responder(req, loaded, names)
-    import uvicorn
-
-    console.print(f"t2 api: {prof.model} on http://{host}:{port}/v1 (models: {', '.join(responder.models())}); "
-                  f"t2-auto picks by {strategy}; {sampler} sampler", highlight=False)
-    uvicorn.run(create_app(responder, settings), host=host, port=port, log_level="warning")
+    ids = tuple(e.strip() for e in (experts or "").split(",") if e.strip())
+    serve(ServeRequest(profile, strategy, sampler, host, port, ids, cls_expert, seed=seed, settings=settings),
+          common.load, lambda line: console.print(line, highlight=False))

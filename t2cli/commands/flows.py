@@ -10,14 +10,15 @@ from t2cli.common import app, console, handle_errors, quiet_transformers, rich_t
 @app.command()
 @handle_errors
 def run(
-    flow: str = typer.Argument(..., help="full-paper, train-expert, transfer, ablations or svd (flows/listing.py)"),
+    flow: str = typer.Argument(..., help="a flow of flows/listing.py: {flows}"),
     task: str = typer.Option("arc_easy", help="train-expert: the training task"),
     dst: str | None = typer.Option(None, help="transfer: destination model (default: the profile's transfer.dst)"),
     profile: str = typer.Option("smol", help="profile: {profiles} (see `t2 profiles`)"),
     data_dir: str | None = typer.Option(None, help="dataset directory"),
     seed: int | None = typer.Option(None, help="seed (default: the profile's)"),
     sampler: str | None = typer.Option(None, help="sampler of evaluations and SVF rollouts: {samplers} "
-                                                  "(default: the profile's)"),
+                                                  "(default: the profile's; experts-api: what its server "
+                                                  "generates with, default hf)"),
     runner: str | None = typer.Option(None, help="where the stages run: local (one after another) or dask "
                                                  "(concurrently on Dask workers); default: the profile's"),
     address: str | None = typer.Option(None, help="dask: the scheduler of a running cluster (tcp://HOST:8786); "
@@ -32,10 +33,21 @@ def run(
     memory_gb: float | None = typer.Option(None, help="host memory budget in GB the run must fit (default: "
                                                       "$T2_MEMORY_GB, else this machine's memory less 15%); "
                                                       "checked by `t2 plan` before anything starts"),
+    out_dir: str | None = typer.Option(None, "--out", help="experts-api: the folder the experts are exported into"),
+    host: str | None = typer.Option(None, help="experts-api: the address `t2 api`'s server listens on "
+                                               "(default 127.0.0.1)"),
+    port: int | None = typer.Option(None, help="experts-api: the server's port (default 8000)"),
+    strategy: str | None = typer.Option(None, help="experts-api: pass 1 of `t2-auto`: {question_strategies} "
+                                                   "(default prompt; cls-expert also trains the classification "
+                                                   "expert)"),
+    serve: bool | None = typer.Option(None, "--serve/--no-serve", help="experts-api: serve after the export "
+                                                                       "(default), or stop there"),
+    peft_rank: str | None = typer.Option(None, help="experts-api: also export each expert as a PEFT LoRA adapter "
+                                                    "of this rank (a number, or auto)"),
 ) -> None:
     """Run a Prefect flow in-process (an ephemeral Prefect API starts if none is configured)."""
     quiet_transformers()
-    from flows.listing import get_flow
+    from flows.listing import flow_names, get_flow
     from flows.runners import check_address, check_runner
     from t2core.errors import ConfigError
     from t2core.profiles import get_profile
@@ -65,6 +77,11 @@ def run(
         raise ConfigError(f"--workers {workers}: give a count >= 1, and only for a LocalCluster (without --address).")
     if address:
         check_address(address)
+    flow_only = {"out": out_dir, "host": host, "port": port, "strategy": strategy, "serve": serve, "peft_rank": peft_rank}
+    for name, value in flow_only.items():
+        if value is not None and name not in entry.options:
+            takers = [n for n in flow_names() if name in get_flow(n).options]
+            raise ConfigError(f"--{name.replace('_', '-')} applies to {', '.join(takers)}, not to {flow}; drop it.")
     if flow == "train-expert":
         get_task(task)
     if entry.staged and not address:  # a cluster's workers have their own memory: only a local run is checked here
@@ -74,9 +91,12 @@ def run(
 
         check_stages(flow, {"profile": profile, "data_dir": data_dir, "seed": seed, "sampler": sampler, "dst": dst},
                      stages)
-    out = entry.flow(**entry.params(prof, {"data_dir": data_dir, "seed": seed, "sampler": sampler, "dst": dst,
-                                          "task": task, "runner": runner, "address": address, "workers": workers,
-                                          "gpus_per_worker": gpus_per_worker, "stages": stages}))
+    params = entry.params(prof, {"data_dir": data_dir, "seed": seed, "sampler": sampler, "dst": dst, "task": task,
+                                 "runner": runner, "address": address, "workers": workers,
+                                 "gpus_per_worker": gpus_per_worker, "stages": stages, **flow_only})
+    if entry.check is not None:  # the flow's own parameters, before a Prefect server starts
+        entry.check(params)
+    out = entry.flow(**params)
     if not entry.staged:
         console.print(out)
         return

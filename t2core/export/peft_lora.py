@@ -103,8 +103,8 @@ def to_peft(expert: ExpertRef, dest: str | Path, rank: int | str = "auto", tol: 
     return write_adapter(multipliers(expert, svd), svd, dest, rank, tol, describe(expert, PEFT_LORA, record))
 
 
-def check_rank(rank: int | str) -> int | str:
-    """`rank` as given on the command line: "auto" or a whole number ≥ 1."""
+def check_rank(rank: int | str, option: str = "--rank") -> int | str:
+    """`rank` as given on the command line (`option`): "auto" or a whole number ≥ 1."""
     if rank == "auto":
         return rank
     try:
@@ -112,8 +112,8 @@ def check_rank(rank: int | str) -> int | str:
     except (TypeError, ValueError):
         r = 0
     if r < 1 or str(rank).strip() != str(r):
-        raise ConfigError(f"--rank {rank!r}: give a whole number >= 1 (e.g. 16) or auto (the smallest rank whose "
-                          "error is under --tol).")
+        raise ConfigError(f"{option} {rank!r}: give a whole number >= 1 (e.g. 16) or auto (the smallest rank whose "
+                          "relative error of ΔW is under the tolerance, 0.05 by default).")
     return r
 
 

@@ -124,6 +124,7 @@ CASES: dict[str, tuple[tuple[str, ...], object, tuple[str, ...], bool]] = {
     "train-steps": ((*TRAIN, "--steps", "0"), None, ("steps=0 must be >= 1",), True),
     "train-lr": ((*TRAIN, "--lr", "-1"), None, ("lr=-1.0 must be > 0",), True),
     "train-micro-batch": ((*TRAIN, "--micro-batch-size", "0"), None, ("micro_batch_size=0",), True),
+    "train-dtype": ((*TRAIN, "--dtype", "fp16"), None, ("dtype='fp16' must be one of auto, float32, bfloat16",), True),
     "train-temperature": ((*TRAIN, "--temperature", "-1"), None, ("temperature=-1.0",), True),
     "train-kl-grid": ((*TRAIN, "--kl-grid", "a,b"), None, ("kl_grid 'a,b'",), True),
     "baseline-steps": (("baseline", "--model", "tiny-random", "--task", "arc_easy", "--steps", "0"), None,

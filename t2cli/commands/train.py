@@ -29,6 +29,9 @@ def train(
     sampler: str | None = typer.Option(None, help="rollout sampler: hf (in-process), proc (its own copy of the "
                                                   "model in another process) or vllm (a vLLM server), the last two "
                                                   "fed the SVF vectors of each step; default: the profile's"),
+    dtype: str | None = typer.Option(None, help="auto (this machine's faster; `t2 doctor`), float32 or bfloat16; part "
+                                                "of the run id, so a run resumes only at the dtype it started with "
+                                                "(default: the profile's)"),
     data_dir: str | None = typer.Option(None, help="dataset directory"),
     seed: int | None = typer.Option(None, help="random seed (default: the profile's)"),
 ) -> None:
@@ -49,7 +52,7 @@ def train(
         if note:
             console.print(note, highlight=False)
     given = {"steps": steps, "batch_size": batch_size, "lr": lr, "kl_coef": kl_coef, "temperature": temperature,
-             "micro_batch_size": micro_batch_size}
+             "micro_batch_size": micro_batch_size, "dtype": dtype}
     svf = prof.svf(targets)
     if param:
         svf = replace(svf, param=param)

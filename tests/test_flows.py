@@ -177,6 +177,7 @@ def _wait_http(url: str, timeout: float) -> None:
     raise TimeoutError(f"{url} not ready after {timeout}s")
 
 
+@pytest.mark.slow  # a Prefect server, t2 serve and a whole tiny full-paper run: minutes; run by .ci/run
 def test_served_deployment_runs_against_local_server(t2_home, prefect_env, data_dir):
     port = _free_port()
     env = {**os.environ, "PREFECT_HOME": str(prefect_env), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",

@@ -96,10 +96,13 @@ class Swallowed(BaseException):
 def other(signum, frame):  # a library's own handler, as Prefect's engine swaps in while a flow runs
     raise Swallowed
 signal.signal(signal.SIGTERM, other)
-print("ready", flush=True)
-deadline = time.monotonic() + 30
-while time.monotonic() < deadline:
-    try:
+deadline, ready = time.monotonic() + 30, False
+while True:
+    try:  # "ready" is said inside the try: a signal sent on reading it must meet the handler's catch
+        if not ready:
+            ready = print("ready", flush=True) or True
+        if time.monotonic() >= deadline:
+            break
         time.sleep(0.05)
     except Swallowed:  # ... and whatever it raised is caught and the work runs on
         print("swallowed", flush=True)

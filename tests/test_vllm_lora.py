@@ -63,6 +63,7 @@ def _hf(smol, svd, svf, convs):
         return hf.generate(convs, GREEDY)
 
 
+@pytest.mark.slow  # a vLLM server with LoRA slots starts: minutes on 2 cores; run by .ci/run
 def test_experts_as_adapters_in_one_call_answer_as_the_exact_experts(smol, svd, lora, t2_home, monkeypatch):
     from t2core.sampling import RowExperts
 
@@ -122,6 +123,7 @@ def test_runs_of_the_lora_sampler_have_their_own_ids():
     assert run_backend("vllm-lora").startswith("vllm-lora-tol0.05/") and run_backend("vllm").startswith("vllm/")
 
 
+@pytest.mark.slow  # a vLLM server with LoRA slots starts: minutes on 2 cores; run by .ci/run
 def test_t2_api_on_the_lora_sampler_answers_requests_for_different_experts_in_one_generation(smol, lora, t2_home,
                                                                                              data_dir, monkeypatch):
     """`t2 api --sampler vllm-lora`: a batch asking for base, two experts and t2-auto is answered by one

@@ -55,10 +55,10 @@ def check_out(out: str | None) -> Path:
 
 
 def check_params(profile: str, out: str | None, host: str, port: int, strategy: str, sampler: str,
-                 peft_rank: str | int | None, serve_: bool) -> tuple[Profile, Path]:
+                 peft_rank: str | int | None, serve_: bool, backend: str = "t2") -> tuple[Profile, Path]:
     """Every parameter, in one line each when wrong, before anything runs; the address is bound only when the run
     will serve."""
-    prof = check(ServeRequest(profile, strategy, sampler, host, port), bind=serve_)
+    prof = check(ServeRequest(profile, strategy, sampler, host, port, backend=backend), bind=serve_)
     if peft_rank is not None:
         check_rank(peft_rank, "--peft-rank")
     return prof, check_out(out)
@@ -84,7 +84,8 @@ def export_one(ref: ExpertRef, dest: Path, fmt: str, rank: str | int = "auto") -
 
 
 def experts_api(prof: Profile, folder: Path, host: str, port: int, strategy: str, sampler: str,
-                peft_rank: str | int | None, serve_: bool, data_dir: str | None, seed: int | None) -> dict[str, Any]:
+                peft_rank: str | int | None, serve_: bool, data_dir: str | None, seed: int | None,
+                backend: str = "t2") -> dict[str, Any]:
     """Train (or read back) `prof`'s experts (its training sampler resolved: `pipelines._profile`), export them
     into `folder`, then serve them until stopped (or return, `serve_` False); the parameters checked already
     (`check_params`)."""
@@ -115,6 +116,6 @@ def experts_api(prof: Profile, folder: Path, host: str, port: int, strategy: str
     if serve_:
         auto = tuple(ids[t] for t in prof.adapt.experts)
         also = tuple(eid for t, eid in ids.items() if t not in prof.adapt.experts and t != "dispatch")
-        serve(ServeRequest(prof.name, strategy, sampler, host, port, auto, ids.get("dispatch"), also, seed=seed),
-              get_model)
+        serve(ServeRequest(prof.name, strategy, sampler, host, port, auto, ids.get("dispatch"), also, seed=seed,
+                           backend=backend), get_model)
     return {"profile": prof.name, "model": prof.model, "out": str(folder), "experts": exported, "steps": steps}

@@ -40,14 +40,14 @@ def _experts_api(prof: Profile, o: dict) -> dict:
     return {"profile": prof.name, "data_dir": o.get("data_dir"), "seed": o.get("seed"), "out": o.get("out"),
             "host": o.get("host") or "127.0.0.1", "port": 8000 if o.get("port") is None else o["port"],
             "strategy": o.get("strategy") or "prompt", "sampler": o.get("sampler") or "hf",
-            "serve": o.get("serve") is not False, "peft_rank": o.get("peft_rank")}
+            "serve": o.get("serve") is not False, "peft_rank": o.get("peft_rank"), "backend": o.get("backend") or "t2"}
 
 
 def _check_experts_api(p: dict) -> None:
     from flows.experts_api import check_params
 
     check_params(p["profile"], p["out"], p["host"], p["port"], p["strategy"], p["sampler"], p["peft_rank"],
-                 p["serve"])
+                 p["serve"], p["backend"])
 
 
 FLOWS: Registry[FlowEntry] = Registry("flow")
@@ -62,7 +62,7 @@ for _entry in (
               lambda p, o: {"model": p.model, "targets": p.targets, "seed": p.seed_or_default(o.get("seed"))},
               lambda p: {"model": p.model, "targets": p.targets}),
     FlowEntry("experts-api", P.experts_api_flow, False, _experts_api, lambda p: {"profile": p.name},
-              ("out", "host", "port", "strategy", "serve", "peft_rank"), _check_experts_api),
+              ("out", "host", "port", "strategy", "serve", "peft_rank", "backend"), _check_experts_api),
 ):
     FLOWS.register(_entry.name, _entry)
 

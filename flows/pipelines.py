@@ -218,13 +218,14 @@ def ablations_flow(profile: str = "smol", data_dir: str | None = None, seed: int
 @flow(name="experts-api", log_prints=True)
 def experts_api_flow(profile: str = "smol", out: str | None = None, host: str = "127.0.0.1", port: int = 8000,
                      strategy: str = "prompt", sampler: str = "hf", serve: bool = True, peft_rank: str | int | None = None,
-                     data_dir: str | None = None, seed: int | None = None) -> dict[str, Any]:
+                     data_dir: str | None = None, seed: int | None = None, backend: str = "t2") -> dict[str, Any]:
     """The profile's SVF experts (and its classification expert for `strategy` cls-expert) trained or read back
     from the catalog, exported as packages into `out` (and as PEFT LoRA adapters with `peft_rank`: auto or a
     number), then served by `t2 api`'s server on `host:port` until the run is stopped (`serve` False: return
-    after the export). `sampler` is what the server generates with; the experts train with the profile's own
-    sampler, so they are the full-paper flow's."""
+    after the export). `sampler` is what the server generates with (`backend` t2), or `backend` vllm has vLLM's own
+    OpenAI server answer (`t2 api --backend`); the experts train with the profile's own sampler, so they are the
+    full-paper flow's."""
     sampler = sampler or "hf"
-    _, folder = experts_api.check_params(profile, out, host, port, strategy, sampler, peft_rank, serve)
+    _, folder = experts_api.check_params(profile, out, host, port, strategy, sampler, peft_rank, serve, backend)
     return experts_api.experts_api(_profile(profile, None), folder, host, port, strategy, sampler, peft_rank, serve,
-                                   _data_dir(data_dir), seed)
+                                   _data_dir(data_dir), seed, backend)

@@ -73,10 +73,12 @@ class _Job:
 
 
 class Worker:
-    """The one thread that uses the model: batches of queued jobs through `Responder.respond`."""
+    """The one thread that uses the model: batches of queued jobs through `answer` (`Responder.respond` by
+    default; `t2 api --backend vllm` gives pass 1 alone, `Responder.decide`, t2api/forward.py)."""
 
-    def __init__(self, responder: Responder, settings: ApiSettings) -> None:
+    def __init__(self, responder: Responder, settings: ApiSettings, answer=None) -> None:
         self.responder, self.settings = responder, settings
+        self.answer = answer or responder.respond  # (requests, stream=) -> one result per request
         self.jobs: queue.Queue[_Job] = queue.Queue(maxsize=settings.max_queue)
         self.served = 0
         self._stop = threading.Event()
@@ -117,7 +119,7 @@ class Worker:
                 batch[i].on_piece(text)
 
         try:
-            replies = self.responder.respond([j.request for j in batch], stream=piece)
+            replies = self.answer([j.request for j in batch], stream=piece)
         except T2Error as e:
             for j in batch:
                 _settle(j.done, error=ApiError(400, str(e)))
@@ -186,19 +188,16 @@ def parse_request(body: bytes, responder: Responder, settings: ApiSettings, coun
     return Request(chat, model, max_tokens, float(temperature), float(top_p)), bool(data.get("stream", False))
 
 
-def create_app(responder: Responder, settings: ApiSettings | None = None):
-    """The FastAPI application around `responder` (its worker starts now and stops with the app)."""
-    settings = settings or ApiSettings()
-    worker = Worker(responder, settings)
-    counter = copy.deepcopy(responder.loaded.tokenizer)  # a Rust tokenizer is not to be shared across threads
+def api_app(title: str, description: str | None, responder: Responder, on_stop) -> FastAPI:
+    """What both backends' applications share: the error objects (`ApiError` as OpenAI reports it, any other
+    exception a 500 for that request alone) and `/v1/models`; `on_stop` runs when the server shuts down."""
 
     @contextlib.asynccontextmanager
     async def lifespan(_):
         yield
-        worker.stop()
+        await on_stop()
 
-    app = FastAPI(title="t2 api", description=__doc__, lifespan=lifespan)
-    app.state.worker = worker
+    app = FastAPI(title=title, description=description, lifespan=lifespan)
 
     @app.exception_handler(ApiError)
     async def _api_error(_, e: ApiError):
@@ -208,16 +207,31 @@ def create_app(responder: Responder, settings: ApiSettings | None = None):
     async def _unexpected(_, e: Exception):  # a defect answers this request with 500, the server goes on
         return JSONResponse(ApiError(500, f"{type(e).__name__}: {e}", "server_error").body(), status_code=500)
 
-    @app.get("/health")
-    async def health():
-        return {"status": "ok", "model": responder.loaded.alias, "strategy": responder.req.strategy,
-                "models": responder.models(), "waiting": worker.jobs.qsize(), "served": worker.served}
-
     @app.get("/v1/models")
     async def models():
         now = int(time.time())
         return {"object": "list", "data": [{"id": m, "object": "model", "created": now, "owned_by": "t2"}
                                            for m in responder.models()]}
+
+    return app
+
+
+def create_app(responder: Responder, settings: ApiSettings | None = None):
+    """The FastAPI application around `responder` (its worker starts now and stops with the app)."""
+    settings = settings or ApiSettings()
+    worker = Worker(responder, settings)
+    counter = copy.deepcopy(responder.loaded.tokenizer)  # a Rust tokenizer is not to be shared across threads
+
+    async def stop():
+        worker.stop()
+
+    app = api_app("t2 api", __doc__, responder, stop)
+    app.state.worker = worker
+
+    @app.get("/health")
+    async def health():
+        return {"status": "ok", "model": responder.loaded.alias, "strategy": responder.req.strategy,
+                "models": responder.models(), "waiting": worker.jobs.qsize(), "served": worker.served}
 
     @app.post("/v1/chat/completions")
     async def chat(http: HttpRequest):

@@ -90,17 +90,8 @@ class Responder:
         """Answer a batch: pass 1 for the t2-auto requests at once, then one generation per group of
         requests answered with the same weights and settings. `stream(i, text)` receives request i's text as
         it is generated (the hf sampler; other samplers give it whole at the end)."""
-        for r in requests:
-            self.check(r.model)
-        auto = [i for i, r in enumerate(requests) if r.model == AUTO]
-        t0 = time.perf_counter()
-        decided = self.strategy.decide(self.pass1_sampler, [_question(requests[i]) for i in auto], self.expert_set) \
-            if auto else []
-        pass1 = (time.perf_counter() - t0) / max(len(requests), 1)
-        decisions: dict[int, Decision] = dict(zip(auto, decided, strict=True))
-        for i, r in enumerate(requests):
-            if r.model != AUTO:
-                decisions[i] = Decision("asked", () if r.model == BASE else (self.names[r.model],))
+        decisions, pass1 = self.decide(requests)
+        auto = {i for i, r in enumerate(requests) if r.model == AUTO}
         # one generation per group of requests with the same settings and, unless the sampler answers different
         # experts in one call at the cost of one (vLLM's per-request adapters), the same weights
         groups: dict[tuple, list[int]] = {}
@@ -123,6 +114,33 @@ class Responder:
                                    out.n_new_tokens, "length" if out.n_new_tokens >= max_tokens else "stop",
                                    pass1 if i in auto else 0.0, pass2)
         return [replies[i] for i in range(len(requests))]
+
+    def decide(self, requests: list[Request]) -> tuple[list[Decision], float]:
+        """Pass 1 for a batch: each request's decision (t2-auto's by the strategy, at once; an expert or base
+        as asked) and pass 1's time per request of the batch (s). `t2 api --backend vllm` answers with these
+        decisions on vLLM's own server; `respond` answers with them here."""
+        for r in requests:
+            self.check(r.model)
+        auto = [i for i, r in enumerate(requests) if r.model == AUTO]
+        t0 = time.perf_counter()
+        decided = self.strategy.decide(self.pass1_sampler, [_question(requests[i]) for i in auto], self.expert_set) \
+            if auto else []
+        pass1 = (time.perf_counter() - t0) / max(len(requests), 1)
+        decisions: dict[int, Decision] = dict(zip(auto, decided, strict=True))
+        for i, r in enumerate(requests):
+            if r.model != AUTO:
+                decisions[i] = Decision("asked", () if r.model == BASE else (self.names[r.model],))
+        return [decisions[i] for i in range(len(requests))], pass1
+
+    def vectors(self, decision: Decision) -> SVFWeights | None:
+        """The multipliers pass 2 applies for `decision` (one expert's, or the mixture Σ αₖ zₖ: SVF is linear
+        in z, paper §3.3); None for the base weights."""
+        variant = applied(decision, self.variant_of)
+        return None if variant.weights is None else variant.vectors()
+
+    def name(self, model: str, decision: Decision) -> str:
+        """What answered, as the response's `model` says it (t2-auto:<task>, t2-auto:base, t2-auto:mixture)."""
+        return self._name(model, decision)
 
     def _rows(self, decisions: list[Decision]) -> RowExperts:
         """Each request's weights as a row of one call (`Sampler.mixes_rows`): a bank of the distinct

@@ -142,3 +142,19 @@ def test_bad_requests_are_openai_error_objects_and_the_server_goes_on(served):
     assert raw.status_code == 400 and raw.json()["error"]["type"] == "invalid_request_error"
     ok = client.chat.completions.create(model="base", messages=[{"role": "user", "content": "hi"}], max_tokens=2)
     assert ok.choices[0].message.content is not None  # still serving
+
+
+def test_the_vllm_backend_ends_its_server_s_whole_process_group():
+    """vLLM's OpenAI server starts an engine process that outlives it when the server exits (`--backend vllm`):
+    closing ends every process of the group, orphans included, and returns only once the group is empty."""
+    import os
+    import subprocess
+
+    from t2core.serving.vllm_env import end_group
+
+    leader = subprocess.Popen(["bash", "-c", "sleep 1000 & exit 0"], start_new_session=True)
+    leader.wait()
+    os.killpg(leader.pid, 0)  # the orphaned sleep still holds the group
+    end_group(leader.pid)
+    with pytest.raises(ProcessLookupError):
+        os.killpg(leader.pid, 0)

@@ -109,11 +109,11 @@ def test_an_adapter_is_written_once_verified_when_reused_and_a_damaged_one_is_na
     assert lora.adapter(None) is None
     assert lora.adapter(SVFWeights(smol.weights_hash, {n: torch.ones_like(m) for n, m in a.scale.items()})) is None
     weights.write_bytes(weights.read_bytes()[:-8] + b"\0" * 8)
-    lora._verified.clear()  # what a new process finds: the adapter checked before it is served
+    lora.adapters._verified.clear()  # what a new process finds: the adapter checked before it is served
     with pytest.raises(ArtifactError, match=f"delete {path}"):
         lora.adapter(a)
     other = SVFWeights("0" * 64, dict(a.scale))
-    with pytest.raises(ArtifactError, match="sent to the vllm-lora sampler"):
+    with pytest.raises(ArtifactError, match="sent to the LoRA adapters"):
         lora.adapter(other)
 
 

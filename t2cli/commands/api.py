@@ -30,6 +30,11 @@ def api(
                                            "server, an expert's weights swapped in per group of requests) or "
                                            "vllm-lora (a vLLM server, each expert a LoRA adapter per request; "
                                            "docs/serving.md)"),
+    backend: str = typer.Option("t2", help="who answers: t2 (t2's worker, with --sampler) or vllm (vLLM's own "
+                                           "OpenAI server, each expert a LoRA adapter, continuous batching and "
+                                           "token streaming; t2 runs pass 1 in front)"),
+    lora_rank: int = typer.Option(0, help="--backend vllm: the adapters' largest rank (8..512; 0: the model's own "
+                                          "largest matrix rank); lower holds less memory, truncates more"),
 ) -> None:
     """Serve the profile's model at /v1/chat/completions: model `t2-auto` (two passes), an expert, or `base`."""
     quiet_transformers()
@@ -38,5 +43,6 @@ def api(
 
     settings = ApiSettings(max_queue, max_batch, batch_window_ms / 1000, timeout_s)
     ids = tuple(e.strip() for e in (experts or "").split(",") if e.strip())
-    serve(ServeRequest(profile, strategy, sampler, host, port, ids, cls_expert, seed=seed, settings=settings),
+    serve(ServeRequest(profile, strategy, sampler, host, port, ids, cls_expert, seed=seed, settings=settings,
+                       backend=backend, lora_rank=lora_rank),
           common.load, lambda line: console.print(line, highlight=False))

@@ -44,6 +44,8 @@ def run(
                                                                        "(default), or stop there"),
     peft_rank: str | None = typer.Option(None, help="experts-api: also export each expert as a PEFT LoRA adapter "
                                                     "of this rank (a number, or auto)"),
+    backend: str | None = typer.Option(None, help="experts-api: who answers, as `t2 api --backend`: t2 (default) or "
+                                                  "vllm (vLLM's own OpenAI server)"),
 ) -> None:
     """Run a Prefect flow in-process (an ephemeral Prefect API starts if none is configured)."""
     quiet_transformers()
@@ -77,7 +79,8 @@ def run(
         raise ConfigError(f"--workers {workers}: give a count >= 1, and only for a LocalCluster (without --address).")
     if address:
         check_address(address)
-    flow_only = {"out": out_dir, "host": host, "port": port, "strategy": strategy, "serve": serve, "peft_rank": peft_rank}
+    flow_only = {"out": out_dir, "host": host, "port": port, "strategy": strategy, "serve": serve, "peft_rank": peft_rank,
+                 "backend": backend}
     for name, value in flow_only.items():
         if value is not None and name not in entry.options:
             takers = [n for n in flow_names() if name in get_flow(n).options]

@@ -29,7 +29,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
-import signal
 import socket
 import subprocess
 import threading
@@ -56,7 +55,7 @@ from t2core.sampling.base import (
     register_sampler,
 )
 from t2core.sampling.hf import encode_choices, render_prompt
-from t2core.serving.vllm_env import ServerSettings, vllm_version
+from t2core.serving.vllm_env import ServerSettings, last_line, stop_group, vllm_version
 from t2core.serving.wire import BASE, expert_id, pack_tensor
 
 CALL_TIMEOUT_S = 3600.0
@@ -143,7 +142,7 @@ class VLLMServer:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
                     why = f"exited ({self.proc.returncode})" if self.proc.poll() is not None else \
                         f"did not answer {op!r} within {timeout:.0f}s"
-                    raise errors.ModelError(f"the vLLM server {why}: {self._last_log_line()} (log: {self.log_path})")
+                    raise errors.ModelError(f"the vLLM server {why}: {last_line(self.log_path)} (log: {self.log_path})")
             status, payload = self.conn.recv()
         except BaseException:  # e.g. Ctrl-C mid-request: its answer would be read as the next one's; start afresh
             self.close()
@@ -151,13 +150,6 @@ class VLLMServer:
         if status != "ok":
             raise errors.ModelError(f"the vLLM server failed {op!r}: {payload} (log: {self.log_path})")
         return payload
-
-    def _last_log_line(self) -> str:
-        try:
-            lines = [ln for ln in self.log_path.read_text(errors="replace").splitlines() if ln.strip()]
-        except OSError:
-            return "no log"
-        return lines[-1][-300:] if lines else "empty log"
 
     def activate(self, svf: SVFWeights | None) -> str:
         """Load `svf` (None: the base weights) and return its id, as the server confirmed it."""
@@ -210,12 +202,7 @@ class VLLMServer:
             self.conn.send(("close", {}))
             if self.conn.poll(30):
                 self.conn.recv()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=30)
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=30)
+        stop_group(proc)
         with contextlib.suppress(OSError):
             self.conn.close()
 

@@ -55,29 +55,22 @@ def slot_rank(model: nn.Module) -> int:
     return next((r for r in RANKS if r >= need), RANKS[-1])
 
 
-class VLLMLoraSampler(VLLMSampler):
-    name = "vllm-lora"
-    backend = f"vllm-lora-tol{TOL}"  # truncated experts: answers of their own (module docstring)
-    mixes_rows = True  # conversations with different experts are one call: callers need not group them
-    exact = False  # serving and evaluation only: never training rollouts or a few-shot search's fitness
+class LoraAdapters:
+    """Experts as LoRA adapters of one base model, each written once under `T2_HOME/cache/lora/<content id>`
+    (a sealed PEFT package) and checked against its manifest once per process. The `vllm-lora` sampler and
+    `t2 api --backend vllm` (vLLM's own OpenAI server, t2core/serving/vllm_openai.py) both take their adapters
+    from here, so the same expert is the same adapter, under the same name, for both."""
 
-    def __init__(self, loaded: LoadedModel, settings: ServerSettings | None = None) -> None:
-        self.cap = slot_rank(loaded.model)
-        super().__init__(loaded, replace(settings or ServerSettings(), lora_rank=self.cap,
-                                         lora_targets=adaptable(loaded.model)))
+    def __init__(self, loaded: LoadedModel, cap: int, tol: float | None = None) -> None:
+        self.loaded, self.cap, self._tol = loaded, cap, tol
         self._svd: dict = {}  # matrix name -> (U, s, V) on the host, read from the SVD store once
         self._made = threading.Lock()  # one adapter written or checked at a time (threads may want the same)
         self._verified: set[str] = set()  # adapter folders checked against their manifest by this process
 
-    def _routes(self, srv: VLLMServer, svf: SVFWeights | None, rows: RowExperts | None, n: int):
-        """Every conversation in one group on the base weights, each with its expert's adapter (or none). The
-        adapters are written before the server's lock is taken: another thread's requests are not held up."""
-        loras = {}
-        for expert, idx in _groups(svf, rows, n):
-            adapter = self.adapter(expert)
-            loras.update({i: adapter for i in idx})
-        with srv.lock:
-            yield srv.activate(None), list(range(n)), loras  # the base weights: the adapters carry the experts
+    @property
+    def tol(self) -> float:
+        """The tolerance given, else the module's `TOL` as it is now."""
+        return TOL if self._tol is None else self._tol
 
     def adapter(self, expert: SVFWeights | None) -> list[str] | None:
         """[name, directory] of `expert`'s LoRA adapter, written on first use; None for the base weights.
@@ -88,12 +81,12 @@ class VLLMLoraSampler(VLLMSampler):
         if expert is None:
             return None
         if expert.base_weights_hash != self.loaded.weights_hash:
-            raise ArtifactError(f"SVF vectors for base weights {expert.base_weights_hash[:12]} sent to the vllm-lora "
-                                f"sampler of {self.loaded.alias} (weights {self.loaded.weights_hash[:12]}).")
+            raise ArtifactError(f"SVF vectors for base weights {expert.base_weights_hash[:12]} sent to the LoRA "
+                                f"adapters of {self.loaded.alias} (weights {self.loaded.weights_hash[:12]}).")
         scale = {n: m for n, m in expert.scale.items() if not bool((m == 1).all())}
         if not scale:
             return None
-        key = content_id([expert.base_weights_hash, tensors_hash(scale), TOL, self.cap])
+        key = content_id([expert.base_weights_hash, tensors_hash(scale), self.tol, self.cap])
         dest = t2_home() / "cache" / "lora" / key
         with self._made:
             if str(dest) not in self._verified:
@@ -115,15 +108,15 @@ class VLLMLoraSampler(VLLMSampler):
 
         svd = self._factors(set(scale))
         ds = spectra(scale, svd)
-        rank = min(smallest_rank(ds, TOL), self.cap)
+        rank = min(smallest_rank(ds, self.tol), self.cap)
         man = {"format": FORMAT, "kind": PEFT_LORA, "expert_id": dest.name, "method": "svf",
                "model": {"alias": self.loaded.alias, "weights_hash": self.loaded.weights_hash},
-               "exported_by": f"the vllm-lora sampler (tolerance {TOL}, rank at most {self.cap})"}
-        made = write_adapter(scale, svd, dest, rank, TOL, man)
-        if made.truncation.error > TOL:
+               "exported_by": f"t2's LoRA adapters for vLLM (tolerance {self.tol}, rank at most {self.cap})"}
+        made = write_adapter(scale, svd, dest, rank, self.tol, man)
+        if made.truncation.error > self.tol:
             _log.warning("vllm-lora: the adapter of rank %d (the server's largest) leaves %.3f of this expert's "
                          "change out, more than the tolerance %.2f; its answers may differ from the exact expert's "
-                         "(%s).", made.rank, made.truncation.error, TOL, dest)
+                         "(%s).", made.rank, made.truncation.error, self.tol, dest)
 
     @staticmethod
     def _check(dest) -> None:
@@ -134,7 +127,7 @@ class VLLMLoraSampler(VLLMSampler):
         try:
             read_package(dest, kind=PEFT_LORA)
         except ArtifactError as e:
-            raise ArtifactError(f"{e} (a LoRA adapter the vllm-lora sampler wrote; delete {dest} and it is written "
+            raise ArtifactError(f"{e} (a LoRA adapter t2 wrote for vLLM; delete {dest} and it is written "
                                 "again)") from e
 
     def _factors(self, names: set[str]) -> dict:
@@ -149,6 +142,33 @@ class VLLMLoraSampler(VLLMSampler):
             got = load_svd(info.key, store)
             self._svd.update({n: tuple(t.detach().float().cpu() for t in got[n]) for n in missing})
         return {n: self._svd[n] for n in names}
+
+
+class VLLMLoraSampler(VLLMSampler):
+    name = "vllm-lora"
+    backend = f"vllm-lora-tol{TOL}"  # truncated experts: answers of their own (module docstring)
+    mixes_rows = True  # conversations with different experts are one call: callers need not group them
+    exact = False  # serving and evaluation only: never training rollouts or a few-shot search's fitness
+
+    def __init__(self, loaded: LoadedModel, settings: ServerSettings | None = None) -> None:
+        self.cap = slot_rank(loaded.model)
+        super().__init__(loaded, replace(settings or ServerSettings(), lora_rank=self.cap,
+                                         lora_targets=adaptable(loaded.model)))
+        self.adapters = LoraAdapters(loaded, self.cap)
+
+    def _routes(self, srv: VLLMServer, svf: SVFWeights | None, rows: RowExperts | None, n: int):
+        """Every conversation in one group on the base weights, each with its expert's adapter (or none). The
+        adapters are written before the server's lock is taken: another thread's requests are not held up."""
+        loras = {}
+        for expert, idx in _groups(svf, rows, n):
+            adapter = self.adapter(expert)
+            loras.update({i: adapter for i in idx})
+        with srv.lock:
+            yield srv.activate(None), list(range(n)), loras  # the base weights: the adapters carry the experts
+
+    def adapter(self, expert: SVFWeights | None) -> list[str] | None:
+        """[name, directory] of `expert`'s adapter (`LoraAdapters.adapter`)."""
+        return self.adapters.adapter(expert)
 
 
 register_sampler("vllm-lora", VLLMLoraSampler)

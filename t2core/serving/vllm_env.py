@@ -8,9 +8,12 @@ that has vllm installed.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
+import signal
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,6 +68,39 @@ class ServerSettings:
                               f"`make vllm-env` in {_REPO_ROOT}, or set T2_VLLM_PYTHON to a Python with vllm "
                               "installed; or use --sampler hf.")
         return path
+
+
+def stop_group(proc: subprocess.Popen, grace_s: float = 30.0) -> None:
+    """Give a server process (the leader of its own process group) `grace_s` to exit after it was asked to,
+    then SIGKILL the group; return once the group is empty (an engine process the server started and left
+    behind included)."""
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=grace_s)
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    end_group(proc.pid)
+
+
+def end_group(pgid: int, timeout: float = 30.0) -> None:
+    """SIGKILL whatever is left of process group `pgid`, and wait until it is empty."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+
+
+def last_line(log: Path) -> str:
+    """The last non-empty line of a server's log (what a start or a call that failed reports), at most 300 chars."""
+    try:
+        lines = [ln for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return "no log"
+    return lines[-1][-300:] if lines else "empty log"
 
 
 @functools.lru_cache(maxsize=8)

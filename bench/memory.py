@@ -37,12 +37,14 @@ def recorded_stages(prof, seed: int | None, data_dir: str | None) -> list[tuple[
     return [(label, stage.plan.run_id) for label, stage, first in S.listed if first]
 
 
-def peaks(run_ids: list[str]) -> dict[str, float]:
+def peaks(run_ids: list[str], names: tuple[str, ...] = ("peak_host_mb", "peak_host_mb_since_start")
+          ) -> dict[str, float]:
+    """{run id: the metric} of these runs, for the first of `names` each recorded (MB)."""
     from catalog import Catalog
 
     cat = Catalog()
-    _, rows = cat.query("SELECT run_id, value FROM metrics WHERE name IN ('peak_host_mb', 'peak_host_mb_since_start') "
-                     "AND run_id IN (SELECT unnest(?))", [run_ids])
+    _, rows = cat.query("SELECT run_id, value FROM metrics WHERE name IN (SELECT unnest(?)) "
+                        "AND run_id IN (SELECT unnest(?))", [list(names), run_ids])
     return {r: v for r, v in rows}
 
 
@@ -64,13 +66,14 @@ def main() -> None:
     plan = plan_flow(prof, devices_for(0), data_dir=a.data_dir)
     ran = recorded_stages(prof, a.seed, a.data_dir)
     measured = peaks([r for _, r in ran])
+    floors = peaks([r for _, r in ran], ("peak_floor_host_mb",))  # what each stage found held when it began
     if [s.label for s in plan.stages] != [label for label, _ in ran]:
         print("note: the plan and the flow list different stages (a pick, a deduplicated run):",
               sorted(set(s.label for s in plan.stages) ^ set(label for label, _ in ran)))
     by_label = {}
     for label, rid in ran:
         by_label.setdefault(label, []).append(rid)
-    print(f"{'stage':44s} {'measured GB':>12s} {'plan GB':>8s} {'plan/measured':>14s}")
+    print(f"{'stage':44s} {'measured GB':>12s} {'plan GB':>8s} {'plan/measured':>14s} {'floor GB':>9s}")
     ratios = []
     for s in plan.stages:
         rid = by_label.get(s.label, [None]).pop(0) if by_label.get(s.label) else None
@@ -81,7 +84,8 @@ def main() -> None:
             continue
         got_gb = got * 2**20 / 1e9
         ratios.append((est / got_gb, s.label))
-        print(f"{s.label:44s} {got_gb:12.2f} {est:8.2f} {est / got_gb:14.2f}")
+        floor = f"{floors[rid] * 2**20 / 1e9:9.2f}" if rid in floors else f"{'-':>9s}"
+        print(f"{s.label:44s} {got_gb:12.2f} {est:8.2f} {est / got_gb:14.2f} {floor}")
     if ratios:
         lo, hi = min(ratios), max(ratios)
         top = max((measured.get(r) or 0) * 2**20 / 1e9 for _, r in ran)

@@ -19,12 +19,16 @@ _STATUS = Path("/proc/self/status")
 _CLEAR = Path("/proc/self/clear_refs")
 
 
-def _hwm_mb() -> float | None:
+def _status_mb(field: str) -> float | None:
     try:
-        m = re.search(r"^VmHWM:\s+(\d+)\s+kB", _STATUS.read_text(), flags=re.MULTILINE)
+        m = re.search(rf"^{field}:\s+(\d+)\s+kB", _STATUS.read_text(), flags=re.MULTILINE)
     except OSError:
         return None
     return int(m.group(1)) / 1024 if m else None
+
+
+def _hwm_mb() -> float | None:
+    return _status_mb("VmHWM")
 
 
 def _reset_hwm() -> bool:
@@ -65,9 +69,14 @@ def _cuda():
 
 @contextlib.contextmanager
 def peak_memory() -> Iterator[dict[str, float]]:
-    """Yields a dict that holds, once the block ends, `peak_host_mb` (or `peak_host_mb_since_start`)
-    and, on CUDA, `peak_device_mb` (torch's max allocated on the current device)."""
+    """Yields a dict that holds, once the block ends, `peak_host_mb` (or `peak_host_mb_since_start`),
+    `peak_floor_host_mb` (the process's resident memory when the block began: what the stage found held
+    already, its floor, so that its own share is the difference) and, on CUDA, `peak_device_mb` (torch's
+    max allocated on the current device)."""
     out: dict[str, float] = {}
+    start = _status_mb("VmRSS")
+    if start is not None:
+        out["peak_floor_host_mb"] = round(start, 1)
     reset = _reset_hwm()
     cuda = _cuda()
     if cuda is not None:

@@ -19,6 +19,9 @@ def test_the_peak_is_the_blocks_own_not_the_processes_so_far():
     with peak_memory() as small:
         pass
     assert "peak_host_mb" in big and big["peak_host_mb"] - small["peak_host_mb"] > 250
+    # the floor is what the block found held: below its peak by at least what the block touched
+    assert 0 < big["peak_floor_host_mb"] and big["peak_host_mb"] - big["peak_floor_host_mb"] > 250
+    assert small["peak_floor_host_mb"] <= small["peak_host_mb"]
 
 
 def test_an_evaluation_records_its_peak_as_a_metric(t2_home, data_dir):

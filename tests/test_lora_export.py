@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -248,3 +249,34 @@ def test_vllm_reads_the_adapter_with_its_own_loader(tiny, tmp_path, t2_home):
     d = s * (policy.z(name).detach() - 1)
     idx = torch.argsort(d.abs(), descending=True)[:8]
     assert torch.allclose(got["delta"], u[:, idx] @ torch.diag(d[idx]) @ v[:, idx].T, atol=1e-6)
+
+
+def test_lora_adapters_are_written_once_verified_once_a_process_and_named_by_content(tiny, t2_home):
+    """`LoraAdapters` (the vllm-lora sampler's and `t2 api --backend vllm`'s adapters): an expert's adapter is
+    written once, under a name its content decides (the same expert, the same name), reused unread after its first
+    check, checked again by a new process, refused when damaged or for other base weights; the base weights and an
+    expert at z = 1 have none."""
+    from t2core.sampling import SVFWeights
+    from t2core.sampling.vllm_lora import LoraAdapters
+    from t2core.svd import ensure_svd, load_svd
+
+    svd = load_svd(ensure_svd(tiny, "mlp"))
+    g = torch.Generator().manual_seed(3)
+    scale = {n: 1 + 0.3 * torch.randn(s.shape[0], generator=g) for n, (_, s, _) in svd.items()}
+    expert = SVFWeights(tiny.weights_hash, scale)
+    made = LoraAdapters(tiny, cap=8, tol=0.0)
+    name, path = made.adapter(expert)
+    weights = next(p for p in Path(path).iterdir() if p.suffix == ".safetensors")
+    stamp = weights.stat().st_mtime_ns
+    again = LoraAdapters(tiny, cap=8, tol=0.0)  # a new process's view: checked, not rewritten, the same name
+    assert again.adapter(SVFWeights(tiny.weights_hash, {n: m.clone() for n, m in scale.items()})) == [name, path]
+    assert weights.stat().st_mtime_ns == stamp
+    assert LoraAdapters(tiny, cap=8, tol=0.5).adapter(expert)[0] != name  # another tolerance: another adapter
+    assert made.adapter(None) is None
+    assert made.adapter(SVFWeights(tiny.weights_hash, {n: torch.ones_like(m) for n, m in scale.items()})) is None
+    weights.write_bytes(weights.read_bytes()[:-8] + b"\0" * 8)
+    assert made.adapter(expert) == [name, path]  # this process checked it already: not read again
+    with pytest.raises(ArtifactError, match=f"delete {path}"):
+        LoraAdapters(tiny, cap=8, tol=0.0).adapter(expert)
+    with pytest.raises(ArtifactError, match="sent to the LoRA adapters"):
+        made.adapter(SVFWeights("0" * 64, scale))

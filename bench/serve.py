@@ -71,13 +71,13 @@ def main() -> None:
         port = s.getsockname()[1]
     settings, vllm = ApiSettings(max_batch=args.concurrency), None
     if args.backend == "vllm":
-        from t2api.launch import ServeRequest, _vllm_app, check_backend, responder_for
+        from t2api.launch import ServeRequest, check_backend, responder_for, vllm_app
 
         sreq = ServeRequest(args.profile, port=port, backend="vllm", lora_rank=args.lora_rank,
                             experts=tuple(e for e in args.experts.split(",") if e))
         check_backend(sreq)
         responder = responder_for(sreq, prof, loaded)
-        vllm, app = _vllm_app(sreq, responder, settings, print)
+        vllm, app = vllm_app(sreq, responder, settings, print)
     else:
         req = adapt_request(prof, "prompt", "", None, args.experts or None, None, None, None, "train", None,
                             args.sampler, None, loaded.weights_hash)

@@ -119,7 +119,7 @@ def serve(req: ServeRequest, load: Callable[[str, int, str], Any], say: Callable
     vllm = None
     try:
         if req.backend == "vllm":
-            vllm, app = _vllm_app(req, responder, settings, say)
+            vllm, app = vllm_app(req, responder, settings, say)
             how = f"answered by vLLM's OpenAI server (pid {vllm.pid}, LoRA slots of rank {vllm.settings.lora_rank})"
         else:
             app, how = create_app(responder, settings), f"{req.sampler} sampler"
@@ -131,7 +131,7 @@ def serve(req: ServeRequest, load: Callable[[str, int, str], Any], say: Callable
             vllm.close()
 
 
-def _vllm_app(req: ServeRequest, responder, settings, say):
+def vllm_app(req: ServeRequest, responder, settings, say):
     """vLLM's OpenAI server with every servable expert as a LoRA adapter, and t2's front for it."""
     from dataclasses import replace
 

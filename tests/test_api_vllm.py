@@ -73,7 +73,7 @@ def served(smol, data_dir, tmp_path_factory):
 def _served(smol):
     import uvicorn
 
-    from t2api.launch import ServeRequest, _vllm_app, responder_for
+    from t2api.launch import ServeRequest, responder_for, vllm_app
     from t2api.server import ApiSettings
     from t2core.artifacts import ArtifactStore
     from t2core.experts import store_expert
@@ -94,7 +94,7 @@ def _served(smol):
     port = free_port()
     req = ServeRequest("smol", experts=tuple(ids.values()), port=port, backend="vllm", lora_rank=64)
     responder = responder_for(req, get_profile("smol"), smol)
-    vllm, app = _vllm_app(req, responder, ApiSettings(max_queue=4, max_batch=4), lambda _: None)
+    vllm, app = vllm_app(req, responder, ApiSettings(max_queue=4, max_batch=4), lambda _: None)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     threading.Thread(target=server.run, daemon=True).start()
     while not server.started:

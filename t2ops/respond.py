@@ -110,7 +110,7 @@ class Responder:
             pass2 = (time.perf_counter() - t1) / len(idx)
             for i, out in zip(idx, outs, strict=True):
                 d = decisions[i]
-                replies[i] = Reply(out.text, self._name(requests[i].model, d), d.applies, out.n_prompt_tokens,
+                replies[i] = Reply(out.text, self.name(requests[i].model, d), d.applies, out.n_prompt_tokens,
                                    out.n_new_tokens, "length" if out.n_new_tokens >= max_tokens else "stop",
                                    pass1 if i in auto else 0.0, pass2)
         return [replies[i] for i in range(len(requests))]
@@ -137,10 +137,6 @@ class Responder:
         in z, paper §3.3); None for the base weights."""
         variant = applied(decision, self.variant_of)
         return None if variant.weights is None else variant.vectors()
-
-    def name(self, model: str, decision: Decision) -> str:
-        """What answered, as the response's `model` says it (t2-auto:<task>, t2-auto:base, t2-auto:mixture)."""
-        return self._name(model, decision)
 
     def _rows(self, decisions: list[Decision]) -> RowExperts:
         """Each request's weights as a row of one call (`Sampler.mixes_rows`): a bank of the distinct
@@ -173,7 +169,8 @@ class Responder:
                 stream(idx[j], out.text)
         return outs
 
-    def _name(self, model: str, d: Decision) -> str:
+    def name(self, model: str, d: Decision) -> str:
+        """What answered, as the response's `model` says it (t2-auto:<task>, t2-auto:base, t2-auto:mixture)."""
         if model != AUTO:
             return model
         if not d.expert_ids:

@@ -232,7 +232,7 @@ def _expert_variant(loaded: LoadedModel, ref: VariantRef, dtype: str, store: Art
 
     @contextlib.contextmanager
     def weights() -> Iterator[None]:
-        with materialised(loaded.model, svd(), policy(), dtype=dtype):
+        with materialised(loaded.model, svd(), policy(), dtype=dtype, origin=loaded.directory):
             yield
 
     identity = not ref.alphas and _all_ones(policies[0])

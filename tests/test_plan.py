@@ -54,7 +54,10 @@ def test_footprint_parts_by_hand():
     # a GPU swaps W' in place: one matrix at a time on the device, every original on the host
     gpu = fp.swapped_weights(TOY, "mlp", gpu=True)
     assert gpu.total == 16 * 8 * 4 and gpu.host == 6 * 16 * 8 * 4
-    assert fp.swapped_weights(TOY, "mlp").total == 6 * 16 * 8 * 4
+    # the host writes W' in place and reads W back from the weight file: one W' and one read buffer at a time
+    assert fp.swapped_weights(TOY, "mlp").total == 2 * 16 * 8 * 4
+    # a model without a weight file sets its originals aside: every targeted matrix twice
+    assert fp.swapped_weights(dataclasses.replace(TOY, weight_file=False), "mlp").total == 6 * 16 * 8 * 4
 
 
 def test_memory_budget_from_env_and_flag(monkeypatch):

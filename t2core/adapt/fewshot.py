@@ -112,8 +112,9 @@ class ShotScorer:
     the generation that wrote them), else 0 (no tie-break)."""
 
     def __init__(self, sampler: Sampler, model, svd: dict, bank: ExpertBank, task: Task, shots: Dataset,
-                 cfg: FewShotConfig) -> None:
+                 cfg: FewShotConfig, origin=None) -> None:
         self.sampler, self.model, self.svd, self.bank = sampler, model, svd, bank
+        self.origin = origin  # the model's safetensors directory: W' swapped in place on the host (svf/apply.py)
         self.task, self.shots, self.cfg, self.gen = task, shots, cfg, cfg.generation
         self.convs = [task.messages(s) for s in shots.samples]
         self.choice = task.output_type == "choice"
@@ -135,7 +136,8 @@ class ShotScorer:
 
         out = []
         for alpha in pop:
-            with materialised_scales(self.model, self.svd, mix_weights(self.bank, alpha), dtype=self.cfg.dtype):
+            with materialised_scales(self.model, self.svd, mix_weights(self.bank, alpha), dtype=self.cfg.dtype,
+                                     origin=self.origin):
                 outs = self._run(self.convs)
             out.append(self._fitness(outs, alpha))
         return out
@@ -151,10 +153,12 @@ class ShotScorer:
         if self.choice or self.cfg.tie_break == "none":
             return acc, ll
         correct = [s.correct for s in self.task.score_many(self.shots.samples, [o.text for o in outs])]
-        return acc, answer_loglik(self.model, self.svd, mix_weights(self.bank, alpha), outs, correct, self.cfg.dtype)
+        return acc, answer_loglik(self.model, self.svd, mix_weights(self.bank, alpha), outs, correct, self.cfg.dtype,
+                                  self.origin)
 
 
-def answer_loglik(model, svd: dict, weights, outs: list, correct: list[bool], dtype: str = "float32") -> float:
+def answer_loglik(model, svd: dict, weights, outs: list, correct: list[bool], dtype: str = "float32",
+                  origin=None) -> float:
     """The paper's tie-break (§3.3, A.4): each correct answer's mean token log-likelihood under `weights` (the
     candidate's own W'), averaged over the correct answers; 0 when none is correct (the released code's value).
     The answers' tokens are the generated ones (`Completion.prompt_ids` / `completion_ids`)."""
@@ -167,7 +171,7 @@ def answer_loglik(model, svd: dict, weights, outs: list, correct: list[bool], dt
     if any(outs[i].prompt_ids is None or outs[i].completion_ids is None for i in idx):
         raise ConfigError("the sampler returned no token ids; few-shot tie_break='loglik' needs them (use hf).")
     dev = next(model.parameters()).device
-    with torch.no_grad(), materialised_scales(model, svd, weights, dtype=dtype), autocast_for(dtype, dev):
+    with torch.no_grad(), materialised_scales(model, svd, weights, dtype=dtype, origin=origin), autocast_for(dtype, dev):
         total, n = sequence_logprobs(model, [outs[i].prompt_ids for i in idx], [outs[i].completion_ids for i in idx],
                                      pad_id=0)  # left padding is masked out: its id does not matter
     return float((total / n.clamp(min=1)).mean())

@@ -97,7 +97,8 @@ def search(loaded: LoadedModel, cfg: FewShotConfig, planned: SearchPlan, sampler
     svd = resident_svd(loaded, planned.targets, store=store)  # on the model's devices, once per model load
     bank = place_bank(ExpertBank.of([svf_weights(place_policy(e.load(), loaded.model), svd, loaded.weights_hash)
                                      for e in planned.experts]), loaded.model)
-    scorer = ShotScorer(sampler, loaded.model, svd, bank, get_task(cfg.task), planned.shots, cfg)
+    scorer = ShotScorer(sampler, loaded.model, svd, bank, get_task(cfg.task), planned.shots, cfg,
+                        origin=loaded.directory)
     ckpt = checkpoint_path(planned.run_id)
     state = CEMState.from_json(json.loads(ckpt.read_text())) if ckpt.is_file() else \
         cem.start(cfg.cem, bank.k, len(bank.layers))

@@ -113,12 +113,17 @@ def materialised_copies(shape: ModelShape, spec: str, dtype: str) -> int:
 
 
 def swapped_weights(shape: ModelShape, spec: str, gpu: bool = False) -> Footprint:
-    """W' written into the model for generation (`materialised`): on the host the original weights are set
-    aside, so the targeted matrices exist twice while an expert is applied; on a GPU W' is written in place
-    and the originals wait on the host (one matrix's W' on the device at a time)."""
+    """W' written into the model for generation (`materialised`): on a GPU W' is written in place and the
+    originals wait on the host (one matrix's W' on the device at a time); on the host W' is written in place
+    too and each original read back from the model's file after (one matrix's W' and one read buffer at a
+    time), except for a model without a weight file, whose originals are set aside: the targeted matrices
+    then exist twice while an expert is applied."""
     every = sum(o * i * 4 for o, i in shape.matrices(spec))
+    one = max(o * i * 4 for o, i in shape.matrices(spec))
     if gpu:
-        return Footprint((("W' (one matrix at a time)", max(o * i * 4 for o, i in shape.matrices(spec))),), host=every)
+        return Footprint((("W' (one matrix at a time)", one),), host=every)
+    if shape.weight_file:
+        return Footprint((("W' and a read buffer (one matrix at a time)", 2 * one),))
     return Footprint((("W' (swapped in)", every),))
 
 

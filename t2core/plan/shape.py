@@ -10,7 +10,7 @@ the random test models, from building the model (they are tiny).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,9 @@ class ModelShape:
     head_dim: int
     vocab: int
     tied: bool
+    #: the weights load from safetensors on disk (every model but the random test ones), so an expert swap on the
+    #: host writes W' over W and reads W back from the file (t2core/svf/apply.py): no second copy of the weights
+    weight_file: bool = True
 
     @property
     def n_params(self) -> int:
@@ -112,6 +115,7 @@ def model_shape(name: str, seed: int = 0) -> ModelShape:
     if path is not None:
         return shape_from_config(name, json.loads(path.read_text()))
     if spec is not None and not spec.needs_gpu and "pypi_gguf" not in spec.extra:  # built in code (tiny models)
-        return shape_from_config(name, load_model(name, seed=seed).model.config)
+        loaded = load_model(name, seed=seed)
+        return replace(shape_from_config(name, loaded.model.config), weight_file=loaded.directory is not None)
     raise ModelError(f"model {name!r}: no config.json on this machine to plan it from; download the model (or its "
                      "config.json into a directory and pass that directory).")

@@ -127,7 +127,8 @@ def _serve(conn, alias: str, seed: int, weights_hash: str, threads: int) -> None
         if svf.base_weights_hash != loaded.weights_hash:
             raise errors.ArtifactError(f"SVF vectors for base weights {svf.base_weights_hash[:12]} sent to a "
                                        f"sampler holding {loaded.weights_hash[:12]}.")
-        return materialised_scales(loaded.model, svd_for(set(svf.scale)), svf, dtype=cfg.dtype)
+        return materialised_scales(loaded.model, svd_for(set(svf.scale)), svf, dtype=cfg.dtype,
+                                   origin=loaded.directory)
 
     while True:
         try:

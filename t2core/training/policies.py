@@ -63,6 +63,7 @@ class SVFAdapter(PolicyAdapter):
 
     def __init__(self, loaded: LoadedModel, svd: SVD, cfg) -> None:
         self.model, self.svd, self.dtype, self.weights_hash = loaded.model, svd, cfg.dtype, loaded.weights_hash
+        self.origin = loaded.directory  # W' written over W on the host, W read back from here (svf/apply.py)
         # z on the device of the weights it changes, before the trainer builds its optimizer over it
         self.policy = place_policy(SVFPolicy({n: int(svd[n][1].shape[0]) for n in svd}, cfg.svf, seed=cfg.seed),
                                    loaded.model)
@@ -71,7 +72,7 @@ class SVFAdapter(PolicyAdapter):
         return list(self.policy.parameters())
 
     def rollout(self):
-        return materialised(self.model, self.svd, self.policy, self.dtype)  # W' written once: no per-token cost
+        return materialised(self.model, self.svd, self.policy, self.dtype, self.origin)  # W' written once: no per-token cost
 
     def svf_weights(self) -> SVFWeights:
         return svf_weights(self.policy, self.svd, self.weights_hash)

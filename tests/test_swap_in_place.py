@@ -107,3 +107,19 @@ def test_the_weight_file_reads_each_tensor_as_stored(tiny, origin):
         for k, v in tiny.model.state_dict().items():
             assert k in f and torch.equal(f.read(k), v)
         assert "no.such.weight" not in f
+
+
+def test_a_weight_file_cut_short_during_the_swap_is_one_clear_error(tiny, svd_mlp, origin):
+    """A file changed in place (not replaced) cannot give W back: the others are restored, the error names the rest."""
+    from t2core.errors import ArtifactError
+
+    pol = _expert(svd_mlp)
+    before = _state(tiny.model, pol.names)
+    try:
+        with pytest.raises(ArtifactError, match="could not be read back.*reload it"):
+            with materialised(tiny.model, svd_mlp, pol, origin=origin):
+                os.truncate(origin / "model.safetensors", 1000)  # the open file is the same inode: its data is gone
+    finally:
+        with torch.no_grad():
+            for n, (_, w0) in before.items():
+                tiny.model.get_submodule(n).weight.data.copy_(w0)  # the shared fixture as it was

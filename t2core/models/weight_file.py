@@ -1,8 +1,8 @@
 """Exact copies of a loaded model's weights, read back from the safetensors file it was loaded from.
 
 Why: an expert swap on the host (t2core/svf/apply.py, paper §3.3) would otherwise keep every targeted
-weight twice while W' is in place (0.32 GB for SmolLM2's MLP in float32: the largest single item of a
-two-pass stage's peak, issue 43). With the file at hand the original need not be kept at all: W' is
+weight twice while W' is in place (0.32 GB for SmolLM2's MLP in float32, in every stage that applies an
+expert: issue 43). With the file at hand the original need not be kept at all: W' is
 written over it and the original is read back afterwards, exactly (the file holds what was loaded).
 
 Plain reads, no mmap: a mapped file's touched pages count in the process's resident set, and reading

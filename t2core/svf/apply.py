@@ -230,15 +230,22 @@ def _materialise(model: nn.Module, svd: SVD, scales: dict[str, torch.Tensor], dt
         yield
     finally:
         with torch.no_grad():
+            lost = []
             try:
                 for name, mod, w, how in saved:
                     if how == "device":
                         mod.weight.data.copy_(w)
                     elif how == "file":
-                        source.restore(f"{name}.weight", mod.weight.data)
+                        try:
+                            source.restore(f"{name}.weight", mod.weight.data)
+                        except OSError as e:  # the others are still put back; this one cannot be
+                            lost.append(f"{name} ({e})")
                     else:
                         mod.weight.data = w
             finally:
                 if source is not None:
                     source.close()
+            if lost:
+                raise ArtifactError(f"the original weights of {', '.join(lost)} could not be read back from {origin} "
+                                    "after an expert swap: this model now holds an expert's weights there; reload it.")
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -31,13 +30,10 @@ PROBES = [
 ]
 
 
-def _rss_mb(field: str) -> float:
-    return int(re.search(rf"^{field}:\s+(\d+)", Path("/proc/self/status").read_text(), re.M).group(1)) / 1024
-
-
 def child(model_name: str, dtype: str, kind: str, seqs: int, length: int, k: int) -> dict:
     import torch
 
+    from t2core.memory import status_mb
     from t2core.models.registry import load_model
     from t2core.precision import autocast_for
     from t2core.svf.policy import SVFConfig, SVFPolicy
@@ -61,7 +57,7 @@ def child(model_name: str, dtype: str, kind: str, seqs: int, length: int, k: int
     with torch.no_grad():  # touch every weight page (safetensors are mapped lazily) before the floor is read
         model(input_ids=ids[:1, :8])
     Path("/proc/self/clear_refs").write_text("5")
-    floor = _rss_mb("VmRSS")
+    floor = status_mb("VmRSS")
     with autocast_for(dtype, torch.device("cpu")):
         if kind == "generate":
             with torch.no_grad():
@@ -89,7 +85,7 @@ def child(model_name: str, dtype: str, kind: str, seqs: int, length: int, k: int
 
                     loss = loss + kl_per_token(lg, base).sum()
                 loss.backward()
-    return {"peak_mb": _rss_mb("VmHWM") - floor}
+    return {"peak_mb": status_mb("VmHWM") - floor}
 
 
 def estimate(model_name: str, dtype: str, kind: str, seqs: int, length: int, k: int) -> float:

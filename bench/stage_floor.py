@@ -19,7 +19,6 @@ import argparse
 import ctypes
 import dataclasses
 import gc
-import re
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -31,9 +30,9 @@ sys.path.insert(0, str(ROOT))
 
 def resident() -> dict[str, float]:
     """GB of the process's resident set, its peak since start, and its anonymous and file-backed parts."""
-    s = Path("/proc/self/status").read_text()
-    return {k: int(re.search(rf"^{k}:\s+(\d+)", s, re.M).group(1)) / 1e6
-            for k in ("VmRSS", "VmHWM", "RssAnon", "RssFile")}
+    from t2core.memory import status_mb
+
+    return {k: status_mb(k) * 1024 / 1e6 for k in ("VmRSS", "VmHWM", "RssAnon", "RssFile")}
 
 
 class _MallInfo2(ctypes.Structure):

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import subprocess
 import sys
 import time
@@ -22,14 +21,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def _mb(field: str) -> float:
-    return int(re.search(rf"^{field}:\s+(\d+)", Path("/proc/self/status").read_text(), re.M).group(1)) / 1024
-
-
 def child(model: str, in_place: bool, rows: int, new: int, swaps: int) -> dict:
     import torch
 
-    from t2core.memory import release_freed
+    from t2core.memory import peak_memory, release_freed
     from t2core.models import load_model
     from t2core.svf import SVFConfig, SVFPolicy, materialised, ranks_of
     from t2core.svf.placement import place_policy, resident_svd
@@ -49,20 +44,20 @@ def child(model: str, in_place: bool, rows: int, new: int, swaps: int) -> dict:
     ids = torch.randint(10, 1000, (rows, 32), generator=g)
     origin = loaded.directory if in_place else None
     release_freed()
-    floor = _mb("VmRSS")
-    Path("/proc/self/clear_refs").write_text("5")
     swap_s = 0.0
-    for _ in range(swaps):
-        t0 = time.perf_counter()
-        cm = materialised(loaded.model, svd, pol, origin=origin)
-        cm.__enter__()
-        t1 = time.perf_counter()
-        with torch.no_grad():
-            loaded.model.generate(ids, max_new_tokens=new, do_sample=False, pad_token_id=0)
-        t2 = time.perf_counter()
-        cm.__exit__(None, None, None)
-        swap_s += (t1 - t0) + (time.perf_counter() - t2)
-    return {"above_floor_mb": _mb("VmHWM") - floor, "floor_mb": floor, "swap_s": swap_s / swaps,
+    with peak_memory() as peak:  # the resident set when it began (the floor) and its peak while it ran
+        for _ in range(swaps):
+            t0 = time.perf_counter()
+            cm = materialised(loaded.model, svd, pol, origin=origin)
+            cm.__enter__()
+            t1 = time.perf_counter()
+            with torch.no_grad():
+                loaded.model.generate(ids, max_new_tokens=new, do_sample=False, pad_token_id=0)
+            t2 = time.perf_counter()
+            cm.__exit__(None, None, None)
+            swap_s += (t1 - t0) + (time.perf_counter() - t2)
+    floor = peak["peak_floor_host_mb"]
+    return {"above_floor_mb": peak["peak_host_mb"] - floor, "floor_mb": floor, "swap_s": swap_s / swaps,
             "origin": str(origin) if origin else None}
 
 

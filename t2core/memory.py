@@ -19,7 +19,8 @@ _STATUS = Path("/proc/self/status")
 _CLEAR = Path("/proc/self/clear_refs")
 
 
-def _status_mb(field: str) -> float | None:
+def status_mb(field: str) -> float | None:
+    """A memory field of /proc/self/status (VmRSS, VmHWM, RssAnon, RssFile, ...) in MiB; None where unreadable."""
     try:
         m = re.search(rf"^{field}:\s+(\d+)\s+kB", _STATUS.read_text(), flags=re.MULTILINE)
     except OSError:
@@ -28,7 +29,7 @@ def _status_mb(field: str) -> float | None:
 
 
 def _hwm_mb() -> float | None:
-    return _status_mb("VmHWM")
+    return status_mb("VmHWM")
 
 
 def _reset_hwm() -> bool:
@@ -74,7 +75,7 @@ def peak_memory() -> Iterator[dict[str, float]]:
     already, its floor, so that its own share is the difference) and, on CUDA, `peak_device_mb` (torch's
     max allocated on the current device)."""
     out: dict[str, float] = {}
-    start = _status_mb("VmRSS")
+    start = status_mb("VmRSS")
     if start is not None:
         out["peak_floor_host_mb"] = round(start, 1)
     reset = _reset_hwm()

@@ -1,5 +1,6 @@
 """Each run's peak memory, measured where it runs and recorded as a metric (issue 43)."""
 
+import os
 import sys
 
 import pytest
@@ -51,3 +52,21 @@ def test_release_freed_hands_freed_heap_back():
         pytest.skip("no glibc malloc_trim here")
     assert rss_mb() < before - 300, (before, rss_mb())
     del keep
+
+
+def test_the_kernel_cache_is_capped_unless_the_user_set_it(monkeypatch):
+    from t2core.memory import KERNEL_CACHE_DEFAULT, KERNEL_CACHE_ENV, bound_kernel_cache
+
+    monkeypatch.delenv(KERNEL_CACHE_ENV, raising=False)
+    assert bound_kernel_cache() == str(KERNEL_CACHE_DEFAULT) == os.environ[KERNEL_CACHE_ENV]
+    monkeypatch.setenv(KERNEL_CACHE_ENV, "512")
+    assert bound_kernel_cache() == "512" == os.environ[KERNEL_CACHE_ENV]
+
+
+def test_loading_a_model_caps_the_kernel_cache(monkeypatch):
+    from t2core.memory import KERNEL_CACHE_ENV
+    from t2core.models import load_model
+
+    monkeypatch.delenv(KERNEL_CACHE_ENV, raising=False)
+    load_model("tiny-random")
+    assert os.environ[KERNEL_CACHE_ENV] == "64"

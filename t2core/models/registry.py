@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from t2core.errors import ModelError
+from t2core.memory import bound_kernel_cache
 from t2core.models.targets import LLAMA_TARGETS, FamilyTargets, family_of
 from t2core.registry import Registry
 
@@ -94,6 +95,7 @@ def check_model_name(name: str) -> str:
 
 def load_model(name: str, *, seed: int = 0) -> LoadedModel:
     """Load a registered alias, a local model directory, or a Hugging Face hub id (fp32, eval mode, frozen)."""
+    bound_kernel_cache()  # before the model's first kernel (t2core/memory.py)
     if name not in _REGISTRY and _OPEN_LOADER and (Path(name).expanduser().is_dir() or _looks_like_hub_id(name)):
         loaded = _OPEN_LOADER[0](name, alias=name)
     else:  # an unknown name raises UnknownNameError here

@@ -31,7 +31,7 @@ def recorded_stages(prof, seed: int | None, data_dir: str | None) -> list[tuple[
     from flows.stages import Stages, load_model_step
 
     seed = prof.seed_or_default(seed)
-    ident = load_model_step.fn(prof.model, seed, prof.factor_dtype)
+    ident = load_model_step.fn(prof.model, seed, prof.resolved_factor_dtype())
     S = Stages(only=("svd:__none__",))  # a pattern no stage has: nothing runs
     paper.full_paper(S, prof, ident, seed, data_dir, logging.getLogger("bench.memory"))
     return [(label, stage.plan.run_id) for label, stage, first in S.listed if first]

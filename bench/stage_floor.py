@@ -96,7 +96,7 @@ def main() -> None:
 
     prof = get_profile(a.profile)
     show("imports")
-    loaded = get_model(prof.model, prof.seed_or_default(None), prof.factor_dtype)
+    loaded = get_model(prof.model, prof.seed_or_default(None), prof.resolved_factor_dtype())
     release_freed()
     show("model loaded")
     rl = prof.rl_config(a.task, prof.seed_or_default(None))
@@ -105,7 +105,7 @@ def main() -> None:
     show("SVD factors resident")
     rl = dataclasses.replace(rl, steps=a.steps, valid_every=max(a.steps, 1), valid_limit=a.valid_limit)
     req = training.TrainRequest(rl, prof.sampler, None)
-    plan = training.OP.plan(req, load_model_step.fn(prof.model, prof.seed_or_default(None), prof.factor_dtype))
+    plan = training.OP.plan(req, load_model_step.fn(prof.model, prof.seed_or_default(None), prof.resolved_factor_dtype()))
     t0 = time.perf_counter()
     if a.thread:
         with ThreadPoolExecutor(1) as ex:

@@ -97,7 +97,7 @@ def experts_api(prof: Profile, folder: Path, host: str, port: int, strategy: str
     seed = prof.seed_or_default(seed)
     for tr in prof.trains:
         get_task(tr.task).preflight()  # e.g. no code sandbox: fail in seconds, not after training
-    ident = load_model_step(prof.model, seed, prof.factor_dtype)
+    ident = load_model_step(prof.model, seed, prof.resolved_factor_dtype())
     S = Stages()
     S.outcome(S.submit("svd", svd.OP, ident, svd.SvdRequest(prof.targets)))
     stages = paper.expert_stages(S, prof, ident, seed, data_dir)

@@ -65,7 +65,7 @@ def full_paper(S: Stages, prof: Profile, ident: ModelIdent, seed: int, data_dir:
     if prof.transfer.dst:  # cross-model transfer (paper §4.4), onto the profile's destination model
         with S.guard(f"transfer:{prof.transfer.dst}"):
             sources = {t: expert_id(S, stage) for t, product, stage in produced if product == "svf"}
-            transfer_stages(S, prof, S.model(prof.transfer.dst, seed, prof.factor_dtype), sources, seed, data_dir,
+            transfer_stages(S, prof, S.model(prof.transfer.dst, seed, prof.resolved_factor_dtype()), sources, seed, data_dir,
                             logger)
 
 

@@ -84,7 +84,7 @@ def train_expert_flow(task: str = "arc_easy", profile: str = "smol", data_dir: s
     req = training.TrainRequest(prof.rl_config(task, seed), prof.sampler, _data_dir(data_dir),
                                 kl_grid=prof.kl_grid(task))
     get_task(task).preflight()  # e.g. no code sandbox: fail now, not after the SVD
-    ident = load_model_step(prof.model, prof.seed_or_default(seed), prof.factor_dtype)
+    ident = load_model_step(prof.model, prof.seed_or_default(seed), prof.resolved_factor_dtype())
     S = Stages()
     S.outcome(S.submit("svd", svd.OP, ident, svd.SvdRequest(prof.targets)))
     S.outcome(S.submit(f"train:{task}", training.OP, ident, req))
@@ -97,7 +97,7 @@ def _full_paper(S: Stages, profile: str, data_dir: str | None, seed: int | None,
     seed = prof.seed_or_default(seed)
     for name in dict.fromkeys([sl.task for sl in prof.evals] + [t.task for t in prof.trains + prof.baselines]):
         get_task(name).preflight()  # e.g. no code sandbox: fail in seconds, not after an hour of training
-    ident = load_model_step(prof.model, seed, prof.factor_dtype)
+    ident = load_model_step(prof.model, seed, prof.resolved_factor_dtype())
     paper.full_paper(S, prof, ident, seed, _data_dir(data_dir), get_run_logger())
     return {"profile": profile, "model": prof.model, "weights_hash": ident.weights_hash, "steps": _steps(S)}
 
@@ -113,7 +113,7 @@ def _transfer(S: Stages, profile: str, dst: str | None, data_dir: str | None, se
     ids = source_experts(Catalog(), prof.model, tasks, prof.targets)
     sources = {ExpertRef.resolve(e).header.task: e for e in ids}
     seed = prof.seed_or_default(seed)
-    paper.transfer_stages(S, prof, load_model_step(dst, seed, prof.factor_dtype), sources, seed, _data_dir(data_dir),
+    paper.transfer_stages(S, prof, load_model_step(dst, seed, prof.resolved_factor_dtype()), sources, seed, _data_dir(data_dir),
                           get_run_logger())
     return {"profile": profile, "model": prof.model, "dst": dst, "steps": _steps(S)}
 
@@ -125,7 +125,7 @@ def _ablations(S: Stages, profile: str, data_dir: str | None, seed: int | None, 
         raise ConfigError(f"profile {profile} lists no ablations; use one that does (tiny, smol, paper).")
     seed = prof.seed_or_default(seed)
     get_task(prof.ablations.task).preflight()
-    paper.ablation_stages(S, prof, load_model_step(prof.model, seed, prof.factor_dtype), seed, _data_dir(data_dir))
+    paper.ablation_stages(S, prof, load_model_step(prof.model, seed, prof.resolved_factor_dtype()), seed, _data_dir(data_dir))
     return {"profile": profile, "model": prof.model, "steps": _steps(S)}
 
 

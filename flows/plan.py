@@ -188,7 +188,8 @@ def walk(S: PlanningStages, profile, flow: str, seed: int, data_dir: str | None)
 
 def _walked(profile, gpu: bool, flow: str, seed: int | None, data_dir: str | None) -> PlanningStages:
     seed = profile.seed_or_default(seed)
-    ctx = PlanContext(model_shape(profile.model, seed), data_dir, profile.factor_dtype, profile.grad_checkpointing, gpu)
+    ctx = PlanContext(model_shape(profile.model, seed), data_dir, profile.resolved_factor_dtype(),
+                      profile.grad_checkpointing, gpu)
     S = PlanningStages({profile.model: ctx})
     walk(S, profile, flow, seed, data_dir)
     return S

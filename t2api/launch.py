@@ -113,7 +113,7 @@ def serve(req: ServeRequest, load: Callable[[str, int, str], Any], say: Callable
     from t2api.server import ApiSettings, create_app
 
     prof = check(req)
-    loaded = load(prof.model, prof.seed_or_default(req.seed), prof.factor_dtype)
+    loaded = load(prof.model, prof.seed_or_default(req.seed), prof.resolved_factor_dtype())
     responder = responder_for(req, prof, loaded)
     settings = req.settings or ApiSettings()
     vllm = None

@@ -464,3 +464,41 @@ def test_bf16_stored_factors_agree_with_fp32(tiny_cpu):
         scale = outs[0].abs().max()
         assert float((outs[0] - outs[1]).abs().max()) < 1e-4 * scale  # fp32: the two applications agree
         assert float((outs[2] - outs[0]).abs().max()) < 3e-2 * scale and float((outs[3] - outs[0]).abs().max()) < 3e-2 * scale
+
+
+def test_bf16_stored_factors_are_exact_under_a_bf16_forward(tiny_cpu):
+    """Where the forward computes in bf16 (autocast, the smol profile on a bf16 CPU), U and V stored in bf16 give
+    the very numbers of float32 ones (issue 43: `factor_dtype="auto"`): autocast casts them to bf16 for every
+    matmul, and an expert's W' is built in bf16. Factored: the logits and z's gradient, bit for bit;
+    materialised in bf16: the logits, bit for bit."""
+    fp32, bf16 = resident_svd(tiny_cpu), resident_svd(tiny_cpu, dtype="bfloat16")
+    ids = torch.randint(0, 200, (2, 7), generator=torch.Generator().manual_seed(0))
+    policy = place_policy(SVFPolicy({n: int(s.shape[0]) for n, (_, s, _) in fp32.items()}, seed=1), tiny_cpu.model)
+    policy.load_raw_state({n: v * 1.1 for n, v in policy.raw_state().items()})
+    logits, grads, merged = [], [], []
+    for svd in (fp32, bf16):
+        policy.zero_grad(set_to_none=True)
+        with attached(tiny_cpu.model, svd, policy) as m, torch.autocast("cpu", dtype=torch.bfloat16):
+            out = m(input_ids=ids, labels=ids)
+        out.loss.backward()
+        logits.append(out.logits.detach())
+        grads.append([p.grad.clone() for p in policy.parameters()])
+        with torch.no_grad(), materialised(tiny_cpu.model, svd, policy, dtype="bfloat16"), \
+                torch.autocast("cpu", dtype=torch.bfloat16):
+            merged.append(tiny_cpu.model(input_ids=ids).logits)
+    assert torch.equal(logits[0], logits[1])
+    assert all(torch.equal(a, b) for a, b in zip(*grads, strict=True))
+    assert torch.equal(merged[0], merged[1])
+
+
+def test_the_auto_factor_dtype_follows_the_compute_dtype():
+    from dataclasses import replace
+
+    from t2core.profiles import get_profile
+
+    smol = get_profile("smol")
+    assert smol.factor_dtype == "auto"
+    assert replace(smol, dtype="bfloat16").resolved_factor_dtype() == "bfloat16"
+    assert replace(smol, dtype="float32").resolved_factor_dtype() == "float32"
+    assert replace(smol, dtype="bfloat16").resolved_factor_dtype("float32") == "float32"  # a command's --dtype
+    assert get_profile("paper").resolved_factor_dtype("float32") == "bfloat16"  # set, not auto: as given

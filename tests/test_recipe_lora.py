@@ -31,3 +31,39 @@ def test_the_paper_profile_trains_lora_as_appendix_a2_says():
             cfg = prof.ntp_config(bl)
             assert (cfg.lr, cfg.batch_size, cfg.steps) == (5e-5, 256, 200)
             assert cfg.target_modules == ("q_proj", "v_proj")
+
+
+def test_the_answer_loss_is_the_models_own_labels_loss_from_fewer_logits(tiny):
+    """`answer_loss` makes logits only from the first position that predicts an answer token (issue 43): the
+    loss and its gradient are those of the model's `labels=` loss (a prompt of 3 and one of 5 tokens, one
+    row padded), and a batch whose answers start late keeps only those positions' logits."""
+    import torch
+
+    from t2core.training.ntp import answer_loss
+
+    model = tiny.model
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(1, 100, (2, 9), generator=g)  # (B, T)
+    m = torch.ones_like(x)
+    m[1, 7:] = 0  # row 1 right-padded
+    y = torch.full_like(x, -100)
+    y[0, 3:], y[1, 5:7] = x[0, 3:], x[1, 5:7]  # answers after prompts of 3 and 5 tokens
+    w = next(p for p in model.parameters() if p.dim() == 2)
+    w.requires_grad_(True)
+    try:
+        ref = model(input_ids=x, attention_mask=m, labels=y).loss
+        (g_ref,) = torch.autograd.grad(ref, w)
+        got = answer_loss(model, x, m, y)
+        (g_got,) = torch.autograd.grad(got, w)
+    finally:
+        w.requires_grad_(False)
+    assert got.item() == pytest.approx(ref.item(), rel=1e-6)
+    assert torch.allclose(g_got, g_ref, rtol=1e-5, atol=1e-7)
+    seen = []
+    hook = model.lm_head.register_forward_hook(lambda mod, i, o: seen.append(o.shape[1]))
+    try:
+        with torch.no_grad():
+            answer_loss(model, x, m, y)
+    finally:
+        hook.remove()
+    assert seen == [9 - 2]  # positions 2..8: position 2 predicts the first answer token (t = 3)

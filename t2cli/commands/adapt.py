@@ -65,7 +65,7 @@ def adapt(
     _check_options(experts, cls_expert, formulation)
     if "search" in strategy_class(strategy).needs:  # the shots' split and count, checked before the model loads
         prof.few_shot_config(task, seed, split=shot_split, **({"shots": shots} if shots else {}))
-    loaded = common.load(model or prof.model, prof.seed_or_default(seed), prof.factor_dtype)
+    loaded = common.load(model or prof.model, prof.seed_or_default(seed), prof.resolved_factor_dtype())
     req = op.adapt_request(prof, strategy, task, limit, experts, cls_expert, formulation, shots, shot_split, seed,
                          sampler, data_dir, loaded.weights_hash)
     plan = op.OP.plan(req, ident_of(loaded))  # bad references fail here, before any catalog write
@@ -113,7 +113,7 @@ def ask(
         raise ConfigError("the question is empty; ask something, e.g. t2 ask \"What is 12 * 7?\".")
     prof = get_profile(profile)
     _check_options(experts, cls_expert, formulation)
-    loaded = common.load(model or prof.model, prof.seed_or_default(seed), prof.factor_dtype)
+    loaded = common.load(model or prof.model, prof.seed_or_default(seed), prof.resolved_factor_dtype())
     req = op.adapt_request(prof, strategy, "", None, experts, cls_expert, formulation, None, "train", seed, None, None,
                          loaded.weights_hash)
     a = op.ask(question, req, loaded, max_new_tokens)

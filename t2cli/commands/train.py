@@ -62,7 +62,7 @@ def train(
     grid = parse_kl_grid(kl_grid) if kl_grid else () if kl_coef is not None else prof.kl_grid(task)
     req = op.TrainRequest(cfg, sampler or prof.sampler, data_dir, kl_grid=grid)
     resolve_data_dir(data_dir)  # a missing data directory: one line before the model loads
-    loaded = common.load(model or prof.model, cfg.seed, prof.factor_dtype)
+    loaded = common.load(model or prof.model, cfg.seed, prof.resolved_factor_dtype(cfg.dtype))
 
     def log(p) -> None:
         v = f"  valid {p.valid_acc:.3f}" if p.valid_acc is not None else ""

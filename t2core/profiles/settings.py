@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from t2core.errors import ConfigError
 from t2core.methods import Method, method_of
 from t2core.models.targets import check_target_spec
+from t2core.precision import AUTO
 from t2core.profiles.slices import BaselineSlice, EvalSlice, TrainSlice, _check_keys  # noqa: F401 - re-exported
 from t2core.registry import Registry
 from t2core.settings import check_requested_dtype
@@ -223,8 +224,9 @@ class Profile:
     ablations: AblationSettings = field(default_factory=AblationSettings, metadata={
         "help": "Table 4's variants (the `ablations` flow)"})
     factor_dtype: str = field(default="float32", metadata={
-        "help": "storage dtype of the resident U and V: float32, or bfloat16 (half their memory; only with dtype "
-                "bfloat16, whose forward casts them to bf16 anyway: `t2 plan` says when it is needed)"})
+        "help": "storage dtype of the resident U and V: float32, bfloat16 (half their memory; only with dtype "
+                "bfloat16, whose forward casts them to bf16 anyway: `t2 plan` says when it is needed) or auto "
+                "(bfloat16 where dtype resolves to it, else float32)"})
     grad_checkpointing: bool = field(default=False, metadata={
         "help": "recompute each layer's activations in the backward of REINFORCE and NTP (one layer's kept at a "
                 "time, for ~1/3 more compute; the same gradient up to rounding): `t2 plan` says when it is needed"})
@@ -271,6 +273,18 @@ class Profile:
         except ConfigError as e:
             return replace(self, sampler="hf"), f"profile {self.name}: {e} Using the hf sampler instead."
         return self, None
+
+    def resolved_factor_dtype(self, dtype: str | None = None) -> str:
+        """The dtype the stages hold U and V in: `factor_dtype`, its "auto" resolved with the compute dtype (an
+        operation's `dtype` where a command overrides it, else the profile's): bfloat16 where
+        the forward computes in bf16 (autocast casts U and V to bf16 for every matmul, and an expert's W' is built
+        in bf16: `t2core/svf/apply.py`), so the same numbers from half the memory and no cast per forward
+        (issue 43); float32 otherwise."""
+        if self.factor_dtype != AUTO:
+            return self.factor_dtype
+        from t2core.precision import resolve_dtype
+
+        return "bfloat16" if resolve_dtype(dtype or self.dtype) == "bfloat16" else "float32"
 
     def seed_or_default(self, seed: int | None) -> int:
         """The seed of a run of this profile: the one given, else the profile's."""
@@ -370,7 +384,8 @@ class Profile:
         check_requested_dtype(self.dtype, f"profile {self.name}: dtype")
         from t2core.svf.placement import factor_dtype
 
-        factor_dtype(self.factor_dtype)
+        if self.factor_dtype != AUTO:
+            factor_dtype(self.factor_dtype)
         if self.factor_dtype == "bfloat16" and self.dtype != "bfloat16":
             raise ConfigError(f"profile {self.name}: factor_dtype='bfloat16' needs dtype='bfloat16' (a float32 forward "
                               "would compute with rounded U and V); set both, or keep factor_dtype='float32'.")

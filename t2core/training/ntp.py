@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 from t2core.artifacts import ArtifactStore
 from t2core.errors import ConfigError, DataError
@@ -114,6 +115,27 @@ def ntp_batch(tok, task: Task, samples: list, max_len: int) -> tuple[torch.Tenso
     return x, m, y
 
 
+def first_counted(y: torch.Tensor) -> int:
+    """The first position whose prediction (of label t + 1) the loss counts, from labels (B, T)."""
+    counted = (y[:, 1:] != -100).any(0).nonzero()
+    return int(counted[0]) if len(counted) else 0
+
+
+def answer_loss(model: torch.nn.Module, x: torch.Tensor, m: torch.Tensor, y: torch.Tensor,
+                start: int | None = None) -> torch.Tensor:
+    """The token-mean cross-entropy of the answer tokens (labels not -100): what a causal LM computes from
+    `labels=` (label t + 1 predicted at position t, in float32), with logits made only from the first position
+    that predicts an answer token on. The prompt's positions predict nothing the loss counts; their logits,
+    (B, T, V) with V = 49,152 for SmolLM2 and kept for the backward in float32, were a large part of a
+    LoRA-NTP step's memory and their head a fifth of its matmuls (issue 43). Shapes: x, m, y (B, T).
+    `start`: that first position, when the caller has it (`first_counted` of the labels on the host)."""
+    if start is None:
+        start = first_counted(y)
+    logits = model(input_ids=x, attention_mask=m, logits_to_keep=x.shape[1] - start).logits  # (B, T - start, V)
+    v = logits.shape[-1]
+    return F.cross_entropy(logits[:, :-1].float().reshape(-1, v), y[:, start + 1:].reshape(-1), ignore_index=-100)
+
+
 def ntp_steps(model: torch.nn.Module, tok, task: Task, ds, cfg: NTPConfig, opt: torch.optim.Optimizer,
               rng: random.Random, on_log: Callable[[int, float], None] | None = None) -> list[float]:
     """`cfg.steps` optimizer steps of next-token prediction on batches drawn with `rng` from `ds`: the one
@@ -132,7 +154,7 @@ def ntp_steps(model: torch.nn.Module, tok, task: Task, ds, cfg: NTPConfig, opt: 
         step_loss = 0.0
         for (x, m, y), k in zip(parts, counts, strict=True):
             with autocast_for(cfg.dtype, dev), recomputed(model, cfg.grad_checkpointing):
-                loss = model(input_ids=x.to(dev), attention_mask=m.to(dev), labels=y.to(dev)).loss  # params fp32
+                loss = answer_loss(model, x.to(dev), m.to(dev), y.to(dev), first_counted(y))  # params fp32
             loss = loss * (k / total_tokens)
             loss.backward()
             step_loss += float(loss.detach())

@@ -1,6 +1,7 @@
-"""oneDNN's kernel cache against memory and time (issue 43): the same LoRA training steps under caps of the
-cache side by side, each in a fresh process (`ONEDNN_PRIMITIVE_CACHE_CAPACITY`, which t2 sets to 64 unless
-the user set it: `t2core.memory.bound_kernel_cache`).
+"""oneDNN's kernel caches against memory and time (issue 43): the same LoRA training steps under caps of the
+caches side by side, each in a fresh process. Two caches keep compiled kernels per shape: oneDNN's own
+(`ONEDNN_PRIMITIVE_CACHE_CAPACITY`) and ideep's, PyTorch's layer over oneDNN (`LRU_CACHE_CAPACITY`); both
+hold 1,024 by default, and t2 caps both unless the user set them (`t2core.memory.bound_kernel_cache`).
 
 Each step trains LoRA (r16 on q/v, the smol baseline's shape) by next-token prediction on micro-batches of
 random tokens of varying length under bf16 autocast, as a LoRA-NTP stage does on reference solutions: a
@@ -8,7 +9,10 @@ new sequence length is a new shape, and oneDNN compiles and keeps a kernel per s
 peak resident set above the floor (VmHWM, reset after the model loaded), what stays held after the steps
 once freed memory is handed back (`release_freed`), the time, and the ratios to the first cap.
 
-    python bench/kernel_cache.py [--caps 1024,64,0] [--steps 12] [--micro 2] [--max-len 384]
+    python bench/kernel_cache.py [--caps 1024/1024,64/1024,64/64] [--steps 12] [--micro 2] [--max-len 384]
+
+A cap is ONEDNN/LRU (one number: both the same); `t2` sets neither, leaving t2's own caps (set at run time by
+`load_model`, which this also checks).
 
 Without native bf16 (`t2 doctor`) the matmuls do not go through oneDNN's bf16 kernels and the caps differ
 little; the numbers are for a CPU with it.
@@ -68,7 +72,8 @@ def child(model: str, steps: int, micro: int, max_len: int) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="smollm2-135m")
-    ap.add_argument("--caps", default="1024,64,0", help="cache capacities to compare, the first the reference")
+    ap.add_argument("--caps", default="1024/1024,64/1024,64/64",
+                    help="cache capacities to compare (oneDNN/ideep), the first the reference")
     ap.add_argument("--steps", type=int, default=12)
     ap.add_argument("--micro", type=int, default=2)
     ap.add_argument("--max-len", type=int, default=384)
@@ -79,7 +84,10 @@ def main() -> None:
         return
     rows = []
     for cap in a.caps.split(","):
-        env = {**os.environ, "ONEDNN_PRIMITIVE_CACHE_CAPACITY": cap.strip()}
+        onednn, _, lru = cap.strip().partition("/")
+        env = {k: v for k, v in os.environ.items() if k not in ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "LRU_CACHE_CAPACITY")}
+        if onednn != "t2":
+            env.update(ONEDNN_PRIMITIVE_CACHE_CAPACITY=onednn, LRU_CACHE_CAPACITY=lru or onednn)
         out = subprocess.run([sys.executable, __file__, "--child", "--model", a.model, "--steps", str(a.steps),
                               "--micro", str(a.micro), "--max-len", str(a.max_len)],
                              env=env, capture_output=True, text=True, check=True)
@@ -87,9 +95,9 @@ def main() -> None:
     ref = rows[0][1]
     print(f"{a.steps} LoRA steps of 2 micro-batches of {a.micro} x <= {a.max_len} random tokens, bf16 autocast, "
           f"{a.model}")
-    print(f"{'cap':>6} {'peak above floor MB':>20} {'held after MB':>14} {'s':>7} {'peak ratio':>11} {'time ratio':>11}")
+    print(f"{'oneDNN/ideep':>12} {'peak above floor MB':>20} {'held after MB':>14} {'s':>7} {'peak ratio':>11} {'time ratio':>11}")
     for cap, r in rows:
-        print(f"{cap:>6} {r['above_floor_mb']:20.0f} {r['held_after_mb']:14.0f} {r['seconds']:7.1f} "
+        print(f"{cap:>12} {r['above_floor_mb']:20.0f} {r['held_after_mb']:14.0f} {r['seconds']:7.1f} "
               f"{r['above_floor_mb'] / ref['above_floor_mb']:11.2f} {r['seconds'] / ref['seconds']:11.2f}")
 
 

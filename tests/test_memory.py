@@ -54,19 +54,21 @@ def test_release_freed_hands_freed_heap_back():
     del keep
 
 
-def test_the_kernel_cache_is_capped_unless_the_user_set_it(monkeypatch):
-    from t2core.memory import KERNEL_CACHE_DEFAULT, KERNEL_CACHE_ENV, bound_kernel_cache
+def test_the_kernel_caches_are_capped_unless_the_user_set_them(monkeypatch):
+    from t2core.memory import KERNEL_CACHE_ENVS, bound_kernel_cache
 
-    monkeypatch.delenv(KERNEL_CACHE_ENV, raising=False)
-    assert bound_kernel_cache() == str(KERNEL_CACHE_DEFAULT) == os.environ[KERNEL_CACHE_ENV]
-    monkeypatch.setenv(KERNEL_CACHE_ENV, "512")
-    assert bound_kernel_cache() == "512" == os.environ[KERNEL_CACHE_ENV]
+    onednn, ideep = KERNEL_CACHE_ENVS
+    monkeypatch.delenv(onednn, raising=False)
+    monkeypatch.setenv(ideep, "512")
+    assert bound_kernel_cache() == {onednn: "64", ideep: "512"}
+    assert os.environ[onednn] == "64" and os.environ[ideep] == "512"
 
 
-def test_loading_a_model_caps_the_kernel_cache(monkeypatch):
-    from t2core.memory import KERNEL_CACHE_ENV
+def test_loading_a_model_caps_the_kernel_caches(monkeypatch):
+    from t2core.memory import KERNEL_CACHE_ENVS
     from t2core.models import load_model
 
-    monkeypatch.delenv(KERNEL_CACHE_ENV, raising=False)
+    for env in KERNEL_CACHE_ENVS:
+        monkeypatch.delenv(env, raising=False)
     load_model("tiny-random")
-    assert os.environ[KERNEL_CACHE_ENV] == "64"
+    assert all(os.environ[env] == "64" for env in KERNEL_CACHE_ENVS)

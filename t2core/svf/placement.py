@@ -53,7 +53,13 @@ def place_svd(svd: SVD, model: nn.Module, dtype: str = "float32") -> SVD:
     out: SVD = {}
     for name, (u, s, v) in svd.items():
         dev = weight_device(model, name)
-        out[name] = (u.to(dev, low), s.to(dev, torch.float32), v.to(dev, low))
+        uu, ss, vv = u.to(dev, low), s.to(dev, torch.float32), v.to(dev, low)
+        if ss.data_ptr() == s.data_ptr() and uu.data_ptr() != u.data_ptr():
+            # U and V were converted: s, kept as read, would be the last tensor on the file's mapping and keep
+            # the whole file (0.43 GB of float32 factors for SmolLM2's MLP, every page read once) resident for
+            # nothing (issue 43); a copy of s (r,) lets the mapping go
+            ss = ss.clone()
+        out[name] = (uu, ss, vv)
     return out
 
 

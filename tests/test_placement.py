@@ -522,3 +522,12 @@ def test_bf16_factors_leave_no_mapping_of_the_float32_file(tiny_cpu):
     assert bf16 and not mapped()
     fp32 = resident_svd(tiny_cpu)
     assert fp32 and mapped()
+
+
+def test_a_factor_dtype_no_profile_knows_is_one_line():
+    from dataclasses import replace
+
+    from t2core.profiles import get_profile
+
+    with pytest.raises(ConfigError, match="factor_dtype='fp16' must be auto, float32 or bfloat16"):
+        replace(get_profile("smol"), factor_dtype="fp16")

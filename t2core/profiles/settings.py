@@ -384,7 +384,10 @@ class Profile:
         check_requested_dtype(self.dtype, f"profile {self.name}: dtype")
         from t2core.svf.placement import factor_dtype
 
-        if self.factor_dtype != AUTO:
+        if self.factor_dtype not in (AUTO, "float32", "bfloat16"):
+            raise ConfigError(f"profile {self.name}: factor_dtype={self.factor_dtype!r} must be auto, float32 or "
+                              "bfloat16.")
+        if self.factor_dtype != AUTO:  # auto is resolved where work starts (resolved_factor_dtype), not here
             factor_dtype(self.factor_dtype)
         if self.factor_dtype == "bfloat16" and self.dtype != "bfloat16":
             raise ConfigError(f"profile {self.name}: factor_dtype='bfloat16' needs dtype='bfloat16' (a float32 forward "

@@ -275,16 +275,12 @@ class Profile:
         return self, None
 
     def resolved_factor_dtype(self, dtype: str | None = None) -> str:
-        """The dtype the stages hold U and V in: `factor_dtype`, its "auto" resolved with the compute dtype (an
-        operation's `dtype` where a command overrides it, else the profile's): bfloat16 where
-        the forward computes in bf16 (autocast casts U and V to bf16 for every matmul, and an expert's W' is built
-        in bf16: `t2core/svf/apply.py`), so the same numbers from half the memory and no cast per forward
-        (issue 43); float32 otherwise."""
-        if self.factor_dtype != AUTO:
-            return self.factor_dtype
+        """`factor_dtype` for a run computing in `dtype` (a command's own, else the profile's), "auto" resolved."""
         from t2core.precision import resolve_dtype
+        from t2core.svf.placement import factor_dtype_setting
 
-        return "bfloat16" if resolve_dtype(dtype or self.dtype) == "bfloat16" else "float32"
+        auto = self.factor_dtype == AUTO
+        return factor_dtype_setting(self.factor_dtype, resolve_dtype(dtype or self.dtype) if auto else None)
 
     def seed_or_default(self, seed: int | None) -> int:
         """The seed of a run of this profile: the one given, else the profile's."""
@@ -382,13 +378,12 @@ class Profile:
         if self.batch_size < 1:
             raise ConfigError(f"profile {self.name}: batch_size={self.batch_size} must be >= 1.")
         check_requested_dtype(self.dtype, f"profile {self.name}: dtype")
-        from t2core.svf.placement import factor_dtype
+        from t2core.svf.placement import factor_dtype_setting
 
-        if self.factor_dtype not in (AUTO, "float32", "bfloat16"):
-            raise ConfigError(f"profile {self.name}: factor_dtype={self.factor_dtype!r} must be auto, float32 or "
-                              "bfloat16.")
-        if self.factor_dtype != AUTO:  # auto is resolved where work starts (resolved_factor_dtype), not here
-            factor_dtype(self.factor_dtype)
+        try:  # auto is resolved where work starts (resolved_factor_dtype), not here
+            factor_dtype_setting(self.factor_dtype)
+        except ConfigError as e:
+            raise ConfigError(f"profile {self.name}: {e}") from None
         if self.factor_dtype == "bfloat16" and self.dtype != "bfloat16":
             raise ConfigError(f"profile {self.name}: factor_dtype='bfloat16' needs dtype='bfloat16' (a float32 forward "
                               "would compute with rounded U and V); set both, or keep factor_dtype='float32'.")

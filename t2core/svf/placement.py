@@ -47,6 +47,17 @@ def factor_dtype(dtype: str) -> torch.dtype:
     return torch.bfloat16 if check_dtype(dtype, "SVD factor dtype") == "bfloat16" else torch.float32
 
 
+def factor_dtype_setting(setting: str, compute_dtype: str | None = None) -> str:
+    """A profile's `factor_dtype` checked (auto, float32 or bfloat16) and, given the run's resolved compute dtype,
+    resolved: "auto" holds U and V in bf16 exactly where the forward computes in bf16 (autocast casts them to
+    bf16 for every matmul and W' is built in bf16, so the same numbers from half the memory, issue 43)."""
+    if setting not in ("auto", "float32", "bfloat16"):
+        raise ConfigError(f"factor_dtype={setting!r} must be auto, float32 or bfloat16.")
+    if setting != "auto" or compute_dtype is None:
+        return setting
+    return "bfloat16" if compute_dtype == "bfloat16" else "float32"
+
+
 def place_svd(svd: SVD, model: nn.Module, dtype: str = "float32") -> SVD:
     """The factors on their weights' devices: U, V in `dtype`, s in float32 (no copy where already there)."""
     low = factor_dtype(dtype)

@@ -49,8 +49,9 @@ def test_footprint_parts_by_hand():
     # U (out, r), V (in, r) and s of each MLP matrix: (16+8)*8*4 + 8*4 each, 3 per layer, 2 layers
     assert fp.factors(TOY, "mlp") == 6 * ((16 + 8) * 8 * 4 + 8 * 4)
     assert fp.factors(TOY, "mlp", "bfloat16") == 6 * ((16 + 8) * 8 * 2 + 8 * 4)
-    # K and V of 2 layers, 1 head of 4, 3 rows of 11 tokens, bf16
-    assert fp.kv_cache(TOY, 3, 11, "bfloat16") == 2 * 2 * 1 * 4 * 3 * 11 * 2
+    # K and V of 2 layers, 1 head of 4, 3 rows of 11 tokens: under bf16 autocast K float32, V bf16
+    assert fp.kv_cache(TOY, 3, 11, "bfloat16") == 2 * 1 * 4 * 3 * 11 * (4 + 2)
+    assert fp.kv_cache(TOY, 3, 11, "float32") == 2 * 1 * 4 * 3 * 11 * (4 + 4)
     # a GPU swaps W' in place: one matrix at a time on the device, every original on the host
     gpu = fp.swapped_weights(TOY, "mlp", gpu=True)
     assert gpu.total == 16 * 8 * 4 and gpu.host == 6 * 16 * 8 * 4
@@ -58,6 +59,21 @@ def test_footprint_parts_by_hand():
     assert fp.swapped_weights(TOY, "mlp").total == 2 * 16 * 8 * 4
     # a model without a weight file sets its originals aside: every targeted matrix twice
     assert fp.swapped_weights(dataclasses.replace(TOY, weight_file=False), "mlp").total == 6 * 16 * 8 * 4
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_kv_cache_count_is_the_cache_a_forward_keeps(tiny, dtype):
+    """The plan's KV cache is the bytes of the cache a forward of the real model keeps, under the autocast t2
+    runs with: with bf16 the rotated keys come out float32 (cos and sin in the residual's dtype), V bf16."""
+    import torch
+
+    from t2core.precision import autocast_for
+
+    ids = torch.randint(3, 100, (3, 11))
+    with torch.no_grad(), autocast_for(dtype, torch.device("cpu")):
+        cache = tiny.model(input_ids=ids, use_cache=True).past_key_values
+    held = sum(t.numel() * t.element_size() for layer in cache.layers for t in (layer.keys, layer.values))
+    assert held == fp.kv_cache(model_shape("tiny-random"), 3, 11, dtype)
 
 
 def test_memory_budget_from_env_and_flag(monkeypatch):

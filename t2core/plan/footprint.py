@@ -14,7 +14,7 @@ The counts follow what PyTorch keeps alive, and `bench/memory.py` checks them ag
 - logits of the scored tokens: the head's output, its float32 copy and the log-softmax kept for the
   backward (and, with a KL penalty, the reference model's two more);
 - W' of every targeted matrix, built once per forward and kept for the backward (materialised mode);
-- generation: the KV cache of the batch at its full length, and one layer's transient activations of the
+- generation: the KV cache of the batch at its full length (K in float32 under autocast), and one layer's transient activations of the
   prefill;
 - a runtime floor (the interpreter, torch, transformers, the flow engine) and the allocator's slack.
 """
@@ -128,7 +128,10 @@ def swapped_weights(shape: ModelShape, spec: str, gpu: bool = False) -> Footprin
 
 
 def kv_cache(shape: ModelShape, sequences: int, length: int, dtype: str) -> int:
-    return 2 * shape.layers * shape.kv_heads * shape.head_dim * sequences * length * compute_bytes(dtype)
+    """K and V of every layer. Under bf16 autocast V is the projection's bf16 but K is float32: the rotary
+    embedding's cos and sin come in the residual stream's dtype (float32: t2 keeps the weights in float32)
+    and the rotation promotes the keys to it (transformers' Llama, Qwen2, Mistral; tests/test_plan.py)."""
+    return shape.layers * shape.kv_heads * shape.head_dim * sequences * length * (4 + compute_bytes(dtype))
 
 
 def prefill_transient(shape: ModelShape, sequences: int, length: int, dtype: str) -> int:

@@ -38,7 +38,11 @@ _LORA = (("lr", 5e-5), ("steps", 200), ("batch_size", 256), ("micro_batch_size",
 
 register_profile(Profile(
     # bf16 as on the paper's GPUs, whatever the machine that plans it (auto would say float32 on an AVX2 CPU)
-    name="paper", model="llama3-8b", batch_size=32, dtype="bfloat16",
+    name="paper", model="llama3-8b", dtype="bfloat16",
+    # 16 rows per generation and per scoring forward: at 32, pass 1 of the classification expert on MATH keeps
+    # 32 long prompts' KV cache once per category (keys in float32 under autocast), 88.5 GB by `t2 plan`; at 16
+    # every stage is under 70 GB (docs/gpu.md)
+    batch_size=16,
     # One 80 GB GPU, by `t2 plan --profile paper --gpus 1` (docs/gpu.md): the fp32 weights (32 GB) and fp32 U/V of
     # the MLP (29 GB) leave too little for a REINFORCE step; U/V in bf16 (14.5 GB; the bf16 forward casts them to
     # bf16 anyway) and gradient checkpointing (activations of one layer at a time) bring every stage under 80 GB.

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -104,7 +105,7 @@ class StageNeeds:
     label: str
     device_bytes: int
     host_bytes: int
-    sampler_bytes: int  # the sampler process's own (vLLM), 0 when generations run in-process
+    sampler_bytes: int  # the sampler processes running (vLLM: started by this stage or an earlier one), else 0
     disk: int
     seconds: float
     parts: tuple[tuple[str, int], ...]
@@ -140,17 +141,22 @@ class FlowPlan:
         return max(self.stages, key=lambda s: s.device_bytes if self.devices.gpu else s.host_bytes)
 
 
-def _resident(shape: ModelShape, ctx: PlanContext, factor_specs: set[str], gpu: bool) -> fp.Footprint:
-    parts = [("weights", fp.weights(shape))]
+def _resident(shape: ModelShape, ctx: PlanContext, factor_specs: set[str], gpu: bool, touched: bool = True
+              ) -> fp.Footprint:
+    """What the process holds for the model before a stage. On the host, a model read from its float32
+    safetensors file is mapped, not copied: its pages count once a stage has computed with it (`touched`); a
+    flow whose evaluations all run in a vLLM server never reads them. On a GPU the load copies them."""
+    parts = [("weights", fp.weights(shape))] if gpu or touched or not shape.weight_file else []
     parts += [(f"SVD factors ({spec})", fp.factors(shape, spec, ctx.factor_dtype)) for spec in sorted(factor_specs)]
     if gpu:
         parts.append(("CUDA context", fp.CUDA_CONTEXT))
     return fp.Footprint(tuple(parts))
 
 
-#: a vLLM CPU server's own runtime beside its tensors (its engine and worker: Qwen2.5-Coder-0.5B's server peaked
-#: at 11.4 GB in fp32 with the 2 GiB cache, against ~9.5 GB of tensors counted below)
-VLLM_RUNTIME = int(2.0 * GB)
+#: a vLLM CPU server's own runtime beside its tensors (its engine, worker, activations and logits). Qwen2.5-Coder-
+#: 0.5B's fp32 server (bench/plan_check.py, docs/performance.md): 7.05 GB serving the base model (1.98 of weights,
+#: 2.15 of cache: 2.9 GB more), 11.9-12.6 GB serving a trainer's experts (its factors and W' too, and rollouts)
+VLLM_RUNTIME = int(3.0 * GB)
 
 
 def _sampler_bytes(shape: ModelShape, devices: Devices) -> int:
@@ -203,23 +209,32 @@ def stage_names(profile, flow: str, seed: int | None = None, data_dir: str | Non
 
 
 def plan_flow(profile, devices: Devices, flow: str = "full-paper", seed: int | None = None,
-              data_dir: str | None = None) -> FlowPlan:
-    """Every stage of `flow` under `profile`, with its peak memory on `devices`."""
+              data_dir: str | None = None, only: Collection[str] | None = None) -> FlowPlan:
+    """Every stage of `flow` under `profile` (`only`: those of these labels, as a process that runs just
+    them), with its peak memory on `devices`. A vLLM server, once a stage has started it, runs until the
+    flow's process ends (t2core/sampling/vllm.py keeps one per model and dtype), so it is counted beside
+    every later stage on that model, whether the stage asks it or not."""
     S = _walked(profile, devices.gpu, flow, seed, data_dir)
     rows: list[StageNeeds] = []
     resident: dict[str, set[str]] = {}
+    served: set[str] = set()  # models whose sampler process is running
+    touched: set[str] = set()  # models a stage has computed with in this process
     for label, stage, first in S.listed:
-        if not first:
+        if not first or (only is not None and label not in only):
             continue
         ctx_m = S.contexts[stage.ident.alias]
         specs = resident.setdefault(stage.ident.alias, set())
         if stage.work.factors:
             specs.add(stage.work.factors)
-        res = _resident(ctx_m.shape, ctx_m, specs, devices.gpu)
+        if stage.work.local:
+            touched.add(stage.ident.alias)
+        res = _resident(ctx_m.shape, ctx_m, specs, devices.gpu, stage.ident.alias in touched)
         mine = fp.with_slack(stage.work.footprint)
         device = res.total + mine.total
         host = fp.RUNTIME_HOST + (mine.host if devices.gpu else device)
-        sampler = _sampler_bytes(ctx_m.shape, devices) if stage.work.sampler_process else 0
+        if stage.work.sampler_process:
+            served.add(stage.ident.alias)
+        sampler = sum(_sampler_bytes(S.contexts[m].shape, devices) for m in sorted(served))
         secs = devices.seconds(stage.work.footprint, fp.weights(ctx_m.shape))
         rows.append(StageNeeds(label, device if devices.gpu else 0, host, sampler, stage.work.footprint.disk, secs,
                                res.parts + mine.parts))

@@ -88,7 +88,7 @@ class ImportOp(OperationBase):
         from t2core.plan import footprint as fp
         from t2core.plan.work import Work
 
-        return Work(fp.Footprint((), disk=4 * ctx.shape.ranks("mlp")))
+        return Work(fp.Footprint((), disk=4 * ctx.shape.ranks("mlp")), local=False)
 
 
 OP = register_operation(ImportOp())

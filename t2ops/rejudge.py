@@ -145,7 +145,7 @@ class RejudgeOp(OperationBase):
         from t2core.plan import footprint as fp
         from t2core.plan.work import Work
 
-        return Work(fp.Footprint(()))
+        return Work(fp.Footprint(()), local=False)
 
 
 OP = register_operation(RejudgeOp())

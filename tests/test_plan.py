@@ -117,6 +117,26 @@ def test_paper_profile_fits_one_80gb_gpu_and_says_which_knob(data_dir):
     assert undone.misfit() is not None and "factor_dtype='bfloat16'" in undone.advice()
 
 
+@pytest.mark.parametrize("task", ["arc_easy_cloze", "mbpp"])
+def test_a_remote_sampler_scores_and_generates_in_its_own_process(data_dir, task):
+    """With the vLLM sampler the candidates of a choice task are scored in its process too
+    (VLLMSampler.choose), and an expert is applied there: the flow's process holds neither the cache nor W'."""
+    from t2core.evaluate import EvalConfig
+    from t2core.plan.work import PlanContext, evaluation, two_pass
+    from t2core.sampling.base import GenerationConfig
+
+    ctx = PlanContext(TOY, str(data_dir))
+    cfg = EvalConfig(task, "test", 8, GenerationConfig(max_new_tokens=16, batch_size=4))
+    here = evaluation(cfg, ctx, expert=True)
+    assert here.footprint.total > 0 and here.factors == "mlp" and not here.sampler_process
+    there = evaluation(cfg, ctx, expert=True, remote=True)
+    assert there.footprint.total == 0 and there.factors is None and there.sampler_process
+    for pass1 in ("choice", "generate"):
+        two = two_pass(cfg, ctx, pass1, 8, remote=True)
+        assert two.footprint.total == 0 and two.sampler_process
+        assert two_pass(cfg, ctx, pass1, 8).footprint.total > 0
+
+
 def test_factor_dtype_bf16_needs_a_bf16_profile():
     from t2core.profiles import get_profile
 
@@ -173,3 +193,18 @@ def test_run_refuses_a_profile_that_does_not_fit_before_anything_starts(t2_home,
     assert out.returncode == 2, out.stdout + out.stderr
     assert "profile tiny does not fit this machine: needs" in out.stderr and "t2 plan --profile tiny" in out.stderr
     assert not (t2_home / "catalog.duckdb").exists()  # nothing ran, nothing was written
+
+
+def test_a_started_vllm_server_is_counted_beside_every_later_stage(data_dir):
+    """The qwen profile's vLLM server lives from the first stage that asks it to the end of the process, so a
+    later hf-only stage (a LoRA baseline) needs its own peak plus the server's (a run that forgot it was
+    killed for memory: docs/performance.md)."""
+    from flows.plan import plan_flow
+    from t2core.profiles import get_profile
+
+    p = plan_flow(get_profile("qwen"), Devices(host_bytes=int(64 * GB)), data_dir=str(data_dir))
+    first = next(i for i, s in enumerate(p.stages) if s.sampler_bytes)
+    assert all(s.sampler_bytes == 0 for s in p.stages[:first])
+    assert all(s.sampler_bytes == p.stages[first].sampler_bytes for s in p.stages[first:])
+    lora = next(s for s in p.stages[first:] if s.label.startswith("baseline:lora"))
+    assert p.host_peak >= lora.host_bytes + lora.sampler_bytes

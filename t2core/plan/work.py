@@ -36,6 +36,7 @@ class Work:
     footprint: fp.Footprint
     factors: str | None = None
     sampler_process: bool = False  # its generations run in the sampler's own process (vLLM)
+    local: bool = True  # it computes with the model in the flow's process (not only through the sampler)
 
 
 def _lengths(ctx: PlanContext, task: str, split: str, limit: int | None) -> SliceLengths:
@@ -68,7 +69,8 @@ def _choice_forward(ctx: PlanContext, rows: int, ln: SliceLengths, dtype: str, g
 def evaluation(cfg, ctx: PlanContext, expert: bool = False, remote: bool = False, passes: int = 1) -> Work:
     """An evaluation (`EvalConfig`): batches of its slice generated (or its candidates scored); with an
     expert, W' written into the model (the targeted weights exist twice); `remote`: a sampler process
-    generates (vLLM), this process only scores; `passes`: whole evaluations of the slice (two-pass: 2)."""
+    generates or scores the candidates (vLLM), applying the expert to its own copy of the model, and this
+    process only grades; `passes`: whole evaluations of the slice (two-pass: 2)."""
     from t2core.tasks import get_task
 
     task = get_task(cfg.task)
@@ -79,15 +81,16 @@ def evaluation(cfg, ctx: PlanContext, expert: bool = False, remote: bool = False
     if task.output_type == "choice":
         f = _choice_forward(ctx, g.batch_size, ln, dtype, grad=False)
         f = replace(f, flops=f.flops * batches * passes)
-    elif remote:
-        f = fp.Footprint((), flops=0.0)
     else:
         new = g.max_new_tokens or task.max_new_tokens
         one = _gen(ctx, g.batch_size, ln.prompt_max, new, dtype)
         f = fp.Footprint(one.parts, flops=one.flops * batches * passes, decode_steps=new * batches * passes)
-    if expert:
+    if remote:  # the sampler's process generates, or scores the candidates (VLLMSampler.choose): the same work
+        f = replace(f, parts=())  # on the same devices, its memory counted as the sampler's (flows/plan.py)
+    here = expert and not remote  # a remote sampler takes the expert's vectors and applies them to its own copy
+    if here:
         f = f.plus(fp.swapped_weights(ctx.shape, "mlp", ctx.gpu))
-    return Work(f, "mlp" if expert else None, sampler_process=remote and task.output_type != "choice")
+    return Work(f, "mlp" if here else None, sampler_process=remote, local=not remote)
 
 
 #: what pass 1's classification adds to a question (the released prompt's instructions and categories)
@@ -110,13 +113,15 @@ def two_pass(cfg, ctx: PlanContext, pass1: str | None, pass1_new: int, remote: b
     if pass1 == "choice":
         first = _choice_forward(ctx, g.batch_size, asked, g.dtype, grad=False)
     else:
-        first = fp.Footprint(() if remote else _gen(ctx, g.batch_size, asked.prompt_max, pass1_new, g.dtype).parts)
+        first = _gen(ctx, g.batch_size, asked.prompt_max, pass1_new, g.dtype)
+    if remote:  # pass 1 is asked of the sampler too (t2core/adapt/prompt.py)
+        first = replace(first, parts=())
     f = pass2.footprint
     top = max((first, f), key=lambda x: x.total)
     batches = math.ceil(ln.items / g.batch_size)
     return Work(fp.Footprint(top.parts, f.disk, f.flops + first.flops * batches, f.decode_steps
-                             + (0 if remote or pass1 == "choice" else pass1_new * batches), host=top.host),
-                pass2.factors, pass2.sampler_process)
+                             + (0 if pass1 == "choice" else pass1_new * batches), host=top.host),
+                pass2.factors, pass2.sampler_process, pass2.local)
 
 
 def rl_training(cfg, ctx: PlanContext, remote: bool = False, kl_grid: tuple[float, ...] = ()) -> Work:
@@ -142,14 +147,15 @@ def rl_training(cfg, ctx: PlanContext, remote: bool = False, kl_grid: tuple[floa
         length = train.prompt_p95 + new
         grad = fp.grad_forward(s, mb, length, new, dtype, spec, kl=kl, checkpointing=ctx.checkpointing,
                                mode=cfg.svf.mode)
-        rollout = (fp.Footprint((), flops=0.0) if remote else
-                   _gen(ctx, cfg.gen_batch_size, train.prompt_p95, new, dtype))
-        if spec and not remote:
+        rollout = _gen(ctx, cfg.gen_batch_size, train.prompt_p95, new, dtype)
+        if remote:  # generated in the sampler's process (its memory is the sampler's)
+            rollout = replace(rollout, parts=())
+        elif spec:
             rollout = rollout.plus(fp.swapped_weights(s, spec, ctx.gpu))
         steps = [rollout, grad]
         gen_batches = math.ceil(cfg.batch_size / cfg.gen_batch_size)
         flops = grad.flops * math.ceil(cfg.batch_size / mb) + rollout.flops * gen_batches
-        decode = 0 if remote else new * gen_batches
+        decode = new * gen_batches
     peak = max(steps, key=lambda f: f.total)
     opt = fp.Footprint((("trained parameters, gradients, Adam's moments", 16 * s.ranks(spec or "attn") // (1 if spec else 8)),))
     valid = evaluation(_valid_eval(cfg), ctx, expert=spec is not None, remote=remote)
@@ -159,7 +165,7 @@ def rl_training(cfg, ctx: PlanContext, remote: bool = False, kl_grid: tuple[floa
                          flops=runs * (cfg.steps * flops + per_run_valid),
                          decode_steps=runs * (cfg.steps * decode + (cfg.steps // cfg.valid_every + 2)
                                               * valid.footprint.decode_steps))
-    return Work(total, spec, sampler_process=remote and task.output_type != "choice")
+    return Work(total, spec, sampler_process=remote)  # a choice task's candidates are drawn here, validated there
 
 
 def _valid_eval(cfg):
@@ -199,9 +205,11 @@ def few_shot(cfg, ctx: PlanContext, n_experts: int, remote: bool = False) -> Wor
                     passes=cfg.cem.population * cfg.cem.generations)
     s, dtype = ctx.shape, cfg.dtype
     ln = _lengths(ctx, cfg.task, cfg.split, cfg.shots)
-    factored = rows * (ln.prompt_max + (cfg.max_new_tokens or 0)) * s.ranks("mlp") * fp.compute_bytes(dtype) // s.layers
+    # remote: the sampler serves the population grouped by mixture, each as one expert (t2core/sampling/vllm.py)
+    factored = 0 if remote else (rows * (ln.prompt_max + (cfg.max_new_tokens or 0)) * s.ranks("mlp")
+                                 * fp.compute_bytes(dtype) // s.layers)
     bank = n_experts * s.ranks("mlp") * 4
     f = ev.footprint
     f = replace(f, parts=f.parts + (("per-row mixture (bank, factored)", factored + bank),),
                 flops=f.flops * 1.4)  # the factored MLP costs ~1.4x its FLOPs (t2core/svf/bank.py)
-    return Work(f, "mlp", ev.sampler_process)
+    return Work(f, None if remote else "mlp", ev.sampler_process, ev.local)

@@ -145,7 +145,8 @@ def _resident(shape: ModelShape, ctx: PlanContext, factor_specs: set[str], gpu: 
               ) -> fp.Footprint:
     """What the process holds for the model before a stage. On the host, a model read from its float32
     safetensors file is mapped, not copied: its pages count once a stage has computed with it (`touched`); a
-    flow whose evaluations all run in a vLLM server never reads them. On a GPU the load copies them."""
+    flow whose evaluations all run in a vLLM server never reads them. On a GPU the load copies them. (A hub
+    model stored in bf16 is converted, so copied, at load: a process of remote stages only is undercounted.)"""
     parts = [("weights", fp.weights(shape))] if gpu or touched or not shape.weight_file else []
     parts += [(f"SVD factors ({spec})", fp.factors(shape, spec, ctx.factor_dtype)) for spec in sorted(factor_specs)]
     if gpu:

@@ -46,6 +46,7 @@ def prefect_env(tmp_path, monkeypatch):
     return tmp_path / "prefect"
 
 
+@pytest.mark.slow  # minutes on 2 cores: .ci/run runs it after the default suite
 def test_full_paper_resumes_after_crash(t2_home, prefect_env, data_dir, monkeypatch):
     monkeypatch.setenv("T2_THREADS", "1")  # as each of two Dask workers on two cores has (test_scaleout.py)
     crashed = t2_cli("run", "full-paper", "--profile", "tiny", env={"T2_FAULT_AFTER": "eval:2"})
@@ -231,6 +232,7 @@ def test_served_deployment_runs_against_local_server(t2_home, prefect_env, data_
     assert evals == [("adapt", 11), ("base", 10), ("lora", 6), ("lora-pg", 6), ("svf", 11)]
 
 
+@pytest.mark.slow  # minutes on 2 cores: .ci/run runs it after the default suite
 def test_ablations_flow_renders_table_4_and_figure_9(t2_home, prefect_env, data_dir):
     first = t2_cli("run", "ablations", "--profile", "tiny")
     assert first.returncode == 0, first.stderr[-2000:]

@@ -91,6 +91,7 @@ def _survivors(home) -> list[str]:
     return mine
 
 
+@pytest.mark.slow  # minutes on 2 cores: .ci/run runs it after the default suite
 def test_a_dask_run_records_what_the_local_run_records_even_when_a_worker_dies(tmp_path, data_dir):
     from tests.test_flows import LOCAL_RUN
 

@@ -42,6 +42,7 @@ def _first(run: dict) -> dict[str, dict]:
     return out
 
 
+@pytest.mark.slow  # minutes on 2 cores: .ci/run runs it after the default suite
 def test_a_part_runs_what_it_names_and_says_what_it_could_not(t2_home, prefect_env, data_dir):
     first = _run_flow("tiny", "eval:arc_easy_cloze*")
     steps = _first(first)
@@ -69,6 +70,7 @@ def test_a_bad_stage_pattern_is_one_line_before_anything_starts(t2_home):
     assert r.returncode == 2 and "apply to the staged flows" in r.stderr
 
 
+@pytest.mark.slow  # minutes on 2 cores: .ci/run runs it after the default suite
 def test_the_qwen_profiles_stages_run_end_to_end_in_miniature(t2_home, prefect_env, data_dir):
     """The `qwen` profile's shape (issue 23), on tiny-random with 3 samples a slice: every stage it plans runs."""
     from t2core.profiles import get_profile

@@ -69,17 +69,19 @@ class DescendantPeak:
     def _poll(self) -> None:
         import psutil
 
+        from t2core.memory import status_mb
+
         me = psutil.Process()
         while not self._stop.is_set():
             for p in me.children(recursive=True):
                 try:
                     if any("prefect" in part for part in p.cmdline()):  # the ephemeral Prefect API, not a sampler
                         continue
-                    for line in Path(f"/proc/{p.pid}/status").read_text().splitlines():
-                        if line.startswith("VmHWM:"):
-                            self.peak = max(self.peak, int(line.split()[1]) * 1024 / 1e9)
-                except (OSError, psutil.Error):
-                    pass
+                except psutil.Error:
+                    continue
+                hwm = status_mb("VmHWM", p.pid)
+                if hwm is not None:
+                    self.peak = max(self.peak, hwm * 2**20 / 1e9)
             self._stop.wait(self.every)
 
     def __enter__(self):
@@ -109,7 +111,7 @@ def main() -> None:
     from memory import peaks
 
     from flows import paper
-    from flows.plan import plan_flow
+    from flows.plan import plan_flow, stage_names
     from flows.stages import Skipped, Stages, _peak, load_model_step
     from t2core.paths import resolve_data_dir
     from t2core.plan.devices import devices_for
@@ -127,7 +129,7 @@ def main() -> None:
         return next(s for s in plan_flow(prof, devices, "full-paper", a.seed, data_dir, only=only).stages
                     if s.label == only[-1])
 
-    names = [s.label for s in plan_flow(prof, devices, "full-paper", a.seed, data_dir).stages]
+    names = stage_names(prof, "full-paper", a.seed, data_dir)
     wanted = [s.strip() for s in a.stages.split(",") if s.strip()]
     missing = [w for w in wanted if w not in names]
     if missing:

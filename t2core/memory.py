@@ -19,10 +19,12 @@ _STATUS = Path("/proc/self/status")
 _CLEAR = Path("/proc/self/clear_refs")
 
 
-def status_mb(field: str) -> float | None:
-    """A memory field of /proc/self/status (VmRSS, VmHWM, RssAnon, RssFile, ...) in MiB; None where unreadable."""
+def status_mb(field: str, pid: int | None = None) -> float | None:
+    """A memory field of /proc/self/status (VmRSS, VmHWM, RssAnon, RssFile, ...), or of process `pid`'s, in MiB;
+    None where unreadable."""
+    path = _STATUS if pid is None else Path(f"/proc/{pid}/status")
     try:
-        m = re.search(rf"^{field}:\s+(\d+)\s+kB", _STATUS.read_text(), flags=re.MULTILINE)
+        m = re.search(rf"^{field}:\s+(\d+)\s+kB", path.read_text(), flags=re.MULTILINE)
     except OSError:
         return None
     return int(m.group(1)) / 1024 if m else None

@@ -126,7 +126,7 @@ def main() -> None:
 
     def planned(only: list[str]):
         """The plan of `only`'s last stage, in a process that ran just `only`, in order (flows/plan.py)."""
-        return next(s for s in plan_flow(prof, devices, "full-paper", a.seed, data_dir, only=only).stages
+        return next(s for s in plan_flow(prof, devices, "full-paper", a.seed, data_dir, only=tuple(only)).stages
                     if s.label == only[-1])
 
     names = stage_names(prof, "full-paper", a.seed, data_dir)

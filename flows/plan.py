@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -210,18 +209,21 @@ def stage_names(profile, flow: str, seed: int | None = None, data_dir: str | Non
 
 
 def plan_flow(profile, devices: Devices, flow: str = "full-paper", seed: int | None = None,
-              data_dir: str | None = None, only: Collection[str] | None = None) -> FlowPlan:
-    """Every stage of `flow` under `profile` (`only`: those of these labels, as a process that runs just
-    them), with its peak memory on `devices`. A vLLM server, once a stage has started it, runs until the
+              data_dir: str | None = None, only: tuple[str, ...] = ()) -> FlowPlan:
+    """Every stage of `flow` under `profile` (`only`: those these `--stages` patterns select, as a process
+    that runs just them, the others read back from the catalog; a prerequisite a selected stage runs as its
+    part, the SVD before a training, counts only through that stage), with its peak memory on `devices`. A vLLM server, once a stage has started it, runs until the
     flow's process ends (t2core/sampling/vllm.py keeps one per model and dtype), so it is counted beside
     every later stage on that model, whether the stage asks it or not."""
+    from flows.stages import matches
+
     S = _walked(profile, devices.gpu, flow, seed, data_dir)
     rows: list[StageNeeds] = []
     resident: dict[str, set[str]] = {}
     served: set[str] = set()  # models whose sampler process is running
     touched: set[str] = set()  # models a stage has computed with in this process
     for label, stage, first in S.listed:
-        if not first or (only is not None and label not in only):
+        if not first or not matches(label, only):
             continue
         ctx_m = S.contexts[stage.ident.alias]
         specs = resident.setdefault(stage.ident.alias, set())
@@ -250,11 +252,12 @@ KNOBS = (("factor_dtype='bfloat16'", {"factor_dtype": "bfloat16"}), ("grad_check
 
 
 def fit_plan(profile, devices: Devices, flow: str = "full-paper", seed: int | None = None,
-             data_dir: str | None = None) -> FlowPlan:
-    """The plan of the profile as it is; where it does not fit, a hint naming what to change, found by
-    planning again with the knobs the profile has not turned yet (bf16 factors only where the profile
-    computes in bf16: with a float32 forward they would change its results)."""
-    plan = plan_flow(profile, devices, flow, seed, data_dir)
+             data_dir: str | None = None, only: tuple[str, ...] = ()) -> FlowPlan:
+    """The plan of the profile as it is (`only`: of the stages these `--stages` patterns select); where it does
+    not fit, a hint naming what to change, found by planning again with the knobs the profile has not turned
+    yet (bf16 factors only where the profile computes in bf16: with a float32 forward they would change its
+    results)."""
+    plan = plan_flow(profile, devices, flow, seed, data_dir, only)
     if plan.misfit() is None:
         return plan
     tried, hint = profile, ""
@@ -264,7 +267,7 @@ def fit_plan(profile, devices: Devices, flow: str = "full-paper", seed: int | No
         if "factor_dtype" in setting and profile.dtype != "bfloat16":
             continue
         tried = replace(tried, **setting)
-        again = plan_flow(tried, devices, flow, seed, data_dir)
+        again = plan_flow(tried, devices, flow, seed, data_dir, only)
         turned = [n for n, st in KNOBS if all(getattr(tried, k) == v for k, v in st.items())
                   and not all(getattr(profile, k) == v for k, v in st.items())]
         if again.misfit() is None:

@@ -103,6 +103,11 @@ def check_stage_patterns(patterns: tuple[str, ...]) -> tuple[str, ...]:
     return patterns
 
 
+def matches(label: str, patterns: tuple[str, ...]) -> bool:
+    """Whether `--stages` patterns (fnmatch; none: every stage) select the stage named `label`."""
+    return not patterns or any(fnmatch.fnmatchcase(label, pat) for pat in patterns)
+
+
 def check_patterns_match(patterns: tuple[str, ...], names: tuple[str, ...], flow: str) -> None:
     """Each `--stages` pattern must match a stage the run would list: a typo ('train:nope') would otherwise
     load the model, skip every stage and exit 0 (issue 36)."""
@@ -145,7 +150,7 @@ class Stages:
     blocked: list[tuple[str, str]] = field(default_factory=list)  # (selected stage, the skipped one it needs)
 
     def selected(self, label: str) -> bool:
-        return not self.only or any(fnmatch.fnmatchcase(label, pat) for pat in self.only)
+        return matches(label, self.only)
 
     @contextlib.contextmanager
     def guard(self, label: str):

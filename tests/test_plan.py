@@ -208,3 +208,28 @@ def test_a_started_vllm_server_is_counted_beside_every_later_stage(data_dir):
     assert all(s.sampler_bytes == p.stages[first].sampler_bytes for s in p.stages[first:])
     lora = next(s for s in p.stages[first:] if s.label.startswith("baseline:lora"))
     assert p.host_peak >= lora.host_bytes + lora.sampler_bytes
+
+
+def test_a_part_of_a_flow_is_planned_alone(t2_home, data_dir):
+    """`t2 run --stages` runs only the stages its patterns select (the others are read back), so its fit check
+    plans those: the qwen profile's evaluations fit a budget its trainers do not (flows/stages.py `matches`)."""
+    import re
+
+    from flows.plan import fit_plan
+    from t2core.profiles import get_profile
+
+    budget = Devices(host_bytes=int(21.5 * GB))
+    whole = fit_plan(get_profile("qwen"), budget, data_dir=str(data_dir))
+    part = fit_plan(get_profile("qwen"), budget, data_dir=str(data_dir), only=("eval:mbpp*", "eval:humaneval*"))
+    assert whole.misfit() is not None and part.misfit() is None
+    assert {s.label for s in part.stages} == {"eval:mbpp", "eval:mbpp:svf", "eval:mbpp:lora", "eval:humaneval",
+                                              "eval:humaneval:lora"}
+
+    def needs(*stages):
+        out = t2_inproc("run", "full-paper", "--profile", "qwen", "--memory-gb", "1", "--data-dir", str(data_dir),
+                        *stages)
+        assert out.returncode == 2 and "does not fit this machine" in out.stderr, out.stderr
+        return float(re.search(r"needs ([\d.]+) GB", out.stderr).group(1))
+
+    assert needs("--stages", "eval:humaneval") < needs()
+    assert not (t2_home / "catalog.duckdb").exists()  # refused before anything ran

@@ -87,13 +87,14 @@ def run(
             raise ConfigError(f"--{name.replace('_', '-')} applies to {', '.join(takers)}, not to {flow}; drop it.")
     if flow == "train-expert":
         get_task(task)
-    if entry.staged and not address:  # a cluster's workers have their own memory: only a local run is checked here
-        _check_fits(prof, flow, sampler, data_dir, memory_gb, dst)
+    only: tuple[str, ...] = ()
     if stages is not None:  # each pattern must name a stage of this run: checked before a Prefect server starts
         from flows.pipelines import check_stages
 
-        check_stages(flow, {"profile": profile, "data_dir": data_dir, "seed": seed, "sampler": sampler, "dst": dst},
-                     stages)
+        only = check_stages(flow, {"profile": profile, "data_dir": data_dir, "seed": seed, "sampler": sampler,
+                                   "dst": dst}, stages)
+    if entry.staged and not address:  # a cluster's workers have their own memory: only a local run is checked here
+        _check_fits(prof, flow, sampler, data_dir, memory_gb, dst, only)
     params = entry.params(prof, {"data_dir": data_dir, "seed": seed, "sampler": sampler, "dst": dst, "task": task,
                                  "runner": runner, "address": address, "workers": workers,
                                  "gpus_per_worker": gpus_per_worker, "stages": stages, **flow_only})
@@ -125,9 +126,10 @@ def run(
 
 
 def _check_fits(prof, flow: str, sampler: str | None, data_dir: str | None, memory_gb: float | None,
-                dst: str | None) -> None:
+                dst: str | None, only: tuple[str, ...] = ()) -> None:
     """Refuse, in one line and before a Prefect server starts, a profile whose plan does not fit this machine's
-    devices and memory budget (`t2 plan` lists each stage's needs)."""
+    devices and memory budget (`t2 plan` lists each stage's needs); with `--stages`, the plan of the stages
+    they select (the others are read back, not run)."""
     import dataclasses
 
     from flows.plan import fit_plan
@@ -138,7 +140,7 @@ def _check_fits(prof, flow: str, sampler: str | None, data_dir: str | None, memo
         prof = dataclasses.replace(prof, sampler=sampler)
     if dst:
         prof = dataclasses.replace(prof, transfer=dataclasses.replace(prof.transfer, dst=dst))
-    plan = fit_plan(prof, devices_for(None, memory_gb=memory_gb), flow, data_dir=data_dir)
+    plan = fit_plan(prof, devices_for(None, memory_gb=memory_gb), flow, data_dir=data_dir, only=only)
     why = plan.misfit()
     if why is not None:
         raise ConfigError(f"profile {prof.name} does not fit this machine: {why}; {plan.advice()} (`t2 plan "
